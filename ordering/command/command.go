@@ -1,0 +1,190 @@
+// Package command defines the entries that make up Lockstep's total order and
+// the results an applier produces for them. It imports no other project
+// package: the SQL proxy builds entries, ordering sequences them, and the local
+// database applier executes them.
+package command
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Kind says what an Entry carries.
+type Kind uint8
+
+const (
+	// KindStatements is one or more SQL statements executed in order by the
+	// applier: an autocommit write or DDL (one statement), or, later, a
+	// transaction.
+	KindStatements Kind = 1
+	// KindCheckpoint asks every node to report its outcome hash as of this
+	// entry's position (divergence detection). It carries no statements.
+	KindCheckpoint Kind = 2
+	// KindHashReport carries one node's outcome hash at a checkpoint.
+	KindHashReport Kind = 3
+	// KindNoop changes nothing; used as a barrier.
+	KindNoop Kind = 4
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindStatements:
+		return "statements"
+	case KindCheckpoint:
+		return "checkpoint"
+	case KindHashReport:
+		return "hash-report"
+	case KindNoop:
+		return "noop"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// EntryID identifies an entry cluster-wide: the origin node and a sequence
+// number unique on that node. The origin's waiting session is found by it when
+// its own node applies the entry.
+type EntryID struct {
+	Node string `json:"n"`
+	Seq  uint64 `json:"s"`
+}
+
+func (id EntryID) String() string { return fmt.Sprintf("%s/%d", id.Node, id.Seq) }
+
+// Entry is one unit of the total order.
+type Entry struct {
+	ID   EntryID `json:"id"`
+	Kind Kind    `json:"k"`
+	// User is the account the statements run for, as CURRENT_USER() returned
+	// it at the origin ('user'@'host'). The origin has already checked the
+	// account's privileges for the statements.
+	User   string  `json:"u,omitempty"`
+	Stmts  []Stmt  `json:"st,omitempty"`
+	Ctx    Context `json:"c"`
+	Pinned Pinned  `json:"p"`
+	// Report is set on KindHashReport entries.
+	Report *HashReport `json:"r,omitempty"`
+}
+
+// Stmt is one statement of an entry, already rewritten for determinism at the
+// origin.
+type Stmt struct {
+	// SQL is the exact text every node executes.
+	SQL string `json:"q"`
+	// DDL marks a statement that commits implicitly (DDL, account management):
+	// the applier runs it outside the batch transaction and applies the DDL
+	// exactly-once rule to it.
+	DDL bool `json:"d,omitempty"`
+	// InsertTable names the table an INSERT/REPLACE writes ("db.table", or
+	// "table" meaning Ctx.DB), so the applier can pin insert_id from
+	// replicated state. Empty for other statements.
+	InsertTable string `json:"it,omitempty"`
+	// UsesRand is set when the statement calls RAND() and the seeds must be
+	// pinned.
+	UsesRand bool `json:"ur,omitempty"`
+}
+
+// Context is the session state a statement needs to behave the same on every
+// node.
+type Context struct {
+	// DB is the session's default database (empty for none).
+	DB string `json:"db,omitempty"`
+	// Vars holds session system variables as name -> SQL literal ready for
+	// `SET SESSION name = literal` (sql_mode, time_zone, character sets and
+	// collation, foreign_key_checks, unique_checks, auto_increment_increment,
+	// auto_increment_offset, ...).
+	Vars map[string]string `json:"v,omitempty"`
+	// UserVars holds the user variables the statements reference, name
+	// (without @) -> SQL literal (e.g. `123`, `'abc'`, `_binary'..'`, `NULL`).
+	UserVars map[string]string `json:"uv,omitempty"`
+	// LastInsertID is the session's LAST_INSERT_ID() before the statement.
+	LastInsertID uint64 `json:"li,omitempty"`
+}
+
+// Pinned holds values chosen once at the origin so that every node computes
+// the same result.
+type Pinned struct {
+	// TimestampMicros is the statement time in microseconds since the Unix
+	// epoch; the applier sets the session `timestamp` from it, which pins
+	// NOW(), CURRENT_TIMESTAMP, CURDATE(), UNIX_TIMESTAMP() and friends.
+	TimestampMicros int64 `json:"ts"`
+	// RandSeed1 and RandSeed2 seed RAND() (session rand_seed1/rand_seed2).
+	RandSeed1 uint32 `json:"r1,omitempty"`
+	RandSeed2 uint32 `json:"r2,omitempty"`
+}
+
+// HashReport is one node's running outcome hash after applying the entry at
+// (Index, Pos) — a checkpoint.
+type HashReport struct {
+	Node  string `json:"n"`
+	Index uint64 `json:"i"`
+	Pos   int    `json:"o"`
+	Hash  string `json:"h"`
+}
+
+// Result is what executing one statement produced on a node's database.
+type Result struct {
+	AffectedRows uint64    `json:"a,omitempty"`
+	LastInsertID uint64    `json:"l,omitempty"`
+	Status       uint16    `json:"s,omitempty"`
+	Info         string    `json:"i,omitempty"`
+	Warnings     []Warning `json:"w,omitempty"`
+	// Err is the MySQL error the statement raised, or nil.
+	Err *Error `json:"e,omitempty"`
+}
+
+// Warning is one row of SHOW WARNINGS.
+type Warning struct {
+	Level   string `json:"l"`
+	Code    uint16 `json:"c"`
+	Message string `json:"m"`
+}
+
+// Error is a MySQL error as the server returned it.
+type Error struct {
+	Code    uint16 `json:"c"`
+	State   string `json:"s"`
+	Message string `json:"m"`
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("ERROR %d (%s): %s", e.Code, e.State, e.Message)
+}
+
+// Errors every layer may return from Submit. They are translated to MySQL
+// errors in one table in sqlproxy.
+var (
+	// ErrNoLeader: no leader could be reached within the submit deadline;
+	// the write was not ordered.
+	ErrNoLeader = errors.New("no cluster leader reachable: this node cannot order writes")
+	// ErrOutcomeUnknown: the write may or may not have been ordered (the
+	// leader was lost after the write was sent to it).
+	ErrOutcomeUnknown = errors.New("outcome unknown: leadership changed while the write was being ordered")
+	// ErrShuttingDown: the node is stopping.
+	ErrShuttingDown = errors.New("node is shutting down")
+	// ErrTooLarge: the entry exceeds the configured size limit.
+	ErrTooLarge = errors.New("entry too large")
+)
+
+// Encode serialises a batch of entries as one log record.
+func Encode(entries []*Entry) ([]byte, error) {
+	b, err := json.Marshal(entries)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{formatVersion}, b...), nil
+}
+
+// Decode reverses Encode.
+func Decode(b []byte) ([]*Entry, error) {
+	if len(b) == 0 || b[0] != formatVersion {
+		return nil, fmt.Errorf("command: unknown log record format")
+	}
+	var entries []*Entry
+	if err := json.Unmarshal(b[1:], &entries); err != nil {
+		return nil, fmt.Errorf("command: decode: %w", err)
+	}
+	return entries, nil
+}
+
+const formatVersion = 1
