@@ -1,0 +1,209 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Status is a node's view of itself and the cluster, as GET /status returns it.
+type Status struct {
+	ID             string `json:"id"`
+	Role           string `json:"role"`
+	Leader         string `json:"leader"`
+	Term           uint64 `json:"term"`
+	CommitIndex    uint64 `json:"commit_index"`
+	AppliedIndex   uint64 `json:"applied_index"`
+	OutcomeHash    string `json:"outcome_hash"`
+	HashIndex      uint64 `json:"hash_index"`
+	Diverged       bool   `json:"diverged"`
+	DivergedDetail string `json:"diverged_detail,omitempty"`
+	// State is the serving state: serving, no-quorum or diverged.
+	State       string `json:"state"`
+	StateDetail string `json:"state_detail,omitempty"`
+	SQLAddr     string `json:"sql_addr"`
+	RaftAddr    string `json:"raft_addr"`
+}
+
+// Source supplies the status; cmd/lockstepd wires it from ordering and quorum.
+type Source interface {
+	AdminStatus() Status
+}
+
+// Config configures the admin server.
+type Config struct {
+	// Listen is the host:port to serve on.
+	Listen string
+	// Token is the bearer token every request but /healthz must carry.
+	Token string
+}
+
+// Server is the admin HTTP server.
+type Server struct {
+	cfg Config
+	src Source
+	log *slog.Logger
+	srv *http.Server
+	l   net.Listener
+}
+
+// New builds the server; Start begins serving.
+func New(cfg Config, src Source, logger *slog.Logger) (*Server, error) {
+	if cfg.Token == "" {
+		return nil, errors.New("admin: a token is required (set --admin-token)")
+	}
+	s := &Server{cfg: cfg, src: src, log: logger.With("component", "admin")}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /status", s.auth(http.HandlerFunc(s.status)))
+	mux.Handle("GET /readyz", s.auth(http.HandlerFunc(s.ready)))
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start() error {
+	l, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("admin: listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.l = l
+	go func() {
+		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.l.Addr().String() }
+
+// Close stops the server, waiting briefly for in-flight requests.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.cfg.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			s.log.Warn("admin request refused: missing or wrong token", "path", r.URL.Path, "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="lockstep"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong admin token: pass it as 'Authorization: Bearer <token>' (clusterctl --token or LOCKSTEP_TOKEN)"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.src.AdminStatus())
+}
+
+// Ready reports whether a status means the node is ready for clients: it
+// knows a leader, serves, and has applied everything it knows is committed.
+func Ready(st Status) (bool, string) {
+	switch {
+	case st.Leader == "":
+		return false, "no leader known"
+	case st.State != "serving":
+		return false, "state " + st.State
+	case st.AppliedIndex < st.CommitIndex:
+		return false, fmt.Sprintf("catching up: applied %d of %d", st.AppliedIndex, st.CommitIndex)
+	}
+	return true, "ready"
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ok, why := Ready(s.src.AdminStatus())
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"ready": ok, "detail": why})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// Client talks to one node's admin API.
+type Client struct {
+	Endpoint string // http://host:port
+	Token    string
+	HTTP     *http.Client
+}
+
+// Status fetches GET /status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.get(ctx, "/status", &st)
+	return st, err
+}
+
+// Ready fetches GET /readyz and reports readiness.
+func (c *Client) Ready(ctx context.Context) (bool, error) {
+	var body struct {
+		Ready bool `json:"ready"`
+	}
+	err := c.get(ctx, "/readyz", &body)
+	var he *HTTPError
+	if errors.As(err, &he) && he.Code == http.StatusServiceUnavailable {
+		return false, nil
+	}
+	return body.Ready, err
+}
+
+// HTTPError is a non-2xx answer.
+type HTTPError struct {
+	Code int
+	Body string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("admin API: HTTP %d: %s", e.Code, strings.TrimSpace(e.Body))
+}
+
+func (c *Client) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.Endpoint, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 5 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		if resp.StatusCode == http.StatusServiceUnavailable && out != nil {
+			json.Unmarshal(b, out)
+		}
+		return &HTTPError{Code: resp.StatusCode, Body: string(b)}
+	}
+	return json.Unmarshal(b, out)
+}
