@@ -1,0 +1,276 @@
+package ordering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// errSnapshotsNotImplemented is returned by Snapshot and Restore until state
+// transfer exists.
+var errSnapshotsNotImplemented = errors.New("ordering: snapshots are not implemented yet")
+
+// fsm is the thin Raft FSM: it decodes a record, hands its statements to the
+// Applier, delivers results to local waiters and runs divergence detection.
+type fsm struct {
+	n       *Node
+	logger  *slog.Logger
+	applier Applier
+	self    string
+	// skipThrough is the applier's AppliedIndex read at startup: records at
+	// or below it were applied before a restart and are not applied again.
+	skipThrough uint64
+
+	// Only touched from the FSM goroutine.
+	lastStmtIndex uint64 // last record that carried statements
+	own           map[uint64]string            // checkpoint index -> own hash
+	reports       map[uint64]map[string]string // checkpoint index -> node -> hash
+	decided       map[uint64]bool              // checkpoint index -> already judged
+
+	mu       sync.Mutex
+	applied  uint64
+	appliedC chan struct{} // closed and replaced when applied advances
+	// lastCheckpoint is the index of the last applied checkpoint record;
+	// stmtSinceCheckpoint says whether statements were applied after it.
+	lastCheckpoint      uint64
+	stmtSinceCheckpoint bool
+	diverged            bool
+	divergedDetail      string
+}
+
+var _ raft.FSM = (*fsm)(nil)
+
+func newFSM(n *Node, applier Applier, skipThrough uint64, logger *slog.Logger) *fsm {
+	return &fsm{
+		n: n, logger: logger, applier: applier, self: n.cfg.NodeID,
+		skipThrough: skipThrough, applied: skipThrough, appliedC: make(chan struct{}),
+		own: map[uint64]string{}, reports: map[uint64]map[string]string{}, decided: map[uint64]bool{},
+	}
+}
+
+// Apply implements raft.FSM.
+func (f *fsm) Apply(l *raft.Log) interface{} {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	if l.Index <= f.skipThrough {
+		return nil
+	}
+	entries, err := command.Decode(l.Data)
+	if err != nil {
+		// The same bytes are in every node's log, so every node treats the
+		// record the same way: as empty.
+		f.logger.Error("undecodable log record; applying it as empty", "index", l.Index, "err", err)
+		entries = nil
+	}
+	var stmts []*command.Entry
+	for _, e := range entries {
+		if e.Kind == command.KindStatements {
+			stmts = append(stmts, e)
+		}
+	}
+	results, ok := f.applyWithRetry(l.Index, stmts)
+	if !ok {
+		return nil // closing; the record is applied again after restart
+	}
+	// Deliver results to the local waiters.
+	si := 0
+	for _, e := range entries {
+		var res []command.Result
+		if e.Kind == command.KindStatements {
+			if si < len(results) {
+				res = results[si]
+			}
+			si++
+		}
+		if e.ID.Node == f.self {
+			f.n.waiters.deliver(e.ID, delivery{index: l.Index, results: res})
+		}
+	}
+	// Divergence detection.
+	for pos, e := range entries {
+		switch e.Kind {
+		case command.KindCheckpoint:
+			_, h := f.applier.OutcomeHash()
+			f.own[l.Index] = h
+			f.n.reportHash(command.HashReport{Node: f.self, Index: l.Index, Pos: pos, Hash: h})
+			f.judge(l.Index)
+		case command.KindHashReport:
+			if r := e.Report; r != nil {
+				m := f.reports[r.Index]
+				if m == nil {
+					m = map[string]string{}
+					f.reports[r.Index] = m
+				}
+				m[r.Node] = r.Hash
+				f.judge(r.Index)
+			}
+		}
+	}
+	f.prune(l.Index)
+
+	f.mu.Lock()
+	f.applied = l.Index
+	if len(stmts) > 0 {
+		f.lastStmtIndex = l.Index
+		f.stmtSinceCheckpoint = true
+	}
+	for _, e := range entries {
+		if e.Kind == command.KindCheckpoint {
+			f.lastCheckpoint = l.Index
+			f.stmtSinceCheckpoint = false
+		}
+	}
+	close(f.appliedC)
+	f.appliedC = make(chan struct{})
+	f.mu.Unlock()
+	return nil
+}
+
+// applyWithRetry calls the applier until it succeeds; false means the node is
+// closing.
+func (f *fsm) applyWithRetry(index uint64, stmts []*command.Entry) ([][]command.Result, bool) {
+	ctx := f.n.ctx
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		res, err := f.applier.Apply(ctx, index, stmts)
+		if err == nil {
+			if attempt > 1 {
+				f.logger.Info("local apply recovered", "index", index, "attempts", attempt)
+			}
+			return res, true
+		}
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		f.logger.Error("local apply failed; the node is stalled at this index and retries (is the local database down?)",
+			"index", index, "attempt", attempt, "retry_in", backoff, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, false
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// judge decides divergence for the checkpoint at idx once a majority of
+// voters reported the same hash.
+func (f *fsm) judge(idx uint64) {
+	if f.decided[idx] {
+		return
+	}
+	own, ok := f.own[idx]
+	if !ok {
+		return
+	}
+	voters := f.n.voterCount()
+	counts := map[string]int{}
+	for _, h := range f.reports[idx] {
+		counts[h]++
+	}
+	for h, c := range counts {
+		if c < voters/2+1 {
+			continue
+		}
+		f.decided[idx] = true
+		if h == own {
+			return
+		}
+		detail := fmt.Sprintf("outcome hash at checkpoint index %d is %s but a majority (%d of %d voters) reported %s",
+			idx, own, c, voters, h)
+		f.mu.Lock()
+		first := !f.diverged
+		if first {
+			f.diverged = true
+			f.divergedDetail = detail
+		}
+		f.mu.Unlock()
+		if first {
+			f.logger.Error("DIVERGED: this node's database no longer matches the cluster; it must stop serving and be resynced from a snapshot",
+				"checkpoint_index", idx, "own_hash", own, "majority_hash", h, "majority", c, "voters", voters)
+		}
+		return
+	}
+}
+
+// prune forgets checkpoints far behind the current index.
+func (f *fsm) prune(cur uint64) {
+	const keep = 100
+	if len(f.own) <= keep && len(f.reports) <= keep {
+		return
+	}
+	var idx []uint64
+	for i := range f.reports {
+		idx = append(idx, i)
+	}
+	for i := range f.own {
+		if _, ok := f.reports[i]; !ok {
+			idx = append(idx, i)
+		}
+	}
+	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
+	for _, i := range idx[:max(0, len(idx)-keep)] {
+		delete(f.own, i)
+		delete(f.reports, i)
+		delete(f.decided, i)
+	}
+}
+
+func (f *fsm) appliedIndex() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// waitApplied blocks until applied >= idx.
+func (f *fsm) waitApplied(ctx context.Context, idx uint64, stop <-chan struct{}) error {
+	for {
+		f.mu.Lock()
+		a, ch := f.applied, f.appliedC
+		f.mu.Unlock()
+		if a >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stop:
+			return command.ErrShuttingDown
+		}
+	}
+}
+
+func (f *fsm) divergence() (bool, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.diverged, f.divergedDetail
+}
+
+// checkpointDue reports whether statements were applied since the last
+// checkpoint.
+func (f *fsm) checkpointDue() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stmtSinceCheckpoint
+}
+
+// Snapshot implements raft.FSM. Not implemented yet (snapshots are disabled
+// by configuration).
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) { return nil, errSnapshotsNotImplemented }
+
+// Restore implements raft.FSM. Not implemented yet.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	rc.Close()
+	return errSnapshotsNotImplemented
+}

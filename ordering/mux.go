@@ -1,0 +1,165 @@
+package ordering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Connection kinds: the first byte a dialer writes on a new connection to the
+// raft port.
+const (
+	muxRaft    byte = 1
+	muxForward byte = 2
+)
+
+// mux accepts connections on one listener and hands each to a sub-listener
+// chosen by the connection's first byte.
+type mux struct {
+	ln     net.Listener
+	logger *slog.Logger
+	subs   map[byte]*subListener
+
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+func newMux(ln net.Listener, logger *slog.Logger) *mux {
+	m := &mux{ln: ln, logger: logger, subs: map[byte]*subListener{}, done: make(chan struct{})}
+	for _, b := range []byte{muxRaft, muxForward} {
+		m.subs[b] = &subListener{addr: ln.Addr(), ch: make(chan net.Conn, 16), done: m.done, close: m.Close}
+	}
+	return m
+}
+
+func (m *mux) sub(b byte) *subListener { return m.subs[b] }
+
+func (m *mux) serve() {
+	m.wg.Add(1)
+	defer m.wg.Done()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			m.logger.Error("raft port accept failed; stopping listener", "err", err)
+			return
+		}
+		m.wg.Add(1)
+		go m.route(c)
+	}
+}
+
+func (m *mux) route(c net.Conn) {
+	defer m.wg.Done()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	s, ok := m.subs[b[0]]
+	if !ok {
+		m.logger.Warn("raft port: unknown connection type; closing", "type", b[0], "remote", c.RemoteAddr().String())
+		c.Close()
+		return
+	}
+	select {
+	case s.ch <- c:
+	case <-m.done:
+		c.Close()
+	}
+}
+
+// Close stops accepting and closes the listener; queued connections are closed.
+func (m *mux) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.done)
+		err = m.ln.Close()
+		m.wg.Wait()
+		for _, s := range m.subs {
+			for {
+				select {
+				case c := <-s.ch:
+					c.Close()
+					continue
+				default:
+				}
+				break
+			}
+		}
+	})
+	return err
+}
+
+type subListener struct {
+	addr  net.Addr
+	ch    chan net.Conn
+	done  chan struct{}
+	close func() error
+}
+
+func (s *subListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.ch:
+		return c, nil
+	case <-s.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close is a no-op: the mux owns the listener and closes it.
+func (s *subListener) Close() error { return nil }
+func (s *subListener) Addr() net.Addr { return s.addr }
+
+// dialKind dials addr and writes the connection-kind byte.
+func dialKind(ctx context.Context, addr string, kind byte) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetWriteDeadline(dl)
+	}
+	if _, err := c.Write([]byte{kind}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("ordering: write connection type to %s: %w", addr, err)
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+// streamLayer is raft's view of the mux: the byte-1 connections.
+type streamLayer struct {
+	*subListener
+	advertise net.Addr
+}
+
+var _ raft.StreamLayer = (*streamLayer)(nil)
+
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return dialKind(ctx, string(address), muxRaft)
+}

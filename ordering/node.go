@@ -1,0 +1,567 @@
+package ordering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// Internal error classes for one attempt at ordering an entry.
+var (
+	// errNotHanded: the entry did not reach a leader's log; retrying is safe.
+	errNotHanded = errors.New("entry not handed to a leader")
+	// errUnknown: the entry reached a leader (or its queue), but we could not
+	// learn whether it was committed.
+	errUnknown = errors.New("entry handed to a leader, commit not confirmed")
+)
+
+// Node is one member of the ordering layer: a Raft server, its FSM, the
+// leader's batcher and the forwarding endpoint.
+type Node struct {
+	cfg     Config
+	logger  *slog.Logger
+	applier Applier
+
+	raft      *raft.Raft
+	raftPtr   atomic.Pointer[raft.Raft]
+	fsm       *fsm
+	bolt      *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	mux       *mux
+	srv       *http.Server
+	client    *http.Client
+
+	seq     atomic.Uint64
+	waiters waiters
+	propCh  chan *proposal
+
+	readyTerm atomic.Uint64 // term in which this leader committed a barrier
+
+	batchRecords atomic.Uint64
+	batchEntries atomic.Uint64
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stop      chan struct{}
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+}
+
+// New opens (or bootstraps) this node's Raft state in cfg.DataDir, starts
+// listening on cfg.RaftAddr and joins the cluster. applier receives committed
+// entries; records at or below applier.AppliedIndex are not applied again.
+func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if applier == nil {
+		return nil, errors.New("ordering: applier is nil")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("component", "ordering", "node", cfg.NodeID)
+	n := &Node{
+		cfg: cfg, logger: logger, applier: applier,
+		waiters: waiters{m: map[command.EntryID]chan delivery{}},
+		propCh:  make(chan *proposal, 4*cfg.MaxBatch),
+		stop:    make(chan struct{}),
+	}
+	n.seq.Store(uint64(time.Now().UnixNano())) // unique across restarts
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			n.cancel()
+			if n.transport != nil {
+				n.transport.Close()
+			}
+			if n.mux != nil {
+				n.mux.Close()
+			} else if cfg.Listener != nil {
+				cfg.Listener.Close()
+			}
+			if n.bolt != nil {
+				n.bolt.Close()
+			}
+		}
+	}()
+
+	actx, acancel := context.WithTimeout(n.ctx, 30*time.Second)
+	skip, err := applier.AppliedIndex(actx)
+	acancel()
+	if err != nil {
+		return nil, fmt.Errorf("ordering: read the applier's applied index: %w", err)
+	}
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o750); err != nil {
+		return nil, fmt.Errorf("ordering: create %s: %w", raftDir, err)
+	}
+	hl := newHclogAdapter(logger)
+	n.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"), NoSync: cfg.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("ordering: open raft log store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("ordering: open snapshot store: %w", err)
+	}
+
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.RaftAddr); err != nil {
+			return nil, fmt.Errorf("ordering: listen on raft address: %w", err)
+		}
+	}
+	adv, err := net.ResolveTCPAddr("tcp", cfg.Peers[cfg.NodeID])
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("ordering: resolve advertise address %q: %w", cfg.Peers[cfg.NodeID], err)
+	}
+	n.mux = newMux(ln, logger)
+	go n.mux.serve()
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &streamLayer{subListener: n.mux.sub(muxRaft), advertise: adv},
+		MaxPool: 4,
+		Timeout: 10 * time.Second,
+		Logger:  hl.Named("transport"),
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.MaxAppendEntries = cfg.MaxAppendEntries
+	rc.BatchApplyCh = true
+	rc.NoSnapshotRestoreOnStart = true
+	rc.Logger = hl
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("ordering: %w", err)
+	}
+
+	has, err := raft.HasExistingState(n.bolt, n.bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("ordering: inspect raft state: %w", err)
+	}
+	n.fsm = newFSM(n, applier, skip, logger)
+	r, err := raft.NewRaft(rc, n.fsm, n.bolt, n.bolt, snaps, n.transport)
+	if err != nil {
+		return nil, fmt.Errorf("ordering: start raft: %w", err)
+	}
+	n.raft = r
+	n.raftPtr.Store(r)
+	if !has {
+		var servers []raft.Server
+		for id, addr := range cfg.Peers {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.Shutdown()
+			return nil, fmt.Errorf("ordering: bootstrap cluster: %w", err)
+		}
+		logger.Info("bootstrapped a new cluster", "voters", len(servers))
+	} else {
+		logger.Info("reusing existing raft state", "applied_index", skip)
+	}
+
+	n.client = newForwardClient()
+	n.srv = &http.Server{Handler: n.forwardHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+	fl := n.mux.sub(muxForward)
+	go func() { _ = n.srv.Serve(fl) }()
+
+	n.wg.Add(2)
+	go n.runBatcher()
+	go n.runCheckpoints()
+	ok = true
+	return n, nil
+}
+
+// IsLeader reports whether this node is the Raft leader right now.
+func (n *Node) IsLeader() bool { return !n.closed.Load() && n.raft.State() == raft.Leader }
+
+// Submit orders e and waits until this node has applied it, returning this
+// node's results for it. It sets e.ID. Errors: command.ErrNoLeader (the
+// entry was not ordered), command.ErrOutcomeUnknown (it may or may not have
+// been ordered, or was ordered but not applied here in time),
+// command.ErrShuttingDown. It never returns results this node did not apply.
+func (n *Node) Submit(ctx context.Context, e *command.Entry) ([]command.Result, error) {
+	if n.closed.Load() {
+		return nil, command.ErrShuttingDown
+	}
+	e.ID = command.EntryID{Node: n.cfg.NodeID, Seq: n.seq.Add(1)}
+	ch := n.waiters.add(e.ID)
+	defer n.waiters.remove(e.ID)
+
+	octx, cancel := context.WithTimeout(ctx, n.cfg.SubmitTimeout)
+	idx, err := n.order(octx, e)
+	cancel()
+	switch {
+	case err == nil:
+		t := time.NewTimer(n.cfg.SubmitTimeout)
+		defer t.Stop()
+		select {
+		case d := <-ch:
+			return d.results, nil
+		case <-n.stop:
+			return nil, command.ErrShuttingDown
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: committed at index %d but not applied on this node yet: %v", command.ErrOutcomeUnknown, idx, ctx.Err())
+		case <-t.C:
+			return nil, fmt.Errorf("%w: committed at index %d but not applied on this node within %s (local database down?)", command.ErrOutcomeUnknown, idx, n.cfg.SubmitTimeout)
+		}
+	case errors.Is(err, errUnknown):
+		return n.awaitUnknown(ctx, ch, err)
+	default:
+		select {
+		case d := <-ch: // cannot normally happen; results win
+			return d.results, nil
+		default:
+		}
+		return nil, err
+	}
+}
+
+// order gets e into a committed log record, on this node if it leads or via
+// the leader's forwarding endpoint, retrying while that is safe.
+func (n *Node) order(ctx context.Context, e *command.Entry) (uint64, error) {
+	backoff := 10 * time.Millisecond
+	var last error
+	for {
+		if n.closed.Load() {
+			return 0, command.ErrShuttingDown
+		}
+		var idx uint64
+		var err error
+		if n.raft.State() == raft.Leader {
+			idx, err = n.propose(ctx, e)
+		} else if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			idx, err = n.forward(ctx, string(addr), e)
+		} else {
+			err = fmt.Errorf("%w: no leader known", errNotHanded)
+		}
+		if err == nil || !errors.Is(err, errNotHanded) {
+			return idx, err
+		}
+		last = err
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, fmt.Errorf("%w (last attempt: %v)", command.ErrNoLeader, last)
+		case <-n.stop:
+			t.Stop()
+			return 0, command.ErrShuttingDown
+		}
+		backoff = min(backoff*2, 250*time.Millisecond)
+	}
+}
+
+// awaitUnknown gives the local FSM a chance to apply an entry whose commit
+// could not be confirmed: it learns a commit index from a leader (of a term
+// that committed its own entry) and waits until this node applied that far.
+func (n *Node) awaitUnknown(ctx context.Context, ch chan delivery, cause error) ([]command.Result, error) {
+	gctx, cancel := context.WithTimeout(ctx, n.cfg.OutcomeGrace)
+	defer cancel()
+	learned := make(chan error, 1)
+	go func() {
+		idx, err := n.Barrier(gctx)
+		if err == nil {
+			err = n.WaitApplied(gctx, idx)
+		}
+		learned <- err
+	}()
+	select {
+	case d := <-ch:
+		return d.results, nil
+	case err := <-learned:
+		select {
+		case d := <-ch:
+			return d.results, nil
+		default:
+		}
+		if err == nil {
+			return nil, fmt.Errorf("%w: %v; not applied here up to the new leader's commit index", command.ErrOutcomeUnknown, cause)
+		}
+		select {
+		case d := <-ch:
+			return d.results, nil
+		case <-gctx.Done():
+		case <-n.stop:
+			return nil, command.ErrShuttingDown
+		}
+	case <-gctx.Done():
+	case <-n.stop:
+		return nil, command.ErrShuttingDown
+	}
+	return nil, fmt.Errorf("%w: %v", command.ErrOutcomeUnknown, cause)
+}
+
+// WaitApplied blocks until this node's FSM has applied index idx.
+func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
+	return n.fsm.waitApplied(ctx, idx, n.stop)
+}
+
+// Barrier returns an index such that, once this node has applied it
+// (WaitApplied), a local read sees every write committed before Barrier was
+// called (linearizable read). On the leader it confirms leadership with a
+// quorum; a follower asks the leader.
+func (n *Node) Barrier(ctx context.Context) (uint64, error) {
+	backoff := 10 * time.Millisecond
+	var last error
+	for {
+		if n.closed.Load() {
+			return 0, command.ErrShuttingDown
+		}
+		var idx uint64
+		var err error
+		if n.raft.State() == raft.Leader {
+			idx, err = n.localBarrier(ctx)
+		} else if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			idx, err = n.forwardBarrier(ctx, string(addr))
+		} else {
+			err = errors.New("no leader known")
+		}
+		if err == nil {
+			return idx, nil
+		}
+		last = err
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, fmt.Errorf("%w (last attempt: %v)", command.ErrNoLeader, last)
+		case <-n.stop:
+			t.Stop()
+			return 0, command.ErrShuttingDown
+		}
+		backoff = min(backoff*2, 250*time.Millisecond)
+	}
+}
+
+// localBarrier is the leader's read index: once per term it commits a
+// barrier (so the commit index covers every earlier term's entries), then
+// confirms leadership with a quorum and returns the commit index.
+func (n *Node) localBarrier(ctx context.Context) (uint64, error) {
+	term := n.raft.CurrentTerm()
+	if n.readyTerm.Load() != term {
+		timeout := n.cfg.SubmitTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		if timeout <= 0 {
+			return 0, context.DeadlineExceeded
+		}
+		if err := n.raft.Barrier(timeout).Error(); err != nil {
+			return 0, err
+		}
+		n.readyTerm.Store(term)
+	}
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, err
+	}
+	if n.raft.CurrentTerm() != term {
+		return 0, errors.New("term changed during barrier")
+	}
+	return n.raft.CommitIndex(), nil
+}
+
+// Peer is one member of the Raft configuration.
+type Peer struct {
+	ID       string `json:"id"`
+	Addr     string `json:"addr"`
+	Suffrage string `json:"suffrage"` // "Voter", "Nonvoter", "Staging"
+}
+
+// Status is a snapshot of this node's ordering state.
+type Status struct {
+	NodeID string `json:"id"`
+	// Role is "leader", "follower", "candidate" or "shutdown".
+	Role       string `json:"role"`
+	LeaderID   string `json:"leader"`
+	LeaderAddr string `json:"leader_addr"`
+	Term       uint64 `json:"term"`
+	// CommitIndex is the highest log index this node knows is committed.
+	CommitIndex uint64 `json:"commit_index"`
+	// AppliedIndex is the last log index this node's FSM applied (or
+	// skipped as already applied by the applier before a restart).
+	AppliedIndex uint64 `json:"applied_index"`
+	LastLogIndex uint64 `json:"last_log_index"`
+	// OutcomeIndex and OutcomeHash are the applier's running outcome hash.
+	OutcomeIndex   uint64 `json:"hash_index"`
+	OutcomeHash    string `json:"outcome_hash"`
+	Diverged       bool   `json:"diverged"`
+	DivergedDetail string `json:"diverged_detail,omitempty"`
+	Peers          []Peer `json:"peers"`
+	// BatchedRecords and BatchedEntries count the log records this node's
+	// batcher proposed while leader and the entries in them.
+	BatchedRecords uint64 `json:"batched_records"`
+	BatchedEntries uint64 `json:"batched_entries"`
+}
+
+// Status reports this node's current ordering state. Cheap; safe to poll.
+func (n *Node) Status() Status {
+	s := Status{NodeID: n.cfg.NodeID, Role: "shutdown"}
+	if !n.closed.Load() {
+		switch n.raft.State() {
+		case raft.Leader:
+			s.Role = "leader"
+		case raft.Follower:
+			s.Role = "follower"
+		case raft.Candidate:
+			s.Role = "candidate"
+		}
+		addr, id := n.raft.LeaderWithID()
+		s.LeaderID, s.LeaderAddr = string(id), string(addr)
+	}
+	s.Term = n.raft.CurrentTerm()
+	s.CommitIndex = n.raft.CommitIndex()
+	s.LastLogIndex = n.raft.LastIndex()
+	s.AppliedIndex = n.fsm.appliedIndex()
+	s.OutcomeIndex, s.OutcomeHash = n.applier.OutcomeHash()
+	s.Diverged, s.DivergedDetail = n.fsm.divergence()
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			s.Peers = append(s.Peers, Peer{ID: string(srv.ID), Addr: string(srv.Address), Suffrage: srv.Suffrage.String()})
+		}
+	}
+	s.BatchedRecords, s.BatchedEntries = n.batchRecords.Load(), n.batchEntries.Load()
+	return s
+}
+
+func (n *Node) voterCount() int {
+	r := n.raftPtr.Load()
+	if r == nil {
+		return len(n.cfg.Peers)
+	}
+	c := 0
+	for _, s := range r.GetConfiguration().Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			c++
+		}
+	}
+	if c == 0 {
+		return len(n.cfg.Peers)
+	}
+	return c
+}
+
+// runCheckpoints makes the leader append a checkpoint entry every
+// CheckpointInterval when statements were applied since the last one.
+func (n *Node) runCheckpoints() {
+	defer n.wg.Done()
+	if n.cfg.CheckpointInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(n.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-n.stop:
+			return
+		}
+		if n.raft.State() != raft.Leader || !n.fsm.checkpointDue() {
+			continue
+		}
+		if _, err := n.Submit(n.ctx, &command.Entry{Kind: command.KindCheckpoint}); err != nil && !n.closed.Load() {
+			n.logger.Warn("checkpoint not ordered", "err", err)
+		}
+	}
+}
+
+// reportHash submits this node's hash for a checkpoint, off the FSM
+// goroutine.
+func (n *Node) reportHash(r command.HashReport) {
+	if n.closed.Load() {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if _, err := n.Submit(n.ctx, &command.Entry{Kind: command.KindHashReport, Report: &r}); err != nil && !n.closed.Load() {
+			n.logger.Warn("hash report not ordered; this checkpoint is not compared for this node", "checkpoint_index", r.Index, "err", err)
+		}
+	}()
+}
+
+// Close leaves the cluster's traffic (without changing its membership), stops
+// Raft and the listeners, and unblocks waiters with command.ErrShuttingDown.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.closed.Store(true)
+		close(n.stop)
+		n.cancel()
+		_ = n.srv.Close()
+		if err := n.raft.Shutdown().Error(); err != nil {
+			n.closeErr = fmt.Errorf("ordering: raft shutdown: %w", err)
+		}
+		n.wg.Wait()
+		_ = n.transport.Close()
+		_ = n.mux.Close()
+		n.client.CloseIdleConnections()
+		if err := n.bolt.Close(); err != nil && n.closeErr == nil {
+			n.closeErr = fmt.Errorf("ordering: close raft log: %w", err)
+		}
+		n.logger.Info("ordering stopped")
+	})
+	return n.closeErr
+}
+
+// delivery is what the FSM hands the waiting Submit.
+type delivery struct {
+	index   uint64
+	results []command.Result
+}
+
+// waiters maps in-flight local entries to their Submit call.
+type waiters struct {
+	mu sync.Mutex
+	m  map[command.EntryID]chan delivery
+}
+
+func (w *waiters) add(id command.EntryID) chan delivery {
+	ch := make(chan delivery, 1)
+	w.mu.Lock()
+	w.m[id] = ch
+	w.mu.Unlock()
+	return ch
+}
+
+func (w *waiters) remove(id command.EntryID) {
+	w.mu.Lock()
+	delete(w.m, id)
+	w.mu.Unlock()
+}
+
+func (w *waiters) deliver(id command.EntryID, d delivery) {
+	w.mu.Lock()
+	ch := w.m[id]
+	w.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- d:
+		default:
+		}
+	}
+}
