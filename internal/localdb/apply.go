@@ -1,0 +1,571 @@
+package localdb
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// errRestart: the server rolled back the record's whole local transaction
+// (deadlock, lock wait timeout); the record is re-run from its last recorded
+// position.
+var errRestart = errors.New("local transaction rolled back as a whole")
+
+// errHook is returned by test hooks; it is not retried inside Apply.
+type errHook struct{ err error }
+
+func (e *errHook) Error() string { return "test hook: " + e.err.Error() }
+func (e *errHook) Unwrap() error { return e.err }
+
+// stmtError is a setup failure that becomes the statement's result.
+type stmtError struct{ me *mysql.MyError }
+
+func (e *stmtError) Error() string { return e.me.Error() }
+
+// flatStmt is one statement of a record, numbered across its entries.
+type flatStmt struct {
+	ent  int
+	e    *command.Entry
+	stmt *command.Stmt
+}
+
+// Apply executes the statements of the entries of the Raft log record at
+// index, records index and the running outcome hash in the same local
+// transaction, and returns one result per statement per entry. See the
+// package documentation for the contract.
+func (db *DB) Apply(ctx context.Context, index uint64, entries []*command.Entry) ([][]command.Result, error) {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	db.mu.Lock()
+	closed := db.closed
+	db.mu.Unlock()
+	if closed {
+		return nil, errors.New("localdb: closed")
+	}
+	if index <= db.st.idx && !db.reload {
+		return db.alreadyApplied(index, len(entries))
+	}
+	var flat []flatStmt
+	for i, e := range entries {
+		for j := range e.Stmts {
+			flat = append(flat, flatStmt{ent: i, e: e, stmt: &e.Stmts[j]})
+		}
+	}
+	deadline := time.Now().Add(db.cfg.RetryFor)
+	backoff := 50 * time.Millisecond
+	restarts := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			db.retryIndex = index
+			return nil, err
+		}
+		res, err := db.applyOnce(ctx, index, entries, flat)
+		if err == nil {
+			db.retryIndex = 0
+			return res, nil
+		}
+		var hook *errHook
+		switch {
+		case errors.Is(err, errRestart) && restarts < db.cfg.MaxRestarts:
+			restarts++
+			db.log.Warn("local transaction rolled back by the server; re-running the record", "index", index, "attempt", restarts)
+			continue
+		case errors.As(err, &hook), ctx.Err() != nil, time.Now().After(deadline):
+			db.retryIndex = index
+			db.reload = true
+			return nil, fmt.Errorf("localdb: apply index %d: %w", index, err)
+		}
+		var ue *unavailableError
+		if !errors.As(err, &ue) && !errors.Is(err, errRestart) {
+			// A metadata statement failed with a server error: the local
+			// database cannot record progress. Not retried here.
+			db.retryIndex = index
+			db.reload = true
+			return nil, fmt.Errorf("localdb: apply index %d: %w", index, err)
+		}
+		db.log.Warn("local database unavailable during apply; reconnecting", "index", index, "err", err)
+		db.reload = true
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// alreadyApplied answers an Apply of an index the database already recorded:
+// a retry after a lost COMMIT acknowledgement gets the recorded results, a
+// replay after restart gets (nil, nil).
+func (db *DB) alreadyApplied(index uint64, n int) ([][]command.Result, error) {
+	if index == db.st.idx && db.retryIndex == index && db.st.partIdx == 0 {
+		db.retryIndex = 0
+		return decodeResults(db.st.results, n)
+	}
+	return nil, nil
+}
+
+func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.Entry, flat []flatStmt) ([][]command.Result, error) {
+	if db.reload || db.cn == nil || db.cn.broken {
+		if err := db.connect(ctx); err != nil {
+			return nil, &unavailableError{err: err}
+		}
+		if err := db.loadProgress(ctx); err != nil {
+			return nil, err
+		}
+		db.aiCols = map[string]string{}
+		db.reload = false
+	}
+	if index <= db.st.idx {
+		return db.alreadyApplied(index, len(entries))
+	}
+	if db.st.partIdx != 0 && db.st.partIdx != index {
+		return nil, fmt.Errorf("localdb: record %d is partially applied (up to statement %d); it must be applied before index %d", db.st.partIdx, db.st.partPos, index)
+	}
+	results := make([][]command.Result, len(entries))
+	start, hash := 0, db.st.hash
+	if db.st.partIdx == index {
+		var err error
+		if results, err = decodeResults(db.st.results, len(entries)); err != nil {
+			return nil, err
+		}
+		start, hash = db.st.partPos, db.st.partHash
+	}
+	cn := db.cn
+	inTx := false
+	rollback := func() {
+		if inTx && !cn.broken {
+			_, _ = cn.exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		inTx = false
+	}
+	// commitPart records (index, p) as reached and commits what came before.
+	commitPart := func(p int) error {
+		if !inTx {
+			return nil
+		}
+		b, _ := json.Marshal(results)
+		q := fmt.Sprintf("UPDATE lockstep.applied SET part_idx=%d, part_pos=%d, part_hash='%s', results=%s WHERE id=1", index, p, hash, hexLiteral(b))
+		if _, err := cn.exec(ctx, q); err != nil {
+			rollback()
+			return err
+		}
+		if _, err := cn.exec(ctx, "COMMIT"); err != nil {
+			inTx = false
+			return err
+		}
+		inTx = false
+		db.st.partIdx, db.st.partPos, db.st.partHash, db.st.results = index, p, hash, b
+		return nil
+	}
+	for p := start; p < len(flat); p++ {
+		f := flat[p]
+		if f.e.Ctx.DB == "" && cn.curDB != "" {
+			// No statement unselects the default database: record progress,
+			// then start a fresh session.
+			if err := commitPart(p); err != nil {
+				return nil, err
+			}
+			if err := db.connect(ctx); err != nil {
+				return nil, &unavailableError{err: err}
+			}
+			cn = db.cn
+		}
+		if f.stmt.DDL {
+			if err := commitPart(p); err != nil {
+				return nil, err
+			}
+			res, err := db.runDDL(ctx, index, p, f)
+			if err != nil {
+				return nil, err
+			}
+			hash = foldHash(hash, index, p, res, true)
+			results[f.ent] = append(results[f.ent], res)
+			if err := db.recordDDL(ctx, index, p, p == len(flat)-1, hash, results); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !inTx {
+			if _, err := cn.exec(ctx, "BEGIN"); err != nil {
+				return nil, err
+			}
+			inTx = true
+		}
+		res, err := db.runStmt(ctx, f, true)
+		if err != nil {
+			rollback()
+			return nil, err
+		}
+		hash = foldHash(hash, index, p, res, false)
+		results[f.ent] = append(results[f.ent], res)
+	}
+	if inTx || len(flat) == 0 || !flat[len(flat)-1].stmt.DDL {
+		b, _ := json.Marshal(results)
+		q := fmt.Sprintf("UPDATE lockstep.applied SET idx=%d, hash='%s', part_idx=0, part_pos=0, part_hash='', results=%s WHERE id=1", index, hash, hexLiteral(b))
+		if _, err := cn.exec(ctx, q); err != nil {
+			rollback()
+			return nil, err
+		}
+		if inTx {
+			if _, err := cn.exec(ctx, "COMMIT"); err != nil {
+				return nil, err
+			}
+			inTx = false
+		}
+		db.st.idx, db.st.hash, db.st.results = index, hash, b
+		db.st.partIdx, db.st.partPos, db.st.partHash = 0, 0, ""
+	}
+	db.publish()
+	return results, nil
+}
+
+// runStmt sets up the session for f and executes it. Statement errors are
+// returned in the Result; a Go error means the record cannot continue.
+func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx bool) (command.Result, error) {
+	cn := db.cn
+	ai, err := db.autoIncFor(ctx, f)
+	if err != nil {
+		return command.Result{}, err
+	}
+	if err := db.setup(ctx, f, ai); err != nil {
+		var se *stmtError
+		if errors.As(err, &se) {
+			return command.Result{Err: &command.Error{Code: se.me.Code, State: se.me.State, Message: se.me.Message}}, nil
+		}
+		return command.Result{}, err
+	}
+	r, err := cn.exec(ctx, f.stmt.SQL)
+	if err != nil {
+		var me *mysql.MyError
+		if !errors.As(err, &me) {
+			return command.Result{}, err
+		}
+		if inTx {
+			if me.Code == 1213 || me.Code == 1205 { // deadlock, lock wait timeout
+				return command.Result{}, errRestart
+			}
+			// Some errors roll back the whole transaction: detect it before
+			// anything else runs in what would be autocommit mode.
+			ok, err := cn.exec(ctx, "DO 0")
+			if err != nil {
+				return command.Result{}, err
+			}
+			if ok.Status&mysql.SERVER_STATUS_IN_TRANS == 0 {
+				return command.Result{}, errRestart
+			}
+		}
+		return command.Result{Err: &command.Error{Code: me.Code, State: me.State, Message: me.Message}}, nil
+	}
+	res := command.Result{
+		AffectedRows: r.AffectedRows,
+		LastInsertID: r.InsertId,
+		Status:       r.Status &^ mysql.SERVER_STATUS_IN_TRANS,
+		// The client's info string aliases a pooled read buffer: copy it
+		// before the next read.
+		Info: strings.Clone(r.StatusMessage),
+	}
+	if r.Warnings > 0 {
+		if res.Warnings, err = showWarnings(ctx, cn); err != nil {
+			return command.Result{}, err
+		}
+	}
+	if ai.col != "" && r.AffectedRows > 0 {
+		q := fmt.Sprintf("INSERT INTO lockstep.autoinc (db, tbl, next) SELECT %s, %s, COALESCE(MAX(%s),0)+1 FROM %s.%s ON DUPLICATE KEY UPDATE next=GREATEST(next, VALUES(next))",
+			quoteString(ai.db), quoteString(ai.tbl), quoteIdent(ai.col), quoteIdent(ai.db), quoteIdent(ai.tbl))
+		if _, err := cn.exec(ctx, q); err != nil {
+			return command.Result{}, err
+		}
+	}
+	return res, nil
+}
+
+func showWarnings(ctx context.Context, cn *conn) ([]command.Warning, error) {
+	r, err := cn.exec(ctx, "SHOW WARNINGS")
+	if err != nil {
+		return nil, err
+	}
+	var ws []command.Warning
+	if r.Resultset == nil {
+		return nil, nil
+	}
+	for i := 0; i < r.RowNumber(); i++ {
+		lvl, _ := r.GetString(i, 0)
+		code, _ := r.GetUint(i, 1)
+		msg, _ := r.GetString(i, 2)
+		ws = append(ws, command.Warning{Level: lvl, Code: uint16(code), Message: msg})
+	}
+	return ws, nil
+}
+
+var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// managedVars are session variables the applier sets itself; Ctx.Vars
+// entries for them are ignored.
+var managedVars = map[string]bool{
+	"autocommit": true, "timestamp": true, "insert_id": true, "last_insert_id": true,
+	"rand_seed1": true, "rand_seed2": true, "identity": true,
+}
+
+// setup brings the session to f's context in at most two round trips
+// (USE, SET).
+func (db *DB) setup(ctx context.Context, f flatStmt, ai autoInc) error {
+	cn := db.cn
+	c := &f.e.Ctx
+	if c.DB != "" && c.DB != cn.curDB {
+		if _, err := cn.exec(ctx, "USE "+quoteIdent(c.DB)); err != nil {
+			var me *mysql.MyError
+			if !errors.As(err, &me) {
+				return err
+			}
+			// Unknown database: the statement fails with USE's error, as
+			// it would have in the client's session.
+			return &stmtError{me}
+		}
+		cn.curDB = c.DB
+	}
+	var b strings.Builder
+	b.WriteString("SET ")
+	ts := f.e.Pinned.TimestampMicros
+	if ts > 0 {
+		fmt.Fprintf(&b, "timestamp=%d.%06d", ts/1e6, ts%1e6)
+	} else {
+		b.WriteString("timestamp=DEFAULT")
+	}
+	if f.stmt.UsesRand {
+		fmt.Fprintf(&b, ", rand_seed1=%d, rand_seed2=%d", f.e.Pinned.RandSeed1, f.e.Pinned.RandSeed2)
+	}
+	fmt.Fprintf(&b, ", last_insert_id=%d", c.LastInsertID)
+	if ai.col != "" {
+		fmt.Fprintf(&b, ", insert_id=%s", ai.expr())
+	}
+	for name, lit := range c.UserVars {
+		fmt.Fprintf(&b, ", @%s=%s", quoteIdent(name), lit)
+	}
+	var changed map[string]string
+	for name, lit := range c.Vars {
+		lname := strings.ToLower(name)
+		if !varName.MatchString(name) || managedVars[lname] {
+			continue
+		}
+		if cn.vars[lname] == lit {
+			continue
+		}
+		fmt.Fprintf(&b, ", SESSION %s=%s", lname, lit)
+		if changed == nil {
+			changed = map[string]string{}
+		}
+		changed[lname] = lit
+	}
+	var reset []string
+	for lname := range cn.vars {
+		if _, ok := lookupFold(c.Vars, lname); !ok {
+			fmt.Fprintf(&b, ", SESSION %s=DEFAULT", lname)
+			reset = append(reset, lname)
+		}
+	}
+	if _, err := cn.exec(ctx, b.String()); err != nil {
+		var me *mysql.MyError
+		if !errors.As(err, &me) {
+			return err
+		}
+		// A bad value in the context: set what can be set one by one so the
+		// session state stays known, then let the statement run.
+		db.log.Warn("applier session setup failed", "err", me.Error())
+		cn.vars = map[string]string{}
+		return db.setupSlow(ctx, f, ai)
+	}
+	for k, v := range changed {
+		cn.vars[k] = v
+	}
+	for _, k := range reset {
+		delete(cn.vars, k)
+	}
+	return nil
+}
+
+// setupSlow is setup's fallback when the combined SET failed: every
+// assignment separately, errors ignored (each node ignores the same ones).
+func (db *DB) setupSlow(ctx context.Context, f flatStmt, ai autoInc) error {
+	cn := db.cn
+	c := &f.e.Ctx
+	var qs []string
+	ts := f.e.Pinned.TimestampMicros
+	qs = append(qs, fmt.Sprintf("SET timestamp=%d.%06d", ts/1e6, ts%1e6))
+	if f.stmt.UsesRand {
+		qs = append(qs, fmt.Sprintf("SET rand_seed1=%d, rand_seed2=%d", f.e.Pinned.RandSeed1, f.e.Pinned.RandSeed2))
+	}
+	qs = append(qs, fmt.Sprintf("SET last_insert_id=%d", c.LastInsertID))
+	if ai.col != "" {
+		qs = append(qs, "SET insert_id="+ai.expr())
+	}
+	for name, lit := range c.UserVars {
+		qs = append(qs, fmt.Sprintf("SET @%s=%s", quoteIdent(name), lit))
+	}
+	// Every variable the session may have changed goes back to its default
+	// first, so that a rejected value leaves a known state.
+	for name, lit := range c.Vars {
+		lname := strings.ToLower(name)
+		if !varName.MatchString(name) || managedVars[lname] {
+			continue
+		}
+		qs = append(qs, fmt.Sprintf("SET SESSION %s=DEFAULT", lname), fmt.Sprintf("SET SESSION %s=%s", lname, lit))
+	}
+	for _, q := range qs {
+		if _, err := cn.exec(ctx, q); err != nil {
+			var me *mysql.MyError
+			if !errors.As(err, &me) {
+				return err
+			}
+		}
+	}
+	// The cache is unknown now: force a full SET next time.
+	cn.vars = map[string]string{}
+	for name := range c.Vars {
+		lname := strings.ToLower(name)
+		if varName.MatchString(name) && !managedVars[lname] {
+			cn.vars[lname] = "\x00unknown"
+		}
+	}
+	return nil
+}
+
+func lookupFold(m map[string]string, k string) (string, bool) {
+	if v, ok := m[k]; ok {
+		return v, true
+	}
+	for name, v := range m {
+		if strings.EqualFold(name, k) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// autoInc describes the insert_id pin for one INSERT.
+type autoInc struct {
+	db, tbl, col string
+	inc, off     uint64
+}
+
+// expr is the SQL expression of the pinned insert_id: the next value after
+// both the replicated counter and the table's current maximum, aligned to
+// auto_increment_increment/offset.
+func (a autoInc) expr() string {
+	base := fmt.Sprintf("GREATEST(COALESCE((SELECT next FROM lockstep.autoinc WHERE db=%s AND tbl=%s),1), COALESCE((SELECT MAX(%s) FROM %s.%s),0)+1)",
+		quoteString(a.db), quoteString(a.tbl), quoteIdent(a.col), quoteIdent(a.db), quoteIdent(a.tbl))
+	if a.inc <= 1 {
+		return "(SELECT " + base + ")"
+	}
+	return fmt.Sprintf("(SELECT IF(b<=%[2]d, %[2]d, %[2]d+((b-%[2]d+%[1]d-1) DIV %[1]d)*%[1]d) FROM (SELECT %[3]s AS b) AS lockstep_ai)", a.inc, a.off, base)
+}
+
+// autoIncFor resolves the table f inserts into and, when it has an
+// AUTO_INCREMENT column, how to pin insert_id.
+func (db *DB) autoIncFor(ctx context.Context, f flatStmt) (autoInc, error) {
+	t := f.stmt.InsertTable
+	if t == "" {
+		return autoInc{}, nil
+	}
+	var a autoInc
+	if i := splitQualified(t); i >= 0 {
+		a.db, a.tbl = unquote(t[:i]), unquote(t[i+1:])
+	} else {
+		a.db, a.tbl = f.e.Ctx.DB, unquote(t)
+	}
+	if a.db == "" {
+		return autoInc{}, nil
+	}
+	key := a.db + "\x00" + a.tbl
+	col, ok := db.aiCols[key]
+	if !ok {
+		q := fmt.Sprintf("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s AND EXTRA LIKE '%%auto_increment%%'", quoteString(a.db), quoteString(a.tbl))
+		r, err := db.cn.exec(ctx, q)
+		if err != nil {
+			return autoInc{}, err
+		}
+		if r.Resultset != nil && r.RowNumber() > 0 {
+			col, _ = r.GetString(0, 0)
+		}
+		db.aiCols[key] = col
+	}
+	if col == "" {
+		return autoInc{}, nil
+	}
+	a.col = col
+	a.inc, a.off = 1, 1
+	if v, ok := lookupFold(f.e.Ctx.Vars, "auto_increment_increment"); ok {
+		if n, err := strconv.ParseUint(strings.Trim(v, "'"), 10, 64); err == nil && n > 0 {
+			a.inc = n
+		}
+	}
+	if v, ok := lookupFold(f.e.Ctx.Vars, "auto_increment_offset"); ok {
+		if n, err := strconv.ParseUint(strings.Trim(v, "'"), 10, 64); err == nil && n > 0 {
+			a.off = n
+		}
+	}
+	if a.off > a.inc {
+		a.off = 1 // MariaDB ignores an offset larger than the increment
+	}
+	return a, nil
+}
+
+// splitQualified returns the index of the dot separating db and table in a
+// possibly backquoted name, or -1.
+func splitQualified(s string) int {
+	inQuote := false
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '`':
+			inQuote = !inQuote
+		case '.':
+			if !inQuote {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+func unquote(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '`' && s[len(s)-1] == '`' {
+		return strings.ReplaceAll(s[1:len(s)-1], "``", "`")
+	}
+	return s
+}
+
+// foldHash chains one statement outcome into the running outcome hash:
+// h = sha256(h || index || pos || error code || affected rows || last insert id).
+// DDL folds only its error code: its counts are not recoverable when a
+// crash hides whether it ran (see the DDL exactly-once rule).
+func foldHash(prev string, index uint64, pos int, r command.Result, ddl bool) string {
+	h := sha256.New()
+	pb, err := hex.DecodeString(prev)
+	if err != nil || len(pb) != sha256.Size {
+		pb = make([]byte, sha256.Size)
+	}
+	h.Write(pb)
+	var buf [8 + 4 + 2 + 8 + 8]byte
+	binary.BigEndian.PutUint64(buf[0:], index)
+	binary.BigEndian.PutUint32(buf[8:], uint32(pos))
+	if r.Err != nil {
+		binary.BigEndian.PutUint16(buf[12:], r.Err.Code)
+	}
+	if !ddl && r.Err == nil {
+		binary.BigEndian.PutUint64(buf[14:], r.AffectedRows)
+		binary.BigEndian.PutUint64(buf[22:], r.LastInsertID)
+	}
+	h.Write(buf[:])
+	return hex.EncodeToString(h.Sum(nil))
+}

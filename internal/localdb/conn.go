@@ -1,0 +1,158 @@
+package localdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	drv "github.com/go-sql-driver/mysql"
+)
+
+// conn is the applier's dedicated session on the local server, with a cache
+// of the session state the applier set on it.
+type conn struct {
+	c      *client.Conn
+	nc     net.Conn
+	curDB  string
+	vars   map[string]string // system variable -> literal currently set on the session
+	broken bool
+}
+
+// dsnParts is what the applier needs from a go-sql-driver DSN.
+type dsnParts struct {
+	net, addr, user, pass string
+}
+
+func parseDSN(dsn string) (dsnParts, error) {
+	c, err := drv.ParseDSN(dsn)
+	if err != nil {
+		return dsnParts{}, fmt.Errorf("localdb: parse DSN: %w", err)
+	}
+	n := c.Net
+	if n == "" {
+		n = "tcp"
+	}
+	return dsnParts{net: n, addr: c.Addr, user: c.User, pass: c.Passwd}, nil
+}
+
+// dial opens a session with no default database, utf8mb4, and the session
+// tracking capability (so OK packets carry their info string).
+func dial(ctx context.Context, p dsnParts, timeout time.Duration) (*conn, error) {
+	var nc net.Conn
+	d := &net.Dialer{Timeout: timeout}
+	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		nc = c
+		return c, err
+	}
+	opt := func(c *client.Conn) error { return c.SetCapability(mysql.CLIENT_SESSION_TRACK) }
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// The handshake itself has no context: bound it with a deadline.
+	stop := context.AfterFunc(dctx, func() {
+		if nc != nil {
+			_ = nc.SetDeadline(time.Unix(1, 0))
+		}
+	})
+	c, err := client.ConnectWithDialer(dctx, p.net, p.addr, p.user, p.pass, "", dialer, opt)
+	stop()
+	if err != nil {
+		if nc != nil {
+			nc.Close()
+		}
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return &conn{c: c, nc: nc, vars: map[string]string{}}, nil
+}
+
+func (cn *conn) close() {
+	if cn != nil && cn.c != nil {
+		_ = cn.c.Close()
+	}
+}
+
+// exec runs one statement. A returned *mysql.MyError is the server's answer
+// to the statement; any other error means the session is unusable.
+func (cn *conn) exec(ctx context.Context, q string) (*mysql.Result, error) {
+	if cn.broken {
+		return nil, errUnavailable("session is broken")
+	}
+	stop := context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(time.Unix(1, 0)) })
+	r, err := cn.c.Execute(q)
+	if !stop() {
+		cn.broken = true
+		return nil, fmt.Errorf("%w: %v", ctx.Err(), err)
+	}
+	if err != nil {
+		if me := asMyError(err); me != nil && !fatalCode(me.Code) {
+			return nil, me
+		}
+		cn.broken = true
+		return nil, &unavailableError{err: err}
+	}
+	return r, nil
+}
+
+func asMyError(err error) *mysql.MyError {
+	var me *mysql.MyError
+	if errors.As(err, &me) {
+		return me
+	}
+	type causer interface{ Cause() error }
+	for c, ok := err.(causer); ok; c, ok = err.(causer) {
+		next := c.Cause()
+		if next == nil || next == err {
+			break
+		}
+		err = next
+		if m, ok := err.(*mysql.MyError); ok {
+			return m
+		}
+	}
+	return nil
+}
+
+// fatalCode reports server errors that mean the session (or server) is
+// going away rather than that the statement failed.
+func fatalCode(code uint16) bool {
+	switch code {
+	case 1053, // ER_SERVER_SHUTDOWN
+		1927, // ER_CONNECTION_KILLED
+		1317, // ER_QUERY_INTERRUPTED
+		2006, 2013:
+		return true
+	}
+	return false
+}
+
+// unavailableError wraps a failure of the local database (not of a statement).
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return "local database unavailable: " + e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
+func errUnavailable(msg string) error { return &unavailableError{err: errors.New(msg)} }
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// quoteString renders s as a string literal that does not depend on
+// sql_mode (NO_BACKSLASH_ESCAPES, ANSI_QUOTES).
+func quoteString(s string) string {
+	if s == "" {
+		return "''"
+	}
+	return fmt.Sprintf("_utf8mb4 X'%x'", s)
+}
+
+func hexLiteral(b []byte) string {
+	if len(b) == 0 {
+		return "''"
+	}
+	return fmt.Sprintf("X'%x'", b)
+}
