@@ -1,0 +1,126 @@
+package sqlproxy
+
+import (
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// stmtClass is what the session does with a statement.
+type stmtClass int
+
+const (
+	classRead    stmtClass = iota // relay to the backend session
+	classWrite                    // order
+	classDDL                      // order, implicit commit
+	classSession                  // relay, then the session context is stale
+	classTx                       // transaction control
+	classLocal                    // relay (session-local effects only)
+	classRefused                  // answer with stmt.err
+)
+
+// txOp says what a transaction-control statement asks for.
+type txOp int
+
+const (
+	txRefuse txOp = iota // opens a transaction or similar: refused for now
+	txNoop               // COMMIT/ROLLBACK/autocommit=1/UNLOCK TABLES with nothing open: OK
+)
+
+// stmt is one classified statement (the proxy's view of classify.Statement).
+type stmt struct {
+	class       stmtClass
+	sql         string
+	kind        string
+	userVars    []string
+	usesRand    bool
+	insertTable string
+	db          string
+	tx          txOp
+	err         *mysql.MyError
+}
+
+// pins are the values pinned once at the origin for rewriting.
+type pins struct {
+	now          time.Time
+	uuid         func() string
+	uuidShort    func() uint64
+	connectionID uint64
+	currentUser  string
+}
+
+// classifier splits and classifies statements. The default adapts package
+// classify; tests may substitute.
+type classifier interface {
+	split(query string) ([]string, error)
+	classify(sql string, p pins) stmt
+}
+
+// isAccountStmt reports account-management statements, which PREPARE may not
+// privilege-check.
+func isAccountStmt(sql string) (bool, bool) {
+	w := leadingWords(sql, 2)
+	if len(w) == 0 {
+		return false, false
+	}
+	switch w[0] {
+	case "GRANT", "REVOKE":
+		return true, true
+	case "CREATE", "DROP", "RENAME", "ALTER":
+		if len(w) > 1 && (w[1] == "USER" || w[1] == "ROLE") {
+			return true, false
+		}
+		if len(w) > 1 && w[0] == "CREATE" && w[1] == "OR" {
+			ws := leadingWords(sql, 4)
+			if len(ws) == 4 && (ws[3] == "USER" || ws[3] == "ROLE") {
+				return true, false
+			}
+		}
+	case "SET":
+		if len(w) > 1 && (w[1] == "PASSWORD" || w[1] == "DEFAULT") {
+			return true, false
+		}
+	}
+	return false, false
+}
+
+// leadingWords returns up to n upper-cased leading keywords, skipping
+// whitespace and comments.
+func leadingWords(sql string, n int) []string {
+	var out []string
+	i := 0
+	for i < len(sql) && len(out) < n {
+		c := sql[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(':
+			i++
+		case c == '#' || (c == '-' && strings.HasPrefix(sql[i:], "-- ")):
+			j := strings.IndexByte(sql[i:], '\n')
+			if j < 0 {
+				return out
+			}
+			i += j + 1
+		case c == '/' && strings.HasPrefix(sql[i:], "/*") && !strings.HasPrefix(sql[i:], "/*!"):
+			j := strings.Index(sql[i+2:], "*/")
+			if j < 0 {
+				return out
+			}
+			i += j + 4
+		case isWordByte(c):
+			j := i
+			for j < len(sql) && isWordByte(sql[j]) {
+				j++
+			}
+			out = append(out, strings.ToUpper(sql[i:j]))
+			i = j
+		default:
+			return out
+		}
+	}
+	return out
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}

@@ -1,0 +1,110 @@
+package sqlproxy
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// Config configures a Server. Zero durations and sizes take the defaults of
+// DefaultConfig.
+type Config struct {
+	// Listen is the client address (host:port) Serve's caller listens on;
+	// informational when Serve is given a listener.
+	Listen string
+	// Backend is the host:port of the local MariaDB/MySQL server. Every
+	// client session gets its own backend connection, authenticated as the
+	// client.
+	Backend string
+	// NodeID names this node in entry IDs and logs.
+	NodeID string
+	// MaxPacket is the largest logical client packet accepted (bytes).
+	MaxPacket int
+	// DialTimeout bounds connecting to the backend.
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the whole authentication exchange.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds ordering one write (Orderer.Submit).
+	WriteTimeout time.Duration
+	// ReadTimeout bounds a linearizable-read barrier.
+	ReadTimeout time.Duration
+}
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		Listen:           "127.0.0.1:3306",
+		Backend:          "127.0.0.1:3307",
+		NodeID:           "n1",
+		MaxPacket:        64 << 20,
+		DialTimeout:      5 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		WriteTimeout:     30 * time.Second,
+		ReadTimeout:      10 * time.Second,
+	}
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.MaxPacket <= 0 {
+		c.MaxPacket = d.MaxPacket
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.Backend == "" {
+		return errors.New("sqlproxy: Config.Backend (host:port of the local database) is required")
+	}
+	if c.NodeID == "" {
+		return errors.New("sqlproxy: Config.NodeID is required")
+	}
+	return nil
+}
+
+// Orderer puts a write entry into the cluster's total order. Submit is
+// called from client session goroutines, concurrently. It returns once this
+// node has applied the entry, with this node's result per statement (one
+// Result per Entry.Stmts element). Errors: command.ErrNoLeader,
+// command.ErrOutcomeUnknown, command.ErrShuttingDown, command.ErrTooLarge or
+// the context's error; they are translated in errors.go.
+type Orderer interface {
+	Submit(ctx context.Context, e *command.Entry) ([]command.Result, error)
+}
+
+// Gate decides whether this node may serve a statement now (the quorum
+// fence). nil means serve. An error implementing
+// interface{ MySQLError() *mysql.MyError } is sent to the client as is; any
+// other error becomes a generic 1105. Called concurrently from sessions.
+type Gate interface {
+	Admit(write bool) error
+}
+
+// Reads gives linearizable reads (optional): Barrier returns an index
+// such that, once this node has applied it (WaitApplied), a read sees every
+// write acknowledged before the Barrier call.
+type Reads interface {
+	Barrier(ctx context.Context) (uint64, error)
+	WaitApplied(ctx context.Context, index uint64) error
+}
+
+// Deps are the other parts of the node the proxy uses.
+type Deps struct {
+	Orderer Orderer // required
+	Gate    Gate    // optional; nil admits everything
+	Reads   Reads   // optional; nil disables linearizable reads
+}

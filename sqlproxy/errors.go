@@ -1,0 +1,90 @@
+package sqlproxy
+
+import (
+	"context"
+	"errors"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// The one table that turns internal errors into what a MySQL client sees.
+var errorTable = []struct {
+	err error
+	my  *mysql.MyError
+}{
+	{command.ErrNoLeader, &mysql.MyError{Code: 1047, State: "08S01",
+		Message: "Lockstep: this node has no quorum (no cluster leader reachable); retry on another node or when the cluster recovers"}},
+	{command.ErrOutcomeUnknown, &mysql.MyError{Code: 1180, State: "HY000",
+		Message: "Lockstep: the outcome of this write is unknown (the cluster leader changed while it was being ordered); check before retrying"}},
+	{command.ErrShuttingDown, &mysql.MyError{Code: 1053, State: "08S01",
+		Message: "Lockstep: this node is shutting down; retry on another node"}},
+	{command.ErrTooLarge, &mysql.MyError{Code: 1153, State: "08S01",
+		Message: "Lockstep: the write is larger than the cluster's entry size limit; split it into smaller statements"}},
+	{context.DeadlineExceeded, &mysql.MyError{Code: 1180, State: "HY000",
+		Message: "Lockstep: timed out waiting for the cluster to order this write; its outcome is unknown, check before retrying"}},
+	{context.Canceled, &mysql.MyError{Code: 1317, State: "70100",
+		Message: "Lockstep: the write was interrupted before the cluster confirmed it; its outcome is unknown, check before retrying"}},
+}
+
+// Errors the proxy itself raises.
+var (
+	errTxNotSupported = func(kind string) *mysql.MyError {
+		if kind == "" {
+			kind = "this statement"
+		}
+		return &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+			Message: "Lockstep: " + kind + " is not supported yet: explicit transactions (BEGIN, START TRANSACTION, SET autocommit=0, SAVEPOINT, XA, LOCK TABLES) arrive in a later release; use autocommit statements"}
+	}
+	errAccountPriv = &mysql.MyError{Code: mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, State: "42000",
+		Message: "Access denied; you need (at least one of) the CREATE USER privilege(s) for this operation"}
+	errGrantPriv = &mysql.MyError{Code: mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, State: "42000",
+		Message: "Access denied; you need (at least one of) the GRANT OPTION privilege(s) for this operation"}
+	errMultiOff = &mysql.MyError{Code: mysql.ER_PARSE_ERROR, State: "42000",
+		Message: "You have an error in your SQL syntax: this connection did not enable multi-statements (CLIENT_MULTI_STATEMENTS) but the query holds several statements"}
+	errNoLinearizable = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+		Message: "Lockstep: linearizable reads are not available on this node (no read barrier configured)"}
+)
+
+type mysqlErrorer interface{ MySQLError() *mysql.MyError }
+
+// toMyError maps any error to the MySQL error a client should see.
+func toMyError(err error) *mysql.MyError {
+	if err == nil {
+		return nil
+	}
+	var me *mysql.MyError
+	if errors.As(err, &me) {
+		return me
+	}
+	var ce *command.Error
+	if errors.As(err, &ce) {
+		return &mysql.MyError{Code: ce.Code, State: ce.State, Message: ce.Message}
+	}
+	var mer mysqlErrorer
+	if errors.As(err, &mer) {
+		if m := mer.MySQLError(); m != nil {
+			return m
+		}
+	}
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			return row.my
+		}
+	}
+	return &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: mysql.DEFAULT_MYSQL_STATE, Message: "Lockstep: " + err.Error()}
+}
+
+// privilegeErrors are the backend errors that refuse a write before ordering.
+var privilegeErrors = map[uint16]bool{
+	1142: true, // ER_TABLEACCESS_DENIED_ERROR
+	1143: true, // ER_COLUMNACCESS_DENIED_ERROR
+	1044: true, // ER_DBACCESS_DENIED_ERROR
+	1045: true, // ER_ACCESS_DENIED_ERROR
+	1227: true, // ER_SPECIFIC_ACCESS_DENIED_ERROR
+	1370: true, // ER_PROCACCESS_DENIED_ERROR
+	1211: true, // ER_NO_PERMISSION_TO_CREATE_USER
+	1410: true, // ER_CANT_CREATE_USER_WITH_GRANT
+	1290: true, // ER_OPTION_PREVENTS_STATEMENT (read_only)
+}

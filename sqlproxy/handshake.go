@@ -1,0 +1,168 @@
+package sqlproxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Capabilities the proxy never offers: it does not terminate TLS or
+// compression, always wants EOF-terminated result sets (its own result sets
+// use EOF), and does not parse session-tracking or query attributes.
+const clearedCaps = mysql.CLIENT_SSL | mysql.CLIENT_COMPRESS | mysql.CLIENT_DEPRECATE_EOF |
+	mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_QUERY_ATTRIBUTES |
+	mysql.CLIENT_OPTIONAL_RESULTSET_METADATA | mysql.CLIENT_ZSTD_COMPRESSION_ALGORITHM |
+	mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_SSL_VERIFY_SERVER_CERT | mysql.CLIENT_CAPABILITY_EXTENSION
+
+// handshake relays authentication between client and backend. The backend
+// checks the credentials with whatever plugin the account uses. It returns
+// the capabilities in force, the user name and the initial database.
+func (s *session) handshake() error {
+	// 1. The backend's initial handshake, with capabilities trimmed.
+	p, err := s.be.readPacket()
+	if err != nil {
+		return fmt.Errorf("read backend handshake: %w", err)
+	}
+	if isErr(p) { // e.g. too many connections, host blocked
+		e := parseErr(p)
+		s.cl.seq = 0
+		_ = s.cl.writePacket(p)
+		_ = s.cl.flush()
+		return fmt.Errorf("backend refused connection: %s", e.Message)
+	}
+	hs := bytes.Clone(p)
+	if len(hs) < 1 || hs[0] != 10 {
+		return fmt.Errorf("unsupported backend handshake protocol %d", hs[0])
+	}
+	pos := 1 + bytes.IndexByte(hs[1:], 0) + 1 // server version
+	pos += 4 + 8 + 1                          // connection id, scramble part 1, filler
+	if pos < 0 || len(hs) < pos+2+1+2+2+1+10 {
+		return fmt.Errorf("short backend handshake")
+	}
+	capLo := binary.LittleEndian.Uint16(hs[pos:])
+	capHi := binary.LittleEndian.Uint16(hs[pos+2+1+2:])
+	caps := uint32(capLo) | uint32(capHi)<<16
+	caps &^= clearedCaps
+	binary.LittleEndian.PutUint16(hs[pos:], uint16(caps))
+	binary.LittleEndian.PutUint16(hs[pos+2+1+2:], uint16(caps>>16))
+	// The reserved bytes' last four carry MariaDB's extended capabilities
+	// (bulk operations, metadata cache, ...): offer none of them.
+	ext := pos + 2 + 1 + 2 + 2 + 1 + 6
+	copy(hs[ext:ext+4], []byte{0, 0, 0, 0})
+	s.offered = caps
+	s.cl.seq = 0
+	if err := s.cl.writePacket(hs); err != nil {
+		return err
+	}
+	if err := s.cl.flush(); err != nil {
+		return err
+	}
+
+	// 2. The client's handshake response, trimmed to what was offered.
+	p, err = s.cl.readPacket()
+	if err != nil {
+		return fmt.Errorf("read client handshake response: %w", err)
+	}
+	resp := bytes.Clone(p)
+	if len(resp) < 32 {
+		if len(resp) >= 4 && binary.LittleEndian.Uint32(resp)&mysql.CLIENT_SSL != 0 {
+			return s.refuseAuth(&mysql.MyError{Code: 1045, State: "28000",
+				Message: "Lockstep: TLS is not supported on this port yet; connect without TLS (e.g. --ssl=0 / tls=false)"})
+		}
+		return fmt.Errorf("short client handshake response")
+	}
+	ccaps := binary.LittleEndian.Uint32(resp) & s.offered
+	if ccaps&mysql.CLIENT_PROTOCOL_41 == 0 {
+		return s.refuseAuth(&mysql.MyError{Code: 1045, State: "28000", Message: "Lockstep: clients must speak protocol 4.1"})
+	}
+	binary.LittleEndian.PutUint32(resp, ccaps)
+	copy(resp[28:32], []byte{0, 0, 0, 0}) // MariaDB extended client capabilities
+	s.caps = ccaps
+	rest := resp[32:]
+	if i := bytes.IndexByte(rest, 0); i >= 0 {
+		s.user = string(rest[:i])
+		rest = rest[i+1:]
+		var alen, skip int
+		switch {
+		case ccaps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0:
+			v, _, n := mysql.LengthEncodedInt(rest)
+			alen, skip = int(v), n
+		case ccaps&mysql.CLIENT_SECURE_CONNECTION != 0 && len(rest) > 0:
+			alen, skip = int(rest[0]), 1
+		default:
+			alen = bytes.IndexByte(rest, 0)
+			skip = 0
+			if alen >= 0 {
+				alen++
+			}
+		}
+		if alen >= 0 && skip+alen <= len(rest) {
+			rest = rest[skip+alen:]
+			if ccaps&mysql.CLIENT_CONNECT_WITH_DB != 0 {
+				if j := bytes.IndexByte(rest, 0); j >= 0 {
+					s.db = string(rest[:j])
+				}
+			}
+		}
+	}
+	s.be.seq = s.cl.seq
+	if err := s.be.writePacket(resp); err != nil {
+		return err
+	}
+	if err := s.be.flush(); err != nil {
+		return err
+	}
+	return s.relayAuth()
+}
+
+// relayAuth relays auth-switch / more-data packets until the backend
+// answers OK or ERR, which is forwarded to the client.
+func (s *session) relayAuth() error {
+	for {
+		p, err := s.be.readPacket()
+		if err != nil {
+			return fmt.Errorf("backend during authentication: %w", err)
+		}
+		s.cl.seq = s.be.seq - 1
+		if err := s.cl.writePacket(p); err != nil {
+			return err
+		}
+		if err := s.cl.flush(); err != nil {
+			return err
+		}
+		switch {
+		case isOK(p):
+			if o, err := parseOK(p); err == nil {
+				s.status = o.status
+			}
+			return nil
+		case isErr(p):
+			return &authError{parseErr(p)}
+		case len(p) == 2 && p[0] == 0x01 && p[1] == 0x03:
+			continue // caching_sha2 fast-auth success: OK follows
+		}
+		c, err := s.cl.readPacket()
+		if err != nil {
+			return fmt.Errorf("client during authentication: %w", err)
+		}
+		s.be.seq = s.cl.seq
+		if err := s.be.writePacket(c); err != nil {
+			return err
+		}
+		if err := s.be.flush(); err != nil {
+			return err
+		}
+	}
+}
+
+type authError struct{ my *mysql.MyError }
+
+func (e *authError) Error() string { return "authentication failed: " + e.my.Error() }
+
+func (s *session) refuseAuth(e *mysql.MyError) error {
+	_ = s.cl.writePacket(errPacket(e))
+	_ = s.cl.flush()
+	return &authError{e}
+}

@@ -1,0 +1,188 @@
+package sqlproxy
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// handleQuery runs a COM_QUERY: split, then each statement in order,
+// stopping at the first error as MySQL does.
+func (s *session) handleQuery(q string) error {
+	parts, err := s.srv.cls.split(q)
+	if err != nil {
+		return s.writeErr(&mysql.MyError{Code: mysql.ER_PARSE_ERROR, State: "42000",
+			Message: "You have an error in your SQL syntax: " + err.Error()})
+	}
+	if len(parts) == 0 {
+		return s.writeErr(&mysql.MyError{Code: mysql.ER_EMPTY_QUERY, State: "42000", Message: "Query was empty"})
+	}
+	if len(parts) > 1 && s.caps&mysql.CLIENT_MULTI_STATEMENTS == 0 {
+		return s.writeErr(errMultiOff)
+	}
+	for i, sql := range parts {
+		ok, err := s.runStatement(sql, i == len(parts)-1)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+	}
+	return nil
+}
+
+// runStatement runs one statement of a COM_QUERY. It reports whether the
+// statement succeeded (so the next one may run).
+func (s *session) runStatement(sql string, last bool) (bool, error) {
+	if s.diag != nil {
+		if handled, err := s.answerDiagnostics(sql, last); handled {
+			return err == nil, err
+		}
+	}
+	if handled, ok, err := s.sessionSwitch(sql, last); handled {
+		return ok, err
+	}
+	now := time.Now()
+	st := s.srv.cls.classify(sql, s.newPins(now))
+	switch st.class {
+	case classRead, classLocal, classSession:
+		if err := s.admit(false); err != nil {
+			return false, s.sendErr(err, last)
+		}
+		if st.class == classRead && s.linearizable {
+			if err := s.readBarrier(); err != nil {
+				return false, s.sendErr(err, last)
+			}
+		}
+		if st.class != classRead {
+			s.ctxDirty = true
+		}
+		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+			return false, err
+		}
+		return s.relayResponse(respGeneric, last)
+	case classWrite, classDDL:
+		return s.write(st, now, last)
+	case classTx:
+		if st.tx == txNoop {
+			return true, s.writeOK(last)
+		}
+		return false, s.writeErr(errTxNotSupported(st.kind))
+	case classRefused:
+		e := st.err
+		if e == nil {
+			e = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+				Message: "Lockstep: " + st.kind + " is not safe to replicate"}
+		}
+		return false, s.writeErr(e)
+	}
+	return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unclassified statement"})
+}
+
+// readBarrier waits until this node has applied every write acknowledged
+// before now (linearizable reads).
+func (s *session) readBarrier() error {
+	r := s.srv.deps.Reads
+	if r == nil {
+		return errNoLinearizable
+	}
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	defer cancel()
+	idx, err := r.Barrier(ctx)
+	if err != nil {
+		return err
+	}
+	return r.WaitApplied(ctx, idx)
+}
+
+// normalize lower-cases, collapses white space and drops a trailing ';'.
+func normalize(sql string) string {
+	f := strings.Fields(strings.ToLower(strings.TrimRight(strings.TrimSpace(sql), ";")))
+	return strings.Join(f, " ")
+}
+
+// sessionSwitch intercepts the proxy's own session variable:
+//
+//	SET [SESSION] lockstep_linearizable_reads = ON|OFF|1|0
+//	SELECT @@lockstep_linearizable_reads
+func (s *session) sessionSwitch(sql string, last bool) (handled, ok bool, err error) {
+	n := normalize(sql)
+	if !strings.Contains(n, "lockstep_linearizable_reads") {
+		return false, false, nil
+	}
+	if n == "select @@lockstep_linearizable_reads" || n == "select @@session.lockstep_linearizable_reads" {
+		v := "0"
+		if s.linearizable {
+			v = "1"
+		}
+		return true, true, s.writeResultSet([]string{"@@lockstep_linearizable_reads"}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&v}}, last)
+	}
+	rest, found := strings.CutPrefix(n, "set ")
+	if !found {
+		return false, false, nil
+	}
+	for _, p := range []string{"session ", "@@session.", "@@local.", "local ", "@@"} {
+		rest = strings.TrimPrefix(rest, p)
+	}
+	rest, found = strings.CutPrefix(rest, "lockstep_linearizable_reads")
+	if !found {
+		return false, false, nil
+	}
+	rest = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), "="))
+	rest = strings.Trim(rest, "'\"")
+	switch rest {
+	case "on", "1", "true":
+		if s.srv.deps.Reads == nil {
+			return true, false, s.writeErr(errNoLinearizable)
+		}
+		s.linearizable = true
+	case "off", "0", "false":
+		s.linearizable = false
+	default:
+		return true, false, s.writeErr(&mysql.MyError{Code: 1231, State: "42000",
+			Message: "Variable 'lockstep_linearizable_reads' can't be set to the value of '" + rest + "'"})
+	}
+	return true, true, s.writeOK(last)
+}
+
+// answerDiagnostics answers SHOW WARNINGS / SHOW ERRORS / @@warning_count
+// for a statement the proxy answered itself (the backend session did not
+// run it, so its own diagnostics would be wrong).
+func (s *session) answerDiagnostics(sql string, last bool) (bool, error) {
+	n := normalize(sql)
+	d := s.diag
+	warns := d.warnings
+	var errs []int
+	for i, w := range warns {
+		if w.Level == "Error" {
+			errs = append(errs, i)
+		}
+	}
+	count := func(name string, v int) (bool, error) {
+		str := strconv.Itoa(v)
+		return true, s.writeResultSet([]string{name}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&str}}, last)
+	}
+	switch {
+	case strings.HasPrefix(n, "show warnings"):
+		return true, s.writeWarnings(warns, last)
+	case strings.HasPrefix(n, "show errors"):
+		var e = warns[:0:0]
+		for _, i := range errs {
+			e = append(e, warns[i])
+		}
+		return true, s.writeWarnings(e, last)
+	case n == "show count(*) warnings":
+		return count("@@session.warning_count", len(warns))
+	case n == "show count(*) errors":
+		return count("@@session.error_count", len(errs))
+	case n == "select @@warning_count" || n == "select @@session.warning_count":
+		return count(strings.TrimPrefix(n, "select "), len(warns))
+	case n == "select @@error_count" || n == "select @@session.error_count":
+		return count(strings.TrimPrefix(n, "select "), len(errs))
+	}
+	return false, nil
+}

@@ -1,0 +1,164 @@
+package sqlproxy
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// respKind says what shape of response a relayed command gets.
+type respKind int
+
+const (
+	respGeneric   respKind = iota // OK, ERR or result set(s)
+	respOnePacket                 // one packet (COM_STATISTICS)
+	respUntilEOF                  // packets up to EOF or ERR (COM_FIELD_LIST)
+	respFetch                     // cursor rows up to EOF or ERR (COM_STMT_FETCH)
+)
+
+// relayCommand sends p to the backend and relays the response.
+func (s *session) relayCommand(p []byte, kind respKind, last bool) error {
+	if err := s.sendBackend(p); err != nil {
+		return err
+	}
+	_, err := s.relayResponse(kind, last)
+	return err
+}
+
+// readBE reads a backend packet, flushing the client first when the read
+// may block (so the client sees rows while the backend produces more, and
+// memory stays bounded by the buffers).
+func (s *session) readBE() ([]byte, error) {
+	if s.be.r.Buffered() < 4 {
+		if err := s.cl.flush(); err != nil {
+			return nil, err
+		}
+	}
+	return s.be.readPacket()
+}
+
+// relayResponse streams one backend response to the client packet by
+// packet. When last is false, SERVER_MORE_RESULTS_EXISTS is set on the final
+// OK/EOF (more statements of the client's query follow). It reports whether
+// the response ended without an error. The backend owns the diagnostics
+// afterwards.
+func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
+	s.diag = nil
+	switch kind {
+	case respOnePacket:
+		p, err := s.readBE()
+		if err != nil {
+			return false, err
+		}
+		return !isErr(p), s.cl.writePacket(p)
+	case respUntilEOF, respFetch:
+		for {
+			p, err := s.readBE()
+			if err != nil {
+				return false, err
+			}
+			if isEOF(p) {
+				s.status, _ = statusOf(p)
+			}
+			if err := s.cl.writePacket(p); err != nil {
+				return false, err
+			}
+			if isErr(p) {
+				return false, nil
+			}
+			if isEOF(p) {
+				return true, nil
+			}
+		}
+	}
+	for {
+		p, err := s.readBE()
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case isErr(p):
+			return false, s.cl.writePacket(p)
+		case isOK(p):
+			more := s.terminal(p, last)
+			if err := s.cl.writePacket(p); err != nil {
+				return false, err
+			}
+			if !more {
+				return true, nil
+			}
+			continue
+		case p[0] == 0xfb:
+			return false, fmt.Errorf("backend asked for LOCAL INFILE, which was not offered")
+		}
+		// Result set: column count, definitions, EOF, rows, EOF.
+		n, _, _ := mysql.LengthEncodedInt(p)
+		if err := s.cl.writePacket(p); err != nil {
+			return false, err
+		}
+		for i := uint64(0); i < n; i++ {
+			p, err := s.readBE()
+			if err != nil {
+				return false, err
+			}
+			if err := s.cl.writePacket(p); err != nil {
+				return false, err
+			}
+		}
+		p, err = s.readBE()
+		if err != nil {
+			return false, err
+		}
+		if !isEOF(p) {
+			return false, fmt.Errorf("backend protocol: expected EOF after %d column definitions", n)
+		}
+		st, _ := statusOf(p)
+		if st&mysql.SERVER_STATUS_CURSOR_EXISTS != 0 {
+			// A cursor was opened (COM_STMT_EXECUTE): rows come by COM_STMT_FETCH.
+			s.status = st
+			return true, s.cl.writePacket(p)
+		}
+		if err := s.cl.writePacket(p); err != nil {
+			return false, err
+		}
+		for {
+			p, err := s.readBE()
+			if err != nil {
+				return false, err
+			}
+			if isErr(p) {
+				return false, s.cl.writePacket(p)
+			}
+			if isEOF(p) {
+				more := s.terminal(p, last)
+				if err := s.cl.writePacket(p); err != nil {
+					return false, err
+				}
+				if !more {
+					return true, nil
+				}
+				break
+			}
+			if err := s.cl.writePacket(p); err != nil {
+				return false, err
+			}
+		}
+	}
+}
+
+// terminal records the status of a final OK/EOF and, when more client
+// statements follow, sets SERVER_MORE_RESULTS_EXISTS in it. It reports
+// whether the backend itself has more results.
+func (s *session) terminal(p []byte, last bool) bool {
+	st, off := statusOf(p)
+	if off < 0 {
+		return false
+	}
+	s.status = st &^ mysql.SERVER_MORE_RESULTS_EXISTS
+	more := st&mysql.SERVER_MORE_RESULTS_EXISTS != 0
+	if !more && !last {
+		binary.LittleEndian.PutUint16(p[off:], st|mysql.SERVER_MORE_RESULTS_EXISTS)
+	}
+	return more
+}

@@ -1,0 +1,137 @@
+package sqlproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server accepts MySQL client connections and runs one session goroutine
+// per connection.
+type Server struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	cls    classifier
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	seq       atomic.Uint64 // entry sequence numbers
+	uuidShort atomic.Uint64
+
+	mu       sync.Mutex
+	ln       net.Listener
+	sessions map[*session]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// NewServer validates cfg and returns a Server; call Serve to accept.
+func NewServer(cfg Config, deps Deps, logger *slog.Logger) (*Server, error) {
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Orderer == nil {
+		return nil, errors.New("sqlproxy: Deps.Orderer is required")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg: cfg, deps: deps, log: logger.With("component", "sqlproxy"),
+		cls: defaultClassifier{}, ctx: ctx, cancel: cancel,
+		sessions: make(map[*session]struct{}),
+	}
+	s.seq.Store(uint64(time.Now().UnixNano()))
+	s.uuidShort.Store(uint64(time.Now().Unix()) << 24)
+	return s, nil
+}
+
+// Serve accepts connections on l until Close. It returns nil after Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errors.New("sqlproxy: server closed")
+	}
+	s.ln = l
+	s.mu.Unlock()
+	s.log.Info("serving MySQL clients", "addr", l.Addr().String(), "backend", s.cfg.Backend)
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("sqlproxy: accept: %w", err)
+		}
+		delay = 0
+		sess := newSession(s, c)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		s.sessions[sess] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			sess.run()
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Addr is the listening address, or nil before Serve.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Close stops accepting, closes every session (client and backend
+// connections) and waits for the session goroutines to end.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	var err error
+	if s.ln != nil {
+		err = s.ln.Close()
+	}
+	for sess := range s.sessions {
+		sess.kill()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return err
+}

@@ -1,0 +1,308 @@
+package sqlproxy
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// session is one client connection and its backend connection. All fields
+// are owned by the session goroutine except those under killMu.
+type session struct {
+	srv *Server
+	log *slog.Logger
+	cl  *pconn // client
+	be  *pconn // backend (nil until dialled)
+
+	killMu sync.Mutex
+	killed bool
+
+	offered uint32 // capabilities offered to the client
+	caps    uint32 // capabilities in force
+	user    string // login name from the handshake
+	db      string // initial database from the handshake
+	status  uint16 // last status flags seen from the backend
+
+	currentUser string // CURRENT_USER() as 'user'@'host'
+	connID      uint64
+
+	ctxDirty bool
+	ctxDB    string
+	ctxVars  map[string]string // name -> SQL literal
+	ctxRaw   map[string]string // name -> raw value
+
+	// diagnostics of the last statement when the proxy answered it itself
+	// (writes, refusals); nil when the backend owns them.
+	diag *diagnostics
+
+	stmts        map[uint32]*prepared
+	linearizable bool
+}
+
+type diagnostics struct {
+	warnings []command.Warning // includes the error row, if any
+	errors   int
+}
+
+func newSession(s *Server, c net.Conn) *session {
+	return &session{
+		srv: s, log: s.log.With("client", c.RemoteAddr().String()),
+		cl: newPconn(c, s.cfg.MaxPacket), ctxDirty: true,
+		stmts: make(map[uint32]*prepared),
+	}
+}
+
+// kill closes both connections; the session goroutine then ends.
+func (s *session) kill() {
+	s.killMu.Lock()
+	defer s.killMu.Unlock()
+	s.killed = true
+	_ = s.cl.close()
+	if s.be != nil {
+		_ = s.be.close()
+	}
+}
+
+func (s *session) run() {
+	defer s.kill()
+	if err := s.open(); err != nil {
+		var ae *authError
+		if errors.As(err, &ae) {
+			s.log.Info("authentication refused", "user", s.user, "code", ae.my.Code)
+		} else {
+			s.log.Warn("session setup failed", "err", err)
+		}
+		return
+	}
+	s.log.Debug("session open", "user", s.currentUser, "backend_conn", s.connID)
+	err := s.loop()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		s.log.Info("session ended", "err", err)
+	}
+}
+
+// open dials the backend, relays authentication and loads the identity.
+func (s *session) open() error {
+	deadline := time.Now().Add(s.srv.cfg.HandshakeTimeout)
+	bc, err := net.DialTimeout("tcp", s.srv.cfg.Backend, s.srv.cfg.DialTimeout)
+	if err != nil {
+		_ = s.cl.writePacket(errPacket(&mysql.MyError{Code: 2003, State: "HY000",
+			Message: "Lockstep: cannot reach the local database server: " + err.Error()}))
+		_ = s.cl.flush()
+		return err
+	}
+	s.killMu.Lock()
+	s.be = newPconn(bc, 0)
+	killed := s.killed
+	s.killMu.Unlock()
+	if killed {
+		_ = bc.Close()
+		return net.ErrClosed
+	}
+	_ = s.cl.c.SetDeadline(deadline)
+	_ = bc.SetDeadline(deadline)
+	if err := s.handshake(); err != nil {
+		return err
+	}
+	if err := s.loadIdentity(); err != nil {
+		return err
+	}
+	_ = s.cl.c.SetDeadline(time.Time{})
+	_ = bc.SetDeadline(time.Time{})
+	return nil
+}
+
+func (s *session) loadIdentity() error {
+	r, err := s.query("SELECT CURRENT_USER(), CONNECTION_ID()")
+	if err != nil {
+		return fmt.Errorf("load session identity: %w", err)
+	}
+	if len(r.vals) != 1 || r.vals[0][0] == nil || r.vals[0][1] == nil {
+		return errors.New("load session identity: unexpected result")
+	}
+	s.currentUser = quoteAccount(*r.vals[0][0])
+	_, _ = fmt.Sscan(*r.vals[0][1], &s.connID)
+	s.ctxDirty = true
+	return nil
+}
+
+// quoteAccount turns user@host into 'user'@'host'.
+func quoteAccount(a string) string {
+	i := strings.LastIndexByte(a, '@')
+	if i < 0 {
+		return quoteSimple(a)
+	}
+	return quoteSimple(a[:i]) + "@" + quoteSimple(a[i+1:])
+}
+
+// loop reads client commands until COM_QUIT or a connection error.
+func (s *session) loop() error {
+	for {
+		if err := s.cl.flush(); err != nil {
+			return err
+		}
+		p, err := s.cl.readPacket()
+		if err != nil {
+			if errors.Is(err, errPacketTooLarge) {
+				s.cl.seq = 1
+				_ = s.cl.writePacket(errPacket(&mysql.MyError{Code: 1153, State: "08S01",
+					Message: "Got a packet bigger than 'max_allowed_packet' bytes"}))
+				_ = s.cl.flush()
+			}
+			return err
+		}
+		if len(p) == 0 {
+			return errors.New("empty command packet")
+		}
+		if err := s.dispatch(p); err != nil {
+			return err
+		}
+	}
+}
+
+// dispatch handles one command. A returned error ends the session.
+func (s *session) dispatch(p []byte) error {
+	cmd, data := p[0], p[1:]
+	switch cmd {
+	case mysql.COM_QUIT:
+		return io.EOF
+	case mysql.COM_QUERY:
+		return s.handleQuery(string(data))
+	case mysql.COM_INIT_DB:
+		if err := s.admit(false); err != nil {
+			return s.sendErr(err, true)
+		}
+		s.ctxDirty = true
+		return s.relayCommand(p, respGeneric, true)
+	case mysql.COM_PING, mysql.COM_DEBUG:
+		return s.relayCommand(p, respGeneric, true)
+	case mysql.COM_STATISTICS:
+		return s.relayCommand(p, respOnePacket, true)
+	case mysql.COM_FIELD_LIST:
+		return s.relayCommand(p, respUntilEOF, true)
+	case mysql.COM_SET_OPTION:
+		if len(data) >= 2 {
+			switch binary.LittleEndian.Uint16(data) {
+			case 0:
+				s.caps |= mysql.CLIENT_MULTI_STATEMENTS
+			case 1:
+				s.caps &^= mysql.CLIENT_MULTI_STATEMENTS
+			}
+		}
+		return s.relayCommand(p, respGeneric, true)
+	case mysql.COM_RESET_CONNECTION:
+		s.resetState()
+		return s.relayCommand(p, respGeneric, true)
+	case mysql.COM_CHANGE_USER:
+		s.resetState()
+		if err := s.sendBackend(p); err != nil {
+			return err
+		}
+		if err := s.relayAuth(); err != nil {
+			var ae *authError
+			if errors.As(err, &ae) {
+				return io.EOF // MySQL closes the connection after a failed change user
+			}
+			return err
+		}
+		return s.loadIdentity()
+	case mysql.COM_STMT_PREPARE:
+		return s.stmtPrepare(p)
+	case mysql.COM_STMT_EXECUTE:
+		return s.stmtExecute(p)
+	case mysql.COM_STMT_SEND_LONG_DATA:
+		return s.stmtLongData(p)
+	case mysql.COM_STMT_CLOSE:
+		return s.stmtClose(p)
+	case mysql.COM_STMT_RESET:
+		return s.stmtReset(p)
+	case mysql.COM_STMT_FETCH:
+		return s.relayCommand(p, respFetch, true)
+	case mysql.COM_PROCESS_INFO:
+		return s.relayCommand(p, respGeneric, true)
+	}
+	return s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
+		Message: fmt.Sprintf("Lockstep: command 0x%02x is not supported", cmd)})
+}
+
+// resetState forgets per-session state the backend forgets on reset.
+func (s *session) resetState() {
+	s.stmts = make(map[uint32]*prepared)
+	s.ctxDirty = true
+	s.diag = nil
+	s.linearizable = false
+}
+
+// admit consults the gate.
+func (s *session) admit(write bool) error {
+	if s.srv.deps.Gate == nil {
+		return nil
+	}
+	return s.srv.deps.Gate.Admit(write)
+}
+
+// sendBackend sends one command packet to the backend.
+func (s *session) sendBackend(p []byte) error {
+	s.be.seq = 0
+	if err := s.be.writePacket(p); err != nil {
+		return err
+	}
+	return s.be.flush()
+}
+
+// writeErr writes an ERR packet to the client and records it as the
+// diagnostics of the statement.
+func (s *session) writeErr(e *mysql.MyError) error {
+	s.diag = &diagnostics{warnings: []command.Warning{{Level: "Error", Code: e.Code, Message: e.Message}}, errors: 1}
+	return s.cl.writePacket(errPacket(e))
+}
+
+// sendErr maps err and writes it; statement errors never end the session.
+func (s *session) sendErr(err error, _ bool) error { return s.writeErr(toMyError(err)) }
+
+// okStatus is the status to report on proxy-generated OK packets.
+func (s *session) okStatus(last bool) uint16 {
+	st := mysql.SERVER_STATUS_AUTOCOMMIT | s.status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED
+	if !last {
+		st |= mysql.SERVER_MORE_RESULTS_EXISTS
+	}
+	return st
+}
+
+func (s *session) writeOK(last bool) error {
+	s.diag = &diagnostics{}
+	return s.cl.writePacket(okPacket(0, 0, s.okStatus(last), 0, ""))
+}
+
+// newPins returns the values pinned for one statement.
+func (s *session) newPins(now time.Time) pins {
+	return pins{
+		now:          now,
+		uuid:         newUUID,
+		uuidShort:    func() uint64 { return s.srv.uuidShort.Add(1) },
+		connectionID: s.connID,
+		currentUser:  s.currentUser,
+	}
+}
+
+// newUUID returns a random (version 4) UUID in MySQL's text form.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

@@ -1,0 +1,414 @@
+package sqlproxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// prepared is the proxy's record of a backend prepared statement. Reads
+// execute on the backend; writes are executed by interpolating the bound
+// parameters into the text and ordering it.
+type prepared struct {
+	id      uint32
+	sql     string
+	st      stmt
+	nparams int
+	types   []byte         // 2 bytes per parameter, from the last execute that sent them
+	long    map[int][]byte // COM_STMT_SEND_LONG_DATA chunks, per parameter
+}
+
+func (ps *prepared) isWrite() bool { return ps.st.class == classWrite || ps.st.class == classDDL }
+
+func (s *session) stmtPrepare(p []byte) error {
+	text := string(p[1:])
+	st := s.srv.cls.classify(text, s.newPins(time.Now()))
+	switch st.class {
+	case classRefused:
+		e := st.err
+		if e == nil {
+			e = errTxNotSupported(st.kind)
+		}
+		return s.writeErr(e)
+	case classTx:
+		if st.tx != txNoop {
+			return s.writeErr(errTxNotSupported(st.kind))
+		}
+	}
+	if err := s.sendBackend(p); err != nil {
+		return err
+	}
+	first, err := s.readBE()
+	if err != nil {
+		return err
+	}
+	if err := s.cl.writePacket(first); err != nil {
+		return err
+	}
+	if !isOK(first) || len(first) < 12 {
+		s.diag = nil
+		return nil
+	}
+	ps := &prepared{
+		id:  binary.LittleEndian.Uint32(first[1:]),
+		sql: text, st: st,
+		nparams: int(binary.LittleEndian.Uint16(first[7:])),
+	}
+	ncols := int(binary.LittleEndian.Uint16(first[5:]))
+	for _, n := range []int{ps.nparams, ncols} {
+		if n == 0 {
+			continue
+		}
+		for i := 0; i <= n; i++ { // n definitions, then EOF
+			q, err := s.readBE()
+			if err != nil {
+				return err
+			}
+			if err := s.cl.writePacket(q); err != nil {
+				return err
+			}
+		}
+	}
+	s.stmts[ps.id] = ps
+	s.diag = nil
+	return nil
+}
+
+func (s *session) stmtExecute(p []byte) error {
+	if len(p) < 10 {
+		return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000", Message: "Malformed communication packet"})
+	}
+	ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]
+	if ps == nil || !ps.isWrite() {
+		if err := s.admit(false); err != nil {
+			return s.sendErr(err, true)
+		}
+		if ps != nil && ps.st.class == classRead && s.linearizable {
+			if err := s.readBarrier(); err != nil {
+				return s.sendErr(err, true)
+			}
+		}
+		if ps != nil && ps.st.class == classSession {
+			s.ctxDirty = true
+		}
+		return s.relayCommand(p, respGeneric, true)
+	}
+	defer func() { ps.long = nil }() // long data is consumed by an execute
+	lits, err := ps.bind(p, s.clientCharset())
+	if err != nil {
+		return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000",
+			Message: "Lockstep: cannot decode prepared statement parameters: " + err.Error()})
+	}
+	text, err := interpolate(ps.sql, lits)
+	if err != nil {
+		return s.writeErr(&mysql.MyError{Code: mysql.ER_WRONG_ARGUMENTS, State: "HY000", Message: "Lockstep: " + err.Error()})
+	}
+	now := time.Now()
+	st := s.srv.cls.classify(text, s.newPins(now))
+	switch st.class {
+	case classWrite, classDDL:
+		_, err := s.write(st, now, true)
+		return err
+	case classRefused:
+		if st.err != nil {
+			return s.writeErr(st.err)
+		}
+	}
+	return s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+		Message: "Lockstep: this prepared statement changed class once its parameters were bound; use the text protocol for it"})
+}
+
+func (s *session) stmtLongData(p []byte) error {
+	if len(p) < 7 {
+		return nil // no response is defined for this command
+	}
+	ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]
+	if ps == nil || !ps.isWrite() {
+		return s.sendBackend(p)
+	}
+	i := int(binary.LittleEndian.Uint16(p[5:]))
+	if ps.long == nil {
+		ps.long = make(map[int][]byte)
+	}
+	ps.long[i] = append(ps.long[i], p[7:]...)
+	return nil
+}
+
+func (s *session) stmtClose(p []byte) error {
+	if len(p) >= 5 {
+		delete(s.stmts, binary.LittleEndian.Uint32(p[1:]))
+	}
+	return s.sendBackend(p) // no response
+}
+
+func (s *session) stmtReset(p []byte) error {
+	if len(p) >= 5 {
+		if ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]; ps != nil {
+			ps.long = nil
+		}
+	}
+	return s.relayCommand(p, respGeneric, true)
+}
+
+// bind decodes a COM_STMT_EXECUTE packet's parameters into SQL literals.
+func (ps *prepared) bind(p []byte, charset string) ([]string, error) {
+	n := ps.nparams
+	if n == 0 {
+		return nil, nil
+	}
+	pos := 10
+	nb := (n + 7) / 8
+	if len(p) < pos+nb+1 {
+		return nil, errors.New("short packet")
+	}
+	nulls := p[pos : pos+nb]
+	pos += nb
+	if p[pos] == 1 {
+		pos++
+		if len(p) < pos+2*n {
+			return nil, errors.New("short packet (types)")
+		}
+		ps.types = bytes.Clone(p[pos : pos+2*n])
+		pos += 2 * n
+	} else {
+		pos++
+	}
+	if len(ps.types) != 2*n {
+		return nil, errors.New("parameter types were never sent")
+	}
+	lits := make([]string, n)
+	for i := 0; i < n; i++ {
+		typ, unsigned := ps.types[2*i], ps.types[2*i+1]&0x80 != 0
+		if d, ok := ps.long[i]; ok {
+			lits[i] = stringLiteral(d, typ, charset)
+			continue
+		}
+		if nulls[i/8]&(1<<(i%8)) != 0 || typ == mysql.MYSQL_TYPE_NULL {
+			lits[i] = "NULL"
+			continue
+		}
+		lit, m, err := binaryLiteral(p[pos:], typ, unsigned, charset)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %d: %w", i+1, err)
+		}
+		lits[i] = lit
+		pos += m
+	}
+	return lits, nil
+}
+
+// binaryLiteral decodes one binary-protocol value as an SQL literal and
+// reports the bytes consumed.
+func binaryLiteral(b []byte, typ byte, unsigned bool, charset string) (string, int, error) {
+	need := func(k int) error {
+		if len(b) < k {
+			return errors.New("short value")
+		}
+		return nil
+	}
+	switch typ {
+	case mysql.MYSQL_TYPE_TINY:
+		if err := need(1); err != nil {
+			return "", 0, err
+		}
+		if unsigned {
+			return strconv.FormatUint(uint64(b[0]), 10), 1, nil
+		}
+		return strconv.FormatInt(int64(int8(b[0])), 10), 1, nil
+	case mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_YEAR:
+		if err := need(2); err != nil {
+			return "", 0, err
+		}
+		v := binary.LittleEndian.Uint16(b)
+		if unsigned {
+			return strconv.FormatUint(uint64(v), 10), 2, nil
+		}
+		return strconv.FormatInt(int64(int16(v)), 10), 2, nil
+	case mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_INT24:
+		if err := need(4); err != nil {
+			return "", 0, err
+		}
+		v := binary.LittleEndian.Uint32(b)
+		if unsigned {
+			return strconv.FormatUint(uint64(v), 10), 4, nil
+		}
+		return strconv.FormatInt(int64(int32(v)), 10), 4, nil
+	case mysql.MYSQL_TYPE_LONGLONG:
+		if err := need(8); err != nil {
+			return "", 0, err
+		}
+		v := binary.LittleEndian.Uint64(b)
+		if unsigned {
+			return strconv.FormatUint(v, 10), 8, nil
+		}
+		return strconv.FormatInt(int64(v), 10), 8, nil
+	case mysql.MYSQL_TYPE_FLOAT:
+		if err := need(4); err != nil {
+			return "", 0, err
+		}
+		f := float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+		return floatLiteral(f, 32), 4, nil
+	case mysql.MYSQL_TYPE_DOUBLE:
+		if err := need(8); err != nil {
+			return "", 0, err
+		}
+		return floatLiteral(math.Float64frombits(binary.LittleEndian.Uint64(b)), 64), 8, nil
+	case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_NEWDATE:
+		if err := need(1); err != nil {
+			return "", 0, err
+		}
+		l := int(b[0])
+		if err := need(1 + l); err != nil {
+			return "", 0, err
+		}
+		d := b[1 : 1+l]
+		var s string
+		switch l {
+		case 0:
+			s = "0000-00-00 00:00:00"
+			if typ == mysql.MYSQL_TYPE_DATE {
+				s = "0000-00-00"
+			}
+		case 4, 7, 11:
+			s = fmt.Sprintf("%04d-%02d-%02d", binary.LittleEndian.Uint16(d), d[2], d[3])
+			if l >= 7 {
+				s += fmt.Sprintf(" %02d:%02d:%02d", d[4], d[5], d[6])
+			}
+			if l == 11 {
+				s += fmt.Sprintf(".%06d", binary.LittleEndian.Uint32(d[7:]))
+			}
+		default:
+			return "", 0, fmt.Errorf("bad date length %d", l)
+		}
+		return "'" + s + "'", 1 + l, nil
+	case mysql.MYSQL_TYPE_TIME:
+		if err := need(1); err != nil {
+			return "", 0, err
+		}
+		l := int(b[0])
+		if err := need(1 + l); err != nil {
+			return "", 0, err
+		}
+		d := b[1 : 1+l]
+		switch l {
+		case 0:
+			return "'00:00:00'", 1, nil
+		case 8, 12:
+			sign := ""
+			if d[0] == 1 {
+				sign = "-"
+			}
+			h := binary.LittleEndian.Uint32(d[1:])*24 + uint32(d[5])
+			s := fmt.Sprintf("%s%02d:%02d:%02d", sign, h, d[6], d[7])
+			if l == 12 {
+				s += fmt.Sprintf(".%06d", binary.LittleEndian.Uint32(d[8:]))
+			}
+			return "'" + s + "'", 1 + l, nil
+		}
+		return "", 0, fmt.Errorf("bad time length %d", l)
+	}
+	// Length-encoded: strings, blobs, decimals, JSON, BIT, ENUM, SET, GEOMETRY.
+	v, isNull, m, err := mysql.LengthEncodedString(b)
+	if err != nil {
+		return "", 0, err
+	}
+	if isNull {
+		return "NULL", m, nil
+	}
+	if typ == mysql.MYSQL_TYPE_DECIMAL || typ == mysql.MYSQL_TYPE_NEWDECIMAL {
+		if _, err := strconv.ParseFloat(string(v), 64); err == nil && !strings.ContainsAny(string(v), "xXpP_") {
+			return string(v), m, nil
+		}
+	}
+	return stringLiteral(v, typ, charset), m, nil
+}
+
+func floatLiteral(f float64, bits int) string {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "NULL"
+	}
+	s := strconv.FormatFloat(f, 'g', -1, bits)
+	if !strings.ContainsAny(s, ".eE") {
+		s += "e0" // keep it a floating-point literal
+	}
+	return s
+}
+
+// stringLiteral quotes a string parameter: exact bytes, interpreted in the
+// client's character set; bytes that are not valid there are sent _binary.
+func stringLiteral(v []byte, typ byte, charset string) string {
+	utf := charset == "" || strings.HasPrefix(charset, "utf8")
+	if utf && !utf8.Valid(v) || typ == mysql.MYSQL_TYPE_GEOMETRY {
+		return "_binary X'" + fmt.Sprintf("%x", v) + "'"
+	}
+	return quoteLiteral(string(v), charset)
+}
+
+// interpolate replaces the '?' placeholders of sql (outside quotes,
+// identifiers and comments) with lits.
+func interpolate(sql string, lits []string) (string, error) {
+	var b strings.Builder
+	k := 0
+	for i := 0; i < len(sql); i++ {
+		c := sql[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			j := i + 1
+			for j < len(sql) {
+				if sql[j] == '\\' && c != '`' {
+					j += 2
+					continue
+				}
+				if sql[j] == c {
+					if j+1 < len(sql) && sql[j+1] == c {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			j = min(j, len(sql)-1)
+			b.WriteString(sql[i : j+1])
+			i = j
+			continue
+		case c == '#' || (c == '-' && strings.HasPrefix(sql[i:], "-- ")):
+			j := strings.IndexByte(sql[i:], '\n')
+			if j < 0 {
+				j = len(sql) - i - 1
+			}
+			b.WriteString(sql[i : i+j+1])
+			i += j
+			continue
+		case c == '/' && strings.HasPrefix(sql[i:], "/*") && !strings.HasPrefix(sql[i:], "/*!"):
+			j := strings.Index(sql[i+2:], "*/")
+			end := len(sql)
+			if j >= 0 {
+				end = i + 2 + j + 2
+			}
+			b.WriteString(sql[i:end])
+			i = end - 1
+			continue
+		case c == '?':
+			if k >= len(lits) {
+				return "", errors.New("more placeholders than parameters")
+			}
+			b.WriteString(lits[k])
+			k++
+			continue
+		}
+		b.WriteByte(c)
+	}
+	if k != len(lits) {
+		return "", fmt.Errorf("statement has %d placeholders but %d parameters were bound", k, len(lits))
+	}
+	return b.String(), nil
+}

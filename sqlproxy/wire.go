@@ -1,0 +1,249 @@
+package sqlproxy
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// pconn frames MySQL packets on one connection. Reads and writes are
+// buffered; callers flush before any read that may block on the peer. It
+// is owned by one session goroutine. (go-mysql's packet.Conn writes every
+// packet straight to the socket, which costs a syscall per relayed row.)
+type pconn struct {
+	c   net.Conn
+	r   *bufio.Reader
+	w   *bufio.Writer
+	seq uint8
+	max int // largest logical packet accepted; 0 = no limit
+	buf []byte
+}
+
+func newPconn(c net.Conn, max int) *pconn {
+	return &pconn{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), max: max}
+}
+
+var errPacketTooLarge = errors.New("packet exceeds the configured maximum")
+
+// readPacket returns the next logical packet (split packets joined). The
+// slice is valid until the next read. The sequence counter follows the peer.
+func (p *pconn) readPacket() ([]byte, error) {
+	p.buf = p.buf[:0]
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(p.r, hdr[:]); err != nil {
+			return nil, err
+		}
+		n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+		p.seq = hdr[3] + 1
+		if p.max > 0 && len(p.buf)+n > p.max {
+			return nil, errPacketTooLarge
+		}
+		start := len(p.buf)
+		if cap(p.buf)-start < n {
+			nb := make([]byte, start, start+n)
+			copy(nb, p.buf)
+			p.buf = nb
+		}
+		p.buf = p.buf[:start+n]
+		if _, err := io.ReadFull(p.r, p.buf[start:]); err != nil {
+			return nil, err
+		}
+		if n < 0xffffff {
+			break
+		}
+	}
+	if cap(p.buf) > 1<<20 { // do not pin huge buffers
+		b := p.buf
+		p.buf = nil
+		return b, nil
+	}
+	return p.buf, nil
+}
+
+// writePacket buffers one logical packet with the current sequence id.
+func (p *pconn) writePacket(payload []byte) error {
+	for {
+		n := len(payload)
+		if n > 0xffffff {
+			n = 0xffffff
+		}
+		hdr := [4]byte{byte(n), byte(n >> 8), byte(n >> 16), p.seq}
+		p.seq++
+		if _, err := p.w.Write(hdr[:]); err != nil {
+			return err
+		}
+		if _, err := p.w.Write(payload[:n]); err != nil {
+			return err
+		}
+		payload = payload[n:]
+		if n < 0xffffff {
+			return nil
+		}
+	}
+}
+
+func (p *pconn) flush() error { return p.w.Flush() }
+
+func (p *pconn) close() error { return p.c.Close() }
+
+// --- packet builders -------------------------------------------------------
+
+func okPacket(affected, insertID uint64, status, warnings uint16, info string) []byte {
+	b := []byte{mysql.OK_HEADER}
+	b = mysql.AppendLengthEncodedInteger(b, affected)
+	b = mysql.AppendLengthEncodedInteger(b, insertID)
+	b = binary.LittleEndian.AppendUint16(b, status)
+	b = binary.LittleEndian.AppendUint16(b, warnings)
+	b = append(b, info...)
+	return b
+}
+
+func errPacket(e *mysql.MyError) []byte {
+	b := []byte{mysql.ERR_HEADER}
+	b = binary.LittleEndian.AppendUint16(b, e.Code)
+	state := e.State
+	if len(state) != 5 {
+		state = mysql.DEFAULT_MYSQL_STATE
+	}
+	b = append(b, '#')
+	b = append(b, state...)
+	b = append(b, e.Message...)
+	return b
+}
+
+func eofPacket(warnings, status uint16) []byte {
+	b := []byte{mysql.EOF_HEADER}
+	b = binary.LittleEndian.AppendUint16(b, warnings)
+	return binary.LittleEndian.AppendUint16(b, status)
+}
+
+// columnDef builds a text column definition (protocol 41).
+func columnDef(name string, typ byte, length uint32, charset uint16) []byte {
+	b := mysql.PutLengthEncodedString([]byte("def"))
+	b = append(b, 0, 0, 0) // schema, table, org_table
+	b = append(b, mysql.PutLengthEncodedString([]byte(name))...)
+	b = append(b, 0) // org_name
+	b = append(b, 0x0c)
+	b = binary.LittleEndian.AppendUint16(b, charset)
+	b = binary.LittleEndian.AppendUint32(b, length)
+	b = append(b, typ)
+	b = binary.LittleEndian.AppendUint16(b, 0)
+	b = append(b, 0, 0, 0)
+	return b
+}
+
+// textRow encodes one text-protocol row; nil values are NULL.
+func textRow(vals []*string) []byte {
+	var b []byte
+	for _, v := range vals {
+		if v == nil {
+			b = append(b, 0xfb)
+			continue
+		}
+		b = append(b, mysql.PutLengthEncodedString([]byte(*v))...)
+	}
+	return b
+}
+
+// isEOF reports whether a packet is an EOF packet (not a row starting 0xfe).
+func isEOF(p []byte) bool { return len(p) > 0 && p[0] == mysql.EOF_HEADER && len(p) < 9 }
+
+func isErr(p []byte) bool { return len(p) > 0 && p[0] == mysql.ERR_HEADER }
+
+func isOK(p []byte) bool { return len(p) > 0 && p[0] == mysql.OK_HEADER }
+
+// parseErr decodes an ERR packet.
+func parseErr(p []byte) *mysql.MyError {
+	e := &mysql.MyError{State: mysql.DEFAULT_MYSQL_STATE}
+	if len(p) < 3 {
+		e.Code = mysql.ER_UNKNOWN_ERROR
+		e.Message = "malformed error packet"
+		return e
+	}
+	e.Code = binary.LittleEndian.Uint16(p[1:3])
+	rest := p[3:]
+	if len(rest) >= 6 && rest[0] == '#' {
+		e.State = string(rest[1:6])
+		rest = rest[6:]
+	}
+	e.Message = string(rest)
+	return e
+}
+
+// okInfo is a decoded OK packet.
+type okInfo struct {
+	affected, insertID uint64
+	status, warnings   uint16
+	statusOff          int // offset of the status flags in the packet
+	info               string
+}
+
+func parseOK(p []byte) (okInfo, error) {
+	var o okInfo
+	pos := 1
+	v, _, n := mysql.LengthEncodedInt(p[pos:])
+	if n == 0 {
+		return o, fmt.Errorf("malformed OK packet")
+	}
+	o.affected = v
+	pos += n
+	v, _, n = mysql.LengthEncodedInt(p[pos:])
+	if n == 0 {
+		return o, fmt.Errorf("malformed OK packet")
+	}
+	o.insertID = v
+	pos += n
+	if len(p) < pos+4 {
+		return o, fmt.Errorf("malformed OK packet")
+	}
+	o.statusOff = pos
+	o.status = binary.LittleEndian.Uint16(p[pos:])
+	o.warnings = binary.LittleEndian.Uint16(p[pos+2:])
+	o.info = string(p[pos+4:])
+	return o, nil
+}
+
+// statusOf returns the status flags of an OK or EOF packet and their offset.
+func statusOf(p []byte) (uint16, int) {
+	if isEOF(p) {
+		if len(p) >= 5 {
+			return binary.LittleEndian.Uint16(p[3:]), 3
+		}
+		return 0, -1
+	}
+	if isOK(p) {
+		o, err := parseOK(p)
+		if err != nil {
+			return 0, -1
+		}
+		return o.status, o.statusOff
+	}
+	return 0, -1
+}
+
+// colType extracts type, charset and flags from a column definition packet.
+func colType(p []byte) (typ byte, charset uint16, flags uint16, err error) {
+	pos := 0
+	for i := 0; i < 6; i++ {
+		n, err := mysql.SkipLengthEncodedString(p[pos:])
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		pos += n
+	}
+	if len(p) < pos+1+2+4+1+2 {
+		return 0, 0, 0, fmt.Errorf("malformed column definition")
+	}
+	pos++ // 0x0c
+	charset = binary.LittleEndian.Uint16(p[pos:])
+	pos += 2 + 4
+	typ = p[pos]
+	flags = binary.LittleEndian.Uint16(p[pos+1:])
+	return typ, charset, flags, nil
+}

@@ -1,0 +1,323 @@
+package sqlproxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// replicatedVars are the session variables a write carries in its entry.
+var replicatedVars = []string{
+	"sql_mode", "time_zone", "character_set_client", "character_set_connection",
+	"collation_connection", "foreign_key_checks", "unique_checks",
+	"auto_increment_increment", "auto_increment_offset", "div_precision_increment",
+	"default_week_format", "lc_time_names", "explicit_defaults_for_timestamp",
+	"check_constraint_checks", "group_concat_max_len", "max_sort_length",
+	"sql_auto_is_null", "big_tables",
+}
+
+var contextQuery = func() string {
+	var b strings.Builder
+	b.WriteString("SELECT DATABASE()")
+	for _, v := range replicatedVars {
+		b.WriteString(", @@session.")
+		b.WriteString(v)
+	}
+	return b.String()
+}()
+
+// stmtError reports whether err is a statement error from the backend (the
+// connection is still usable) and returns it.
+func stmtError(err error) (*mysql.MyError, bool) {
+	var me *mysql.MyError
+	if errors.As(err, &me) {
+		return me, true
+	}
+	return nil, false
+}
+
+// refreshContext reloads the replicated session context from the backend
+// session when a Session-class statement may have changed it.
+func (s *session) refreshContext() error {
+	if !s.ctxDirty {
+		return nil
+	}
+	r, err := s.query(contextQuery)
+	if err != nil {
+		return err
+	}
+	if len(r.vals) != 1 || len(r.vals[0]) != len(replicatedVars)+1 {
+		return errors.New("session context query returned an unexpected shape")
+	}
+	row := r.vals[0]
+	s.ctxDB = ""
+	if row[0] != nil {
+		s.ctxDB = *row[0]
+	}
+	vars := make(map[string]string, len(replicatedVars))
+	raw := make(map[string]string, len(replicatedVars))
+	for i, name := range replicatedVars {
+		v := row[i+1]
+		if v == nil {
+			continue // e.g. a variable this server version lacks
+		}
+		vars[name] = valueLiteral(r.cols[i+1], *v, "")
+		raw[name] = *v
+	}
+	s.ctxVars, s.ctxRaw = vars, raw // replaced, never mutated: entries share them
+	s.ctxDirty = false
+	return nil
+}
+
+func isIntType(t byte) bool {
+	switch t {
+	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_LONG,
+		mysql.MYSQL_TYPE_LONGLONG, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_YEAR:
+		return true
+	}
+	return false
+}
+
+func isNumType(t byte) bool {
+	switch t {
+	case mysql.MYSQL_TYPE_DECIMAL, mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_FLOAT, mysql.MYSQL_TYPE_DOUBLE:
+		return true
+	}
+	return isIntType(t)
+}
+
+// valueLiteral renders a text-protocol value as an SQL literal.
+func valueLiteral(c column, v, charset string) string {
+	if isNumType(c.typ) {
+		return v
+	}
+	return quoteLiteral(v, charset)
+}
+
+// quoteSimple quotes s by doubling single quotes only; callers make sure it
+// holds no backslash (so the text means the same with and without
+// NO_BACKSLASH_ESCAPES).
+func quoteSimple(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// quoteLiteral renders a string literal that parses the same whatever the
+// sql_mode: plain quotes when safe, else a hex literal with a character set
+// introducer (charset "" = none, "binary" = _binary).
+func quoteLiteral(v, charset string) string {
+	if !strings.ContainsAny(v, "\\\x00") && utf8.ValidString(v) {
+		return quoteSimple(v)
+	}
+	h := "X'" + hex.EncodeToString([]byte(v)) + "'"
+	if charset != "" {
+		return "_" + charset + " " + h
+	}
+	return h
+}
+
+// clientCharset is the session's character_set_client (for introducers).
+func (s *session) clientCharset() string {
+	cs := s.ctxRaw["character_set_client"]
+	for _, c := range cs {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return ""
+		}
+	}
+	return cs
+}
+
+// checkPrivileges runs the origin's privilege check on the client's own
+// backend session. A returned *mysql.MyError refuses the write; an error
+// means the backend connection failed.
+func (s *session) checkPrivileges(sql string) (*mysql.MyError, error) {
+	if acct, grant := isAccountStmt(sql); acct {
+		return s.checkAccountPrivileges(sql, grant)
+	}
+	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(sql, s.clientCharset()))
+	if err == nil {
+		if err := s.exec("DEALLOCATE PREPARE lockstep_chk"); err != nil {
+			if _, ok := stmtError(err); !ok {
+				return nil, err
+			}
+		}
+		return nil, nil
+	}
+	me, ok := stmtError(err)
+	if !ok {
+		return nil, err
+	}
+	if privilegeErrors[me.Code] {
+		return me, nil
+	}
+	return nil, nil // e.g. a table this node has not created yet: order it
+}
+
+// checkAccountPrivileges checks account-management statements, which
+// PREPARE does not privilege-check: CREATE USER (or INSERT on mysql) for
+// account statements, GRANT OPTION somewhere (or CREATE USER) for GRANT and
+// REVOKE. Finer checks (granting only what one holds) are left to a later
+// release; see DESIGN.md.
+func (s *session) checkAccountPrivileges(sql string, grant bool) (*mysql.MyError, error) {
+	w := leadingWords(sql, 3)
+	if len(w) >= 2 && w[0] == "SET" && w[1] == "PASSWORD" && !strings.Contains(strings.ToUpper(sql), " FOR ") {
+		return nil, nil // one's own password
+	}
+	g := quoteSimple(s.currentUser)
+	q := "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = " + g +
+		" UNION ALL SELECT CONCAT('DB:', TABLE_SCHEMA, ':', PRIVILEGE_TYPE), IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = " + g
+	if strings.ContainsRune(s.currentUser, '\\') {
+		return errAccountPriv, nil
+	}
+	r, err := s.query(q)
+	if err != nil {
+		if me, ok := stmtError(err); ok {
+			return me, nil
+		}
+		return nil, err
+	}
+	for _, row := range r.vals {
+		if row[0] == nil {
+			continue
+		}
+		p := *row[0]
+		grantable := row[1] != nil && *row[1] == "YES"
+		switch {
+		case p == "CREATE USER":
+			return nil, nil
+		case grant && grantable:
+			return nil, nil
+		case !grant && (p == "INSERT" || p == "DB:mysql:INSERT"):
+			return nil, nil
+		}
+	}
+	if grant {
+		return errGrantPriv, nil
+	}
+	return errAccountPriv, nil
+}
+
+// fetchSessionValues reads LAST_INSERT_ID() and the referenced user
+// variables from the backend session, as SQL literals.
+func (s *session) fetchSessionValues(names []string) (uint64, map[string]string, error) {
+	var b strings.Builder
+	b.WriteString("SELECT LAST_INSERT_ID()")
+	for _, n := range names {
+		v := "@`" + strings.ReplaceAll(n, "`", "``") + "`"
+		b.WriteString(", " + v + ", HEX(" + v + "), CHARSET(" + v + ")")
+	}
+	r, err := s.query(b.String())
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(r.vals) != 1 {
+		return 0, nil, errors.New("session values query returned no row")
+	}
+	row := r.vals[0]
+	var last uint64
+	if row[0] != nil {
+		last, _ = strconv.ParseUint(*row[0], 10, 64)
+	}
+	var uv map[string]string
+	if len(names) > 0 {
+		uv = make(map[string]string, len(names))
+	}
+	for i, n := range names {
+		val, hx, cs := row[1+3*i], row[2+3*i], row[3+3*i]
+		c := r.cols[1+3*i]
+		switch {
+		case val == nil:
+			uv[n] = "NULL"
+		case isNumType(c.typ):
+			uv[n] = *val
+		default:
+			charset := "binary"
+			if cs != nil && *cs != "" {
+				charset = *cs
+			}
+			h := ""
+			if hx != nil {
+				h = *hx
+			}
+			uv[n] = "_" + charset + " X'" + h + "'"
+		}
+	}
+	return last, uv, nil
+}
+
+// write orders one Write/DDL statement and answers the client.
+func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
+	if err := s.admit(true); err != nil {
+		return false, s.sendErr(err, last)
+	}
+	if err := s.refreshContext(); err != nil {
+		if me, ok := stmtError(err); ok {
+			return false, s.writeErr(me)
+		}
+		return false, err
+	}
+	if me, err := s.checkPrivileges(st.sql); err != nil {
+		return false, err
+	} else if me != nil {
+		return false, s.writeErr(me)
+	}
+	lastID, uv, err := s.fetchSessionValues(st.userVars)
+	if err != nil {
+		if me, ok := stmtError(err); ok {
+			return false, s.writeErr(me)
+		}
+		return false, err
+	}
+	var seeds [8]byte
+	_, _ = rand.Read(seeds[:])
+	e := &command.Entry{
+		ID:   command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)},
+		Kind: command.KindStatements,
+		User: s.currentUser,
+		Stmts: []command.Stmt{{SQL: st.sql, DDL: st.class == classDDL,
+			InsertTable: st.insertTable, UsesRand: st.usesRand}},
+		Ctx: command.Context{DB: s.ctxDB, Vars: s.ctxVars, UserVars: uv, LastInsertID: lastID},
+		Pinned: command.Pinned{TimestampMicros: now.UnixMicro(),
+			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,
+			RandSeed2: binary.LittleEndian.Uint32(seeds[4:]) & 0x3fffffff},
+	}
+	if st.class == classDDL {
+		s.ctxDirty = true // e.g. DROP DATABASE of the current database
+	}
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
+	res, err := s.srv.deps.Orderer.Submit(ctx, e)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, command.ErrNoLeader) {
+			s.log.Warn("write not confirmed", "entry", e.ID.String(), "kind", st.kind, "err", err)
+		}
+		return false, s.sendErr(err, last)
+	}
+	if len(res) == 0 {
+		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000",
+			Message: "Lockstep: the write was ordered but no result came back"})
+	}
+	r := res[0]
+	if r.LastInsertID != 0 {
+		if err := s.exec("SELECT LAST_INSERT_ID(" + strconv.FormatUint(r.LastInsertID, 10) + ")"); err != nil {
+			if _, ok := stmtError(err); !ok {
+				return false, err
+			}
+		}
+	}
+	if r.Err != nil {
+		err := s.writeErr(&mysql.MyError{Code: r.Err.Code, State: r.Err.State, Message: r.Err.Message})
+		s.diag.warnings = append(s.diag.warnings, r.Warnings...)
+		return false, err
+	}
+	s.diag = &diagnostics{warnings: r.Warnings}
+	return true, s.cl.writePacket(okPacket(r.AffectedRows, r.LastInsertID, s.okStatus(last),
+		uint16(min(len(r.Warnings), 65535)), r.Info))
+}
