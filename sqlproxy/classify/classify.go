@@ -1,0 +1,203 @@
+package classify
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/pingcap/tidb/pkg/parser"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+	_ "github.com/pingcap/tidb/pkg/parser/test_driver" // value expressions for the parser
+)
+
+// Class says where a statement runs.
+type Class int
+
+const (
+	// Read runs on the session's own backend connection only.
+	Read Class = iota + 1
+	// Write is ordered and executed by every node (Statement.SQL is the text to order).
+	Write
+	// DDL is ordered like Write and commits implicitly.
+	DDL
+	// Session changes session state on the session's backend connection.
+	Session
+	// TxControl starts, ends or shapes a transaction (see Statement.Tx).
+	TxControl
+	// Local runs on this node's own backend only and is harmless there.
+	Local
+	// Refused must not run; Statement.Err is the error for the client.
+	Refused
+)
+
+var classNames = [...]string{"", "Read", "Write", "DDL", "Session", "TxControl", "Local", "Refused"}
+
+func (c Class) String() string {
+	if c > 0 && int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return fmt.Sprintf("Class(%d)", int(c))
+}
+
+// TxOp is the transaction operation of a TxControl statement.
+type TxOp int
+
+const (
+	TxNone TxOp = iota
+	Begin
+	Commit
+	Rollback
+	Savepoint
+	Release
+	RollbackTo
+	SetAutocommit0
+	SetAutocommit1
+	XA
+	LockTables
+	UnlockTables
+)
+
+var txNames = [...]string{"None", "Begin", "Commit", "Rollback", "Savepoint", "Release", "RollbackTo",
+	"SetAutocommit0", "SetAutocommit1", "XA", "LockTables", "UnlockTables"}
+
+func (t TxOp) String() string {
+	if t >= 0 && int(t) < len(txNames) {
+		return txNames[t]
+	}
+	return fmt.Sprintf("TxOp(%d)", int(t))
+}
+
+// Pins are the values chosen once at the origin node for rewriting a
+// statement into a deterministic one.
+type Pins struct {
+	Now          time.Time     // pinned statement time (SYSDATE() becomes NOW(), which the applier pins)
+	UUID         func() string // value for each UUID() call
+	UUIDShort    func() uint64 // value for each UUID_SHORT() call
+	ConnectionID uint64        // value for CONNECTION_ID()
+	CurrentUser  string        // the client's account, 'user'@'host'
+}
+
+// Statement is the result of classifying one statement.
+type Statement struct {
+	Class Class
+	// SQL is, for Write and DDL, the rewritten text to order; otherwise the
+	// original text.
+	SQL string
+	// Kind is a short statement name for messages: "INSERT", "CREATE TABLE", "SET", ...
+	Kind string
+	// UserVars are the user variables a Write or DDL references (read or
+	// assigned), lower case, without '@', each once, in order of appearance.
+	UserVars []string
+	// UsesRand is set when a Write or DDL calls RAND() (the applier pins the seeds).
+	UsesRand bool
+	// UsesLastInsertID is set when a Write or DDL calls LAST_INSERT_ID().
+	UsesLastInsertID bool
+	// InsertTable is the INSERT/REPLACE target: "db.tbl" or "tbl" (unqualified).
+	InsertTable string
+	// DB is the database of USE.
+	DB string
+	// Tx is the operation of a TxControl statement.
+	Tx TxOp
+	// Err is the error to send for Refused (code 1235, SQLSTATE 42000).
+	Err *mysql.MyError
+}
+
+var parserPool = sync.Pool{New: func() any {
+	p := parser.New()
+	p.SetMariaDB(true)
+	return p
+}}
+
+// parse parses text with a pooled parser.
+func parse(text string) ([]ast.StmtNode, error) {
+	p := parserPool.Get().(*parser.Parser)
+	stmts, _, err := p.ParseSQL(text)
+	parserPool.Put(p)
+	return stmts, err
+}
+
+// refuse builds a Refused statement: "Lockstep: <kind> is not safe to
+// replicate: <why>. <what>".
+func refuse(sql, kind, why, what string) Statement {
+	return refused(sql, kind, fmt.Sprintf("Lockstep: %s is not safe to replicate: %s. %s", kind, why, what))
+}
+
+// unsupported builds a Refused statement: "Lockstep does not support <kind>
+// yet: <why>. <what>".
+func unsupported(sql, kind, why, what string) Statement {
+	return refused(sql, kind, fmt.Sprintf("Lockstep does not support %s yet: %s. %s", kind, why, what))
+}
+
+func refused(sql, kind, msg string) Statement {
+	return Statement{Class: Refused, SQL: sql, Kind: kind,
+		Err: &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000", Message: msg}}
+}
+
+// parseView returns sql with each "/*M!" opener turned into "/*! " plus
+// blanks of the same length, so that the parser (which ignores MariaDB's
+// executable comments) sees their contents at the same byte offsets.
+func parseView(sql string) string {
+	i := strings.Index(sql, "/*M!")
+	if i < 0 {
+		i = strings.Index(sql, "/*m!")
+		if i < 0 {
+			return sql
+		}
+	}
+	b := []byte(sql)
+	for ; i >= 0 && i+3 < len(b); i++ {
+		if b[i] == '/' && b[i+1] == '*' && (b[i+2] == 'M' || b[i+2] == 'm') && b[i+3] == '!' {
+			b[i+2], b[i+3] = '!', ' '
+			for j := i + 4; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+				b[j] = ' '
+			}
+		}
+	}
+	return string(b)
+}
+
+// Classify classifies one statement (use Split first for multi-statement
+// text) and, for writes and DDL, rewrites it so that executing it on every
+// node gives the same result. It never panics on bad input; what it cannot
+// check is Refused.
+func Classify(sql string, p Pins) Statement {
+	lead, err := tokenize(sql, 16)
+	if err != nil {
+		return unsupported(sql, "this statement", "Lockstep could not parse it ("+err.Error()+") to check it is safe", "Check the quoting and comments")
+	}
+	if len(lead) == 0 {
+		return Statement{Class: Read, SQL: sql, Kind: "EMPTY"}
+	}
+	if st, ok := classifyLexical(sql, lead, p); ok {
+		return st
+	}
+	stmts, perr := parse(parseView(sql))
+	if perr != nil {
+		return classifyUnparsed(sql, lead)
+	}
+	if len(stmts) != 1 {
+		return unsupported(sql, kindFromLead(sql, lead), "it holds several statements", "Send one statement at a time")
+	}
+	return classifyNode(sql, stmts[0], lead, p)
+}
+
+// kindFromLead names a statement from its first one or two words.
+func kindFromLead(sql string, lead []token) string {
+	var words []string
+	for _, t := range lead {
+		if t.kind != tkWord || len(words) == 2 {
+			break
+		}
+		words = append(words, strings.ToUpper(t.text(sql)))
+	}
+	if len(words) == 0 {
+		return "this statement"
+	}
+	switch words[0] {
+	case "CREATE", "DROP", "ALTER", "SHOW", "START", "STOP", "CHANGE", "LOAD", "INSTALL", "UNINSTALL", "RESET", "PURGE", "FLUSH", "SET", "ROLLBACK", "XA", "LOCK", "UNLOCK", "RENAME":
+		return strings.Join(words, " ")
+	}
+	return words[0]
+}

@@ -1,0 +1,570 @@
+package classify
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pingcap/tidb/pkg/parser/ast"
+	"github.com/pingcap/tidb/pkg/parser/mysql"
+)
+
+// unsafeFuncs are built-in functions whose result differs between nodes and
+// that Lockstep cannot pin or rewrite; the value says why.
+var unsafeFuncs = map[string]string{
+	"load_file":                 "reads a file of one node's file system",
+	"sleep":                     "waits on each node separately",
+	"benchmark":                 "depends on each node's speed",
+	"get_lock":                  "takes a lock on one node's server only",
+	"release_lock":              "releases a lock of one node's server only",
+	"release_all_locks":         "releases locks of one node's server only",
+	"is_free_lock":              "reads the locks of one node's server",
+	"is_used_lock":              "reads the locks of one node's server",
+	"master_pos_wait":           "depends on one node's replication state",
+	"master_gtid_wait":          "depends on one node's replication state",
+	"source_pos_wait":           "depends on one node's replication state",
+	"binlog_gtid_pos":           "depends on one node's binary log",
+	"found_rows":                "depends on the previous statement's execution on one node",
+	"row_count":                 "depends on the previous statement's execution on one node",
+	"version":                   "can differ between nodes' servers",
+	"random_bytes":              "returns random bytes that Lockstep cannot pin",
+	"encrypt":                   "uses a random salt",
+	"des_encrypt":               "reads a key file of one node",
+	"des_decrypt":               "reads a key file of one node",
+	"current_role":              "depends on the session's roles, which the applier does not have",
+	"sys_guid":                  "returns a value unique to one node",
+	"wsrep_last_seen_gtid":      "depends on one node's cluster state",
+	"wsrep_last_written_gtid":   "depends on one node's cluster state",
+	"wsrep_sync_wait_upto_gtid": "depends on one node's cluster state",
+	"last_value":                "",
+}
+
+// sequenceFuncs change or read sequence state outside the ordered stream.
+var sequenceFuncs = map[string]bool{"nextval": true, "setval": true, "lastval": true}
+
+func init() { delete(unsafeFuncs, "last_value") } // LAST_VALUE() is deterministic; listed to document it
+
+// systemSchemas may not be read or written by replicated writes.
+var systemSchemas = map[string]string{
+	"information_schema": "reads server metadata that differs between nodes",
+	"performance_schema": "reads server metadata that differs between nodes",
+	"sys":                "reads server metadata that differs between nodes",
+	"mysql":              "reads or writes the server's own system tables",
+	"lockstep":           "touches Lockstep's own metadata schema",
+}
+
+// walker walks a statement's AST: it collects rewrites (edits), user
+// variables and flags, and the first reason to refuse.
+type walker struct {
+	sql      string
+	pins     Pins
+	deferred bool // expressions evaluated later (column DEFAULTs): nothing may be rewritten
+	read     bool // a read: only sequence functions matter
+	edits    []edit
+	vars     []string
+	rand     bool
+	lastID   bool
+	why      string // first reason to refuse
+	what     string
+	acct     account
+	acctOK   bool
+}
+
+func (w *walker) fail(why, what string) {
+	if w.why == "" {
+		w.why, w.what = why, what
+	}
+}
+
+func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
+	if w.why != "" {
+		return n, true
+	}
+	switch x := n.(type) {
+	case *ast.FuncCallExpr:
+		w.call(x)
+	case *ast.VariableExpr:
+		if w.read {
+			break
+		}
+		if x.IsSystem {
+			name := x.Name
+			w.fail("it reads the system variable @@"+name+", whose value can differ between nodes",
+				"Read the value first with SELECT and send it as a literal")
+			break
+		}
+		name := strings.ToLower(x.Name)
+		for _, v := range w.vars {
+			if v == name {
+				return n, false
+			}
+		}
+		w.vars = append(w.vars, name)
+	case *ast.TableName:
+		if w.read {
+			break
+		}
+		if why := systemSchemas[x.Schema.L]; why != "" {
+			w.fail("it "+why+" ("+x.Schema.O+"."+x.Name.O+")", "Run it on each node's backend server directly, or copy the values into a user table first")
+		}
+	case *ast.SelectStmt:
+		if !w.read && x.Limit != nil && x.OrderBy == nil {
+			w.fail("its SELECT has LIMIT without ORDER BY, so it can pick different rows on each node",
+				"Add an ORDER BY on a unique key")
+		}
+	case *ast.SetOprStmt:
+		if !w.read && x.Limit != nil && x.OrderBy == nil {
+			w.fail("its UNION has LIMIT without ORDER BY, so it can pick different rows on each node",
+				"Add an ORDER BY on a unique key")
+		}
+	}
+	return n, false
+}
+
+func (w *walker) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+// call handles one function call.
+func (w *walker) call(x *ast.FuncCallExpr) {
+	if x.Schema.L != "" {
+		return // a stored function (see doc.go)
+	}
+	name := x.FnName.L
+	if sequenceFuncs[name] && name != "lastval" || (w.read == false && name == "lastval") {
+		w.fail(strings.ToUpper(name)+"() changes or reads sequence state outside the ordered stream of writes",
+			"Use an AUTO_INCREMENT column instead of a sequence")
+		return
+	}
+	if w.read {
+		return
+	}
+	if why := unsafeFuncs[name]; why != "" {
+		w.fail("it calls "+strings.ToUpper(name)+"(), which "+why, "Compute the value on the client and send it as a literal")
+		return
+	}
+	var repl string
+	switch name {
+	case "rand":
+		if !w.deferred {
+			w.rand = true
+		}
+		return
+	case "last_insert_id":
+		w.lastID = true
+		return
+	case "uuid", "uuid_short", "connection_id", "current_user", "user", "session_user", "system_user":
+	case "sysdate":
+		if w.deferred {
+			w.fail("it uses SYSDATE() in a definition that is evaluated later on each node", "Use NOW() or CURRENT_TIMESTAMP")
+			return
+		}
+		// SYSDATE() becomes NOW(): the applier pins NOW() to the origin's time.
+		pos := x.OriginTextPosition()
+		nameEnd, _, ok := callEnd(w.sql, pos)
+		if !ok || !strings.EqualFold(w.sql[pos:nameEnd], "sysdate") {
+			w.fail("Lockstep could not locate SYSDATE() in the text to rewrite it", "Use NOW() instead")
+			return
+		}
+		w.edits = append(w.edits, edit{pos, nameEnd, "NOW"})
+		return
+	default:
+		return
+	}
+	if w.deferred {
+		w.fail("it uses "+strings.ToUpper(name)+"() in a definition that is evaluated later on each node, where it gives a different value",
+			"Set the value in each INSERT instead")
+		return
+	}
+	switch name {
+	case "uuid":
+		if w.pins.UUID == nil {
+			w.fail("no UUID source is configured", "Compute the UUID on the client")
+			return
+		}
+		repl = "'" + w.pins.UUID() + "'"
+	case "uuid_short":
+		if w.pins.UUIDShort == nil {
+			w.fail("no UUID_SHORT source is configured", "Compute the value on the client")
+			return
+		}
+		repl = strconv.FormatUint(w.pins.UUIDShort(), 10)
+	case "connection_id":
+		repl = strconv.FormatUint(w.pins.ConnectionID, 10)
+	default: // user functions
+		if !w.acctOK {
+			w.fail("the client account is unknown, so "+strings.ToUpper(name)+"() cannot be pinned", "Send the account name as a literal")
+			return
+		}
+		repl = w.acct.literal()
+	}
+	pos := x.OriginTextPosition()
+	nameEnd, end, ok := callEnd(w.sql, pos)
+	if !ok || !strings.EqualFold(w.sql[pos:nameEnd], name) {
+		w.fail("Lockstep could not locate "+strings.ToUpper(name)+"() in the text to rewrite it", "Compute the value on the client and send it as a literal")
+		return
+	}
+	w.edits = append(w.edits, edit{pos, end, repl})
+}
+
+func newWalker(sql string, p Pins) *walker {
+	w := &walker{sql: sql, pins: p}
+	w.acct, w.acctOK = parseAccount(p.CurrentUser)
+	return w
+}
+
+// walk walks n (if not nil) with the given mode.
+func (w *walker) walk(n ast.Node, deferred bool) {
+	if n == nil {
+		return
+	}
+	old := w.deferred
+	w.deferred = deferred
+	n.Accept(w)
+	w.deferred = old
+}
+
+// finish builds the statement for a Write or DDL walked by w.
+func (w *walker) finish(class Class, kind string) Statement {
+	if w.why != "" {
+		return refuse(w.sql, kind, w.why, w.what)
+	}
+	out, ok := applyEdits(w.sql, w.edits)
+	if !ok {
+		return unsupported(w.sql, kind, "Lockstep could not rewrite it", adviceParse)
+	}
+	return Statement{Class: class, SQL: out, Kind: kind, UserVars: w.vars, UsesRand: w.rand, UsesLastInsertID: w.lastID}
+}
+
+func tableString(t *ast.TableName) string {
+	if t.Schema.O != "" {
+		return t.Schema.O + "." + t.Name.O
+	}
+	return t.Name.O
+}
+
+// hasOrder reports whether a SELECT/UNION has an ORDER BY at its top.
+func hasOrder(n ast.ResultSetNode) bool {
+	switch x := n.(type) {
+	case *ast.SelectStmt:
+		return x.OrderBy != nil
+	case *ast.SetOprStmt:
+		return x.OrderBy != nil
+	}
+	return false
+}
+
+// classifyNode classifies a parsed statement.
+func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
+	kind := kindFromLead(sql, lead)
+	switch x := n.(type) {
+	case *ast.SelectStmt, *ast.SetOprStmt:
+		if s, ok := x.(*ast.SelectStmt); ok && s.SelectIntoOpt != nil && s.SelectIntoOpt.Tp != ast.SelectIntoVars {
+			return unsupported(sql, "SELECT ... INTO OUTFILE", "the file would be written on one node only", "Read the rows with a client and write the file there")
+		}
+		w := newWalker(sql, p)
+		w.read = true
+		x.Accept(w)
+		if w.why != "" {
+			return unsupported(sql, "SELECT with sequence functions", w.why, w.what)
+		}
+		return Statement{Class: Read, SQL: sql, Kind: kind}
+	case *ast.DoStmt:
+		return Statement{Class: Read, SQL: sql, Kind: "DO"}
+	case *ast.ExplainStmt, *ast.ShowStmt, *ast.HelpStmt:
+		return Statement{Class: Read, SQL: sql, Kind: kind}
+
+	case *ast.InsertStmt:
+		kind = "INSERT"
+		if x.IsReplace {
+			kind = "REPLACE"
+		}
+		w := newWalker(sql, p)
+		x.Accept(w)
+		if x.Priority == mysql.DelayedPriority {
+			w.fail("INSERT DELAYED inserts rows in the background in an order Lockstep cannot control", "Remove DELAYED")
+		}
+		if x.Select != nil && !hasOrder(x.Select) {
+			switch {
+			case x.IsReplace:
+				w.fail("REPLACE ... SELECT without ORDER BY replaces rows in an order that can differ between nodes", "Add an ORDER BY on a unique key to the SELECT")
+			case x.IgnoreErr:
+				w.fail("INSERT IGNORE ... SELECT without ORDER BY keeps rows in an order that can differ between nodes", "Add an ORDER BY on a unique key to the SELECT")
+			case len(x.OnDuplicate) > 0:
+				w.fail("INSERT ... SELECT ... ON DUPLICATE KEY UPDATE without ORDER BY updates rows in an order that can differ between nodes", "Add an ORDER BY on a unique key to the SELECT")
+			}
+		}
+		st := w.finish(Write, kind)
+		if x.Table != nil && x.Table.TableRefs != nil {
+			if ts, ok := x.Table.TableRefs.Left.(*ast.TableSource); ok {
+				if tn, ok := ts.Source.(*ast.TableName); ok {
+					st.InsertTable = tableString(tn)
+				}
+			}
+		}
+		return st
+	case *ast.UpdateStmt:
+		w := newWalker(sql, p)
+		x.Accept(w)
+		if x.Limit != nil && x.Order == nil {
+			w.fail("UPDATE with LIMIT and no ORDER BY can change different rows on each node", "Add an ORDER BY on a unique key")
+		}
+		if x.IgnoreErr && x.Order == nil {
+			w.fail("UPDATE IGNORE without ORDER BY skips rows in an order that can differ between nodes", "Add an ORDER BY on a unique key, or remove IGNORE")
+		}
+		return w.finish(Write, "UPDATE")
+	case *ast.DeleteStmt:
+		w := newWalker(sql, p)
+		x.Accept(w)
+		if x.Limit != nil && x.Order == nil {
+			w.fail("DELETE with LIMIT and no ORDER BY can delete different rows on each node", "Add an ORDER BY on a unique key")
+		}
+		return w.finish(Write, "DELETE")
+
+	case *ast.CreateTableStmt:
+		kind = "CREATE TABLE"
+		if x.TemporaryKeyword != ast.TemporaryNone {
+			return unsupported(sql, "CREATE TEMPORARY TABLE", "temporary tables live in one session on one node, and writes that use them cannot be applied on the other nodes",
+				"Use an ordinary table (for example with a session id column) and drop it when done")
+		}
+		w := newWalker(sql, p)
+		w.checkTable(x.Table)
+		for _, c := range x.Cols {
+			w.walk(c, true)
+		}
+		for _, c := range x.Constraints {
+			w.walk(c, true)
+		}
+		w.walk(x.Partition, true)
+		if x.Select != nil {
+			w.walk(x.Select, false)
+			if x.OnDuplicate != ast.OnDuplicateKeyHandlingError && !hasOrder(x.Select) {
+				w.fail("CREATE TABLE ... IGNORE/REPLACE SELECT without ORDER BY keeps rows in an order that can differ between nodes", "Add an ORDER BY on a unique key to the SELECT")
+			}
+		}
+		return w.finish(DDL, kind)
+	case *ast.AlterTableStmt:
+		w := newWalker(sql, p)
+		w.checkTable(x.Table)
+		w.walk(x, true)
+		return w.finish(DDL, "ALTER TABLE")
+	case *ast.DropTableStmt:
+		kind = "DROP TABLE"
+		if x.IsView {
+			kind = "DROP VIEW"
+		} else if x.TemporaryKeyword != ast.TemporaryNone {
+			return unsupported(sql, "DROP TEMPORARY TABLE", "temporary tables live in one session on one node", "Use ordinary tables")
+		}
+		w := newWalker(sql, p)
+		for _, t := range x.Tables {
+			w.checkTable(t)
+		}
+		return w.finish(DDL, kind)
+	case *ast.RenameTableStmt, *ast.TruncateTableStmt, *ast.CreateIndexStmt, *ast.DropIndexStmt,
+		*ast.CreateSequenceStmt, *ast.AlterSequenceStmt, *ast.DropSequenceStmt, *ast.DropProcedureStmt:
+		w := newWalker(sql, p)
+		w.walk(x, true)
+		return w.finish(DDL, ddlKind(x, kind))
+	case *ast.CreateDatabaseStmt:
+		return dbDDL(sql, "CREATE DATABASE", x.Name.L)
+	case *ast.AlterDatabaseStmt:
+		return dbDDL(sql, "ALTER DATABASE", x.Name.L)
+	case *ast.DropDatabaseStmt:
+		return dbDDL(sql, "DROP DATABASE", x.Name.L)
+	case *ast.CreateUserStmt:
+		if x.IsCreateRole {
+			return accountDDL(sql, "CREATE ROLE", p, false)
+		}
+		return accountDDL(sql, "CREATE USER", p, false)
+	case *ast.DropUserStmt:
+		if x.IsDropRole {
+			return accountDDL(sql, "DROP ROLE", p, false)
+		}
+		return accountDDL(sql, "DROP USER", p, false)
+	case *ast.AlterUserStmt:
+		return accountDDL(sql, "ALTER USER", p, false)
+	case *ast.RenameUserStmt:
+		return accountDDL(sql, "RENAME USER", p, false)
+	case *ast.GrantStmt, *ast.GrantRoleStmt, *ast.GrantProxyStmt:
+		return accountDDL(sql, "GRANT", p, false)
+	case *ast.RevokeStmt, *ast.RevokeRoleStmt:
+		return accountDDL(sql, "REVOKE", p, false)
+	case *ast.SetDefaultRoleStmt:
+		return accountDDL(sql, "SET DEFAULT ROLE", p, false)
+	case *ast.SetPwdStmt:
+		return accountDDL(sql, "SET PASSWORD", p, x.User == nil)
+	case *ast.ProcedureInfo:
+		return unsupported(sql, "CREATE PROCEDURE", "Lockstep could not read its definition", adviceParse)
+
+	case *ast.SetStmt:
+		return classifySet(sql, x)
+	case *ast.SetRoleStmt:
+		return Statement{Class: Session, SQL: sql, Kind: "SET ROLE"}
+	case *ast.UseStmt:
+		return Statement{Class: Session, SQL: sql, Kind: "USE", DB: x.DBName}
+	case *ast.DeallocateStmt:
+		return Statement{Class: Session, SQL: sql, Kind: "DEALLOCATE PREPARE"}
+
+	case *ast.BeginStmt:
+		return Statement{Class: TxControl, SQL: sql, Kind: kind, Tx: Begin}
+	case *ast.CommitStmt:
+		return Statement{Class: TxControl, SQL: sql, Kind: "COMMIT", Tx: Commit}
+	case *ast.RollbackStmt:
+		if x.SavepointName != "" {
+			return Statement{Class: TxControl, SQL: sql, Kind: "ROLLBACK TO SAVEPOINT", Tx: RollbackTo}
+		}
+		return Statement{Class: TxControl, SQL: sql, Kind: "ROLLBACK", Tx: Rollback}
+	case *ast.SavepointStmt:
+		return Statement{Class: TxControl, SQL: sql, Kind: "SAVEPOINT", Tx: Savepoint}
+	case *ast.ReleaseSavepointStmt:
+		return Statement{Class: TxControl, SQL: sql, Kind: "RELEASE SAVEPOINT", Tx: Release}
+	case *ast.LockTablesStmt:
+		return Statement{Class: TxControl, SQL: sql, Kind: "LOCK TABLES", Tx: LockTables}
+	case *ast.UnlockTablesStmt:
+		return Statement{Class: TxControl, SQL: sql, Kind: "UNLOCK TABLES", Tx: UnlockTables}
+
+	case *ast.FlushStmt:
+		if x.ReadLock {
+			return refuse(sql, "FLUSH TABLES WITH READ LOCK", "it locks tables on this node only", "Take backups on a node's backend server directly")
+		}
+		return Statement{Class: Local, SQL: sql, Kind: kind}
+	case *ast.KillStmt:
+		return Statement{Class: Local, SQL: sql, Kind: "KILL"}
+	case *ast.AnalyzeTableStmt, *ast.OptimizeTableStmt:
+		return Statement{Class: Local, SQL: sql, Kind: kind}
+
+	case *ast.LoadDataStmt:
+		return unsupported(sql, "LOAD DATA", "the file is read on one node only, so the other nodes cannot apply it", "Send the rows as INSERT statements")
+	case *ast.CallStmt:
+		return unsupported(sql, "CALL", "a procedure's statements cannot be checked for determinism before it runs", "Send the procedure's statements from the client")
+	case *ast.PrepareStmt, *ast.ExecuteStmt:
+		return unsupported(sql, kind, "SQL-level prepared statements would run on this node only", "Use the protocol's prepared statements (COM_STMT_PREPARE) or plain statements")
+	case *ast.CreateViewStmt:
+		// Normally handled lexically (DEFINER splice); reached only for odd spellings.
+		return unsupported(sql, "CREATE VIEW", "Lockstep could not find where to add its DEFINER", "Write it as CREATE [OR REPLACE] [ALGORITHM=...] [DEFINER=...] [SQL SECURITY ...] VIEW")
+	}
+	return unsupported(sql, kind, "Lockstep does not know how to replicate this statement", adviceEachNode)
+}
+
+func ddlKind(n ast.StmtNode, kind string) string {
+	switch n.(type) {
+	case *ast.RenameTableStmt:
+		return "RENAME TABLE"
+	case *ast.TruncateTableStmt:
+		return "TRUNCATE TABLE"
+	case *ast.CreateIndexStmt:
+		return "CREATE INDEX"
+	case *ast.DropIndexStmt:
+		return "DROP INDEX"
+	case *ast.CreateSequenceStmt:
+		return "CREATE SEQUENCE"
+	case *ast.AlterSequenceStmt:
+		return "ALTER SEQUENCE"
+	case *ast.DropSequenceStmt:
+		return "DROP SEQUENCE"
+	case *ast.DropProcedureStmt:
+		return "DROP PROCEDURE"
+	}
+	return kind
+}
+
+// checkTable refuses DDL on system and metadata schemas.
+func (w *walker) checkTable(t *ast.TableName) {
+	if t == nil {
+		return
+	}
+	if why := systemSchemas[t.Schema.L]; why != "" {
+		w.fail("it "+why+" ("+t.Schema.O+"."+t.Name.O+")", adviceEachNode)
+	}
+}
+
+func dbDDL(sql, kind, name string) Statement {
+	if why := systemSchemas[name]; why != "" {
+		return refuse(sql, kind, "it "+why, adviceEachNode)
+	}
+	return Statement{Class: DDL, SQL: sql, Kind: kind}
+}
+
+// accountDDL handles account statements: CURRENT_USER / CURRENT_USER() /
+// USER() naming the client's account become the account itself (the applier
+// runs as another account), and SET PASSWORD without FOR gets FOR <account>.
+func accountDDL(sql, kind string, p Pins, addFor bool) Statement {
+	toks, _ := tokenize(sql, 0)
+	acct, ok := parseAccount(p.CurrentUser)
+	var edits []edit
+	for i, t := range toks {
+		cu := t.is(sql, "CURRENT_USER")
+		u := t.is(sql, "USER") && at(toks, i+1).isPunct(sql, '(') && at(toks, i+2).isPunct(sql, ')')
+		if !cu && !u {
+			continue
+		}
+		if i > 0 && toks[i-1].isPunct(sql, '.') {
+			continue
+		}
+		end := t.end
+		if at(toks, i+1).isPunct(sql, '(') && at(toks, i+2).isPunct(sql, ')') {
+			end = toks[i+2].end
+		}
+		if !ok {
+			return unsupported(sql, kind, "the client account is unknown, so CURRENT_USER cannot be named", "Name the account explicitly")
+		}
+		edits = append(edits, edit{t.start, end, acct.ident()})
+	}
+	if addFor {
+		if !ok {
+			return unsupported(sql, kind, "the client account is unknown", "Use SET PASSWORD FOR 'user'@'host'")
+		}
+		for i, t := range toks {
+			if t.is(sql, "PASSWORD") && i > 0 {
+				edits = append(edits, edit{t.end, t.end, " FOR " + acct.ident()})
+				break
+			}
+		}
+	}
+	out, good := applyEdits(sql, edits)
+	if !good {
+		return unsupported(sql, kind, "Lockstep could not rewrite it", adviceParse)
+	}
+	return Statement{Class: DDL, SQL: out, Kind: kind}
+}
+
+// classifySet classifies SET.
+func classifySet(sql string, x *ast.SetStmt) Statement {
+	st := Statement{Class: Session, SQL: sql, Kind: "SET"}
+	for _, v := range x.Variables {
+		name := strings.ToLower(v.Name)
+		switch {
+		case v.IsGlobal || v.IsInstance:
+			return refuse(sql, "SET GLOBAL", "Lockstep does not replicate global settings", "Set it on each node's backend server")
+		case v.Name == ast.SetNames:
+			st.Kind = "SET NAMES"
+		case v.Name == ast.SetCharset:
+			st.Kind = "SET CHARACTER SET"
+		case v.IsSystem && (name == "autocommit"):
+			if len(x.Variables) != 1 {
+				return unsupported(sql, "SET autocommit with other variables", "autocommit changes the transaction mode", "Set autocommit in a statement of its own")
+			}
+			switch valueWord(v.Value) {
+			case "0", "off", "false":
+				return Statement{Class: TxControl, SQL: sql, Kind: "SET autocommit", Tx: SetAutocommit0}
+			case "1", "on", "true":
+				return Statement{Class: TxControl, SQL: sql, Kind: "SET autocommit", Tx: SetAutocommit1}
+			}
+			return unsupported(sql, "SET autocommit", "Lockstep could not read the new value", "Use SET autocommit=0 or SET autocommit=1")
+		case v.IsSystem && (name == "tx_isolation" || name == "transaction_isolation" || name == "tx_read_only" || name == "transaction_read_only"):
+			if st.Kind == "SET" {
+				st.Kind = "SET TRANSACTION"
+			}
+		}
+	}
+	return st
+}
+
+// valueWord renders a small value expression (0, 1, ON, 'off', TRUE) in lower case.
+func valueWord(e ast.ExprNode) string {
+	switch v := e.(type) {
+	case ast.ValueExpr:
+		return strings.ToLower(fmt.Sprint(v.GetValue()))
+	case *ast.ColumnNameExpr:
+		return v.Name.Name.L
+	}
+	return ""
+}

@@ -1,0 +1,76 @@
+package classify
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Split splits the text of one COM_QUERY, which may hold several statements
+// separated by ';', into statements. It is aware of quoted strings, quoted
+// identifiers, comments (executable comments /*! */ and /*M! */ are scanned
+// as code, as the server does) and of the BEGIN ... END bodies of CREATE
+// PROCEDURE/FUNCTION/TRIGGER/EVENT and BEGIN NOT ATOMIC blocks, whose ';'
+// do not end the statement. Each statement keeps its original text, trimmed
+// of surrounding white space and without its ';'. Statements that are empty
+// or hold only comments are dropped. An unterminated quote or comment is an
+// error.
+func Split(query string) ([]string, error) {
+	sc := scanner{s: query}
+	var out []string
+	segStart := 0
+	nWords := 0 // words seen in the current statement
+	first := "" // first word, upper case
+	compound := false
+	depth := 0
+	emit := func(end int) {
+		seg := strings.TrimSpace(query[segStart:end])
+		if seg != "" {
+			if toks, _ := tokenize(seg, 1); len(toks) > 0 {
+				out = append(out, seg)
+			}
+		}
+	}
+	for {
+		t := sc.next()
+		if t.kind == tkEOF {
+			break
+		}
+		if t.isPunct(query, ';') && depth == 0 {
+			emit(t.start)
+			segStart = t.end
+			nWords, first, compound, depth = 0, "", false, 0
+			continue
+		}
+		if t.kind != tkWord {
+			continue
+		}
+		nWords++
+		switch {
+		case nWords == 1:
+			first = strings.ToUpper(t.text(query))
+		case !compound && nWords == 2 && first == "BEGIN" && t.is(query, "NOT"):
+			compound = true
+			depth = 1 // the BEGIN already seen
+		case !compound && first == "CREATE" && nWords <= 12 &&
+			(t.is(query, "PROCEDURE") || t.is(query, "FUNCTION") || t.is(query, "TRIGGER") || t.is(query, "EVENT")):
+			compound = true
+		case compound && (t.is(query, "BEGIN") || t.is(query, "CASE")):
+			depth++
+		case compound && t.is(query, "END") && depth > 0:
+			peek := sc
+			n := peek.next()
+			if n.is(query, "IF") || n.is(query, "LOOP") || n.is(query, "WHILE") || n.is(query, "REPEAT") || n.is(query, "FOR") {
+				continue
+			}
+			if n.is(query, "CASE") {
+				sc = peek // END CASE closes the CASE counted above
+			}
+			depth--
+		}
+	}
+	if sc.err != nil {
+		return nil, fmt.Errorf("split query: %w", sc.err)
+	}
+	emit(len(query))
+	return out, nil
+}
