@@ -1,0 +1,312 @@
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lockstepdb/lockstep/e2e"
+)
+
+// TestMariaDBCLI: the mariadb command-line client through a node, batch
+// (--table, --force) and interactive (on a pseudo-terminal).
+func TestMariaDBCLI(t *testing.T) {
+	cli, err := exec.LookPath("mariadb")
+	if err != nil {
+		t.Skip("the mariadb client is not installed (Debian: apt-get install mariadb-client)")
+	}
+	c := e2e.NewCluster(t, e2e.WithNodes(3))
+	db := c.Nodes[0].Open(t, "")
+	mustExec(t, db, "CREATE DATABASE cli")
+	mustExec(t, db, "CREATE TABLE cli.people (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))")
+	mustExec(t, db, "INSERT INTO cli.people (name) VALUES ('alice'), ('bob')")
+	c.WaitConverged()
+	n2 := c.Nodes[1]
+	host, port, _ := strings.Cut(n2.SQLAddr, ":")
+	args := []string{"-h" + host, "-P" + port, "-u" + e2e.AppUser, "-p" + c.Password}
+
+	t.Run("batch", func(t *testing.T) {
+		script := `SHOW TABLES;
+SELECT id, name FROM people ORDER BY id;
+SELECT * FROM no_such_table;
+INSERT INTO people (name) VALUES ('carol');
+SELECT COUNT(*) AS total FROM people;
+`
+		cmd := exec.Command(cli, append(args, "--table", "--force", "cli")...)
+		cmd.Stdin = strings.NewReader(script)
+		out, err := cmd.CombinedOutput()
+		t.Logf("mariadb output:\n%s", out)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("mariadb --force with one failing statement: exit %v, want status 1", err)
+		}
+		for _, want := range []string{"| Tables_in_cli |", "| people", "|  1 | alice |", "|  2 | bob   |",
+			"ERROR 1146 (42S02) at line 3: Table 'cli.no_such_table' doesn't exist", "| total |", "|     3 |"} {
+			if !bytes.Contains(out, []byte(want)) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+	})
+
+	t.Run("interactive", func(t *testing.T) {
+		script, err := exec.LookPath("script")
+		if err != nil {
+			t.Skip("script(1) not installed; no pseudo-terminal for the interactive client")
+		}
+		// script runs the client on a pty, so it runs interactively (prompt,
+		// readline, table output, USE with table-name completion).
+		line := strings.Join(append([]string{cli}, append(args, "cli")...), " ")
+		cmd := exec.Command(script, "-qec", line, "/dev/null")
+		cmd.Env = append(os.Environ(), "TERM=dumb", "HOME="+t.TempDir())
+		stdin, _ := cmd.StdinPipe()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{"SHOW TABLES;", "SELECT name FROM people WHERE id = 2;", "SELEC oops;", "USE cli", "SELECT COUNT(*) FROM people;", "quit"} {
+			fmt.Fprintln(stdin, q)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("interactive client: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("interactive client did not finish; output:\n%s", out.String())
+		}
+		stdin.Close()
+		s := out.String()
+		t.Logf("interactive session:\n%s", s)
+		for _, want := range []string{"MariaDB [cli]>", "people", "| bob  |", "ERROR 1064 (42000)", "Database changed", "Bye"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("interactive output lacks %q", want)
+			}
+		}
+	})
+}
+
+type demoInfo struct {
+	Nodes []struct {
+		ID         string   `json:"id"`
+		SQL        string   `json:"sql"`
+		Admin      string   `json:"admin"`
+		Backend    string   `json:"backend"`
+		PID        int      `json:"pid"`
+		BackendPID int      `json:"backend_pid"`
+		Argv       []string `json:"argv"`
+	} `json:"nodes"`
+	User       string `json:"user"`
+	Password   string `json:"password"`
+	AdminToken string `json:"admin_token"`
+}
+
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	if err != nil {
+		return false
+	}
+	// A zombie is not running.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(fields) == 0 || fields[0] != "Z"
+}
+
+// TestDemoJSON: `lockstepd demo --json` prints one line that is enough to
+// use the cluster, restart a node from its argv, and everything it started
+// is gone after SIGTERM.
+func TestDemoJSON(t *testing.T) {
+	e2e.SkipIfNoMariaDB(t)
+	bin := e2e.Binary(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "demo", "--nodes", "3", "--dir", filepath.Join(dir, "demo"), "--json")
+	stderr, err := os.Create(filepath.Join(dir, "demo.stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{}) // closed when the demo process has exited
+	var exitErr error
+	var info demoInfo
+	var pids []int
+	t.Cleanup(func() {
+		// Whatever happened, leave nothing running.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+		}
+		for _, p := range pids {
+			if alive(p) {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "demo.stderr"))
+			t.Logf("demo stderr:\n%s", b)
+			for i := 1; i <= 3; i++ {
+				b, _ := os.ReadFile(filepath.Join(dir, "demo", fmt.Sprintf("n%d", i), "lockstepd.log"))
+				t.Logf("n%d lockstepd.log (tail):\n%s", i, lastLines(string(b), 30))
+			}
+		}
+	})
+	lines := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exitErr = cmd.Wait()
+		close(exited)
+	}()
+	var line string
+	select {
+	case l, ok := <-lines:
+		if !ok {
+			t.Fatal("demo exited without printing its JSON line")
+		}
+		line = l
+	case <-time.After(3 * time.Minute):
+		t.Fatal("demo printed nothing on stdout within 3 minutes")
+	}
+	if err := json.Unmarshal([]byte(line), &info); err != nil {
+		t.Fatalf("demo's stdout line is not the JSON object: %v\n%s", err, line)
+	}
+	for _, n := range info.Nodes {
+		pids = append(pids, n.PID, n.BackendPID)
+	}
+	if len(info.Nodes) != 3 || info.User == "" || info.Password == "" || info.AdminToken == "" {
+		t.Fatalf("incomplete JSON: %s", line)
+	}
+	for i, n := range info.Nodes {
+		if n.ID != fmt.Sprintf("n%d", i+1) || n.SQL == "" || n.Admin == "" || n.Backend == "" || !alive(n.PID) || !alive(n.BackendPID) || len(n.Argv) == 0 {
+			t.Fatalf("node %d in the JSON is incomplete or not running: %+v", i, n)
+		}
+	}
+
+	open := func(addr string) *sql.DB {
+		return e2e.OpenDB(t, fmt.Sprintf("%s:%s@tcp(%s)/", info.User, info.Password, addr))
+	}
+	db1 := open(info.Nodes[0].SQL)
+	mustExec(t, db1, "CREATE DATABASE demo")
+	mustExec(t, db1, "CREATE TABLE demo.t (id INT PRIMARY KEY, who VARCHAR(10))")
+	for i, n := range info.Nodes {
+		mustExec(t, open(n.SQL), "INSERT INTO demo.t VALUES (?, ?)", i+1, n.ID)
+	}
+	for _, n := range info.Nodes {
+		db := open(n.SQL)
+		e2e.Eventually(t, 30*time.Second, n.ID+" reads every node's write", func() error {
+			var cnt int
+			if err := db.QueryRow("SELECT COUNT(*) FROM demo.t").Scan(&cnt); err != nil {
+				return err
+			}
+			if cnt != 3 {
+				return fmt.Errorf("%d rows", cnt)
+			}
+			return nil
+		})
+		// The same credentials work directly on the backend.
+		var cnt int
+		if err := open(n.Backend).QueryRow("SELECT COUNT(*) FROM demo.t").Scan(&cnt); err != nil || cnt != 3 {
+			t.Errorf("%s: directly on the backend %s: %d rows, %v", n.ID, n.Backend, cnt, err)
+		}
+	}
+
+	// argv restarts a killed node.
+	n3 := info.Nodes[2]
+	syscall.Kill(n3.PID, syscall.SIGKILL)
+	e2e.Eventually(t, 10*time.Second, "n3 lockstepd gone after kill -9", func() error {
+		if alive(n3.PID) {
+			return errors.New("still running")
+		}
+		return nil
+	})
+	logf, _ := os.Create(filepath.Join(dir, "n3-restart.log"))
+	defer logf.Close()
+	re := exec.Command(n3.Argv[0], n3.Argv[1:]...)
+	re.Stdout, re.Stderr = logf, logf
+	re.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := re.Start(); err != nil {
+		t.Fatalf("restart n3 from its argv %q: %v", n3.Argv, err)
+	}
+	reDone := make(chan struct{})
+	go func() { re.Wait(); close(reDone) }()
+	pids = append(pids, re.Process.Pid)
+	db3 := open(n3.SQL)
+	e2e.Eventually(t, 90*time.Second, "n3 restarted from argv serves writes", func() error {
+		select {
+		case <-reDone:
+			b, _ := os.ReadFile(filepath.Join(dir, "n3-restart.log"))
+			t.Fatalf("n3 restarted from argv %q exited:\n%s", n3.Argv, lastLines(string(b), 20))
+		default:
+		}
+		_, err := db3.Exec("INSERT INTO demo.t VALUES (4, 'again')")
+		if e2e.ErrNumber(err) == 1062 {
+			return nil // an earlier attempt went through
+		}
+		return err
+	})
+	re.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-reDone:
+	case <-time.After(30 * time.Second):
+		re.Process.Kill()
+		t.Errorf("restarted n3 did not exit within 30s of SIGTERM")
+	}
+
+	// SIGTERM stops everything the demo started.
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		if exitErr != nil {
+			t.Errorf("demo exited with %v after SIGTERM", exitErr)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("demo did not exit within 90s of SIGTERM")
+	}
+	for _, p := range pids {
+		if alive(p) {
+			t.Errorf("pid %d still running after the demo exited", p)
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
