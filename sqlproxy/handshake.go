@@ -107,7 +107,7 @@ func (s *session) handshake() error {
 			}
 		}
 	}
-	s.be.seq = s.cl.seq
+	s.be.seq = s.cl.seq - 1
 	if err := s.be.writePacket(resp); err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (s *session) relayAuth() error {
 		if err != nil {
 			return fmt.Errorf("client during authentication: %w", err)
 		}
-		s.be.seq = s.cl.seq
+		s.be.seq = s.cl.seq - 1
 		if err := s.be.writePacket(c); err != nil {
 			return err
 		}
