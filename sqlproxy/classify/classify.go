@@ -162,7 +162,12 @@ func parseView(sql string) string {
 // text) and, for writes and DDL, rewrites it so that executing it on every
 // node gives the same result. It never panics on bad input; what it cannot
 // check is Refused.
-func Classify(sql string, p Pins) Statement {
+func Classify(sql string, p Pins) (st Statement) {
+	defer func() {
+		if r := recover(); r != nil {
+			st = unsupported(sql, "this statement", fmt.Sprintf("Lockstep failed while checking it (%v)", r), adviceEachNode)
+		}
+	}()
 	lead, err := tokenize(sql, 16)
 	if err != nil {
 		return unsupported(sql, "this statement", "Lockstep could not parse it ("+err.Error()+") to check it is safe", "Check the quoting and comments")
@@ -187,6 +192,9 @@ func Classify(sql string, p Pins) Statement {
 func kindFromLead(sql string, lead []token) string {
 	var words []string
 	for _, t := range lead {
+		if len(words) == 0 && t.isPunct(sql, '(') {
+			continue
+		}
 		if t.kind != tkWord || len(words) == 2 {
 			break
 		}
@@ -196,7 +204,7 @@ func kindFromLead(sql string, lead []token) string {
 		return "this statement"
 	}
 	switch words[0] {
-	case "CREATE", "DROP", "ALTER", "SHOW", "START", "STOP", "CHANGE", "LOAD", "INSTALL", "UNINSTALL", "RESET", "PURGE", "FLUSH", "SET", "ROLLBACK", "XA", "LOCK", "UNLOCK", "RENAME":
+	case "CREATE", "DROP", "ALTER", "SHOW", "START", "STOP", "CHANGE", "LOAD", "INSTALL", "UNINSTALL", "RESET", "PURGE", "FLUSH", "SET", "ROLLBACK", "XA", "LOCK", "UNLOCK", "RENAME", "BACKUP":
 		return strings.Join(words, " ")
 	}
 	return words[0]

@@ -258,7 +258,11 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 	switch x := n.(type) {
 	case *ast.SelectStmt, *ast.SetOprStmt:
 		if s, ok := x.(*ast.SelectStmt); ok && s.SelectIntoOpt != nil && s.SelectIntoOpt.Tp != ast.SelectIntoVars {
-			return unsupported(sql, "SELECT ... INTO OUTFILE", "the file would be written on one node only", "Read the rows with a client and write the file there")
+			k := "SELECT ... INTO OUTFILE"
+			if s.SelectIntoOpt.Tp == ast.SelectIntoDumpfile {
+				k = "SELECT ... INTO DUMPFILE"
+			}
+			return unsupported(sql, k, "the file would be written on one node only", "Read the rows with a client and write the file there")
 		}
 		w := newWalker(sql, p)
 		w.read = true
@@ -333,7 +337,9 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 		for _, c := range x.Constraints {
 			w.walk(c, true)
 		}
-		w.walk(x.Partition, true)
+		if x.Partition != nil {
+			w.walk(x.Partition, true)
+		}
 		if x.Select != nil {
 			w.walk(x.Select, false)
 			if x.OnDuplicate != ast.OnDuplicateKeyHandlingError && !hasOrder(x.Select) {
@@ -549,7 +555,7 @@ func classifySet(sql string, x *ast.SetStmt) Statement {
 				return Statement{Class: TxControl, SQL: sql, Kind: "SET autocommit", Tx: SetAutocommit1}
 			}
 			return unsupported(sql, "SET autocommit", "Lockstep could not read the new value", "Use SET autocommit=0 or SET autocommit=1")
-		case v.IsSystem && (name == "tx_isolation" || name == "transaction_isolation" || name == "tx_read_only" || name == "transaction_read_only"):
+		case v.IsSystem && (strings.HasPrefix(name, "tx_") || strings.HasPrefix(name, "transaction_")):
 			if st.Kind == "SET" {
 				st.Kind = "SET TRANSACTION"
 			}
