@@ -313,7 +313,7 @@ func TestPreparedStatements(t *testing.T) {
 		t.Run(params, func(t *testing.T) {
 			db := open(t, srv.DSN("app", "apppw", name, params))
 			mustExec(t, db, "DROP TABLE IF EXISTS p")
-			mustExec(t, db, "CREATE TABLE p (id INT AUTO_INCREMENT PRIMARY KEY, s VARCHAR(50), b BLOB, d DATETIME(6), f DOUBLE, i BIGINT, u BIGINT UNSIGNED, n INT)")
+			mustExec(t, db, "CREATE TABLE p (id INT AUTO_INCREMENT PRIMARY KEY, s VARCHAR(50), b LONGBLOB, d DATETIME(6), f DOUBLE, i BIGINT, u BIGINT UNSIGNED, n INT)")
 			blob := []byte{0, 1, 2, 0xff, 0xfe, '\'', '\\', '"', 'x'}
 			ts := time.Date(2024, 2, 29, 13, 14, 15, 123456000, time.UTC)
 			r, err := db.Exec("INSERT INTO p (s, b, d, f, i, u, n) VALUES (?, ?, ?, ?, ?, ?, ?)",
