@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// demoInfo is the line `lockstepd demo --json` prints once ready.
+type demoInfo struct {
+	Nodes []struct {
+		ID         string `json:"id"`
+		SQL        string `json:"sql"`
+		Backend    string `json:"backend"`
+		PID        int    `json:"pid"`
+		BackendPID int    `json:"backend_pid"`
+	} `json:"nodes"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+func port(addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(p)
+}
+
+// startDemo starts `lockstepd demo --nodes 3 --json` and waits for its line.
+func startDemo(ctx context.Context, bin, dir string) (*proc, *demoInfo, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	errLog, err := os.Create(filepath.Join(dir, "demo.stderr"))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer errLog.Close()
+	cmd := exec.Command(bin, "demo", "--nodes", "3", "--dir", filepath.Join(dir, "cluster"), "--json")
+	cmd.Stderr = errLog
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := startProc("lockstepd demo", cmd, syscall.SIGTERM)
+	if err != nil {
+		return nil, nil, err
+	}
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		for sc.Scan() {
+		}
+	}()
+	fail := func(err error) (*proc, *demoInfo, error) {
+		p.stop(60 * time.Second)
+		return nil, nil, fmt.Errorf("%w (see %s)", err, errLog.Name())
+	}
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			return fail(errors.New("lockstepd demo exited before it was ready"))
+		}
+		var info demoInfo
+		if err := json.Unmarshal([]byte(line), &info); err != nil || len(info.Nodes) != 3 {
+			return fail(fmt.Errorf("lockstepd demo printed %q, not its JSON line (%v)", line, err))
+		}
+		return p, &info, nil
+	case <-time.After(3 * time.Minute):
+		return fail(errors.New("lockstepd demo not ready within 3 minutes"))
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+}
+
+func benchLockstep(ctx context.Context, o options, dir string, rep *report) error {
+	logf("Lockstep: starting a 3-node cluster (lockstepd demo)...")
+	demo, info, err := startDemo(ctx, o.lockstepd, dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		logf("Lockstep: stopping the cluster")
+		demo.stop(90 * time.Second)
+		for _, n := range info.Nodes {
+			for _, pid := range []int{n.PID, n.BackendPID} {
+				if pidAlive(pid) {
+					logf("pid %d of node %s still running after the demo stopped; killing it", pid, n.ID)
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	}()
+	var sqlPorts []int
+	for _, n := range info.Nodes {
+		p, err := port(n.SQL)
+		if err != nil {
+			return err
+		}
+		sqlPorts = append(sqlPorts, p)
+	}
+	backend1, err := port(info.Nodes[0].Backend)
+	if err != nil {
+		return err
+	}
+	n1DSN := fmt.Sprintf("%s:%s@tcp(%s)/", info.User, info.Password, info.Nodes[0].SQL)
+	if err := exec1(ctx, n1DSN, "CREATE DATABASE sbps", "CREATE DATABASE sbins"); err != nil {
+		return fmt.Errorf("through %s: %w", info.Nodes[0].ID, err)
+	}
+
+	// (a) point select: through n1 and directly on n1's MariaDB (same data:
+	// the table was written through the cluster).
+	ps := target{ports: []int{sqlPorts[0]}, user: info.User, pw: info.Password, db: "sbps"}
+	logf("Lockstep: sysbench oltp_point_select prepare (%d rows) through %s", psRows, info.Nodes[0].ID)
+	if err := prepare(ctx, "oltp_point_select", ps, psRows); err != nil {
+		return err
+	}
+	direct := ps
+	direct.ports = []int{backend1}
+	for _, x := range []struct {
+		name string
+		t    target
+	}{{"MariaDB direct (n1's backend)", direct}, {"through Lockstep n1", ps}} {
+		logf("point select, %s, %d threads, %s...", x.name, o.psThreads, o.dur)
+		r := runSysbench(ctx, "oltp_point_select", x.t, o.psThreads, o.dur, psRows)
+		r.system = x.name
+		rep.ps = append(rep.ps, r)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+
+	// (b) autocommit inserts through all three nodes.
+	ins := target{ports: sqlPorts, user: info.User, pw: info.Password, db: "sbins"}
+	logf("Lockstep: sysbench oltp_insert prepare through %s", info.Nodes[0].ID)
+	if err := prepare(ctx, "oltp_insert", ins, 1000); err != nil {
+		return err
+	}
+	for _, th := range o.threads {
+		logf("insert, Lockstep 3 nodes, %d threads, %s...", th, o.dur)
+		r := runSysbench(ctx, "oltp_insert", ins, th, o.dur, 1000)
+		r.system = "Lockstep (3 nodes)"
+		rep.ins = append(rep.ins, r)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,219 @@
+// Command lockstep-bench is Lockstep's benchmark (make bench, via
+// bench/run.sh). In one run on one machine it measures, with sysbench:
+//
+//   - point-select QPS (oltp_point_select) through a Lockstep node and
+//     directly on that node's MariaDB;
+//   - autocommit-insert throughput and p50/p99 latency (oltp_insert) at 1, 8
+//     and 32 client threads on a 3-node Lockstep cluster (lockstepd demo) and
+//     on a 3-node MariaDB Galera cluster that it starts itself on loopback.
+//
+// Client threads are spread round-robin over the three nodes of each cluster.
+// Both clusters' MariaDB servers run with innodb_flush_log_at_trx_commit=2
+// (Lockstep's durability point is its fsynced Raft log; Galera's is
+// replication to the other nodes). Every process it starts is stopped by PID
+// on exit, also on Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	lockstepd string
+	out       string
+	dur       time.Duration
+	threads   []int
+	psThreads int
+	only      string
+	keep      bool
+}
+
+func main() {
+	var o options
+	var threads string
+	flag.StringVar(&o.lockstepd, "lockstepd", "bin/lockstepd", "lockstepd binary")
+	flag.StringVar(&o.out, "out", "bench/results", "directory for the results file")
+	flag.DurationVar(&o.dur, "time", 20*time.Second, "duration of each sysbench run")
+	flag.StringVar(&threads, "threads", "1,8,32", "client thread counts for the insert runs")
+	flag.IntVar(&o.psThreads, "ps-threads", 8, "client threads for the point-select runs")
+	flag.StringVar(&o.only, "only", "all", "all, lockstep or galera")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directories (data, logs)")
+	flag.Parse()
+	for _, s := range strings.Split(threads, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "-threads: %q is not a positive number\n", s)
+			os.Exit(2)
+		}
+		o.threads = append(o.threads, n)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// logf reports progress on stderr.
+func logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+}
+
+func run(ctx context.Context, o options) error {
+	if err := checkTools(o); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "lockstep-bench-")
+	if err != nil {
+		return err
+	}
+	// Galera nodes run as the mysql user, which must reach its datadirs.
+	os.Chmod(tmp, 0o755)
+	if o.keep {
+		logf("keeping data and logs in %s", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+
+	rep := &report{opts: o, started: time.Now()}
+	if o.only == "all" || o.only == "lockstep" {
+		if err := benchLockstep(ctx, o, filepath.Join(tmp, "lockstep"), rep); err != nil {
+			rep.notes = append(rep.notes, "Lockstep: "+err.Error())
+			logf("Lockstep part failed: %v", err)
+		}
+	}
+	if ctx.Err() == nil && (o.only == "all" || o.only == "galera") {
+		if err := benchGalera(ctx, o, filepath.Join(tmp, "galera"), rep); err != nil {
+			rep.notes = append(rep.notes, "Galera: "+err.Error())
+			logf("Galera part failed: %v", err)
+		}
+	}
+	if ctx.Err() != nil {
+		return errors.New("interrupted; every started process was stopped")
+	}
+	text := rep.String()
+	fmt.Print(text)
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(o.out, rep.started.UTC().Format("2006-01-02T150405Z")+".txt")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		return err
+	}
+	logf("results written to %s", path)
+	if len(rep.notes) > 0 {
+		return fmt.Errorf("%d part(s) failed; see the notes in the report", len(rep.notes))
+	}
+	return nil
+}
+
+func checkTools(o options) error {
+	var missing []string
+	for _, bin := range []string{"sysbench", "mariadbd", "mariadb-install-db", "rsync"} {
+		if _, err := lookPath(bin); err != nil {
+			missing = append(missing, bin)
+		}
+	}
+	if o.only != "lockstep" {
+		if _, err := os.Stat(galeraLib); err != nil {
+			missing = append(missing, galeraLib+" (galera-4)")
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing: %s (Debian: apt-get install sysbench galera-4 mariadb-server rsync, or `scripts/deps.sh bench` as root)", strings.Join(missing, ", "))
+	}
+	if o.only != "galera" {
+		if _, err := os.Stat(o.lockstepd); err != nil {
+			return fmt.Errorf("lockstepd binary %s: %v (run `make build` first)", o.lockstepd, err)
+		}
+	}
+	return nil
+}
+
+// result is one sysbench run.
+type result struct {
+	system   string
+	workload string
+	threads  int
+	tps, qps float64
+	p50, p99 float64 // ms
+	errors   int64
+	err      error
+}
+
+type report struct {
+	opts    options
+	started time.Time
+	ps      []result
+	ins     []result
+	notes   []string
+}
+
+func (r *report) String() string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	load, _ := os.ReadFile("/proc/loadavg")
+	w("Lockstep benchmark, %s\n", r.started.UTC().Format(time.RFC3339))
+	w("machine: %d CPUs, load average at start %s", runtime.NumCPU(), strings.TrimSpace(string(load))+"\n")
+	w("sysbench %s, %s per run; innodb_flush_log_at_trx_commit=2 on every MariaDB (Lockstep and Galera);\n", sysbenchVersion(), r.opts.dur)
+	w("client threads spread round-robin over the 3 nodes of each cluster for inserts.\n\n")
+	if len(r.ps) > 0 {
+		w("Point select (oltp_point_select, 1 table x %d rows, %d threads, server-side prepared statements)\n", psRows, r.opts.psThreads)
+		w("  %-34s %12s %9s %9s\n", "target", "QPS", "p50 ms", "p99 ms")
+		var direct float64
+		for _, x := range r.ps {
+			if x.err != nil {
+				w("  %-34s failed: %v\n", x.system, x.err)
+				continue
+			}
+			rel := ""
+			if strings.HasPrefix(x.system, "MariaDB direct") {
+				direct = x.qps
+			} else if direct > 0 {
+				rel = fmt.Sprintf("  (%.0f%% of direct)", 100*x.qps/direct)
+			}
+			w("  %-34s %12.0f %9.2f %9.2f%s\n", x.system, x.qps, x.p50, x.p99, rel)
+		}
+		w("\n")
+	}
+	if len(r.ins) > 0 {
+		w("Autocommit insert (oltp_insert, AUTO_INCREMENT id, one INSERT per transaction)\n")
+		w("  %-26s %8s %10s %9s %9s %8s\n", "cluster", "threads", "inserts/s", "p50 ms", "p99 ms", "errors")
+		sort.SliceStable(r.ins, func(i, j int) bool { return r.ins[i].threads < r.ins[j].threads })
+		for _, x := range r.ins {
+			if x.err != nil {
+				w("  %-26s %8d failed: %v\n", x.system, x.threads, x.err)
+				continue
+			}
+			w("  %-26s %8d %10.0f %9.2f %9.2f %8d\n", x.system, x.threads, x.tps, x.p50, x.p99, x.errors)
+		}
+		w("\n")
+	}
+	for _, n := range r.notes {
+		w("NOTE: %s\n", n)
+	}
+	w("Figures from one run on a shared machine: compare the rows with each other, not with other runs.\n")
+	return b.String()
+}
+
+func sysbenchVersion() string {
+	out, err := runOut(context.Background(), "sysbench", "--version")
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimPrefix(strings.TrimSpace(out), "sysbench ")
+}
