@@ -532,6 +532,10 @@ func accountDDL(sql, kind string, p Pins, addFor bool) Statement {
 	return Statement{Class: DDL, SQL: out, Kind: kind}
 }
 
+// pinnedVars are session variables the applier sets itself for each write.
+var pinnedVars = map[string]bool{"timestamp": true, "insert_id": true, "last_insert_id": true, "identity": true,
+	"rand_seed1": true, "rand_seed2": true, "pseudo_thread_id": true}
+
 // classifySet classifies SET.
 func classifySet(sql string, x *ast.SetStmt) Statement {
 	st := Statement{Class: Session, SQL: sql, Kind: "SET"}
@@ -540,6 +544,9 @@ func classifySet(sql string, x *ast.SetStmt) Statement {
 		switch {
 		case v.IsGlobal || v.IsInstance:
 			return refuse(sql, "SET GLOBAL", "Lockstep does not replicate global settings", "Set it on each node's backend server")
+		case v.IsSystem && pinnedVars[name]:
+			return unsupported(sql, "SET "+name, "Lockstep pins this variable itself for every replicated write",
+				"Do not set it; Lockstep keeps NOW(), RAND() and insert ids identical on every node")
 		case v.Name == ast.SetNames:
 			st.Kind = "SET NAMES"
 		case v.Name == ast.SetCharset:

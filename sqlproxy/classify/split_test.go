@@ -1,0 +1,70 @@
+package classify
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestSplit(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		query string
+		want  []string
+	}{
+		{"one", "SELECT 1", []string{"SELECT 1"}},
+		{"trailing semicolon", "SELECT 1;", []string{"SELECT 1"}},
+		{"two", "SELECT 1; SELECT 2", []string{"SELECT 1", "SELECT 2"}},
+		{"empty ones dropped", " ;; SELECT 1 ;\n; ", []string{"SELECT 1"}},
+		{"empty query", "", nil},
+		{"only comments", "/* a */ -- b\n# c", nil},
+		{"trailing comment dropped", "SELECT 1; -- done", []string{"SELECT 1"}},
+		{"leading comment kept", "/* app */ SELECT 1; /* x */ SELECT 2", []string{"/* app */ SELECT 1", "/* x */ SELECT 2"}},
+		{"single quotes", "SELECT 'a;b'; SELECT 2", []string{"SELECT 'a;b'", "SELECT 2"}},
+		{"doubled quote", "SELECT 'it''s;'; SELECT 2", []string{"SELECT 'it''s;'", "SELECT 2"}},
+		{"backslash escape", `SELECT 'a\';b'; SELECT 2`, []string{`SELECT 'a\';b'`, "SELECT 2"}},
+		{"double quotes", `SELECT "a;\"b"; SELECT 2`, []string{`SELECT "a;\"b"`, "SELECT 2"}},
+		{"backticks", "SELECT `a;b``c` FROM t; SELECT 2", []string{"SELECT `a;b``c` FROM t", "SELECT 2"}},
+		{"block comment", "SELECT /* ; */ 1; SELECT 2", []string{"SELECT /* ; */ 1", "SELECT 2"}},
+		{"dash comment", "SELECT 1 -- ;\n; SELECT 2", []string{"SELECT 1 -- ;", "SELECT 2"}},
+		{"dash without space is minus", "SELECT 1--1; SELECT 2", []string{"SELECT 1--1", "SELECT 2"}},
+		{"hash comment", "SELECT 1 # ;\n; SELECT 2", []string{"SELECT 1 # ;", "SELECT 2"}},
+		{"versioned comment", "SELECT 1 /*!50000 + 1 */; SELECT 2", []string{"SELECT 1 /*!50000 + 1 */", "SELECT 2"}},
+		{"mariadb comment", "SELECT 1 /*M!100500 + 1 */; SELECT 2", []string{"SELECT 1 /*M!100500 + 1 */", "SELECT 2"}},
+		{"user var quoted", "SET @`a;b` = 1; SELECT 2", []string{"SET @`a;b` = 1", "SELECT 2"}},
+		{"procedure body", "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END; CALL p()",
+			[]string{"CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END", "CALL p()"}},
+		{"nested blocks", "CREATE PROCEDURE p() BEGIN IF 1 THEN BEGIN SELECT 1; END; END IF; CASE x WHEN 1 THEN SELECT 1; END CASE; WHILE 0 DO SELECT 2; END WHILE; l: LOOP LEAVE l; END LOOP; SET @a = CASE WHEN 1 THEN 2 ELSE 3 END; END; SELECT 9",
+			[]string{"CREATE PROCEDURE p() BEGIN IF 1 THEN BEGIN SELECT 1; END; END IF; CASE x WHEN 1 THEN SELECT 1; END CASE; WHILE 0 DO SELECT 2; END WHILE; l: LOOP LEAVE l; END LOOP; SET @a = CASE WHEN 1 THEN 2 ELSE 3 END; END", "SELECT 9"}},
+		{"trigger body", "CREATE DEFINER=`a`@`%` TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.a = 1; END;INSERT INTO t VALUES (1)",
+			[]string{"CREATE DEFINER=`a`@`%` TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.a = 1; END", "INSERT INTO t VALUES (1)"}},
+		{"function without block", "CREATE FUNCTION f() RETURNS INT RETURN 1; SELECT f()", []string{"CREATE FUNCTION f() RETURNS INT RETURN 1", "SELECT f()"}},
+		{"begin not atomic", "BEGIN NOT ATOMIC SELECT 1; SELECT 2; END; SELECT 3", []string{"BEGIN NOT ATOMIC SELECT 1; SELECT 2; END", "SELECT 3"}},
+		{"transaction begin", "BEGIN; INSERT INTO t VALUES (1); COMMIT", []string{"BEGIN", "INSERT INTO t VALUES (1)", "COMMIT"}},
+		{"case expression outside program", "SELECT CASE WHEN 1 THEN 2 END; SELECT 3", []string{"SELECT CASE WHEN 1 THEN 2 END", "SELECT 3"}},
+		{"newlines kept inside", "INSERT INTO t\nVALUES (1);\n\nUPDATE t\n SET a = 2", []string{"INSERT INTO t\nVALUES (1)", "UPDATE t\n SET a = 2"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := Split(c.query)
+			if err != nil {
+				t.Fatalf("Split(%q): %v", c.query, err)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Errorf("Split(%q)\n got %q\nwant %q", c.query, got, c.want)
+			}
+		})
+	}
+}
+
+func TestSplitErrors(t *testing.T) {
+	for _, q := range []string{
+		"SELECT 'abc",
+		`SELECT "abc`,
+		"SELECT `abc",
+		"SELECT 1 /* never closed",
+		`SELECT 'a\'`,
+	} {
+		if got, err := Split(q); err == nil {
+			t.Errorf("Split(%q) = %q, want an error", q, got)
+		}
+	}
+}
