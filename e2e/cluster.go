@@ -165,8 +165,6 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	t.Cleanup(c.shutdown)
-
 	var peers []string
 	for i := 1; i <= cfg.nodes; i++ {
 		n := &Node{c: c, ID: fmt.Sprintf("n%d", i), Dir: t.TempDir(),
@@ -175,6 +173,9 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 		c.Nodes = append(c.Nodes, n)
 		peers = append(peers, n.ID+"="+n.RaftAddr)
 	}
+	// Registered after the t.TempDir calls: cleanups run last-in first-out,
+	// so the processes stop (and logs are read) before the dirs are removed.
+	t.Cleanup(c.shutdown)
 	// Start the backends in parallel: each takes a few seconds.
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Nodes))
@@ -766,5 +767,40 @@ func Eventually(t testing.TB, timeout time.Duration, what string, f func() error
 			t.Fatalf("%s: not true within %s: %v", what, timeout, err)
 		}
 		time.Sleep(pollInterval)
+	}
+}
+
+// WaitQuiet waits until no running node's commit index has moved for the
+// given window (the leader appends checkpoint and hash-report entries for a
+// while after the last write), and returns the commit indexes by node id.
+func (c *Cluster) WaitQuiet(window time.Duration) map[string]uint64 {
+	c.t.Helper()
+	deadline := time.Now().Add(ConvergeTimeout)
+	last := map[string]uint64{}
+	since := time.Now()
+	for {
+		cur := map[string]uint64{}
+		for _, n := range c.Running() {
+			st, err := n.Status()
+			if err != nil {
+				c.t.Fatal(err)
+			}
+			cur[n.ID] = st.CommitIndex
+		}
+		changed := len(cur) != len(last)
+		for id, v := range cur {
+			if last[id] != v {
+				changed = true
+			}
+		}
+		if changed {
+			last, since = cur, time.Now()
+		} else if time.Since(since) >= window {
+			return cur
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("commit index still moving after %s: %v", ConvergeTimeout, cur)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
