@@ -79,6 +79,9 @@ func (db *DB) Apply(ctx context.Context, index uint64, entries []*command.Entry)
 		switch {
 		case errors.Is(err, errRestart) && restarts < db.cfg.MaxRestarts:
 			restarts++
+			if db.testOnRestart != nil {
+				db.testOnRestart()
+			}
 			db.log.Warn("local transaction rolled back by the server; re-running the record", "index", index, "attempt", restarts)
 			continue
 		case errors.As(err, &hook), ctx.Err() != nil, time.Now().After(deadline):

@@ -86,6 +86,9 @@ type DB struct {
 	// testAfterDDL, when set, runs right after a DDL statement executed and
 	// before its completion is recorded (crash-window tests).
 	testAfterDDL func() error
+	// testOnRestart, when set, runs when a record is re-run after the
+	// server rolled back its transaction.
+	testOnRestart func()
 }
 
 // Open connects to the local server (retrying until ctx is done), creates
