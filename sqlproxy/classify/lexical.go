@@ -361,6 +361,9 @@ var bodyUnsafe = map[string]bool{
 	"user": true, "session_user": true, "system_user": true,
 }
 
+// tableContext are words after which a name followed by '(' is a table, not a call.
+var tableContext = map[string]bool{"INTO": true, "TABLE": true, "FROM": true, "JOIN": true, "UPDATE": true, "REPLACE": true}
+
 // checkBody refuses stored program bodies that call functions which differ
 // between nodes or read system variables.
 func checkBody(sql, kind string, toks []token) (Statement, bool) {
@@ -369,8 +372,15 @@ func checkBody(sql, kind string, toks []token) (Statement, bool) {
 			return refuse(sql, kind, "its body reads the system variable "+t.text(sql)+", whose value differs between nodes",
 				"Pass the value in as a parameter"), true
 		}
+		if t.kind == tkVar {
+			return refuse(sql, kind, "its body uses the user variable "+t.text(sql)+", whose value on each node's applier is not the client's",
+				"Use a local variable (DECLARE) or a parameter instead"), true
+		}
 		if t.kind != tkWord || !at(toks, k+1).isPunct(sql, '(') || (k > 0 && toks[k-1].isPunct(sql, '.')) {
 			continue
+		}
+		if k > 0 && tableContext[upperWord(sql, toks[k-1])] {
+			continue // a table named like a function: INSERT INTO user (a) ...
 		}
 		name := strings.ToLower(t.text(sql))
 		if bodyUnsafe[name] || unsafeFuncs[name] != "" || sequenceFuncs[name] {
