@@ -1,0 +1,39 @@
+# Lockstep. The two commands the README shows: `make demo` and `make test`.
+export PATH := $(PATH):/usr/local/go/bin:/usr/sbin
+GO ?= go
+# Packages with concurrency run under the race detector.
+RACE_PKGS := ./ordering/... ./sqlproxy/... ./quorum/... ./admin/... ./internal/localdb/...
+
+.PHONY: all build deps demo test lint unit e2e bench clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# Starts a local 3-node cluster (MariaDB installed via apt when missing and run as root).
+demo: deps build
+	./bin/lockstepd demo --nodes 3 --dir .demo
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
+	$(GO) test -count=1 -timeout 20m ./cmd/... ./internal/mysqld/... ./internal/archtest/...
+
+e2e:
+	$(GO) test -count=1 -timeout 40m ./e2e/...
+
+test: deps lint unit e2e
+
+bench: build
+	@bash scripts/deps.sh bench
+	bash bench/run.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/spf13/pflag"
+)
+
+// Config is everything one lockstepd node needs. Each field is bound to a
+// flag; a flag not given on the command line is taken from the environment
+// (LOCKSTEP_ + the flag name in upper case with '-' as '_'), then from the
+// JSON config file (--config, keys are the flag names), then the default.
+type Config struct {
+	// ConfigFile is a JSON file of flag-name → value.
+	ConfigFile string
+	// NodeID names this node in the cluster (unique, stable across restarts).
+	NodeID string
+	// DataDir holds the Raft log and stable store.
+	DataDir string
+	// RaftAddr is the host:port for Raft and write forwarding (listen and advertise).
+	RaftAddr string
+	// SQLAddr is the host:port the MySQL protocol listener binds.
+	SQLAddr string
+	// AdminAddr is the host:port of the admin HTTP API.
+	AdminAddr string
+	// AdminToken is the bearer token of the admin API (required; never logged).
+	AdminToken string
+	// BackendDSN is a go-sql-driver DSN of a privileged account on the local
+	// MariaDB/MySQL (e.g. root@tcp(127.0.0.1:3306)/); the applier runs as it
+	// and client sessions connect to the same host:port as themselves.
+	BackendDSN string
+	// Peers lists every voter as id=raft-addr,...; the same list on every node.
+	// On first start (empty data dir) the cluster is bootstrapped from it.
+	Peers string
+	// ElectionTimeout is Raft's heartbeat and election timeout.
+	ElectionTimeout time.Duration
+	// FenceGrace is how long a node without a known leader keeps serving
+	// before it refuses clients (covers a normal election).
+	FenceGrace time.Duration
+	// SubmitTimeout bounds how long a write waits to be ordered and applied.
+	SubmitTimeout time.Duration
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "./lockstep-data",
+		RaftAddr:        "127.0.0.1:7401",
+		SQLAddr:         "127.0.0.1:3307",
+		AdminAddr:       "127.0.0.1:7402",
+		BackendDSN:      "root@tcp(127.0.0.1:3306)/",
+		ElectionTimeout: 500 * time.Millisecond,
+		FenceGrace:      2 * time.Second,
+		SubmitTimeout:   10 * time.Second,
+		LogLevel:        "info",
+	}
+}
+
+// Bind registers a flag per field on fs.
+func (c *Config) Bind(fs *pflag.FlagSet) {
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "JSON config file (keys are flag names)")
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this node's id, unique in the cluster (e.g. n1)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the Raft log and state")
+	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "host:port for Raft and write forwarding")
+	fs.StringVar(&c.SQLAddr, "sql-addr", c.SQLAddr, "host:port for MySQL clients")
+	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "host:port for the admin HTTP API")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (required)")
+	fs.StringVar(&c.BackendDSN, "backend-dsn", c.BackendDSN, "DSN of a privileged account on the local MariaDB/MySQL")
+	fs.StringVar(&c.Peers, "peers", c.Peers, "every voter as id=host:port,... (same on every node)")
+	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "Raft heartbeat/election timeout")
+	fs.DurationVar(&c.FenceGrace, "fence-grace", c.FenceGrace, "how long to keep serving without a known leader")
+	fs.DurationVar(&c.SubmitTimeout, "submit-timeout", c.SubmitTimeout, "how long a write may wait to be ordered and applied")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+// Resolve fills flags not given on the command line from the environment and
+// the config file.
+func (c *Config) Resolve(fs *pflag.FlagSet) error {
+	var file map[string]any
+	if c.ConfigFile != "" {
+		b, err := os.ReadFile(c.ConfigFile)
+		if err != nil {
+			return fmt.Errorf("read config file: %w", err)
+		}
+		if err := json.Unmarshal(b, &file); err != nil {
+			return fmt.Errorf("config file %s is not a JSON object of flag names to values: %w", c.ConfigFile, err)
+		}
+		for k := range file {
+			if fs.Lookup(k) == nil {
+				return fmt.Errorf("config file %s: unknown key %q (keys are flag names, e.g. node-id)", c.ConfigFile, k)
+			}
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "config" {
+			return
+		}
+		env := "LOCKSTEP_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			if err := f.Value.Set(fmt.Sprint(v)); err != nil {
+				errs = append(errs, fmt.Errorf("config file key %s: %w", f.Name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// PeerMap parses Peers.
+func (c *Config) PeerMap() (map[string]string, error) {
+	peers := map[string]string{}
+	for _, p := range strings.Split(c.Peers, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--peers: %q is not id=host:port", p)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--peers: %q: %v", p, err)
+		}
+		if _, dup := peers[id]; dup {
+			return nil, fmt.Errorf("--peers: node id %q appears twice", id)
+		}
+		peers[id] = addr
+	}
+	return peers, nil
+}
+
+// BackendAddr is the host:port of the local database, from BackendDSN.
+func (c *Config) BackendAddr() (string, error) {
+	dsn, err := mysql.ParseDSN(c.BackendDSN)
+	if err != nil {
+		return "", fmt.Errorf("--backend-dsn: %v (expected e.g. root:pw@tcp(127.0.0.1:3306)/)", err)
+	}
+	if dsn.Net != "tcp" {
+		return "", fmt.Errorf("--backend-dsn: use tcp(host:port), not %s: client sessions connect to the same address as themselves", dsn.Net)
+	}
+	return dsn.Addr, nil
+}
+
+// Validate checks the config and says what to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("--node-id is required (e.g. --node-id n1)"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	}
+	if c.AdminToken == "" {
+		errs = append(errs, errors.New("--admin-token is required (or LOCKSTEP_ADMIN_TOKEN): the admin API refuses requests without it"))
+	}
+	for name, addr := range map[string]string{"--raft-addr": c.RaftAddr, "--sql-addr": c.SQLAddr, "--admin-addr": c.AdminAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
+		}
+	}
+	if _, err := c.BackendAddr(); err != nil {
+		errs = append(errs, err)
+	}
+	peers, err := c.PeerMap()
+	switch {
+	case err != nil:
+		errs = append(errs, err)
+	case len(peers) == 0:
+		errs = append(errs, errors.New("--peers is required: list every voter as id=host:port, including this node"))
+	default:
+		if addr, ok := peers[c.NodeID]; !ok {
+			ids := make([]string, 0, len(peers))
+			for id := range peers {
+				ids = append(ids, id)
+			}
+			sort.Strings(ids)
+			errs = append(errs, fmt.Errorf("--peers does not list this node %q (it lists %s)", c.NodeID, strings.Join(ids, ", ")))
+		} else if addr != c.RaftAddr {
+			errs = append(errs, fmt.Errorf("--peers gives %s for this node but --raft-addr is %s: they must match", addr, c.RaftAddr))
+		}
+	}
+	if c.ElectionTimeout < 50*time.Millisecond {
+		errs = append(errs, errors.New("--election-timeout must be at least 50ms"))
+	}
+	if c.SubmitTimeout <= 0 {
+		errs = append(errs, errors.New("--submit-timeout must be positive"))
+	}
+	if c.DataDir != "" {
+		c.DataDir = filepath.Clean(c.DataDir)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func parse(t *testing.T, args []string, env map[string]string, file string) (Config, error) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	cfg := DefaultConfig()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	cfg.Bind(fs)
+	if file != "" {
+		p := filepath.Join(t.TempDir(), "c.json")
+		os.WriteFile(p, []byte(file), 0o600)
+		args = append(args, "--config", p)
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Resolve(fs); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func TestConfigPrecedenceAndValidation(t *testing.T) {
+	cfg, err := parse(t, []string{"--node-id", "n1", "--raft-addr", "127.0.0.1:9001"},
+		map[string]string{"LOCKSTEP_ADMIN_TOKEN": "tok", "LOCKSTEP_NODE_ID": "ignored"},
+		`{"peers": "n1=127.0.0.1:9001,n2=127.0.0.1:9002", "node-id": "also-ignored", "submit-timeout": "3s"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != "n1" || cfg.AdminToken != "tok" || cfg.SubmitTimeout.String() != "3s" {
+		t.Fatalf("precedence wrong: %+v", cfg)
+	}
+	_, err = parse(t, []string{"--node-id", "n3", "--peers", "n1=127.0.0.1:1,n1=127.0.0.1:2"}, nil, "")
+	for _, want := range []string{"--admin-token is required", "appears twice"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("want %q in %v", want, err)
+		}
+	}
+	_, err = parse(t, nil, nil, `{"nope": 1}`)
+	if err == nil || !strings.Contains(err.Error(), `unknown key "nope"`) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockstepdb/lockstep/admin"
+	"github.com/lockstepdb/lockstep/internal/mysqld"
+)
+
+// demoState is kept in DIR/demo.json so that a second `lockstepd demo` on
+// the same directory restarts the same cluster (Raft remembers addresses).
+type demoState struct {
+	User       string      `json:"user"`
+	Password   string      `json:"password"`
+	AdminToken string      `json:"admin_token"`
+	Nodes      []demoPorts `json:"nodes"`
+}
+
+type demoPorts struct {
+	ID, SQL, Admin, Raft string
+	Backend              int
+}
+
+// DemoNode is one node in the --json line.
+type DemoNode struct {
+	ID         string   `json:"id"`
+	SQL        string   `json:"sql"`
+	Admin      string   `json:"admin"`
+	Backend    string   `json:"backend"`
+	PID        int      `json:"pid"`
+	BackendPID int      `json:"backend_pid"`
+	Argv       []string `json:"argv"`
+}
+
+// DemoInfo is the single line `lockstepd demo --json` prints once ready.
+type DemoInfo struct {
+	Nodes      []DemoNode `json:"nodes"`
+	User       string     `json:"user"`
+	Password   string     `json:"password"`
+	AdminToken string     `json:"admin_token"`
+}
+
+func demoCmd() *cobra.Command {
+	var nodes int
+	var dir string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Start a local cluster: N MariaDB servers and N lockstepd nodes on loopback",
+		Long: `demo starts N MariaDB servers (mariadbd from PATH, each with its own data directory
+under --dir) and N lockstepd processes on 127.0.0.1, creates the user 'app' with all
+privileges, waits until the cluster is ready, prints how to connect, and runs until
+interrupted (Ctrl-C / SIGTERM), then stops everything it started. Running it again on
+the same --dir restarts the same cluster with its data.`,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if nodes < 1 || nodes > 9 {
+				return errors.New("--nodes must be between 1 and 9")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, nodes, dir, asJSON)
+		},
+	}
+	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
+	cmd.Flags().StringVar(&dir, "dir", ".demo", "directory for the nodes' data and logs")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON line describing the cluster once it is ready")
+	return cmd
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func loadOrCreateState(dir string, n int) (*demoState, error) {
+	path := filepath.Join(dir, "demo.json")
+	if b, err := os.ReadFile(path); err == nil {
+		var st demoState
+		if err := json.Unmarshal(b, &st); err != nil {
+			return nil, fmt.Errorf("%s is damaged (%v): remove %s to start a fresh cluster", path, err, dir)
+		}
+		if len(st.Nodes) != n {
+			return nil, fmt.Errorf("%s holds a %d-node cluster; use --nodes %d, or another --dir for a new cluster", dir, len(st.Nodes), len(st.Nodes))
+		}
+		return &st, nil
+	}
+	st := &demoState{User: "app", Password: randomHex(8), AdminToken: randomHex(16)}
+	for i := 1; i <= n; i++ {
+		var ports [4]int
+		for j := range ports {
+			p, err := mysqld.FreePort()
+			if err != nil {
+				return nil, err
+			}
+			ports[j] = p
+		}
+		st.Nodes = append(st.Nodes, demoPorts{
+			ID:      fmt.Sprintf("n%d", i),
+			SQL:     fmt.Sprintf("127.0.0.1:%d", ports[0]),
+			Admin:   fmt.Sprintf("127.0.0.1:%d", ports[1]),
+			Raft:    fmt.Sprintf("127.0.0.1:%d", ports[2]),
+			Backend: ports[3],
+		})
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	return st, os.WriteFile(path, b, 0o600)
+}
+
+func runDemo(ctx context.Context, n int, dir string, asJSON bool) (err error) {
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if _, _, err := mysqld.Binaries(); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	st, err := loadOrCreateState(dir, n)
+	if err != nil {
+		return err
+	}
+	say := func(format string, a ...any) {
+		if !asJSON {
+			fmt.Fprintf(os.Stderr, format+"\n", a...)
+		}
+	}
+
+	var backends []*mysqld.Server
+	var procs []*exec.Cmd
+	defer func() {
+		say("stopping lockstepd nodes and MariaDB servers...")
+		for _, p := range procs {
+			stopProcess(p, 10*time.Second)
+		}
+		for _, b := range backends {
+			b.Stop()
+		}
+	}()
+
+	var peers []string
+	for _, nd := range st.Nodes {
+		peers = append(peers, nd.ID+"="+nd.Raft)
+	}
+	info := DemoInfo{User: st.User, Password: st.Password, AdminToken: st.AdminToken}
+	for _, nd := range st.Nodes {
+		say("starting MariaDB for %s on 127.0.0.1:%d...", nd.ID, nd.Backend)
+		b, err := mysqld.Start(ctx, mysqld.Options{Dir: filepath.Join(dir, nd.ID, "mariadb"), Port: nd.Backend})
+		if err != nil {
+			return fmt.Errorf("%s: %w", nd.ID, err)
+		}
+		backends = append(backends, b)
+		// The same account on every backend before the cluster starts: every
+		// node begins from identical data.
+		if err := createAppUser(ctx, b.RootDSN(), st.User, st.Password); err != nil {
+			return fmt.Errorf("%s: create user %s: %w", nd.ID, st.User, err)
+		}
+		argv := []string{self,
+			"--node-id", nd.ID,
+			"--data-dir", filepath.Join(dir, nd.ID, "raft"),
+			"--raft-addr", nd.Raft,
+			"--sql-addr", nd.SQL,
+			"--admin-addr", nd.Admin,
+			"--backend-dsn", b.RootDSN(),
+			"--peers", strings.Join(peers, ","),
+		}
+		logPath := filepath.Join(dir, nd.ID, "lockstepd.log")
+		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		p := exec.Command(argv[0], argv[1:]...)
+		// The token goes through the environment, not argv, so ps does not show it.
+		p.Env = append(os.Environ(), "LOCKSTEP_ADMIN_TOKEN="+st.AdminToken)
+		p.Stdout, p.Stderr = logf, logf
+		p.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := p.Start(); err != nil {
+			logf.Close()
+			return fmt.Errorf("%s: start lockstepd: %w", nd.ID, err)
+		}
+		logf.Close()
+		procs = append(procs, p)
+		say("started lockstepd %s (pid %d, log %s)", nd.ID, p.Process.Pid, logPath)
+		info.Nodes = append(info.Nodes, DemoNode{ID: nd.ID, SQL: nd.SQL, Admin: nd.Admin, Backend: b.Addr(),
+			PID: p.Process.Pid, BackendPID: b.PID(), Argv: argv})
+	}
+
+	say("waiting for the cluster to elect a leader and become ready...")
+	if err := waitReady(ctx, info, 90*time.Second); err != nil {
+		return err
+	}
+	if asJSON {
+		b, _ := json.Marshal(info)
+		fmt.Println(string(b))
+	} else {
+		printDemo(info, dir)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func createAppUser(ctx context.Context, rootDSN, user, pw string) error {
+	db, err := sql.Open("mysql", rootDSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, q := range []string{
+		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", user, pw),
+		fmt.Sprintf("GRANT ALL PRIVILEGES ON *.* TO '%s'@'%%' WITH GRANT OPTION", user),
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func waitReady(ctx context.Context, info DemoInfo, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for _, nd := range info.Nodes {
+		c := &admin.Client{Endpoint: "http://" + nd.Admin, Token: info.AdminToken}
+		for {
+			ok, err := c.Ready(ctx)
+			if ok {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s not ready after %s (last error: %v); see its lockstepd.log", nd.ID, limit, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func stopProcess(p *exec.Cmd, wait time.Duration) {
+	if p.Process == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { p.Wait(); close(done) }()
+	p.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(wait):
+		p.Process.Kill()
+		<-done
+	}
+}
+
+func printDemo(info DemoInfo, dir string) {
+	fmt.Printf("\nLockstep demo cluster is ready (%d nodes, data in %s).\n\n", len(info.Nodes), dir)
+	for _, nd := range info.Nodes {
+		fmt.Printf("  %s  sql %-21s admin http://%-21s backend %s\n", nd.ID, nd.SQL, nd.Admin, nd.Backend)
+	}
+	n1 := info.Nodes[0]
+	host, port, _ := strings.Cut(n1.SQL, ":")
+	fmt.Printf("\nConnect with the mariadb client (any node):\n  mariadb -h %s -P %s -u %s -p%s\n", host, port, info.User, info.Password)
+	fmt.Printf("\nFrom Go (go-sql-driver):\n  %s:%s@tcp(%s)/?parseTime=true\n", info.User, info.Password, n1.SQL)
+	fmt.Printf("\nAdmin API (status of a node):\n  curl -H 'Authorization: Bearer %s' http://%s/status\n", info.AdminToken, n1.Admin)
+	fmt.Printf("\nPress Ctrl-C to stop the cluster.\n")
+}

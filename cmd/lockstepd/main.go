@@ -1,0 +1,166 @@
+// Command lockstepd runs one Lockstep node in front of a local MariaDB/MySQL
+// server, or (lockstepd demo) a whole local cluster for trying it out.
+//
+// The startup order is the order of run(): local database → ordering →
+// quorum → admin API → SQL listener; shutdown is the reverse.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockstepdb/lockstep/admin"
+	"github.com/lockstepdb/lockstep/internal/localdb"
+	"github.com/lockstepdb/lockstep/ordering"
+	"github.com/lockstepdb/lockstep/quorum"
+	"github.com/lockstepdb/lockstep/sqlproxy"
+)
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	cfg := DefaultConfig()
+	cmd := &cobra.Command{
+		Use:   "lockstepd",
+		Short: "Lockstep node: multi-master MySQL/MariaDB clustering by total-order replication",
+		Long: `lockstepd runs one Lockstep node in front of its local MariaDB/MySQL server.
+Clients connect to --sql-addr with their ordinary MySQL credentials. Every write is
+ordered through Raft and executed in that order on every node's database.`,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cfg.Resolve(cmd.Flags()); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cfg, newLogger(cfg.LogLevel))
+		},
+	}
+	cfg.Bind(cmd.Flags())
+	cmd.AddCommand(demoCmd())
+	return cmd
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// run starts the node and blocks until ctx is done, then shuts down in
+// reverse order.
+func run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	log = log.With("node", cfg.NodeID)
+	backendAddr, _ := cfg.BackendAddr()
+	peers, _ := cfg.PeerMap()
+
+	// 1. Local database: connect, check determinism settings, load the
+	// applied index.
+	openCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	db, err := localdb.Open(openCtx, localdb.Config{DSN: cfg.BackendDSN}, log)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("local database at %s: %w", backendAddr, err)
+	}
+	defer db.Close()
+	if err := db.CheckSettings(ctx); err != nil {
+		return fmt.Errorf("local database at %s is not safe for Lockstep: %w", backendAddr, err)
+	}
+
+	// 2. Ordering: Raft log, FSM applying to the local database.
+	ocfg := ordering.DefaultConfig()
+	ocfg.NodeID = cfg.NodeID
+	ocfg.RaftAddr = cfg.RaftAddr
+	ocfg.DataDir = cfg.DataDir
+	ocfg.Peers = peers
+	ocfg.HeartbeatTimeout = cfg.ElectionTimeout
+	ocfg.ElectionTimeout = cfg.ElectionTimeout
+	ocfg.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	ocfg.SubmitTimeout = cfg.SubmitTimeout
+	node, err := ordering.New(ocfg, db, log)
+	if err != nil {
+		return fmt.Errorf("ordering: %w", err)
+	}
+	defer node.Close()
+
+	// 3. Quorum: who may serve.
+	guard := quorum.NewGuard(quorumView{node}, cfg.FenceGrace)
+
+	// 4. Admin API.
+	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken}, statusSource{cfg: cfg, node: node, guard: guard}, log)
+	if err != nil {
+		return err
+	}
+	if err := adm.Start(); err != nil {
+		return err
+	}
+	defer adm.Close()
+
+	// 5. SQL listener.
+	proxy, err := sqlproxy.NewServer(sqlproxy.Config{Listen: cfg.SQLAddr, Backend: backendAddr, NodeID: cfg.NodeID},
+		sqlproxy.Deps{Orderer: node, Gate: guard, Reads: node}, log)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.SQLAddr)
+	if err != nil {
+		return fmt.Errorf("SQL listener on %s: %w", cfg.SQLAddr, err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- proxy.Serve(l) }()
+	defer proxy.Close()
+
+	log.Info("lockstepd started", "sql", cfg.SQLAddr, "admin", cfg.AdminAddr, "raft", cfg.RaftAddr, "backend", backendAddr)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-serveErr:
+		return fmt.Errorf("SQL listener: %w", err)
+	}
+}
+
+// quorumView adapts ordering.Node to quorum.Source.
+type quorumView struct{ n *ordering.Node }
+
+func (q quorumView) QuorumView() quorum.View {
+	st := q.n.Status()
+	return quorum.View{LeaderID: st.LeaderID, Diverged: st.Diverged, DivergedDetail: st.DivergedDetail}
+}
+
+// statusSource adapts ordering and quorum state to the admin API.
+type statusSource struct {
+	cfg   Config
+	node  *ordering.Node
+	guard *quorum.Guard
+}
+
+func (s statusSource) AdminStatus() admin.Status {
+	st := s.node.Status()
+	state, detail := s.guard.State()
+	return admin.Status{
+		ID: s.cfg.NodeID, Role: st.Role, Leader: st.LeaderID, Term: st.Term,
+		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
+		OutcomeHash: st.OutcomeHash, HashIndex: st.OutcomeIndex,
+		Diverged: st.Diverged, DivergedDetail: st.DivergedDetail,
+		State: string(state), StateDetail: detail,
+		SQLAddr: s.cfg.SQLAddr, RaftAddr: s.cfg.RaftAddr,
+	}
+}

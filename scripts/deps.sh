@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Lockstep's demo and tests need, if missing (idempotent).
+#   scripts/deps.sh          MariaDB server and client
+#   scripts/deps.sh bench    also sysbench and galera-4 (for make bench)
+set -euo pipefail
+
+need=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
+command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
+if [ "${1:-}" = bench ]; then
+  command -v sysbench >/dev/null 2>&1 || need+=(sysbench)
+  [ -e /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
+  command -v rsync >/dev/null 2>&1 || need+=(rsync)
+fi
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  echo "Go 1.26 or newer is required and was not found on PATH: install it from your distribution or go.dev." >&2
+  exit 1
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+
+# Deduplicate.
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+if [ "$(id -u)" != 0 ]; then
+  echo "Lockstep needs these Debian packages, which are not installed: ${need[*]}" >&2
+  echo "Install them as root:  sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+echo "Installing ${need[*]} (apt-get)..." >&2
+export DEBIAN_FRONTEND=noninteractive
+# Do not let the packaged MariaDB service start on port 3306: Lockstep runs its
+# own mariadbd instances.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
