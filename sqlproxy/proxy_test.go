@@ -253,10 +253,34 @@ func TestPrivileges(t *testing.T) {
 	}
 	_, err = db.Exec("CREATE USER evil@'%' IDENTIFIED BY 'x'")
 	wantCode(t, err, 1227)
+	// PREPARE does not check most DDL; the explicit check must.
+	for q, code := range map[string]uint16{
+		"DROP TABLE priv":                  1142,
+		"TRUNCATE TABLE priv":              1142,
+		"ALTER TABLE priv ADD c INT":       1142,
+		"RENAME TABLE priv TO priv2":       1142,
+		"CREATE INDEX i ON priv (id)":      1142,
+		"CREATE DATABASE evil":             1044,
+		"DROP DATABASE app":                1044,
+		"CREATE PROCEDURE p() SELECT 1":    1044,
+		"CREATE TABLE app.x (id INT)":      1142,
+		"INSERT INTO priv VALUES ('a\\b')": 1142,
+	} {
+		_, err := db.Exec(q)
+		wantCode(t, err, code)
+	}
 	_, err = db.Exec("GRANT ALL ON *.* TO reader@'127.0.0.1'")
 	wantCode(t, err, 1227)
 	if n := len(srv.Orderer.Entries()); n != before {
 		t.Fatalf("%d entries ordered for an unprivileged user", n-before)
+	}
+	// A privileged account's account statements and DDL are ordered.
+	root := open(t, srv.DSN("root", "", "", ""))
+	mustExec(t, root, "CREATE USER IF NOT EXISTS 'made'@'127.0.0.1' IDENTIFIED BY 'pw'")
+	mustExec(t, root, "GRANT SELECT ON app.* TO 'made'@'127.0.0.1'")
+	mustExec(t, admin, "ALTER TABLE app.priv ADD COLUMN IF NOT EXISTS c INT")
+	if n := len(srv.Orderer.Entries()); n != before+3 {
+		t.Fatalf("%d entries ordered, want 3", n-before)
 	}
 }
 

@@ -137,9 +137,14 @@ func (s *session) clientCharset() string {
 // checkPrivileges runs the origin's privilege check on the client's own
 // backend session. A returned *mysql.MyError refuses the write; an error
 // means the backend connection failed.
-func (s *session) checkPrivileges(sql string) (*mysql.MyError, error) {
+func (s *session) checkPrivileges(sql string, ddl bool) (*mysql.MyError, error) {
 	if acct, grant := isAccountStmt(sql); acct {
 		return s.checkAccountPrivileges(sql, grant)
+	}
+	if ddl {
+		if me, err := s.checkDDLPrivileges(sql); me != nil || err != nil {
+			return me, err
+		}
 	}
 	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(sql, s.clientCharset()))
 	if err == nil {
@@ -263,7 +268,7 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		}
 		return false, err
 	}
-	if me, err := s.checkPrivileges(st.sql); err != nil {
+	if me, err := s.checkPrivileges(st.sql, st.class == classDDL); err != nil {
 		return false, err
 	} else if me != nil {
 		return false, s.writeErr(me)

@@ -1,0 +1,81 @@
+package sqlproxy
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestDDLNeeds(t *testing.T) {
+	cases := []struct {
+		sql      string
+		want     string
+		prepared bool
+		ok       bool
+	}{
+		{"DROP TABLE t", "[{DROP d t}]", false, true},
+		{"drop table if exists a.t, `b`.`x y`", "[{DROP a t} {DROP b x y}]", false, true},
+		{"TRUNCATE t", "[{DROP d t}]", false, true},
+		{"ALTER TABLE db.t ADD c INT", "[{ALTER db t}]", false, true},
+		{"ALTER ONLINE IGNORE TABLE t ENGINE=InnoDB", "[{ALTER d t}]", false, true},
+		{"RENAME TABLE a TO b, x.c TO y.d", "[{ALTER d a} {DROP d a} {CREATE d b} {INSERT d b} {ALTER x c} {DROP x c} {CREATE y d} {INSERT y d}]", false, true},
+		{"CREATE DATABASE IF NOT EXISTS z", "[{CREATE z }]", false, true},
+		{"DROP SCHEMA z", "[{DROP z }]", false, true},
+		{"ALTER DATABASE CHARACTER SET utf8mb4", "[{ALTER d }]", false, true},
+		{"CREATE UNIQUE INDEX i ON t (c)", "[{INDEX d t}]", false, true},
+		{"DROP INDEX i ON x.t", "[{INDEX x t}]", false, true},
+		{"CREATE DEFINER=`u`@`h` PROCEDURE p() SELECT 1", "[{CREATE ROUTINE d }]", false, true},
+		{"CREATE DEFINER='u'@'%' FUNCTION x.f() RETURNS INT RETURN 1", "[{CREATE ROUTINE x }]", false, true},
+		{"DROP PROCEDURE IF EXISTS x.p", "[{ALTER ROUTINE x }]", false, true},
+		{"CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @a = 1", "[{TRIGGER d t}]", false, true},
+		{"DROP TRIGGER x.tr", "[{TRIGGER x }]", false, true},
+		{"CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO DELETE FROM t", "[{EVENT d }]", false, true},
+		{"CREATE TABLE t (id INT)", "[]", true, true},
+		{"CREATE OR REPLACE TABLE t (id INT)", "[{DROP d t}]", true, true},
+		{"CREATE ALGORITHM=MERGE VIEW v AS SELECT 1", "[]", true, true},
+		{"ALTER VIEW v AS SELECT 2", "[{DROP d v}]", true, true},
+		{"OPTIMIZE TABLE t", "[{SELECT d t} {INSERT d t}]", false, true},
+		{"CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (USER 'x')", "[]", false, false},
+		{"/*!40000 DROP TABLE t */", "[]", false, false},
+	}
+	for _, c := range cases {
+		needs, prepared, ok := ddlNeeds(c.sql, "d")
+		got := fmt.Sprint(needs)
+		if needs == nil {
+			got = "[]"
+		}
+		if got != c.want || prepared != c.prepared || ok != c.ok {
+			t.Errorf("%s:\n got %s prepared=%v ok=%v\nwant %s prepared=%v ok=%v", c.sql, got, prepared, ok, c.want, c.prepared, c.ok)
+		}
+	}
+}
+
+func TestInterpolate(t *testing.T) {
+	got, err := interpolate("INSERT INTO t VALUES (?, '?', `?`, \"?\", ?) -- ?\n/* ? */ #?", []string{"1", "NULL"})
+	if err != nil || got != "INSERT INTO t VALUES (1, '?', `?`, \"?\", NULL) -- ?\n/* ? */ #?" {
+		t.Fatalf("%q %v", got, err)
+	}
+	if _, err := interpolate("SELECT ?", nil); err == nil {
+		t.Fatal("missing parameter not detected")
+	}
+	got, _ = interpolate(`SELECT 'a\'?', ?`, []string{"2"})
+	if got != `SELECT 'a\'?', 2` {
+		t.Fatalf("%q", got)
+	}
+}
+
+func TestQuoteLiteral(t *testing.T) {
+	for in, want := range map[string]string{
+		"abc":      "'abc'",
+		"it's":     "'it''s'",
+		`a\b`:      "_utf8mb4 X'615c62'",
+		"\x00":     "_utf8mb4 X'00'",
+		"\xff\x01": "_utf8mb4 X'ff01'",
+	} {
+		if got := quoteLiteral(in, "utf8mb4"); got != want {
+			t.Errorf("quoteLiteral(%q) = %s, want %s", in, got, want)
+		}
+	}
+	if got := stringLiteral([]byte{0xff, 0}, 0xfe, "utf8mb4"); got != "_binary X'ff00'" {
+		t.Errorf("binary: %s", got)
+	}
+}
