@@ -100,7 +100,12 @@ func okPacket(affected, insertID uint64, status, warnings uint16, info string) [
 	b = mysql.AppendLengthEncodedInteger(b, insertID)
 	b = binary.LittleEndian.AppendUint16(b, status)
 	b = binary.LittleEndian.AppendUint16(b, warnings)
-	b = append(b, info...)
+	if info != "" {
+		// The server sends the info string ("Records: 2  Duplicates: 0 ...")
+		// length-encoded, and Connector/C reads it so.
+		b = mysql.AppendLengthEncodedInteger(b, uint64(len(info)))
+		b = append(b, info...)
+	}
 	return b
 }
 
@@ -205,7 +210,11 @@ func parseOK(p []byte) (okInfo, error) {
 	o.statusOff = pos
 	o.status = binary.LittleEndian.Uint16(p[pos:])
 	o.warnings = binary.LittleEndian.Uint16(p[pos+2:])
-	o.info = string(p[pos+4:])
+	if rest := p[pos+4:]; len(rest) > 0 {
+		if l, _, n := mysql.LengthEncodedInt(rest); n > 0 && uint64(len(rest)-n) >= l {
+			o.info = string(rest[n : n+int(l)])
+		}
+	}
 	return o, nil
 }
 
