@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -135,6 +136,7 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 	if db.st.partIdx != 0 && db.st.partIdx != index {
 		return nil, fmt.Errorf("localdb: record %d is partially applied (up to statement %d); it must be applied before index %d", db.st.partIdx, db.st.partPos, index)
 	}
+	clear(db.aiDirty)
 	results := make([][]command.Result, len(entries))
 	start, hash := 0, db.st.hash
 	if db.st.partIdx == index {
@@ -156,6 +158,10 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 	commitPart := func(p int) error {
 		if !inTx {
 			return nil
+		}
+		if err := db.flushAutoInc(ctx); err != nil {
+			rollback()
+			return err
 		}
 		b, _ := json.Marshal(results)
 		q := fmt.Sprintf("UPDATE lockstep.applied SET part_idx=%d, part_pos=%d, part_hash='%s', results=%s WHERE id=1", index, p, hash, hexLiteral(b))
@@ -214,6 +220,10 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 		results[f.ent] = append(results[f.ent], res)
 	}
 	if inTx || len(flat) == 0 || !flat[len(flat)-1].stmt.DDL {
+		if err := db.flushAutoInc(ctx); err != nil {
+			rollback()
+			return nil, err
+		}
 		b, _ := json.Marshal(results)
 		q := fmt.Sprintf("UPDATE lockstep.applied SET idx=%d, hash='%s', part_idx=0, part_pos=0, part_hash='', results=%s WHERE id=1", index, hash, hexLiteral(b))
 		if _, err := cn.exec(ctx, q); err != nil {
@@ -284,13 +294,45 @@ func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx bool) (command.Resul
 		}
 	}
 	if ai.col != "" && r.AffectedRows > 0 {
-		q := fmt.Sprintf("INSERT INTO lockstep.autoinc (db, tbl, next) SELECT %s, %s, COALESCE(MAX(%s),0)+1 FROM %s.%s ON DUPLICATE KEY UPDATE next=GREATEST(next, VALUES(next))",
-			quoteString(ai.db), quoteString(ai.tbl), quoteIdent(ai.col), quoteIdent(ai.db), quoteIdent(ai.tbl))
-		if _, err := cn.exec(ctx, q); err != nil {
-			return command.Result{}, err
+		// The counter row is brought up to date once per table at the end
+		// of the local transaction (flushAutoInc); until then the highest
+		// id this record generated is remembered here.
+		k := ai.key()
+		d := db.aiDirty[k]
+		d.autoInc = ai
+		if r.InsertId > 0 && r.InsertId+1 > d.hw {
+			d.hw = r.InsertId + 1
 		}
+		db.aiDirty[k] = d
 	}
 	return res, nil
+}
+
+// dirtyAutoInc is a table the current local transaction inserted into.
+type dirtyAutoInc struct {
+	autoInc
+	hw uint64 // one past the highest generated id seen (from LAST_INSERT_ID)
+}
+
+// flushAutoInc records, in the current local transaction, the counters of
+// the tables inserted into since the last flush: next = max(next,
+// MAX(col)+1, highest generated id + 1).
+func (db *DB) flushAutoInc(ctx context.Context) error {
+	keys := make([]string, 0, len(db.aiDirty))
+	for k := range db.aiDirty {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		d := db.aiDirty[k]
+		q := fmt.Sprintf("INSERT INTO lockstep.autoinc (db, tbl, next) SELECT %s, %s, GREATEST(COALESCE(MAX(%s),0)+1, %d) FROM %s.%s ON DUPLICATE KEY UPDATE next=GREATEST(next, VALUES(next))",
+			quoteString(d.db), quoteString(d.tbl), quoteIdent(d.col), d.hw, quoteIdent(d.db), quoteIdent(d.tbl))
+		if _, err := db.cn.exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	clear(db.aiDirty)
+	return nil
 }
 
 func showWarnings(ctx context.Context, cn *conn) ([]command.Warning, error) {
@@ -350,7 +392,7 @@ func (db *DB) setup(ctx context.Context, f flatStmt, ai autoInc) error {
 	}
 	fmt.Fprintf(&b, ", last_insert_id=%d", c.LastInsertID)
 	if ai.col != "" {
-		fmt.Fprintf(&b, ", insert_id=%s", ai.expr())
+		fmt.Fprintf(&b, ", insert_id=%s", ai.expr(db.aiDirty[ai.key()].hw))
 	}
 	for name, lit := range c.UserVars {
 		fmt.Fprintf(&b, ", @%s=%s", quoteIdent(name), lit)
@@ -410,7 +452,7 @@ func (db *DB) setupSlow(ctx context.Context, f flatStmt, ai autoInc) error {
 	}
 	qs = append(qs, fmt.Sprintf("SET last_insert_id=%d", c.LastInsertID))
 	if ai.col != "" {
-		qs = append(qs, "SET insert_id="+ai.expr())
+		qs = append(qs, "SET insert_id="+ai.expr(db.aiDirty[ai.key()].hw))
 	}
 	for name, lit := range c.UserVars {
 		qs = append(qs, fmt.Sprintf("SET @%s=%s", quoteIdent(name), lit))
@@ -461,12 +503,15 @@ type autoInc struct {
 	inc, off     uint64
 }
 
+func (a autoInc) key() string { return a.db + "\x00" + a.tbl }
+
 // expr is the SQL expression of the pinned insert_id: the next value after
-// both the replicated counter and the table's current maximum, aligned to
+// the replicated counter, the table's current maximum, and ids generated
+// earlier in the same local transaction (hw), aligned to
 // auto_increment_increment/offset.
-func (a autoInc) expr() string {
-	base := fmt.Sprintf("GREATEST(COALESCE((SELECT next FROM lockstep.autoinc WHERE db=%s AND tbl=%s),1), COALESCE((SELECT MAX(%s) FROM %s.%s),0)+1)",
-		quoteString(a.db), quoteString(a.tbl), quoteIdent(a.col), quoteIdent(a.db), quoteIdent(a.tbl))
+func (a autoInc) expr(hw uint64) string {
+	base := fmt.Sprintf("GREATEST(COALESCE((SELECT next FROM lockstep.autoinc WHERE db=%s AND tbl=%s),1), COALESCE((SELECT MAX(%s) FROM %s.%s),0)+1, %d)",
+		quoteString(a.db), quoteString(a.tbl), quoteIdent(a.col), quoteIdent(a.db), quoteIdent(a.tbl), hw)
 	if a.inc <= 1 {
 		return "(SELECT " + base + ")"
 	}
@@ -489,7 +534,7 @@ func (db *DB) autoIncFor(ctx context.Context, f flatStmt) (autoInc, error) {
 	if a.db == "" {
 		return autoInc{}, nil
 	}
-	key := a.db + "\x00" + a.tbl
+	key := a.key()
 	col, ok := db.aiCols[key]
 	if !ok {
 		q := fmt.Sprintf("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s AND EXTRA LIKE '%%auto_increment%%'", quoteString(a.db), quoteString(a.tbl))

@@ -75,6 +75,7 @@ type DB struct {
 	st         progress
 	retryIndex uint64            // Apply returned an error for this index
 	aiCols     map[string]string // "db\x00tbl" -> auto-increment column ("" = none)
+	aiDirty    map[string]dirtyAutoInc
 
 	mu       sync.Mutex // guards the copies below, read by other goroutines
 	pubIdx   uint64
@@ -108,7 +109,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("localdb: %w", err)
 	}
 	admin.SetMaxOpenConns(2)
-	db := &DB{cfg: cfg, dsn: p, log: logger.With("component", "localdb"), admin: admin, aiCols: map[string]string{}}
+	db := &DB{cfg: cfg, dsn: p, log: logger.With("component", "localdb"), admin: admin, aiCols: map[string]string{}, aiDirty: map[string]dirtyAutoInc{}}
 	backoff := 100 * time.Millisecond
 	for {
 		err = db.connect(ctx)
