@@ -79,3 +79,23 @@ func TestQuoteLiteral(t *testing.T) {
 		t.Errorf("binary: %s", got)
 	}
 }
+
+func TestUTF8Safe(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"INSERT INTO t VALUES ('ok')", "INSERT INTO t VALUES ('ok')"},
+		{"INSERT INTO t VALUES (_binary'\xff\\0\\'x', 'a')", "INSERT INTO t VALUES (_binary X'ff002778', 'a')"},
+		{"INSERT INTO t VALUES ('\xe9t\xe9')", "INSERT INTO t VALUES (_latin1 X'e974e9')"},
+		{"INSERT INTO `t` VALUES (\"\xff\"\"\")", "INSERT INTO `t` VALUES (_latin1 X'ff22')"},
+	} {
+		got, ok := utf8Safe(c.in, "latin1", false)
+		if !ok || got != c.want {
+			t.Errorf("utf8Safe(%q) = %q %v, want %q", c.in, got, ok, c.want)
+		}
+	}
+	if _, ok := utf8Safe("INSERT INTO `\xff` VALUES (1)", "latin1", false); ok {
+		t.Error("invalid identifier accepted")
+	}
+	if got, _ := utf8Safe("SELECT '\xff\\'", "binary", true); got != "SELECT _binary X'ff5c'" {
+		t.Errorf("no-backslash mode: %q", got)
+	}
+}

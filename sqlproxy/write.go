@@ -134,6 +134,17 @@ func (s *session) clientCharset() string {
 	return cs
 }
 
+// connCharset is the session's character_set_connection.
+func (s *session) connCharset() string {
+	cs := s.ctxRaw["character_set_connection"]
+	for _, c := range cs {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return ""
+		}
+	}
+	return cs
+}
+
 // checkPrivileges runs the origin's privilege check on the client's own
 // backend session. A returned *mysql.MyError refuses the write; an error
 // means the backend connection failed.
@@ -267,6 +278,12 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 			return false, s.writeErr(me)
 		}
 		return false, err
+	}
+	if safe, ok := utf8Safe(st.sql, s.connCharset(), s.status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED != 0); ok {
+		st.sql = safe
+	} else {
+		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+			Message: "Lockstep: " + st.kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
 	}
 	if me, err := s.checkPrivileges(st.sql, st.class == classDDL); err != nil {
 		return false, err

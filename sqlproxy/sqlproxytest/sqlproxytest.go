@@ -204,6 +204,16 @@ func (a *Applier) Submit(ctx context.Context, e *command.Entry) ([]command.Resul
 	if a.Fail != nil {
 		return nil, a.Fail
 	}
+	// Round-trip through the log encoding, as the real path does.
+	b, err := command.Encode([]*command.Entry{e})
+	if err != nil {
+		return nil, err
+	}
+	dec, err := command.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	e = dec[0]
 	a.log = append(a.log, e)
 	if a.conn == nil {
 		c, err := a.db.Conn(ctx)
