@@ -131,7 +131,13 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 		db.reload = false
 	}
 	if index <= db.st.idx {
-		return db.alreadyApplied(index, len(entries))
+		// Found recorded after a reconnect: the COMMIT of an earlier
+		// attempt of this very Apply (or of a failed one the caller now
+		// retries) took effect but its acknowledgement was lost.
+		if index == db.st.idx && db.st.partIdx == 0 {
+			return decodeResults(db.st.results, len(entries))
+		}
+		return nil, nil
 	}
 	if db.st.partIdx != 0 && db.st.partIdx != index {
 		return nil, fmt.Errorf("localdb: record %d is partially applied (up to statement %d); it must be applied before index %d", db.st.partIdx, db.st.partPos, index)
@@ -236,6 +242,11 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 			}
 			inTx = false
 		}
+		if db.testAfterCommit != nil {
+			if err := db.testAfterCommit(); err != nil {
+				return nil, &errHook{err}
+			}
+		}
 		db.st.idx, db.st.hash, db.st.results = index, hash, b
 		db.st.partIdx, db.st.partPos, db.st.partHash = 0, 0, ""
 	}
@@ -264,10 +275,13 @@ func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx bool) (command.Resul
 		if !errors.As(err, &me) {
 			return command.Result{}, err
 		}
+		if me.Code == 1213 || me.Code == 1205 {
+			// Deadlock or (row or metadata) lock wait timeout: caused by
+			// another local session, not by the ordered history, so never
+			// a result; the record is re-run.
+			return command.Result{}, errRestart
+		}
 		if inTx {
-			if me.Code == 1213 || me.Code == 1205 { // deadlock, lock wait timeout
-				return command.Result{}, errRestart
-			}
 			// Some errors roll back the whole transaction: detect it before
 			// anything else runs in what would be autocommit mode.
 			ok, err := cn.exec(ctx, "DO 0")

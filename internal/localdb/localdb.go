@@ -90,6 +90,9 @@ type DB struct {
 	// testOnRestart, when set, runs when a record is re-run after the
 	// server rolled back its transaction.
 	testOnRestart func()
+	// testAfterCommit, when set, runs right after a record's COMMIT (a lost
+	// acknowledgement when it fails).
+	testAfterCommit func() error
 }
 
 // Open connects to the local server (retrying until ctx is done), creates

@@ -277,9 +277,10 @@ func TestWarningsAndUnknownDatabase(t *testing.T) {
 	}
 }
 
-func TestDeadlockReRunsRecord(t *testing.T) {
-	// Another session holds a lock the applier needs and then deadlocks with
-	// it; whichever the server picks as victim, the record is applied once.
+func TestLockWaitTimeoutReRunsRecord(t *testing.T) {
+	// Another session holds a row lock the applier needs longer than
+	// innodb_lock_wait_timeout: the 1205 is not a result; the record is
+	// re-run and applied exactly once.
 	s := startServer(t, "--innodb-lock-wait-timeout=2")
 	db := openDB(t, s, Config{})
 	mustApply(t, db, 1, ent("", 1700000000, ddl("CREATE DATABASE app")))
@@ -317,5 +318,29 @@ func TestDeadlockReRunsRecord(t *testing.T) {
 	}
 	if v1 != 1 || v2 != 1 {
 		t.Fatalf("v = %d, %d; want 1, 1 (record applied exactly once)", v1, v2)
+	}
+}
+
+func TestRetryAfterLostCommitReturnsResults(t *testing.T) {
+	s := startServer(t)
+	db := openDB(t, s, Config{})
+	mustApply(t, db, 1, ent("", 1700000000, ddl("CREATE DATABASE app")))
+	mustApply(t, db, 2, ent("app", 1700000001, ddl("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")))
+	rec := []*command.Entry{ent("app", 1700000002, ins("t", "INSERT INTO t (v) VALUES (1), (2)")), ent("app", 1700000003, ins("t", "INSERT INTO t (v) VALUES (3)"))}
+	db.testAfterCommit = func() error { return errors.New("connection lost after COMMIT") }
+	if _, err := db.Apply(context.Background(), 3, rec); err == nil {
+		t.Fatal("Apply did not fail")
+	}
+	db.testAfterCommit = nil
+	res := mustApply(t, db, 3, rec...)
+	if len(res) != 2 || res[0][0].LastInsertID != 1 || res[0][0].AffectedRows != 2 || res[1][0].LastInsertID != 3 {
+		t.Fatalf("retry returned %+v, want the recorded results", res)
+	}
+	var n int
+	if err := sqlDB(t, s).QueryRow("SELECT COUNT(*) FROM app.t").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("rows = %d (%v), want 3: the record must not run twice", n, err)
+	}
+	if res := mustApply(t, db, 3, rec...); res != nil {
+		t.Fatalf("a later replay returned %v", res)
 	}
 }

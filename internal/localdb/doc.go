@@ -1,0 +1,92 @@
+// Package localdb executes ordered entries on the node's local MariaDB/MySQL
+// server: it is the applier behind the Raft FSM (it implements
+// ordering.Applier) and also reports table checksums and server settings.
+// It knows nothing of Raft or of the proxy; it sees entries and a log index.
+//
+// # Contract of Apply
+//
+// Apply is called from one goroutine, in strictly increasing index order.
+// The entries are the KindStatements entries of the log record at index
+// (possibly none: the index is then only recorded). An index at or below the
+// applied index is not executed and returns (nil, nil) (replay after a
+// restart) — except a retry of the index whose Apply just failed, which gets
+// the recorded results if the record turned out to be committed. Statement
+// errors (duplicate key, privileges, ...) are results: Result.Err carries the
+// server's code, SQLSTATE and message. A Go error means the local database is
+// unavailable (or progress could not be recorded); nothing of the record is
+// half-recorded and the caller retries the same Apply. Connection failures
+// are retried internally for Config.RetryFor first.
+//
+// # Execution
+//
+// One dedicated session (go-mysql client, for the OK packet's warning count,
+// info string, affected rows and insert id). Before each statement one SET
+// round trip pins the session: timestamp (NOW() and friends), rand_seed1/2
+// (only when the statement uses RAND()), last_insert_id, insert_id (inserts
+// into tables with an AUTO_INCREMENT column), the referenced user variables,
+// and the changed Context.Vars (the session's values are cached; a variable
+// that an entry no longer carries is set back to DEFAULT). The default
+// database is switched with USE when it differs; an entry without a default
+// database after one that had one is handled by recording progress and
+// opening a fresh session (nothing in SQL unselects a database). When the OK
+// packet reports warnings, SHOW WARNINGS fills Result.Warnings.
+//
+// The non-DDL statements of a record run in one local InnoDB transaction
+// that also updates lockstep.applied (index, outcome hash, the record's
+// results) and lockstep.autoinc, then COMMIT: the effects and the applied
+// index are recorded atomically. A failing statement inside it rolls back
+// only itself (InnoDB statement rollback), as in autocommit mode. Errors that
+// are caused by other local sessions rather than by the ordered history —
+// deadlock (1213) and lock wait timeout (1205), and any error after which the
+// server no longer reports an open transaction (checked with `DO 0`) — are
+// never results: the transaction is rolled back and the record re-run from
+// its last recorded position (Config.MaxRestarts times, then a Go error).
+//
+// # DDL exactly once
+//
+// A statement marked DDL commits implicitly, so it cannot share the
+// transaction. The statements before it are committed with the position
+// (index, pos) reached; the row lockstep.applied then records, committed,
+// the pending DDL: (index, pos, sha256 of its text, fingerprint of the
+// catalogue before it). The fingerprint hashes the parts of the catalogue
+// that only DDL and account statements change: information_schema SCHEMATA,
+// TABLES (no sizes or counters), COLUMNS, STATISTICS, VIEWS, ROUTINES,
+// TRIGGERS, EVENTS and mysql.global_priv, db, tables_priv, columns_priv,
+// procs_priv, proxies_priv, roles_mapping, servers, plugin. After the DDL
+// ran, one transaction records (index, pos+1) (or the whole index) and
+// clears the pending DDL. If the process or the server dies in between, the
+// next Apply of the index resumes at pos, finds the pending DDL for exactly
+// this statement, and fingerprints again: different means the DDL took
+// effect — it is skipped with an OK result; equal means it did not run, or
+// ran without changing anything (it failed, or was a no-op such as CREATE
+// TABLE IF NOT EXISTS on an existing table), and running it again yields the
+// same outcome.
+//
+// # Auto-increment
+//
+// Ids never come from a node's own InnoDB counter (which optimistic,
+// rolled-back transactions advance differently on each node). For an insert
+// into a table with an AUTO_INCREMENT column (looked up in
+// information_schema.COLUMNS, cached until the next DDL) the applier pins
+// insert_id = max(lockstep.autoinc.next, MAX(col)+1, ids generated earlier in
+// the same transaction), aligned to auto_increment_increment/offset from
+// Context.Vars; the counter row is raised to MAX(col)+1 at the end of the
+// transaction, so ids of deleted rows are not reused across records.
+// Counters of tables that no longer exist are dropped after each DDL.
+//
+// # Outcome hash
+//
+// h = sha256(h || index || pos || error code || affected rows || last insert
+// id) per statement (big-endian fixed-width fields, pos numbered across the
+// record's entries, hex string; 64 zeros initially). DDL statements fold
+// only their error code, because their counts are unknown when a crash hides
+// whether they ran. The hash is persisted with the applied index.
+//
+// # Metadata schema `lockstep`
+//
+//	applied (id=1, idx, hash, part_idx, part_pos, part_hash, results,
+//	         ddl_idx, ddl_pos, ddl_digest, ddl_before)
+//	autoinc (db, tbl, next)
+//
+// Both InnoDB, created by Open if missing.
+package localdb
