@@ -2,6 +2,7 @@ package localdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -42,6 +43,29 @@ func TestKillServerDuringApplies(t *testing.T) {
 	}
 	ctx := context.Background()
 	kills, failures := 0, 0
+	// Deterministic crash windows as well: kill -9 right after a DDL ran
+	// (before its completion is recorded) and right after a COMMIT (before
+	// the acknowledgement is used).
+	var hookKills int
+	db.testAfterDDL = func() error {
+		if db.st.ddlIdx == 13 || db.st.ddlIdx == 38 {
+			if hookKills < 2 && s.PID() != 0 {
+				hookKills++
+				s.Kill()
+			}
+		}
+		return nil
+	}
+	killAfterCommitAt := map[uint64]bool{50: true, 80: true}
+	var curIdx uint64
+	db.testAfterCommit = func() error {
+		if killAfterCommitAt[curIdx] {
+			delete(killAfterCommitAt, curIdx)
+			s.Kill()
+			return errors.New("killed after COMMIT")
+		}
+		return nil
+	}
 	for i := 0; i < len(recs); i++ {
 		idx := uint64(i + 1)
 		if i == 30 || i == 61 || i == 95 {
@@ -49,10 +73,14 @@ func TestKillServerDuringApplies(t *testing.T) {
 			go s.Kill()
 			kills++
 		}
+		curIdx = idx
 		deadline := time.Now().Add(90 * time.Second)
 		for {
-			_, err := db.Apply(ctx, idx, recs[i])
+			res, err := db.Apply(ctx, idx, recs[i])
 			if err == nil {
+				if len(res) != len(recs[i]) {
+					t.Fatalf("Apply(%d) returned %d entry results, want %d", idx, len(res), len(recs[i]))
+				}
 				break
 			}
 			failures++
@@ -69,7 +97,10 @@ func TestKillServerDuringApplies(t *testing.T) {
 			}
 		}
 	}
-	if kills != 3 || failures < kills {
+	if hookKills != 2 || len(killAfterCommitAt) != 0 {
+		t.Fatalf("crash hooks did not fire: %d DDL kills, commit kills left %v", hookKills, killAfterCommitAt)
+	}
+	if kills != 3 || failures < kills+4 {
 		t.Fatalf("kills %d, failed Applies %d: the test did not exercise the crash", kills, failures)
 	}
 	t.Logf("%d kills, %d failed Applies retried", kills, failures)

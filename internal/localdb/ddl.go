@@ -47,6 +47,14 @@ func (db *DB) runDDL(ctx context.Context, index uint64, pos int, f flatStmt) (co
 	if err != nil {
 		return command.Result{}, err
 	}
+	// DROP DATABASE may have unselected the session's default database.
+	r, err := db.cn.exec(ctx, "SELECT DATABASE()")
+	if err != nil {
+		return command.Result{}, err
+	}
+	if r.Resultset != nil && r.RowNumber() == 1 {
+		db.cn.curDB, _ = r.GetString(0, 0)
+	}
 	if db.testAfterDDL != nil {
 		if err := db.testAfterDDL(); err != nil {
 			return command.Result{}, &errHook{err}

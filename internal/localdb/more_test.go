@@ -344,3 +344,20 @@ func TestRetryAfterLostCommitReturnsResults(t *testing.T) {
 		t.Fatalf("a later replay returned %v", res)
 	}
 }
+
+func TestDropOfTheDefaultDatabase(t *testing.T) {
+	// After DROP DATABASE of the session's default database, a statement in
+	// that database fails with 1049 exactly as on a node whose applier
+	// session is fresh (not with 1046).
+	s := startServer(t)
+	db := openDB(t, s, Config{})
+	mustApply(t, db, 1, ent("", 1700000000, ddl("CREATE DATABASE app")))
+	mustApply(t, db, 2, ent("app", 1700000001, ddl("CREATE TABLE t (id INT PRIMARY KEY)")))
+	res := mustApply(t, db, 3, ent("app", 1700000002, ddl("DROP DATABASE app")), ent("app", 1700000003, ins("t", "INSERT INTO t VALUES (1)")))
+	if res[0][0].Err != nil {
+		t.Fatalf("DROP DATABASE: %+v", res[0][0])
+	}
+	if e := res[1][0].Err; e == nil || e.Code != 1049 {
+		t.Fatalf("insert into the dropped database: %+v, want 1049", res[1][0])
+	}
+}
