@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -188,4 +189,64 @@ func TestPreparedWritesAreOrdered(t *testing.T) {
 	}
 	_, err = db.Prepare("BEGIN")
 	wantCode(t, err, 1235)
+}
+
+func TestConcurrentSessionsAndClose(t *testing.T) {
+	srv, name := newProxy(t)
+	db := open(t, srv.DSN("app", "apppw", name, ""))
+	db.SetMaxOpenConns(16)
+	mustExec(t, db, "CREATE TABLE k (id INT AUTO_INCREMENT PRIMARY KEY, w INT)")
+	errc := make(chan error, 16)
+	for w := 0; w < 16; w++ {
+		go func() {
+			for i := 0; i < 20; i++ {
+				if _, err := db.Exec("INSERT INTO k (w) VALUES (?)", w); err != nil {
+					errc <- err
+					return
+				}
+				var n int
+				if err := db.QueryRow("SELECT COUNT(*) FROM k WHERE w = ?", w).Scan(&n); err != nil || n != i+1 {
+					errc <- errors.New("read-your-writes violated")
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for w := 0; w < 16; w++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Close ends a session blocked in a long read and waits for it.
+	slow := make(chan error, 1)
+	go func() {
+		_, err := db.Exec("SELECT SLEEP(60)")
+		slow <- err
+	}()
+	root := open(t, backend.RootDSN())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := root.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(60)'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("slow query never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := srv.Proxy.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	if err := <-slow; err == nil {
+		t.Fatal("query survived Close")
+	}
 }
