@@ -31,7 +31,7 @@ type fsm struct {
 	skipThrough uint64
 
 	// Only touched from the FSM goroutine.
-	lastStmtIndex uint64 // last record that carried statements
+	lastStmtIndex uint64                       // last record that carried statements
 	own           map[uint64]string            // checkpoint index -> own hash
 	reports       map[uint64]map[string]string // checkpoint index -> node -> hash
 	decided       map[uint64]bool              // checkpoint index -> already judged

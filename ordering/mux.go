@@ -127,7 +127,7 @@ func (s *subListener) Accept() (net.Conn, error) {
 }
 
 // Close is a no-op: the mux owns the listener and closes it.
-func (s *subListener) Close() error { return nil }
+func (s *subListener) Close() error   { return nil }
 func (s *subListener) Addr() net.Addr { return s.addr }
 
 // dialKind dials addr and writes the connection-kind byte.

@@ -481,7 +481,19 @@ func (n *Node) runCheckpoints() {
 		case <-n.stop:
 			return
 		}
-		if n.raft.State() != raft.Leader || !n.fsm.checkpointDue() {
+		if n.raft.State() != raft.Leader {
+			continue
+		}
+		if c := n.raft.CommitIndex(); c > n.fsm.appliedIndex() && n.raft.AppliedIndex() >= c {
+			// The newest committed records are Raft's own (the new leader's
+			// no-op, a configuration change), which never reach the FSM:
+			// order a no-op command so every node's applied index can reach
+			// the commit index (readiness compares the two).
+			if _, err := n.Submit(n.ctx, &command.Entry{Kind: command.KindNoop}); err != nil && !n.closed.Load() {
+				n.logger.Warn("no-op not ordered", "err", err)
+			}
+		}
+		if !n.fsm.checkpointDue() {
 			continue
 		}
 		if _, err := n.Submit(n.ctx, &command.Entry{Kind: command.KindCheckpoint}); err != nil && !n.closed.Load() {
@@ -512,13 +524,15 @@ func (n *Node) Close() error {
 		n.closed.Store(true)
 		close(n.stop)
 		n.cancel()
+		// Close the mux first: the forward server's Close waits for its
+		// Serve loop, whose Accept returns only once the mux is closed.
+		_ = n.mux.Close()
 		_ = n.srv.Close()
 		if err := n.raft.Shutdown().Error(); err != nil {
 			n.closeErr = fmt.Errorf("ordering: raft shutdown: %w", err)
 		}
 		n.wg.Wait()
 		_ = n.transport.Close()
-		_ = n.mux.Close()
 		n.client.CloseIdleConnections()
 		if err := n.bolt.Close(); err != nil && n.closeErr == nil {
 			n.closeErr = fmt.Errorf("ordering: close raft log: %w", err)
