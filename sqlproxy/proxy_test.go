@@ -469,6 +469,16 @@ func TestMariadbCLI(t *testing.T) {
 	if !strings.Contains(string(out), "3\nTWO\n") {
 		t.Fatalf("script output %q", out)
 	}
+	// status uses COM_STATISTICS; USE in a script uses COM_INIT_DB.
+	out, err = exec.Command(cli, append(args, "-e", "status")...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Uptime:") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	cmd = exec.Command(cli, append(args, "-N")...)
+	cmd.Stdin = strings.NewReader("use app\nSELECT DATABASE();\n")
+	if out, err = cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "app" {
+		t.Fatalf("use: %v\n%s", err, out)
+	}
 	// Wrong password: MariaDB's own 1045.
 	out, err = exec.Command(cli, "-h127.0.0.1", fmt.Sprintf("-P%d", srv.Port), "-uapp", "-pnope", "--ssl=0", "-e", "SELECT 1").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "ERROR 1045") {

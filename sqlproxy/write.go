@@ -157,13 +157,10 @@ func (s *session) checkPrivileges(sql string, ddl bool) (*mysql.MyError, error) 
 			return me, err
 		}
 	}
+	// Re-preparing the same name replaces the previous statement, so no
+	// DEALLOCATE round trip is needed.
 	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(sql, s.clientCharset()))
 	if err == nil {
-		if err := s.exec("DEALLOCATE PREPARE lockstep_chk"); err != nil {
-			if _, ok := stmtError(err); !ok {
-				return nil, err
-			}
-		}
 		return nil, nil
 	}
 	me, ok := stmtError(err)
