@@ -110,12 +110,12 @@ var parserPool = sync.Pool{New: func() any {
 	return p
 }}
 
-// parse parses text with a pooled parser.
-func parse(text string) ([]ast.StmtNode, error) {
+// parse parses text with a pooled parser. The parser reuses its result
+// slice, so the caller must call release only when done with the AST.
+func parse(text string) (stmts []ast.StmtNode, release func(), err error) {
 	p := parserPool.Get().(*parser.Parser)
-	stmts, _, err := p.ParseSQL(text)
-	parserPool.Put(p)
-	return stmts, err
+	stmts, _, err = p.ParseSQL(text)
+	return stmts, func() { parserPool.Put(p) }, err
 }
 
 // refuse builds a Refused statement: "Lockstep: <kind> is not safe to
@@ -178,7 +178,8 @@ func Classify(sql string, p Pins) (st Statement) {
 	if st, ok := classifyLexical(sql, lead, p); ok {
 		return st
 	}
-	stmts, perr := parse(parseView(sql))
+	stmts, release, perr := parse(parseView(sql))
+	defer release()
 	if perr != nil {
 		return classifyUnparsed(sql, lead)
 	}

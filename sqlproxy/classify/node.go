@@ -108,6 +108,14 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 			w.fail("it "+why+" ("+x.Schema.O+"."+x.Name.O+")", "Run it on each node's backend server directly, or copy the values into a user table first")
 		}
 	case *ast.SelectStmt:
+		if !w.read && x.LockInfo != nil {
+			switch x.LockInfo.LockType {
+			case ast.SelectLockForUpdate, ast.SelectLockForShare, ast.SelectLockNone:
+			default:
+				w.fail("its SELECT uses NOWAIT, WAIT or SKIP LOCKED, whose outcome depends on each node's own lock holders",
+					"Remove NOWAIT/WAIT/SKIP LOCKED from the write")
+			}
+		}
 		if !w.read && x.Limit != nil && x.OrderBy == nil {
 			w.fail("its SELECT has LIMIT without ORDER BY, so it can pick different rows on each node",
 				"Add an ORDER BY on a unique key")
@@ -180,7 +188,7 @@ func (w *walker) call(x *ast.FuncCallExpr) {
 			w.fail("no UUID source is configured", "Compute the UUID on the client")
 			return
 		}
-		repl = "'" + w.pins.UUID() + "'"
+		repl = sqlString(w.pins.UUID())
 	case "uuid_short":
 		if w.pins.UUIDShort == nil {
 			w.fail("no UUID_SHORT source is configured", "Compute the value on the client")
