@@ -2,8 +2,8 @@ package classify
 
 import (
 	"sync"
-	"time"
 	"testing"
+	"time"
 )
 
 // TestConcurrentClassify runs Classify from several goroutines (parsers come
