@@ -26,15 +26,19 @@ var replicatedVars = []string{
 	"sql_auto_is_null", "big_tables",
 }
 
-var contextQuery = func() string {
+// mariadbOnlyVars are dropped from the list when the backend does not know
+// them (MySQL).
+var mariadbOnlyVars = map[string]bool{"check_constraint_checks": true}
+
+func contextQuery(vars []string) string {
 	var b strings.Builder
 	b.WriteString("SELECT DATABASE()")
-	for _, v := range replicatedVars {
+	for _, v := range vars {
 		b.WriteString(", @@session.")
 		b.WriteString(v)
 	}
 	return b.String()
-}()
+}
 
 // stmtError reports whether err is a statement error from the backend (the
 // connection is still usable) and returns it.
@@ -52,11 +56,21 @@ func (s *session) refreshContext() error {
 	if !s.ctxDirty {
 		return nil
 	}
-	r, err := s.query(contextQuery)
+	names := replicatedVars
+	r, err := s.query(contextQuery(names))
+	if me, ok := stmtError(err); ok && me.Code == 1193 { // unknown system variable: not MariaDB
+		names = nil
+		for _, v := range replicatedVars {
+			if !mariadbOnlyVars[v] {
+				names = append(names, v)
+			}
+		}
+		r, err = s.query(contextQuery(names))
+	}
 	if err != nil {
 		return err
 	}
-	if len(r.vals) != 1 || len(r.vals[0]) != len(replicatedVars)+1 {
+	if len(r.vals) != 1 || len(r.vals[0]) != len(names)+1 {
 		return errors.New("session context query returned an unexpected shape")
 	}
 	row := r.vals[0]
@@ -64,9 +78,9 @@ func (s *session) refreshContext() error {
 	if row[0] != nil {
 		s.ctxDB = *row[0]
 	}
-	vars := make(map[string]string, len(replicatedVars))
-	raw := make(map[string]string, len(replicatedVars))
-	for i, name := range replicatedVars {
+	vars := make(map[string]string, len(names))
+	raw := make(map[string]string, len(names))
+	for i, name := range names {
 		v := row[i+1]
 		if v == nil {
 			continue // e.g. a variable this server version lacks
