@@ -376,11 +376,17 @@ func (s *session) checkDDLPrivileges(sql string) (*mysql.MyError, error) {
 		needs = []privNeed{{priv: verb}}
 	}
 	u, h := splitAccount(s.currentUser)
+	// MariaDB names the connecting host in table-level refusals (1142) and
+	// the account's host in schema-level ones (1044).
+	th := h
+	if s.clientHost != "" {
+		th = s.clientHost
+	}
 	g := quoteSimple(s.currentUser)
 	role := "CONCAT('''', CURRENT_ROLE(), '''')"
 	for _, n := range needs {
 		if strings.ContainsAny(n.db+n.table+n.priv, "\\\x00") {
-			return tableDenied(n, u, h), nil
+			return tableDenied(n, u, h, th), nil
 		}
 		p := quoteSimple(n.priv)
 		q := "SELECT EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN (" + g + ", " + role + ") AND PRIVILEGE_TYPE IN (" + p + "))"
@@ -402,7 +408,7 @@ func (s *session) checkDDLPrivileges(sql string) (*mysql.MyError, error) {
 		if len(r.vals) == 1 && r.vals[0][0] != nil && *r.vals[0][0] == "1" {
 			continue
 		}
-		return tableDenied(n, u, h), nil
+		return tableDenied(n, u, h, th), nil
 	}
 	return nil, nil
 }
@@ -417,10 +423,10 @@ func splitAccount(a string) (user, host string) {
 }
 
 // tableDenied spells the refusal as MariaDB would.
-func tableDenied(n privNeed, user, host string) *mysql.MyError {
+func tableDenied(n privNeed, user, host, tableHost string) *mysql.MyError {
 	switch {
 	case n.table != "":
-		return &mysql.MyError{Code: 1142, State: "42000", Message: n.priv + " command denied to user '" + user + "'@'" + host +
+		return &mysql.MyError{Code: 1142, State: "42000", Message: n.priv + " command denied to user '" + user + "'@'" + tableHost +
 			"' for table `" + n.db + "`.`" + n.table + "`"}
 	case n.db != "":
 		return &mysql.MyError{Code: 1044, State: "42000", Message: "Access denied for user '" + user + "'@'" + host + "' to database '" + n.db + "'"}

@@ -62,6 +62,8 @@ func setupUsers(dsn string) error {
 		"GRANT ALL ON app.* TO 'app'@'127.0.0.1'",
 		"GRANT ALL ON `t\\_%`.* TO 'app'@'127.0.0.1'",
 		"CREATE USER IF NOT EXISTS 'reader'@'127.0.0.1' IDENTIFIED BY 'readpw'",
+		"CREATE USER IF NOT EXISTS 'ro'@'%' IDENTIFIED BY 'x'",
+		"GRANT SELECT ON app.* TO 'ro'@'%'",
 		"GRANT SELECT ON app.* TO 'reader'@'127.0.0.1'",
 	} {
 		if _, err := db.Exec(q); err != nil {
@@ -271,6 +273,17 @@ func TestPrivileges(t *testing.T) {
 	}
 	_, err = db.Exec("GRANT ALL ON *.* TO reader@'127.0.0.1'")
 	wantCode(t, err, 1227)
+	// The refusals read exactly as MariaDB's own (account host '%').
+	direct := open(t, "ro:x@tcp("+backend.Addr()+")/app")
+	viaProxy := open(t, srv.DSN("ro", "x", "app", ""))
+	for _, q := range []string{"INSERT INTO priv VALUES (2)", "DROP TABLE priv", "TRUNCATE priv", "ALTER TABLE priv ADD d INT",
+		"CREATE TABLE t2 (a INT)", "DROP DATABASE app", "CREATE DATABASE ro_db", "CREATE INDEX i2 ON priv (id)"} {
+		_, want := direct.Exec(q)
+		_, got := viaProxy.Exec(q)
+		if want == nil || got == nil || want.Error() != got.Error() {
+			t.Errorf("%s:\n via proxy: %v\n directly:  %v", q, got, want)
+		}
+	}
 	if n := len(srv.Orderer.Entries()); n != before {
 		t.Fatalf("%d entries ordered for an unprivileged user", n-before)
 	}

@@ -37,6 +37,7 @@ type session struct {
 
 	currentUser string // CURRENT_USER() as 'user'@'host'
 	connID      uint64
+	clientHost  string // host part of USER(): what MariaDB names in access errors
 
 	ctxDirty bool
 	ctxDB    string
@@ -125,14 +126,17 @@ func (s *session) open() error {
 }
 
 func (s *session) loadIdentity() error {
-	r, err := s.query("SELECT CURRENT_USER(), CONNECTION_ID()")
+	r, err := s.query("SELECT CURRENT_USER(), CONNECTION_ID(), USER()")
 	if err != nil {
 		return fmt.Errorf("load session identity: %w", err)
 	}
-	if len(r.vals) != 1 || r.vals[0][0] == nil || r.vals[0][1] == nil {
+	if len(r.vals) != 1 || r.vals[0][0] == nil || r.vals[0][1] == nil || r.vals[0][2] == nil {
 		return errors.New("load session identity: unexpected result")
 	}
 	s.currentUser = quoteAccount(*r.vals[0][0])
+	if i := strings.LastIndexByte(*r.vals[0][2], '@'); i >= 0 {
+		s.clientHost = (*r.vals[0][2])[i+1:]
+	}
 	_, _ = fmt.Sscan(*r.vals[0][1], &s.connID)
 	s.ctxDirty = true
 	return nil
