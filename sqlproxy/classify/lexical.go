@@ -192,8 +192,26 @@ func classifyLexical(sql string, lead []token, p Pins) (Statement, bool) {
 		case "PERSIST", "PERSIST_ONLY":
 			return refuse(sql, "SET "+w1, "Lockstep does not replicate global settings", "Set it on each node's backend server"), true
 		}
+	case "GRANT", "REVOKE", "RENAME":
+		if w0 != "RENAME" || w1 == "USER" {
+			return accountDDL(sql, kindFromLead(sql, lead[:1])+map[bool]string{true: " USER"}[w0 == "RENAME"], p), true
+		}
 	case "CREATE", "ALTER", "DROP":
+		i := 1
+		if w0 == "CREATE" && w1 == "OR" && upperWord(sql, at(lead, 2)) == "REPLACE" {
+			i = 3
+		}
+		switch obj := upperWord(sql, at(lead, i)); {
+		case obj == "USER" || (obj == "ROLE" && w0 != "ALTER"):
+			return accountDDL(sql, w0+" "+obj, p), true
+		}
 		return classifyProgramDDL(sql, p)
+	}
+	if w0 == "SET" && (w1 == "PASSWORD" || (w1 == "DEFAULT" && upperWord(sql, at(lead, 2)) == "ROLE")) {
+		if w1 == "DEFAULT" {
+			return accountDDL(sql, "SET DEFAULT ROLE", p), true
+		}
+		return accountDDL(sql, "SET PASSWORD", p), true
 	}
 	return Statement{}, false
 }

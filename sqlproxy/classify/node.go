@@ -383,28 +383,6 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 		return dbDDL(sql, "ALTER DATABASE", x.Name.L)
 	case *ast.DropDatabaseStmt:
 		return dbDDL(sql, "DROP DATABASE", x.Name.L)
-	case *ast.CreateUserStmt:
-		if x.IsCreateRole {
-			return accountDDL(sql, "CREATE ROLE", p, false)
-		}
-		return accountDDL(sql, "CREATE USER", p, false)
-	case *ast.DropUserStmt:
-		if x.IsDropRole {
-			return accountDDL(sql, "DROP ROLE", p, false)
-		}
-		return accountDDL(sql, "DROP USER", p, false)
-	case *ast.AlterUserStmt:
-		return accountDDL(sql, "ALTER USER", p, false)
-	case *ast.RenameUserStmt:
-		return accountDDL(sql, "RENAME USER", p, false)
-	case *ast.GrantStmt, *ast.GrantRoleStmt, *ast.GrantProxyStmt:
-		return accountDDL(sql, "GRANT", p, false)
-	case *ast.RevokeStmt, *ast.RevokeRoleStmt:
-		return accountDDL(sql, "REVOKE", p, false)
-	case *ast.SetDefaultRoleStmt:
-		return accountDDL(sql, "SET DEFAULT ROLE", p, false)
-	case *ast.SetPwdStmt:
-		return accountDDL(sql, "SET PASSWORD", p, x.User == nil)
 	case *ast.ProcedureInfo:
 		return unsupported(sql, "CREATE PROCEDURE", "Lockstep could not read its definition", adviceParse)
 
@@ -497,20 +475,32 @@ func dbDDL(sql, kind, name string) Statement {
 	return Statement{Class: DDL, SQL: sql, Kind: kind}
 }
 
-// accountDDL handles account statements: CURRENT_USER / CURRENT_USER() /
-// USER() naming the client's account become the account itself (the applier
-// runs as another account), and SET PASSWORD without FOR gets FOR <account>.
-func accountDDL(sql, kind string, p Pins, addFor bool) Statement {
-	toks, _ := tokenize(sql, 0)
+// accountDDL handles account statements, lexically (the parser rejects
+// much of MariaDB's account syntax, and these statements hold no
+// expressions that could differ between nodes). The applier runs them as a
+// privileged account, so what would name "the current user" is made to name
+// the client's account: CURRENT_USER / CURRENT_USER() / USER() become
+// `user`@`host`; SET PASSWORD and SET DEFAULT ROLE without FOR get
+// FOR `user`@`host`; CREATE ROLE without WITH ADMIN gets WITH ADMIN
+// `user`@`host` (MariaDB grants a new role to its creator).
+func accountDDL(sql, kind string, p Pins) Statement {
+	toks, err := tokenize(sql, 0)
+	if err != nil || len(toks) == 0 {
+		return unsupported(sql, kind, "Lockstep could not parse it to check it is safe", adviceParse)
+	}
 	acct, ok := parseAccount(p.CurrentUser)
 	var edits []edit
+	hasFor, hasAdmin := false, false
 	for i, t := range toks {
+		if t.is(sql, "FOR") {
+			hasFor = true
+		}
+		if t.is(sql, "ADMIN") {
+			hasAdmin = true
+		}
 		cu := t.is(sql, "CURRENT_USER")
 		u := t.is(sql, "USER") && at(toks, i+1).isPunct(sql, '(') && at(toks, i+2).isPunct(sql, ')')
-		if !cu && !u {
-			continue
-		}
-		if i > 0 && toks[i-1].isPunct(sql, '.') {
+		if !cu && !u || (i > 0 && toks[i-1].isPunct(sql, '.')) {
 			continue
 		}
 		end := t.end
@@ -522,16 +512,25 @@ func accountDDL(sql, kind string, p Pins, addFor bool) Statement {
 		}
 		edits = append(edits, edit{t.start, end, acct.ident()})
 	}
-	if addFor {
+	add := ""
+	switch {
+	case kind == "SET PASSWORD" && !at(toks, 2).is(sql, "FOR"):
+		// SET PASSWORD = ...: insert FOR <account> after PASSWORD.
 		if !ok {
 			return unsupported(sql, kind, "the client account is unknown", "Use SET PASSWORD FOR 'user'@'host'")
 		}
-		for i, t := range toks {
-			if t.is(sql, "PASSWORD") && i > 0 {
-				edits = append(edits, edit{t.end, t.end, " FOR " + acct.ident()})
-				break
-			}
+		edits = append(edits, edit{toks[1].end, toks[1].end, " FOR " + acct.ident()})
+	case kind == "SET DEFAULT ROLE" && !hasFor:
+		add = " FOR "
+	case kind == "CREATE ROLE" && !hasAdmin:
+		add = " WITH ADMIN "
+	}
+	if add != "" {
+		if !ok {
+			return unsupported(sql, kind, "the client account is unknown", "Name the account with FOR or WITH ADMIN")
 		}
+		end := toks[len(toks)-1].end // after the last token, not after a trailing comment
+		edits = append(edits, edit{end, end, add + acct.ident()})
 	}
 	out, good := applyEdits(sql, edits)
 	if !good {
