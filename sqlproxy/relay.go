@@ -30,7 +30,7 @@ func (s *session) relayCommand(p []byte, kind respKind, last bool) error {
 // may block (so the client sees rows while the backend produces more, and
 // memory stays bounded by the buffers).
 func (s *session) readBE() ([]byte, error) {
-	if s.be.r.Buffered() < 4 {
+	if !s.be.packetBuffered() {
 		if err := s.cl.flush(); err != nil {
 			return nil, err
 		}

@@ -90,6 +90,20 @@ func (p *pconn) writePacket(payload []byte) error {
 
 func (p *pconn) flush() error { return p.w.Flush() }
 
+// packetBuffered reports whether a whole packet is already buffered, so
+// reading it cannot block.
+func (p *pconn) packetBuffered() bool {
+	n := p.r.Buffered()
+	if n < 4 {
+		return false
+	}
+	h, err := p.r.Peek(4)
+	if err != nil {
+		return false
+	}
+	return n >= 4+(int(h[0])|int(h[1])<<8|int(h[2])<<16)
+}
+
 func (p *pconn) close() error { return p.c.Close() }
 
 // --- packet builders -------------------------------------------------------
