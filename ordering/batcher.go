@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -86,7 +87,7 @@ func (n *Node) runBatcher() {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			err := f.Error()
+			err := awaitFuture(f, n.stop)
 			<-sem
 			var idx uint64
 			if err == nil {
@@ -112,5 +113,25 @@ func classifyRaftErr(err error) error {
 		return fmt.Errorf("%w: %w", errNotHanded, err)
 	default: // ErrLeadershipLost, ErrRaftShutdown, ...
 		return fmt.Errorf("%w: %w", errUnknown, err)
+	}
+}
+
+// awaitFuture waits for f unless the node stops first: a record still queued
+// in Raft's apply channel at shutdown is never answered, and Close must not
+// wait for it. (The helper goroutine then stays blocked; that happens only
+// once per queued record at shutdown.)
+func awaitFuture(f raft.Future, stop <-chan struct{}) error {
+	errc := make(chan error, 1)
+	go func() { errc <- f.Error() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-stop:
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(time.Second):
+			return raft.ErrRaftShutdown
+		}
 	}
 }

@@ -1,0 +1,20 @@
+// Package ordering is Lockstep's total-order layer: a hashicorp/raft cluster
+// whose log is the global sequence of writes. The Raft leader is the
+// sequencer; a log index is the sequence number.
+//
+// A Node is created with New(cfg, applier, logger). Submit orders one
+// command.Entry — locally when this node leads, otherwise by forwarding it to
+// the leader over the same TCP port Raft uses — and returns only after this
+// node's own FSM has applied it, with this node's results. The leader batches
+// concurrently submitted entries into one log record. Every node's FSM hands
+// committed statement entries, in log order, to its Applier (the local
+// database), which records the applied index in the same local transaction,
+// so replay after a restart never applies an entry twice.
+//
+// Divergence detection: the leader appends checkpoint entries, every node
+// reports its outcome hash at each checkpoint through the log, and a node
+// whose hash differs from a majority's marks itself diverged (Status).
+//
+// Barrier and WaitApplied give linearizable reads. See DESIGN.md for the
+// request path, failure stories and trade-offs.
+package ordering
