@@ -235,7 +235,13 @@ func TestDemoJSON(t *testing.T) {
 	mustExec(t, db1, "CREATE DATABASE demo")
 	mustExec(t, db1, "CREATE TABLE demo.t (id INT PRIMARY KEY, who VARCHAR(10))")
 	for i, n := range info.Nodes {
-		mustExec(t, open(n.SQL), "INSERT INTO demo.t VALUES (?, ?)", i+1, n.ID)
+		db := open(n.SQL)
+		// Another node may not have applied the CREATE TABLE yet.
+		e2e.Eventually(t, 30*time.Second, n.ID+" sees demo.t", func() error {
+			_, err := db.Exec("SELECT 1 FROM demo.t LIMIT 0")
+			return err
+		})
+		mustExec(t, db, "INSERT INTO demo.t VALUES (?, ?)", i+1, n.ID)
 	}
 	for _, n := range info.Nodes {
 		db := open(n.SQL)
@@ -265,37 +271,8 @@ func TestDemoJSON(t *testing.T) {
 		}
 		return nil
 	})
-	logf, _ := os.Create(filepath.Join(dir, "n3-restart.log"))
-	defer logf.Close()
-	re := exec.Command(n3.Argv[0], n3.Argv[1:]...)
-	re.Stdout, re.Stderr = logf, logf
-	re.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := re.Start(); err != nil {
-		t.Fatalf("restart n3 from its argv %q: %v", n3.Argv, err)
-	}
-	reDone := make(chan struct{})
-	go func() { re.Wait(); close(reDone) }()
-	pids = append(pids, re.Process.Pid)
-	db3 := open(n3.SQL)
-	e2e.Eventually(t, 90*time.Second, "n3 restarted from argv serves writes", func() error {
-		select {
-		case <-reDone:
-			b, _ := os.ReadFile(filepath.Join(dir, "n3-restart.log"))
-			t.Fatalf("n3 restarted from argv %q exited:\n%s", n3.Argv, lastLines(string(b), 20))
-		default:
-		}
-		_, err := db3.Exec("INSERT INTO demo.t VALUES (4, 'again')")
-		if e2e.ErrNumber(err) == 1062 {
-			return nil // an earlier attempt went through
-		}
-		return err
-	})
-	re.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-reDone:
-	case <-time.After(30 * time.Second):
-		re.Process.Kill()
-		t.Errorf("restarted n3 did not exit within 30s of SIGTERM")
+	if err := restartFromArgv(t, n3.Argv, n3.SQL, info.User, info.Password, filepath.Join(dir, "n3-restart.log"), &pids); err != nil {
+		t.Errorf("the JSON line's argv does not restart a killed node: %v", err)
 	}
 
 	// SIGTERM stops everything the demo started.
@@ -321,4 +298,50 @@ func lastLines(s string, n int) string {
 		ls = ls[len(ls)-n:]
 	}
 	return strings.Join(ls, "\n")
+}
+
+// restartFromArgv runs argv exactly as a script would, waits until the node
+// accepts a write, then stops it with SIGTERM.
+func restartFromArgv(t *testing.T, argv []string, sqlAddr, user, pw, logPath string, pids *[]int) error {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	re := exec.Command(argv[0], argv[1:]...)
+	re.Stdout, re.Stderr = logf, logf
+	re.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := re.Start(); err != nil {
+		return fmt.Errorf("start %q: %v", argv, err)
+	}
+	*pids = append(*pids, re.Process.Pid)
+	reDone := make(chan struct{})
+	go func() { re.Wait(); close(reDone) }()
+	defer func() {
+		re.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-reDone:
+		case <-time.After(30 * time.Second):
+			re.Process.Kill()
+			t.Errorf("restarted node did not exit within 30s of SIGTERM")
+		}
+	}()
+	db := e2e.OpenDB(t, fmt.Sprintf("%s:%s@tcp(%s)/", user, pw, sqlAddr))
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case <-reDone:
+			b, _ := os.ReadFile(logPath)
+			return fmt.Errorf("%q exited:\n%s", argv, lastLines(string(b), 20))
+		default:
+		}
+		_, err := db.Exec("INSERT INTO demo.t VALUES (4, 'again')")
+		if err == nil || e2e.ErrNumber(err) == 1062 { // 1062: an earlier attempt went through
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("restarted node accepts no write within 90s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
