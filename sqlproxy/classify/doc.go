@@ -64,8 +64,13 @@
 //     spliced in front of SQL SECURITY / AGGREGATE / the object keyword (the
 //     applier runs as a privileged account, which would otherwise become the
 //     definer); DEFINER=CURRENT_USER[()] is replaced by the account.
-//   - In account statements CURRENT_USER[()] and USER() become the account,
-//     and SET PASSWORD without FOR gets FOR `user`@`host`.
+//   - Account statements are handled lexically (the parser rejects much of
+//     MariaDB's account syntax, and they hold no expressions that differ
+//     between nodes): CURRENT_USER[()] and USER() become the account; SET
+//     PASSWORD and SET DEFAULT ROLE without FOR get FOR `user`@`host`;
+//     CREATE ROLE without WITH ADMIN gets WITH ADMIN `user`@`host` (MariaDB
+//     grants a new role to its creator, which would otherwise be the
+//     applier's account). Grantor columns still name the applier's account.
 //   - RAND() stays and sets UsesRand (the applier pins the seeds);
 //     LAST_INSERT_ID() stays and sets UsesLastInsertID; NOW(), CURDATE(),
 //     CURRENT_TIMESTAMP, UNIX_TIMESTAMP(), UTC_*() stay (pinned time).
@@ -93,7 +98,8 @@
 //     LIMIT and no ORDER BY; INSERT IGNORE ... SELECT, REPLACE ... SELECT,
 //     INSERT ... SELECT ... ON DUPLICATE KEY UPDATE and CREATE TABLE ...
 //     IGNORE|REPLACE SELECT without ORDER BY; UPDATE IGNORE without ORDER BY;
-//     INSERT DELAYED.
+//     INSERT DELAYED; a SELECT inside a write with NOWAIT, WAIT n or SKIP
+//     LOCKED (the outcome depends on each node's own lock holders).
 //   - Writes/DDL touching information_schema, performance_schema, sys,
 //     mysql (system and log tables) or lockstep (metadata) by qualified name.
 //   - CREATE/DROP TEMPORARY TABLE; CREATE OR REPLACE TABLE and other syntax
@@ -127,4 +133,9 @@
 //   - Lexing assumes the default sql_mode: backslash escapes in strings, and
 //     "..." as strings (ANSI_QUOTES and NO_BACKSLASH_ESCAPES are not modelled).
 //   - Every /*!NNNNN and /*M!NNNNNN comment is taken as executed.
+//   - Reads are not checked beyond INTO OUTFILE/DUMPFILE and sequence
+//     functions: GET_LOCK() and friends in a SELECT or DO take locks on the
+//     local backend only.
+//   - MariaDB syntax the parser rejects is Refused for writes and DDL
+//     (RETURNING, CREATE OR REPLACE TABLE, WITH SYSTEM VERSIONING, ...).
 package classify
