@@ -189,14 +189,15 @@ func Classify(sql string, p Pins) (st Statement) {
 	return classifyNode(sql, stmts[0], lead, p)
 }
 
-// kindFromLead names a statement from its first one or two words.
+// kindFromLead names a statement from its first words: "INSERT",
+// "CREATE TABLE", "CREATE OR REPLACE TABLE", "SET GLOBAL", ...
 func kindFromLead(sql string, lead []token) string {
 	var words []string
 	for _, t := range lead {
 		if len(words) == 0 && t.isPunct(sql, '(') {
 			continue
 		}
-		if t.kind != tkWord || len(words) == 2 {
+		if t.kind != tkWord || len(words) == 4 {
 			break
 		}
 		words = append(words, strings.ToUpper(t.text(sql)))
@@ -206,7 +207,10 @@ func kindFromLead(sql string, lead []token) string {
 	}
 	switch words[0] {
 	case "CREATE", "DROP", "ALTER", "SHOW", "START", "STOP", "CHANGE", "LOAD", "INSTALL", "UNINSTALL", "RESET", "PURGE", "FLUSH", "SET", "ROLLBACK", "XA", "LOCK", "UNLOCK", "RENAME", "BACKUP":
-		return strings.Join(words, " ")
+		if len(words) == 4 && words[0] == "CREATE" && words[1] == "OR" && words[2] == "REPLACE" {
+			return strings.Join(words, " ")
+		}
+		return strings.Join(words[:min(2, len(words))], " ")
 	}
 	return words[0]
 }

@@ -461,9 +461,10 @@ func classifyUnparsed(sql string, lead []token) Statement {
 				"Run the "+w0+" without RETURNING and read the rows back with a SELECT")
 		}
 	case "CREATE":
-		if w1 == "OR" && has("TABLE") != "" {
-			return unsupported(sql, "CREATE OR REPLACE TABLE", "Lockstep could not parse it to check it is safe (MariaDB-only syntax)",
-				"Use DROP TABLE IF EXISTS followed by CREATE TABLE")
+		if w1 == "OR" && strings.HasPrefix(kind, "CREATE OR REPLACE ") {
+			obj := strings.TrimPrefix(kind, "CREATE OR REPLACE ")
+			return unsupported(sql, kind, "Lockstep could not parse it to check it is safe (MariaDB-only syntax)",
+				"Use DROP "+obj+" IF EXISTS followed by CREATE "+obj)
 		}
 	}
 	return unsupported(sql, kind, "Lockstep could not parse it to check it is safe (it may use MariaDB-only syntax)", adviceParse)
