@@ -214,6 +214,11 @@ func TestReadsAndWrites(t *testing.T) {
 	if k, _ := r.RowsAffected(); k != 2 {
 		t.Fatalf("update affected = %d", k)
 	}
+	mustExec(t, conn, "DELETE FROM u_"+name)
+	var rc int
+	if err := conn.QueryRowContext(context.Background(), "SELECT ROW_COUNT()").Scan(&rc); err != nil || rc != 1 {
+		t.Fatalf("ROW_COUNT() = %d, %v", rc, err)
+	}
 }
 
 func TestRefusals(t *testing.T) {

@@ -183,6 +183,9 @@ func (s *session) answerDiagnostics(sql string, last bool) (bool, error) {
 		return count(strings.TrimPrefix(n, "select "), len(warns))
 	case n == "select @@error_count" || n == "select @@session.error_count":
 		return count(strings.TrimPrefix(n, "select "), len(errs))
+	case n == "select row_count()":
+		str := strconv.FormatInt(d.rowCount, 10)
+		return true, s.writeResultSet([]string{"ROW_COUNT()"}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&str}}, last)
 	}
 	return false, nil
 }

@@ -55,6 +55,7 @@ type session struct {
 type diagnostics struct {
 	warnings []command.Warning // includes the error row, if any
 	errors   int
+	rowCount int64 // ROW_COUNT(): affected rows, -1 after an error
 }
 
 func newSession(s *Server, c net.Conn) *session {
@@ -269,7 +270,7 @@ func (s *session) sendBackend(p []byte) error {
 // writeErr writes an ERR packet to the client and records it as the
 // diagnostics of the statement.
 func (s *session) writeErr(e *mysql.MyError) error {
-	s.diag = &diagnostics{warnings: []command.Warning{{Level: "Error", Code: e.Code, Message: e.Message}}, errors: 1}
+	s.diag = &diagnostics{warnings: []command.Warning{{Level: "Error", Code: e.Code, Message: e.Message}}, errors: 1, rowCount: -1}
 	return s.cl.writePacket(errPacket(e))
 }
 

@@ -350,7 +350,7 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		s.diag.warnings = append(s.diag.warnings, r.Warnings...)
 		return false, err
 	}
-	s.diag = &diagnostics{warnings: r.Warnings}
+	s.diag = &diagnostics{warnings: r.Warnings, rowCount: int64(r.AffectedRows)}
 	return true, s.cl.writePacket(okPacket(r.AffectedRows, r.LastInsertID, s.okStatus(last),
 		uint16(min(len(r.Warnings), 65535)), r.Info))
 }
