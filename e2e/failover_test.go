@@ -33,11 +33,11 @@ func TestFollowerKill9Restart(t *testing.T) {
 			l.halt()
 		}
 	}()
-	l.waitMore(60, 60*time.Second, "writes before the kill")
+	l.waitMore(300, 60*time.Second, "writes before the kill")
 	victim.Kill()
-	l.waitMore(100, 60*time.Second, "writes while the follower is down")
+	l.waitMore(300, 60*time.Second, "writes while the follower is down")
 	victim.Restart()
-	l.waitMore(60, 60*time.Second, "writes after the restart")
+	l.waitMore(300, 60*time.Second, "writes after the restart")
 	l.halt()
 
 	c.WaitConverged()
@@ -63,9 +63,9 @@ func TestBackendKill9Restart(t *testing.T) {
 			l.halt()
 		}
 	}()
-	l.waitMore(60, 60*time.Second, "writes before the backend kill")
+	l.waitMore(300, 60*time.Second, "writes before the backend kill")
 	victim.KillBackend()
-	l.waitMore(100, 60*time.Second, "writes while the follower's backend is down")
+	l.waitMore(300, 60*time.Second, "writes while the follower's backend is down")
 	victim.RestartBackend()
 	if !victim.Running() {
 		// Exiting when the local database disappears is a legitimate
@@ -75,7 +75,7 @@ func TestBackendKill9Restart(t *testing.T) {
 	} else if err := victim.WaitReady(e2e.ReadyTimeout); err != nil {
 		t.Fatal(err)
 	}
-	l.waitMore(60, 60*time.Second, "writes after the backend restart")
+	l.waitMore(300, 60*time.Second, "writes after the backend restart")
 	l.halt()
 
 	c.WaitConverged()
@@ -99,7 +99,7 @@ func TestLeaderKill9(t *testing.T) {
 			l.halt()
 		}
 	}()
-	l.waitMore(60, 60*time.Second, "writes before the leader kill")
+	l.waitMore(300, 60*time.Second, "writes before the leader kill")
 	killed := time.Now()
 	old.Kill()
 	l.waitMore(20, 30*time.Second, "acknowledged writes after the leader kill")
@@ -109,9 +109,9 @@ func TestLeaderKill9(t *testing.T) {
 		t.Fatalf("the killed node %s is still leader", old.ID)
 	}
 	t.Logf("new leader %s", nl.ID)
-	l.waitMore(100, 60*time.Second, "writes under the new leader")
+	l.waitMore(300, 60*time.Second, "writes under the new leader")
 	old.Restart()
-	l.waitMore(60, 60*time.Second, "writes after the old leader rejoined")
+	l.waitMore(300, 60*time.Second, "writes after the old leader rejoined")
 	l.halt()
 
 	c.WaitConverged()
