@@ -209,6 +209,9 @@ func (t token) isPunct(s string, c byte) bool {
 func tokenize(s string, max int) ([]token, error) {
 	sc := scanner{s: s}
 	var out []token
+	if max > 0 {
+		out = make([]token, 0, max)
+	}
 	for max <= 0 || len(out) < max {
 		t := sc.next()
 		if t.kind == tkEOF {

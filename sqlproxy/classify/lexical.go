@@ -127,8 +127,15 @@ func classifyLexical(sql string, lead []token, p Pins) (Statement, bool) {
 		// it writes a file or takes sequence values; only then parse it.
 		sc := scanner{s: sql}
 		for t := sc.next(); t.kind != tkEOF; t = sc.next() {
-			if t.kind == tkWord && selectNeedsParse[strings.ToUpper(t.text(sql))] || t.isPunct(sql, ';') {
+			if t.isPunct(sql, ';') {
 				return Statement{}, false
+			}
+			if t.kind == tkWord && t.end-t.start >= 4 && t.end-t.start <= 8 {
+				for _, w := range selectNeedsParse {
+					if t.is(sql, w) {
+						return Statement{}, false
+					}
+				}
 			}
 		}
 		if sc.err != nil {
@@ -217,7 +224,7 @@ func classifyLexical(sql string, lead []token, p Pins) (Statement, bool) {
 }
 
 // selectNeedsParse are the words that make a SELECT need the parser.
-var selectNeedsParse = map[string]bool{"OUTFILE": true, "DUMPFILE": true, "NEXTVAL": true, "SETVAL": true, "NEXT": true}
+var selectNeedsParse = []string{"OUTFILE", "DUMPFILE", "NEXTVAL", "SETVAL", "NEXT"}
 
 // classifySetStatement handles MariaDB's SET STATEMENT var=value[, ...] FOR statement:
 // allowed only around reads.
