@@ -35,7 +35,7 @@ type mux struct {
 func newMux(ln net.Listener, logger *slog.Logger) *mux {
 	m := &mux{ln: ln, logger: logger, subs: map[byte]*subListener{}, done: make(chan struct{})}
 	for _, b := range []byte{muxRaft, muxForward} {
-		m.subs[b] = &subListener{addr: ln.Addr(), ch: make(chan net.Conn, 16), done: m.done, close: m.Close}
+		m.subs[b] = &subListener{addr: ln.Addr(), ch: make(chan net.Conn, 16), done: m.done, closed: make(chan struct{})}
 	}
 	return m
 }
@@ -83,6 +83,8 @@ func (m *mux) route(c net.Conn) {
 	}
 	select {
 	case s.ch <- c:
+	case <-s.closed:
+		c.Close()
 	case <-m.done:
 		c.Close()
 	}
@@ -111,23 +113,37 @@ func (m *mux) Close() error {
 }
 
 type subListener struct {
-	addr  net.Addr
-	ch    chan net.Conn
-	done  chan struct{}
-	close func() error
+	addr      net.Addr
+	ch        chan net.Conn
+	done      chan struct{} // the mux is closed
+	closed    chan struct{} // this sub-listener is closed
+	closeOnce sync.Once
 }
 
 func (s *subListener) Accept() (net.Conn, error) {
+	select {
+	case <-s.closed:
+		return nil, net.ErrClosed
+	default:
+	}
 	select {
 	case c := <-s.ch:
 		return c, nil
 	case <-s.done:
 		return nil, net.ErrClosed
+	case <-s.closed:
+		return nil, net.ErrClosed
 	}
 }
 
-// Close is a no-op: the mux owns the listener and closes it.
-func (s *subListener) Close() error   { return nil }
+// Close makes Accept return net.ErrClosed (http.Server.Close waits for its
+// Serve loop to see that). Connections of this kind arriving later are
+// closed by the mux. The shared listener is closed by mux.Close.
+func (s *subListener) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return nil
+}
+
 func (s *subListener) Addr() net.Addr { return s.addr }
 
 // dialKind dials addr and writes the connection-kind byte.

@@ -524,15 +524,17 @@ func (n *Node) Close() error {
 		n.closed.Store(true)
 		close(n.stop)
 		n.cancel()
-		// Close the mux first: the forward server's Close waits for its
-		// Serve loop, whose Accept returns only once the mux is closed.
-		_ = n.mux.Close()
+		// The forward server's Close waits for its Serve loop; the
+		// sub-listener's Close makes that Accept return. The shared
+		// listener is closed last, after Raft's transport (so Raft does not
+		// log a spurious accept error).
 		_ = n.srv.Close()
 		if err := n.raft.Shutdown().Error(); err != nil {
 			n.closeErr = fmt.Errorf("ordering: raft shutdown: %w", err)
 		}
 		n.wg.Wait()
 		_ = n.transport.Close()
+		_ = n.mux.Close()
 		n.client.CloseIdleConnections()
 		if err := n.bolt.Close(); err != nil && n.closeErr == nil {
 			n.closeErr = fmt.Errorf("ordering: close raft log: %w", err)
