@@ -497,6 +497,18 @@ func TestMariadbCLI(t *testing.T) {
 	if out, err = cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "app" {
 		t.Fatalf("use: %v\n%s", err, out)
 	}
+	// A typo is MariaDB's own syntax error, not a refusal.
+	for _, script := range []string{"SELEC oops;\nSELECT 'still here';\n", "INSERT INTO c VALUES (;\nSELECT 'x';\n"} {
+		via := exec.Command(cli, append(args, "--force")...)
+		via.Stdin = strings.NewReader(script)
+		got, _ := via.CombinedOutput()
+		direct := exec.Command(cli, "-h127.0.0.1", fmt.Sprintf("-P%d", backend.Port()), "-uapp", "-papppw", "--ssl=0", "--force", name)
+		direct.Stdin = strings.NewReader(script)
+		want, _ := direct.CombinedOutput()
+		if !bytes.Equal(got, want) {
+			t.Errorf("through the proxy:\n%s\ndirectly:\n%s", got, want)
+		}
+	}
 	// Wrong password: MariaDB's own 1045.
 	out, err = exec.Command(cli, "-h127.0.0.1", fmt.Sprintf("-P%d", srv.Port), "-uapp", "-pnope", "--ssl=0", "-e", "SELECT 1").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "ERROR 1045") {

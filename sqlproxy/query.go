@@ -73,14 +73,32 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 		}
 		return false, s.writeErr(errTxNotSupported(st.kind))
 	case classRefused:
-		e := st.err
-		if e == nil {
-			e = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-				Message: "Lockstep: " + st.kind + " is not safe to replicate"}
+		e, err := s.refusal(st)
+		if err != nil {
+			return false, err
 		}
 		return false, s.writeErr(e)
 	}
 	return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unclassified statement"})
+}
+
+// refusal returns the error for a Refused statement. A statement the
+// classifier could not parse may simply be a typo: when the backend's own
+// parser rejects it too (PREPARE → 1064), the client gets MariaDB's syntax
+// error instead of a refusal.
+func (s *session) refusal(st stmt) (*mysql.MyError, error) {
+	e := st.err
+	if e == nil {
+		e = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+			Message: "Lockstep: " + st.kind + " is not safe to replicate"}
+	}
+	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(st.sql, s.clientCharset()))
+	if me, ok := stmtError(err); ok && me.Code == mysql.ER_PARSE_ERROR {
+		return me, nil
+	} else if err != nil && !ok {
+		return nil, err
+	}
+	return e, nil
 }
 
 // readBarrier waits until this node has applied every write acknowledged

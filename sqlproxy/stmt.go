@@ -33,9 +33,9 @@ func (s *session) stmtPrepare(p []byte) error {
 	st := s.srv.cls.classify(text, s.newPins(time.Now()))
 	switch st.class {
 	case classRefused:
-		e := st.err
-		if e == nil {
-			e = errTxNotSupported(st.kind)
+		e, err := s.refusal(st)
+		if err != nil {
+			return err
 		}
 		return s.writeErr(e)
 	case classTx:
