@@ -56,6 +56,9 @@ func (s *session) readTextResult() (*rows, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if len(p) == 0 {
+		return nil, false, fmt.Errorf("backend protocol: empty packet")
+	}
 	switch {
 	case isErr(p):
 		return nil, false, parseErr(p)

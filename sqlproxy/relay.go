@@ -35,7 +35,11 @@ func (s *session) readBE() ([]byte, error) {
 			return nil, err
 		}
 	}
-	return s.be.readPacket()
+	p, err := s.be.readPacket()
+	if err == nil && len(p) == 0 {
+		err = fmt.Errorf("backend protocol: empty packet")
+	}
+	return p, err
 }
 
 // relayResponse streams one backend response to the client packet by
