@@ -468,7 +468,7 @@ func mariadbCLI(t *testing.T) string {
 func TestMariadbCLI(t *testing.T) {
 	cli := mariadbCLI(t)
 	srv, name := newProxy(t)
-	args := []string{"-h127.0.0.1", fmt.Sprintf("-P%d", srv.Port), "-uapp", "-papppw", "--ssl=0", name}
+	args := []string{"-h127.0.0.1", fmt.Sprintf("-P%d", srv.Port), "-uapp", "-papppw", name}
 	out, err := exec.Command(cli, append(args, "-N", "-e",
 		"CREATE TABLE c (id INT PRIMARY KEY, v TEXT); INSERT INTO c VALUES (1, 'one'), (2, 'two'); SELECT v FROM c ORDER BY id; SHOW WARNINGS")...).CombinedOutput()
 	if err != nil {
