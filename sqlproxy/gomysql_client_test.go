@@ -1,6 +1,7 @@
 package sqlproxy_test
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -88,4 +89,65 @@ func errorsAs(err error, target **mysql.MyError) bool {
 		err = u.Unwrap()
 	}
 	return false
+}
+
+// COM_CHANGE_USER is relayed (auth switch included) and the proxy adopts
+// the new identity: the new user's grants govern writes.
+func TestChangeUser(t *testing.T) {
+	srv, _ := newProxy(t)
+	c, err := client.Connect(srv.Addr(), "app", "apppw", "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Execute("CREATE TABLE IF NOT EXISTS app.cu (id INT)"); err != nil {
+		t.Fatal(err)
+	}
+	pkt := make([]byte, 4)
+	pkt = append(pkt, mysql.COM_CHANGE_USER)
+	pkt = append(pkt, "reader"...)
+	pkt = append(pkt, 0, 0) // user NUL, empty auth response
+	pkt = append(pkt, "app"...)
+	pkt = append(pkt, 0, 33, 0) // db NUL, charset utf8
+	pkt = append(pkt, "mysql_native_password"...)
+	pkt = append(pkt, 0, 0) // plugin NUL, no connection attributes
+	c.ResetSequence()
+	if err := c.WritePacket(pkt); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p[0] == 0xfe { // auth switch: plugin NUL scramble
+		rest := p[1:]
+		i := bytes.IndexByte(rest, 0)
+		scramble := bytes.TrimRight(rest[i+1:], "\x00")
+		resp := append(make([]byte, 4), mysql.CalcNativePassword(scramble, []byte("readpw"))...)
+		if err := c.WritePacket(resp); err != nil {
+			t.Fatal(err)
+		}
+		if p, err = c.ReadPacket(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p[0] != mysql.OK_HEADER {
+		t.Fatalf("change user: %x", p)
+	}
+	r, err := c.Execute("SELECT CURRENT_USER()")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := r.GetString(0, 0); u != "reader@127.0.0.1" {
+		t.Fatalf("CURRENT_USER() = %q", u)
+	}
+	before := len(srv.Orderer.Entries())
+	_, err = c.Execute("INSERT INTO app.cu VALUES (1)")
+	var me *mysql.MyError
+	if !errorsAs(err, &me) || me.Code != 1142 {
+		t.Fatalf("write as the new user: %v", err)
+	}
+	if len(srv.Orderer.Entries()) != before {
+		t.Fatal("write ordered under the old identity")
+	}
 }
