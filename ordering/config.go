@@ -56,7 +56,8 @@ type Config struct {
 	MaxInflight int
 	// CheckpointInterval is how often the leader appends a checkpoint entry
 	// (divergence detection) when statements were applied since the last one.
-	// Zero disables checkpoints.
+	// The same tick orders a no-op when Raft's own records left the FSM's
+	// applied index behind the commit index. Zero disables both.
 	CheckpointInterval time.Duration
 	// SnapshotThreshold is the number of log records after which Raft takes a
 	// snapshot. Snapshots are not implemented yet: keep it huge.
@@ -83,7 +84,7 @@ func DefaultConfig() Config {
 		SubmitTimeout:      10 * time.Second,
 		OutcomeGrace:       5 * time.Second,
 		MaxBatch:           256,
-		MaxInflight:        4,
+		MaxInflight:        1,
 		CheckpointInterval: time.Second,
 		SnapshotThreshold:  1 << 62,
 		SnapshotInterval:   24 * time.Hour,

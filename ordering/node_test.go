@@ -389,8 +389,18 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// BenchmarkSubmit: 3 nodes, 64 concurrent submitters spread over all nodes
+// (two thirds forwarded), fsync on.
 func BenchmarkSubmit(b *testing.B) {
-	tc := newTestCluster(b, 3, nil)
+	for _, inflight := range []int{1, 4} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			benchmarkSubmit(b, func(_ int, c *Config, _ *fakeApplier) { c.MaxInflight = inflight })
+		})
+	}
+}
+
+func benchmarkSubmit(b *testing.B, mod func(int, *Config, *fakeApplier)) {
+	tc := newTestCluster(b, 3, mod)
 	tc.waitLeader(all(3)...)
 	var next atomic.Int64
 	b.SetParallelism(64 / max(1, runtimeGOMAXPROCS()))
