@@ -99,3 +99,22 @@ func TestUTF8Safe(t *testing.T) {
 		t.Errorf("no-backslash mode: %q", got)
 	}
 }
+
+func TestParseGrant(t *testing.T) {
+	for _, c := range []struct {
+		sql, want string
+		ok        bool
+	}{
+		{"GRANT SELECT, INSERT (a, b), CREATE ROUTINE ON db.* TO u@h", "{[SELECT INSERT CREATE ROUTINE] db  false}", true},
+		{"GRANT ALL PRIVILEGES ON *.* TO u WITH GRANT OPTION", "{[ALL PRIVILEGES]   false}", true},
+		{"GRANT SELECT ON t TO u", "{[SELECT] d t false}", true},
+		{"REVOKE UPDATE ON `x`.`y` FROM u", "{[UPDATE] x y false}", true},
+		{"GRANT EXECUTE ON PROCEDURE db.p TO u", "{[ALTER ROUTINE] db p false}", true},
+		{"GRANT r1 TO u", "{[R1]   true}", true},
+	} {
+		g, ok := parseGrant(c.sql, "d")
+		if got := fmt.Sprint(g); got != c.want || ok != c.ok {
+			t.Errorf("%s: got %s %v, want %s %v", c.sql, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -64,6 +64,9 @@ func setupUsers(dsn string) error {
 		"CREATE USER IF NOT EXISTS 'reader'@'127.0.0.1' IDENTIFIED BY 'readpw'",
 		"CREATE USER IF NOT EXISTS 'ro'@'%' IDENTIFIED BY 'x'",
 		"GRANT SELECT ON app.* TO 'ro'@'%'",
+		"CREATE USER IF NOT EXISTS 'granter'@'127.0.0.1' IDENTIFIED BY 'gpw'",
+		"GRANT SELECT ON app.* TO 'granter'@'127.0.0.1' WITH GRANT OPTION",
+		"GRANT CREATE USER ON *.* TO 'granter'@'127.0.0.1'",
 		"GRANT SELECT ON app.* TO 'reader'@'127.0.0.1'",
 	} {
 		if _, err := db.Exec(q); err != nil {
@@ -292,6 +295,18 @@ func TestPrivileges(t *testing.T) {
 	if n := len(srv.Orderer.Entries()); n != before {
 		t.Fatalf("%d entries ordered for an unprivileged user", n-before)
 	}
+	// A grantor may pass on only what it holds WITH GRANT OPTION.
+	gr := open(t, srv.DSN("granter", "gpw", "app", ""))
+	for _, q := range []string{"GRANT ALL ON *.* TO 'ro'@'%'", "GRANT INSERT ON app.* TO 'ro'@'%'",
+		"GRANT SELECT ON mysql.* TO 'ro'@'%'", "GRANT SELECT ON *.* TO 'ro'@'%'"} {
+		_, err := gr.Exec(q)
+		wantCode(t, err, 1227)
+	}
+	if n := len(srv.Orderer.Entries()); n != before {
+		t.Fatalf("%d escalating grants ordered", n-before)
+	}
+	mustExec(t, gr, "GRANT SELECT ON app.* TO 'ro'@'%'")
+	before++
 	// A privileged account's account statements and DDL are ordered.
 	root := open(t, srv.DSN("root", "", "", ""))
 	mustExec(t, root, "CREATE USER IF NOT EXISTS 'made'@'127.0.0.1' IDENTIFIED BY 'pw'")

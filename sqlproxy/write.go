@@ -197,6 +197,9 @@ func (s *session) checkAccountPrivileges(sql string, grant bool) (*mysql.MyError
 	if len(w) >= 2 && w[0] == "SET" && w[1] == "PASSWORD" && !strings.Contains(strings.ToUpper(sql), " FOR ") {
 		return nil, nil // one's own password
 	}
+	if grant {
+		return s.checkGrant(sql)
+	}
 	g := quoteSimple(s.currentUser)
 	q := "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = " + g +
 		" UNION ALL SELECT CONCAT('DB:', TABLE_SCHEMA, ':', PRIVILEGE_TYPE), IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = " + g
