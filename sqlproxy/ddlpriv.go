@@ -433,3 +433,49 @@ func tableDenied(n privNeed, user, host, tableHost string) *mysql.MyError {
 	}
 	return &mysql.MyError{Code: 1227, State: "42000", Message: "Access denied; you need (at least one of) the " + n.priv + " privilege(s) for this operation"}
 }
+
+// definerOf returns the account of an explicit DEFINER clause in the head
+// of a CREATE/ALTER statement.
+func definerOf(sql string) (user, host string, found bool) {
+	t := tokenize(sql, 64)
+	for i := 0; i+2 < len(t); i++ {
+		if t[i].up() != "DEFINER" || t[i+1].up() != "=" {
+			continue
+		}
+		j := i + 2
+		if t[j].up() == "CURRENT_USER" || t[j].up() == "CURRENT_ROLE" {
+			return "", "", false // classify replaces CURRENT_USER with the client's account
+		}
+		user = t[j].text
+		if j+2 < len(t) && t[j+1].text == "@" && t[j+1].kind == 'p' {
+			host = t[j+2].text
+		} else if j+1 < len(t) && t[j+1].kind == 'w' && strings.HasPrefix(t[j+1].text, "@") {
+			host = t[j+1].text[1:]
+		} else {
+			host = "%"
+		}
+		return user, host, true
+	}
+	return "", "", false
+}
+
+// checkDefiner: naming another account as DEFINER needs SET USER (or
+// SUPER), as in MariaDB; the applier would not check it.
+func (s *session) checkDefiner(sql string) (*mysql.MyError, error) {
+	du, dh, found := definerOf(sql)
+	if !found {
+		return nil, nil
+	}
+	cu, ch := splitAccount(s.currentUser)
+	if du == cu && dh == ch {
+		return nil, nil
+	}
+	for _, p := range []string{"SET USER", "SUPER"} {
+		me, err := s.hasGlobal(p)
+		if err != nil || me == nil {
+			return nil, err
+		}
+	}
+	return &mysql.MyError{Code: mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, State: "42000",
+		Message: "Access denied; you need (at least one of) the SUPER, SET USER privilege(s) for this operation"}, nil
+}

@@ -118,3 +118,18 @@ func TestParseGrant(t *testing.T) {
 		}
 	}
 }
+
+func TestDefinerOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"CREATE DEFINER=`a`@`b` VIEW v AS SELECT 1":          "a@b true",
+		"CREATE DEFINER = 'a'@'%' PROCEDURE p() SELECT 1":    "a@% true",
+		"CREATE DEFINER=a@localhost TRIGGER t BEFORE INSERT": "a@localhost true",
+		"CREATE DEFINER=CURRENT_USER VIEW v AS SELECT 1":     "@ false",
+		"CREATE VIEW v AS SELECT 1":                          "@ false",
+	} {
+		u, h, ok := definerOf(in)
+		if got := fmt.Sprintf("%s@%s %v", u, h, ok); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+}

@@ -295,6 +295,14 @@ func TestPrivileges(t *testing.T) {
 	if n := len(srv.Orderer.Entries()); n != before {
 		t.Fatalf("%d entries ordered for an unprivileged user", n-before)
 	}
+	// DEFINER naming another account needs SET USER, as in MariaDB.
+	_, err = admin.Exec("CREATE DEFINER=`root`@`127.0.0.1` SQL SECURITY DEFINER VIEW app.v_root AS SELECT 1")
+	wantCode(t, err, 1227)
+	_, err = admin.Exec("CREATE DEFINER='root'@'127.0.0.1' PROCEDURE app.p_root() SELECT 1")
+	wantCode(t, err, 1227)
+	if n := len(srv.Orderer.Entries()); n != before {
+		t.Fatalf("%d definer escalations ordered", n-before)
+	}
 	// A grantor may pass on only what it holds WITH GRANT OPTION.
 	gr := open(t, srv.DSN("granter", "gpw", "app", ""))
 	for _, q := range []string{"GRANT ALL ON *.* TO 'ro'@'%'", "GRANT INSERT ON app.* TO 'ro'@'%'",

@@ -167,6 +167,9 @@ func (s *session) checkPrivileges(sql string, ddl bool) (*mysql.MyError, error) 
 		return s.checkAccountPrivileges(sql, grant)
 	}
 	if ddl {
+		if me, err := s.checkDefiner(sql); me != nil || err != nil {
+			return me, err
+		}
 		if me, err := s.checkDDLPrivileges(sql); me != nil || err != nil {
 			return me, err
 		}
