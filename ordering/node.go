@@ -581,3 +581,18 @@ func (w *waiters) deliver(id command.EntryID, d delivery) {
 		}
 	}
 }
+
+// LeaderID returns the id of the leader this node currently knows, or "".
+// Cheaper than Status (no round trip through Raft's main loop): the SQL
+// proxy's admission check calls it for every statement.
+func (n *Node) LeaderID() string {
+	if n.closed.Load() {
+		return ""
+	}
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// Divergence reports whether this node's outcome hash differs from the
+// majority's, with a detail for operators.
+func (n *Node) Divergence() (bool, string) { return n.fsm.divergence() }

@@ -141,8 +141,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 type quorumView struct{ n *ordering.Node }
 
 func (q quorumView) QuorumView() quorum.View {
-	st := q.n.Status()
-	return quorum.View{LeaderID: st.LeaderID, Diverged: st.Diverged, DivergedDetail: st.DivergedDetail}
+	diverged, detail := q.n.Divergence()
+	return quorum.View{LeaderID: q.n.LeaderID(), Diverged: diverged, DivergedDetail: detail}
 }
 
 // statusSource adapts ordering and quorum state to the admin API.
