@@ -300,7 +300,29 @@ func ddlNeeds(sql, defaultDB string) (needs []privNeed, prepared, ok bool) {
 				return nil, true, true
 			}
 			ifExists()
-			return needs, false, names("ALTER")
+			if !names("ALTER") {
+				return nil, false, false
+			}
+			// ALTER TABLE ... RENAME [TO|AS] x also needs what RENAME TABLE needs.
+			src := needs[len(needs)-1]
+			for i < len(t) {
+				if !skip("RENAME") {
+					i++
+					continue
+				}
+				if peek(0) == "COLUMN" || peek(0) == "INDEX" || peek(0) == "KEY" || peek(0) == "CONSTRAINT" {
+					continue
+				}
+				if !skip("TO") {
+					skip("AS")
+				}
+				db, tbl, good := name()
+				if !good {
+					return nil, false, false
+				}
+				needs = append(needs, privNeed{"DROP", src.db, src.table}, privNeed{"CREATE", db, tbl}, privNeed{"INSERT", db, tbl})
+			}
+			return needs, false, true
 		case "VIEW", "SEQUENCE":
 			obj := peek(0)
 			i++

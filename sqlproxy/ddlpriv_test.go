@@ -17,6 +17,8 @@ func TestDDLNeeds(t *testing.T) {
 		{"TRUNCATE t", "[{DROP d t}]", false, true},
 		{"ALTER TABLE db.t ADD c INT", "[{ALTER db t}]", false, true},
 		{"ALTER ONLINE IGNORE TABLE t ENGINE=InnoDB", "[{ALTER d t}]", false, true},
+		{"ALTER TABLE t ADD c INT, RENAME TO o.t2", "[{ALTER d t} {DROP d t} {CREATE o t2} {INSERT o t2}]", false, true},
+		{"ALTER TABLE t RENAME COLUMN a TO b", "[{ALTER d t}]", false, true},
 		{"RENAME TABLE a TO b, x.c TO y.d", "[{ALTER d a} {DROP d a} {CREATE d b} {INSERT d b} {ALTER x c} {DROP x c} {CREATE y d} {INSERT y d}]", false, true},
 		{"CREATE DATABASE IF NOT EXISTS z", "[{CREATE z }]", false, true},
 		{"DROP SCHEMA z", "[{DROP z }]", false, true},
