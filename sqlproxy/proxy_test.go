@@ -77,7 +77,9 @@ func setupUsers(dsn string) error {
 }
 
 // newProxy starts a proxy over the shared backend and a fresh database.
-func newProxy(t *testing.T) (*sqlproxytest.Server, string) {
+func newProxy(t *testing.T) (*sqlproxytest.Server, string) { return newProxyB(t) }
+
+func newProxyB(t testing.TB) (*sqlproxytest.Server, string) {
 	t.Helper()
 	srv := sqlproxytest.NewServer(t, sqlproxytest.WithBackend(backend))
 	name := "t_" + strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name()))
@@ -94,7 +96,9 @@ func newProxy(t *testing.T) (*sqlproxytest.Server, string) {
 	return srv, name
 }
 
-func open(t *testing.T, dsn string) *sql.DB {
+func open(t *testing.T, dsn string) *sql.DB { return openB(t, dsn) }
+
+func openB(t testing.TB, dsn string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
