@@ -21,9 +21,10 @@ import (
 // TestMariaDBCLI: the mariadb command-line client through a node, batch
 // (--table, --force) and interactive (on a pseudo-terminal).
 func TestMariaDBCLI(t *testing.T) {
+	e2e.SkipIfNoMariaDB(t)
 	cli, err := exec.LookPath("mariadb")
 	if err != nil {
-		t.Skip("the mariadb client is not installed (Debian: apt-get install mariadb-client)")
+		t.Fatal("the mariadb client is not installed (Debian: apt-get install mariadb-client; scripts/deps.sh does it)")
 	}
 	c := e2e.NewCluster(t, e2e.WithNodes(3))
 	db := c.Nodes[0].Open(t, "")
@@ -73,7 +74,7 @@ SELECT COUNT(*) AS total FROM people;
 	t.Run("interactive", func(t *testing.T) {
 		script, err := exec.LookPath("script")
 		if err != nil {
-			t.Skip("script(1) not installed; no pseudo-terminal for the interactive client")
+			t.Fatal("script(1) is not installed (Debian: bsdutils): it gives the interactive client a pseudo-terminal")
 		}
 		// script runs the client on a pty, so it runs interactively (prompt,
 		// readline, table output, USE with table-name completion).
