@@ -110,14 +110,14 @@ func TestGateAndOrdererErrors(t *testing.T) {
 		{command.ErrShuttingDown, 1053},
 		{context.DeadlineExceeded, 1180},
 	} {
-		srv.Orderer.Fail = c.err
+		srv.Orderer.SetFail(c.err)
 		_, err := db.Exec("INSERT INTO app.g VALUES (2)")
 		me := wantCode(t, err, c.code)
 		if !strings.HasPrefix(me.Message, "Lockstep: ") {
 			t.Errorf("%v: message %q", c.err, me.Message)
 		}
 	}
-	srv.Orderer.Fail = nil
+	srv.Orderer.SetFail(nil)
 	mustExec(t, db, "INSERT INTO app.g VALUES (3) ON DUPLICATE KEY UPDATE id = id")
 }
 

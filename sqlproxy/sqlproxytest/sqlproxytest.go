@@ -165,8 +165,14 @@ type Applier struct {
 	mu   sync.Mutex
 	conn *sql.Conn
 	log  []*command.Entry
-	// Fail, when set, is returned by Submit instead of applying.
-	Fail error
+	fail error
+}
+
+// SetFail makes Submit return err instead of applying (nil: apply again).
+func (a *Applier) SetFail(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fail = err
 }
 
 var _ sqlproxy.Orderer = (*Applier)(nil)
@@ -201,8 +207,8 @@ func (a *Applier) Entries() []*command.Entry {
 func (a *Applier) Submit(ctx context.Context, e *command.Entry) ([]command.Result, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.Fail != nil {
-		return nil, a.Fail
+	if a.fail != nil {
+		return nil, a.fail
 	}
 	// Round-trip through the log encoding, as the real path does.
 	b, err := command.Encode([]*command.Entry{e})
