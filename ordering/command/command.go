@@ -5,7 +5,8 @@
 package command
 
 import (
-	"encoding/json"
+	"bytes"
+	"encoding/gob"
 	"errors"
 	"fmt"
 )
@@ -166,13 +167,17 @@ var (
 	ErrTooLarge = errors.New("entry too large")
 )
 
-// Encode serialises a batch of entries as one log record.
+// Encode serialises a batch of entries as one log record. The format is
+// gob, which carries strings as raw bytes: statement text may hold bytes that
+// are not valid UTF-8 (binary string literals), and must reach every node
+// byte for byte.
 func Encode(entries []*Entry) ([]byte, error) {
-	b, err := json.Marshal(entries)
-	if err != nil {
-		return nil, err
+	var buf bytes.Buffer
+	buf.WriteByte(formatVersion)
+	if err := gob.NewEncoder(&buf).Encode(entries); err != nil {
+		return nil, fmt.Errorf("command: encode: %w", err)
 	}
-	return append([]byte{formatVersion}, b...), nil
+	return buf.Bytes(), nil
 }
 
 // Decode reverses Encode.
@@ -181,10 +186,10 @@ func Decode(b []byte) ([]*Entry, error) {
 		return nil, fmt.Errorf("command: unknown log record format")
 	}
 	var entries []*Entry
-	if err := json.Unmarshal(b[1:], &entries); err != nil {
+	if err := gob.NewDecoder(bytes.NewReader(b[1:])).Decode(&entries); err != nil {
 		return nil, fmt.Errorf("command: decode: %w", err)
 	}
 	return entries, nil
 }
 
-const formatVersion = 1
+const formatVersion = 2
