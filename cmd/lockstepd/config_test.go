@@ -32,23 +32,29 @@ func parse(t *testing.T, args []string, env map[string]string, file string) (Con
 }
 
 func TestConfigPrecedenceAndValidation(t *testing.T) {
-	cfg, err := parse(t, []string{"--node-id", "n1", "--raft-addr", "127.0.0.1:9001"},
-		map[string]string{"LOCKSTEP_ADMIN_TOKEN": "tok", "LOCKSTEP_NODE_ID": "ignored"},
-		`{"peers": "n1=127.0.0.1:9001,n2=127.0.0.1:9002", "node-id": "also-ignored", "submit-timeout": "3s"}`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.NodeID != "n1" || cfg.AdminToken != "tok" || cfg.SubmitTimeout.String() != "3s" {
-		t.Fatalf("precedence wrong: %+v", cfg)
-	}
-	_, err = parse(t, []string{"--node-id", "n3", "--peers", "n1=127.0.0.1:1,n1=127.0.0.1:2"}, nil, "")
-	for _, want := range []string{"--admin-token is required", "appears twice"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Fatalf("want %q in %v", want, err)
+	t.Run("precedence", func(t *testing.T) {
+		cfg, err := parse(t, []string{"--node-id", "n1", "--raft-addr", "127.0.0.1:9001"},
+			map[string]string{"LOCKSTEP_ADMIN_TOKEN": "tok", "LOCKSTEP_NODE_ID": "ignored"},
+			`{"peers": "n1=127.0.0.1:9001,n2=127.0.0.1:9002", "node-id": "also-ignored", "submit-timeout": "3s"}`)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	_, err = parse(t, nil, nil, `{"nope": 1}`)
-	if err == nil || !strings.Contains(err.Error(), `unknown key "nope"`) {
-		t.Fatalf("unknown key: %v", err)
-	}
+		if cfg.NodeID != "n1" || cfg.AdminToken != "tok" || cfg.SubmitTimeout.String() != "3s" {
+			t.Fatalf("precedence wrong: %+v", cfg)
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		_, err := parse(t, []string{"--node-id", "n3", "--peers", "n1=127.0.0.1:1,n1=127.0.0.1:2"}, nil, "")
+		for _, want := range []string{"--admin-token is required", "appears twice"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("want %q in %v", want, err)
+			}
+		}
+	})
+	t.Run("unknown key", func(t *testing.T) {
+		_, err := parse(t, nil, nil, `{"nope": 1}`)
+		if err == nil || !strings.Contains(err.Error(), `unknown key "nope"`) {
+			t.Fatalf("unknown key: %v", err)
+		}
+	})
 }

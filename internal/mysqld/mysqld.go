@@ -171,6 +171,9 @@ func (s *Server) Args(bin string) []string {
 		"--socket=" + s.Socket(),
 		"--pid-file=" + filepath.Join(d, "mariadbd.pid"),
 		"--log-error=" + filepath.Join(d, "error.log"),
+		// A private tmpdir: internal temporary tables must not share /tmp
+		// with whatever else cleans it.
+		"--tmpdir=" + filepath.Join(d, "tmp"),
 		"--port=" + strconv.Itoa(s.opts.Port),
 		"--bind-address=127.0.0.1",
 		"--user=root",
@@ -191,6 +194,9 @@ func (s *Server) Args(bin string) []string {
 }
 
 func (s *Server) start(ctx context.Context, bin string) error {
+	if err := os.MkdirAll(filepath.Join(s.opts.Dir, "tmp"), 0o755); err != nil {
+		return err
+	}
 	argv := s.Args(bin)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
