@@ -167,7 +167,7 @@ func benchGalera(ctx context.Context, o options, dir string, rep *report) error 
 	defer func() {
 		logf("Galera: stopping the cluster")
 		for i := len(nodes) - 1; i >= 0; i-- {
-			nodes[i].p.stop(60 * time.Second)
+			nodes[i].p.stop(stopWait(ctx, 60*time.Second, 5*time.Second))
 		}
 	}()
 

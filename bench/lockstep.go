@@ -96,7 +96,7 @@ func benchLockstep(ctx context.Context, o options, dir string, rep *report) erro
 	}
 	defer func() {
 		logf("Lockstep: stopping the cluster")
-		demo.stop(90 * time.Second)
+		demo.stop(stopWait(ctx, 90*time.Second, 20*time.Second))
 		for _, n := range info.Nodes {
 			for _, pid := range []int{n.PID, n.BackendPID} {
 				if pidAlive(pid) {

@@ -205,6 +205,15 @@ func (p *proc) running() bool {
 	}
 }
 
+// stopWait is how long stop waits for a clean exit: short once the user
+// interrupted the benchmark.
+func stopWait(ctx context.Context, normal, interrupted time.Duration) time.Duration {
+	if ctx.Err() != nil {
+		return interrupted
+	}
+	return normal
+}
+
 // stop sends SIGTERM and, after wait, SIGKILL.
 func (p *proc) stop(wait time.Duration) {
 	if p == nil || !p.running() {
@@ -215,6 +224,9 @@ func (p *proc) stop(wait time.Duration) {
 	case <-p.done:
 	case <-time.After(wait):
 		logf("%s (pid %d) did not stop within %s; killing it", p.name, p.cmd.Process.Pid, wait)
+		// Its own process group (Setpgid): this also ends helpers it
+		// started, such as the rsync daemon of a Galera state transfer.
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		p.cmd.Process.Kill()
 		<-p.done
 	}
