@@ -208,3 +208,55 @@ func TestFollowerKill9DuringDDL(t *testing.T) {
 	t.Logf("%d tables created, altered and filled; %s was killed in the middle", acked, victim.ID)
 	c.AssertIdentical(t)
 }
+
+// TestMinorityRefusesWrites: with two of three lockstepd processes killed,
+// the survivor has no quorum: it must not acknowledge a write (it answers
+// with an error within the submit timeout). Once the others are back,
+// writes succeed again and every backend holds the same data.
+func TestMinorityRefusesWrites(t *testing.T) {
+	c := e2e.NewCluster(t, e2e.WithNodes(3))
+	db := c.Nodes[0].Open(t, "")
+	mustExec(t, db, "CREATE DATABASE mq")
+	mustExec(t, db, "CREATE TABLE mq.t (id INT AUTO_INCREMENT PRIMARY KEY, phase VARCHAR(10))")
+	mustExec(t, db, "INSERT INTO mq.t (phase) VALUES ('before')")
+	survivor := c.Nodes[0]
+	for _, n := range c.Nodes[1:] {
+		n.Kill()
+	}
+	// Wait until the survivor knows it has no leader (or is fenced).
+	e2e.Eventually(t, 30*time.Second, "survivor notices it is alone", func() error {
+		st, err := survivor.Status()
+		if err != nil {
+			return err
+		}
+		if st.Leader != "" && st.State == "serving" {
+			return fmt.Errorf("still serving with leader %q", st.Leader)
+		}
+		t.Logf("survivor: role %s, leader %q, state %s", st.Role, st.Leader, st.State)
+		return nil
+	})
+	minority := survivor.Open(t, "mq?timeout=5s&readTimeout=30s&writeTimeout=30s")
+	for i := range 3 {
+		start := time.Now()
+		_, err := minority.Exec("INSERT INTO t (phase) VALUES ('minority')")
+		if err == nil {
+			t.Fatalf("attempt %d: a write was acknowledged by a node without quorum", i)
+		}
+		t.Logf("attempt %d: refused after %s: %v", i, time.Since(start).Round(time.Millisecond), err)
+	}
+	for _, n := range c.Nodes[1:] {
+		n.Restart()
+	}
+	c.WaitForLeader()
+	e2e.Eventually(t, 60*time.Second, "writes succeed after quorum is back", func() error {
+		_, err := db.Exec("INSERT INTO mq.t (phase) VALUES ('after')")
+		return err
+	})
+	c.WaitConverged()
+	for _, n := range c.Nodes {
+		if got := queryInt(t, n.BackendDB(), "SELECT COUNT(*) FROM mq.t WHERE phase = 'minority'"); got != 0 {
+			t.Errorf("%s: %d rows written while the cluster had no quorum", n.ID, got)
+		}
+	}
+	c.AssertIdentical(t)
+}
