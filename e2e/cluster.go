@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -79,6 +80,8 @@ type Node struct {
 	LogPath   string
 	argv      []string
 
+	backendPort int
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -141,13 +144,27 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func freeAddr(t testing.TB) string {
+// freePorts returns n distinct free ports: it holds every listener open
+// until all are chosen, so no two of them (SQL, admin, Raft and MariaDB
+// ports of all nodes) can collide.
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	p, err := mysqld.FreePort()
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var out []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", p)
+	return out
 }
 
 // NewCluster starts the backends, creates the app user on each of them
@@ -166,9 +183,12 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	defer cancel()
 
 	var peers []string
+	ports := freePorts(t, 4*cfg.nodes)
+	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
 	for i := 1; i <= cfg.nodes; i++ {
+		p := ports[4*(i-1):]
 		n := &Node{c: c, ID: fmt.Sprintf("n%d", i), Dir: t.TempDir(),
-			SQLAddr: freeAddr(t), AdminAddr: freeAddr(t), RaftAddr: freeAddr(t)}
+			SQLAddr: addr(p[0]), AdminAddr: addr(p[1]), RaftAddr: addr(p[2]), backendPort: p[3]}
 		n.LogPath = filepath.Join(n.Dir, "lockstepd.log")
 		c.Nodes = append(c.Nodes, n)
 		peers = append(peers, n.ID+"="+n.RaftAddr)
@@ -183,7 +203,7 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := mysqld.Start(ctx, mysqld.Options{Dir: filepath.Join(n.Dir, "mariadb"), Args: cfg.backendArgs})
+			b, err := mysqld.Start(ctx, mysqld.Options{Dir: filepath.Join(n.Dir, "mariadb"), Port: n.backendPort, Args: cfg.backendArgs})
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: start mariadbd: %w", n.ID, err)
 				return
