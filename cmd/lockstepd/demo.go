@@ -177,7 +177,15 @@ func runDemo(ctx context.Context, n int, dir string, asJSON bool) (err error) {
 		if err := createAppUser(ctx, b.RootDSN(), st.User, st.Password); err != nil {
 			return fmt.Errorf("%s: create user %s: %w", nd.ID, st.User, err)
 		}
+		// The token goes in a private config file, not argv (ps shows argv),
+		// so that argv alone restarts the node.
+		cfgPath := filepath.Join(dir, nd.ID, "lockstepd.json")
+		cfgJSON, _ := json.Marshal(map[string]string{"admin-token": st.AdminToken})
+		if err := os.WriteFile(cfgPath, cfgJSON, 0o600); err != nil {
+			return err
+		}
 		argv := []string{self,
+			"--config", cfgPath,
 			"--node-id", nd.ID,
 			"--data-dir", filepath.Join(dir, nd.ID, "raft"),
 			"--raft-addr", nd.Raft,
@@ -192,8 +200,6 @@ func runDemo(ctx context.Context, n int, dir string, asJSON bool) (err error) {
 			return err
 		}
 		p := exec.Command(argv[0], argv[1:]...)
-		// The token goes through the environment, not argv, so ps does not show it.
-		p.Env = append(os.Environ(), "LOCKSTEP_ADMIN_TOKEN="+st.AdminToken)
 		p.Stdout, p.Stderr = logf, logf
 		p.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := p.Start(); err != nil {
