@@ -48,6 +48,13 @@ type Config struct {
 	FenceGrace time.Duration
 	// SubmitTimeout bounds how long a write waits to be ordered and applied.
 	SubmitTimeout time.Duration
+	// CommitTimeout is the longest an idle leader waits before telling
+	// followers the new commit index; a write through a follower waits for
+	// that before the follower can apply it.
+	CommitTimeout time.Duration
+	// MaxInflight is how many batched log records the leader keeps in Raft at
+	// once (pipelining appends against the local apply).
+	MaxInflight int
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 }
@@ -63,6 +70,8 @@ func DefaultConfig() Config {
 		ElectionTimeout: 500 * time.Millisecond,
 		FenceGrace:      2 * time.Second,
 		SubmitTimeout:   10 * time.Second,
+		CommitTimeout:   10 * time.Millisecond,
+		MaxInflight:     1,
 		LogLevel:        "info",
 	}
 }
@@ -81,6 +90,8 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "Raft heartbeat/election timeout")
 	fs.DurationVar(&c.FenceGrace, "fence-grace", c.FenceGrace, "how long to keep serving without a known leader")
 	fs.DurationVar(&c.SubmitTimeout, "submit-timeout", c.SubmitTimeout, "how long a write may wait to be ordered and applied")
+	fs.DurationVar(&c.CommitTimeout, "commit-timeout", c.CommitTimeout, "longest an idle leader waits to tell followers the commit index")
+	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "batched log records the leader keeps in Raft at once")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 }
 
@@ -198,6 +209,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ElectionTimeout < 50*time.Millisecond {
 		errs = append(errs, errors.New("--election-timeout must be at least 50ms"))
+	}
+	if c.CommitTimeout < time.Millisecond {
+		errs = append(errs, errors.New("--commit-timeout must be at least 1ms"))
+	}
+	if c.MaxInflight < 1 {
+		errs = append(errs, errors.New("--max-inflight must be at least 1"))
 	}
 	if c.SubmitTimeout <= 0 {
 		errs = append(errs, errors.New("--submit-timeout must be positive"))

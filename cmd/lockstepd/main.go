@@ -94,6 +94,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ocfg.ElectionTimeout = cfg.ElectionTimeout
 	ocfg.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
 	ocfg.SubmitTimeout = cfg.SubmitTimeout
+	ocfg.CommitTimeout = cfg.CommitTimeout
+	ocfg.MaxInflight = cfg.MaxInflight
 	node, err := ordering.New(ocfg, db, log)
 	if err != nil {
 		return fmt.Errorf("ordering: %w", err)
