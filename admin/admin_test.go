@@ -38,6 +38,9 @@ func TestAuthAndReady(t *testing.T) {
 	if ok, err := c.Ready(ctx); err != nil || ok {
 		t.Fatalf("ready while catching up: ok=%v err=%v", ok, err)
 	}
+	if resp, err := http.Get("http://" + s.Addr() + "/debug/pprof/"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("pprof without a token: want 401, got %v %v", resp, err)
+	}
 	resp, err := http.Get("http://" + s.Addr() + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", resp, err)
