@@ -417,3 +417,16 @@ func benchmarkSubmit(b *testing.B, mod func(int, *Config, *fakeApplier)) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
+
+// BenchmarkSubmitSerial is one submitter on the leader: the ordering layer's
+// share of a single client's write latency (fsync on, fake applier).
+func BenchmarkSubmitSerial(b *testing.B) {
+	tc := newTestCluster(b, 3, nil)
+	l := tc.waitLeader(all(3)...)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tc.nodes[l].Submit(context.Background(), stmtEntry("INSERT INTO t VALUES (1)")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
