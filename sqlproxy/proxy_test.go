@@ -202,6 +202,22 @@ func TestReadsAndWrites(t *testing.T) {
 	if err := conn.QueryRowContext(context.Background(), "SELECT LAST_INSERT_ID()").Scan(&lid); err != nil || lid != id {
 		t.Fatalf("LAST_INSERT_ID() = %d (want %d), %v", lid, id, err)
 	}
+	// Consecutive writes see each other's LAST_INSERT_ID() with no read in
+	// between (the proxy tracks it and tells the backend lazily), and a read
+	// that sets LAST_INSERT_ID(expr) is honoured by the next write.
+	r = mustExec(t, conn, "INSERT INTO t (v, n) VALUES ('e', 0)")
+	idE, _ := r.LastInsertId()
+	mustExec(t, conn, "INSERT INTO t (v, n) VALUES ('f', LAST_INSERT_ID())")
+	if err := conn.QueryRowContext(context.Background(), "SELECT n FROM t WHERE v = 'f'").Scan(&lid); err != nil || lid != idE {
+		t.Fatalf("write after write: LAST_INSERT_ID() = %d (want %d), %v", lid, idE, err)
+	}
+	if err := conn.QueryRowContext(context.Background(), "SELECT LAST_INSERT_ID(77)").Scan(&lid); err != nil || lid != 77 {
+		t.Fatalf("SELECT LAST_INSERT_ID(77) = %d, %v", lid, err)
+	}
+	mustExec(t, conn, "INSERT INTO t (v, n) VALUES ('g', LAST_INSERT_ID())")
+	if err := conn.QueryRowContext(context.Background(), "SELECT n FROM t WHERE v = 'g'").Scan(&lid); err != nil || lid != 77 {
+		t.Fatalf("write after LAST_INSERT_ID(77): n = %d, %v", lid, err)
+	}
 	// User variables travel with the write.
 	mustExec(t, conn, "SET @x = 'from-var', @y = 41")
 	mustExec(t, conn, "INSERT INTO t (v, n) VALUES (@x, @y + 1)")

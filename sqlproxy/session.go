@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -40,9 +41,17 @@ type session struct {
 	clientHost  string // host part of USER(): what MariaDB names in access errors
 
 	ctxDirty bool
-	ctxDB    string
-	ctxVars  map[string]string // name -> SQL literal
-	ctxRaw   map[string]string // name -> raw value
+	// lastID is the session's LAST_INSERT_ID() as the proxy knows it after
+	// its own writes (lastIDKnown). lastIDPending means the backend session
+	// has not been told yet: it is told lazily, before the next client
+	// command reaches the backend, so a stream of writes costs no round trip
+	// for it.
+	lastID        uint64
+	lastIDKnown   bool
+	lastIDPending bool
+	ctxDB         string
+	ctxVars       map[string]string // name -> SQL literal
+	ctxRaw        map[string]string // name -> raw value
 
 	// diagnostics of the last statement when the proxy answered it itself
 	// (writes, refusals); nil when the backend owns them.
@@ -248,6 +257,7 @@ func (s *session) resetState() {
 	s.ctxDirty = true
 	s.diag = nil
 	s.linearizable = false
+	s.lastIDKnown, s.lastIDPending = false, false
 }
 
 // admit consults the gate.
@@ -260,6 +270,17 @@ func (s *session) admit(write bool) error {
 
 // sendBackend sends one command packet to the backend.
 func (s *session) sendBackend(p []byte) error {
+	if s.lastIDPending {
+		s.lastIDPending = false
+		if err := s.exec("SELECT LAST_INSERT_ID(" + strconv.FormatUint(s.lastID, 10) + ")"); err != nil {
+			if _, ok := stmtError(err); !ok {
+				return err
+			}
+		}
+	}
+	// Any client command may change LAST_INSERT_ID() (LAST_INSERT_ID(expr),
+	// a reset connection): the next write asks the backend again.
+	s.lastIDKnown = false
 	s.be.seq = 0
 	if err := s.be.writePacket(p); err != nil {
 		return err

@@ -307,7 +307,17 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 	} else if me != nil {
 		return false, s.writeErr(me)
 	}
-	lastID, uv, err := s.fetchSessionValues(st.userVars)
+	var lastID uint64
+	var uv map[string]string
+	var err error
+	if s.lastIDKnown {
+		lastID = s.lastID
+		if len(st.userVars) > 0 {
+			_, uv, err = s.fetchSessionValues(st.userVars)
+		}
+	} else {
+		lastID, uv, err = s.fetchSessionValues(st.userVars)
+	}
 	if err != nil {
 		if me, ok := stmtError(err); ok {
 			return false, s.writeErr(me)
@@ -344,12 +354,11 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 			Message: "Lockstep: the write was ordered but no result came back"})
 	}
 	r := res[0]
+	// The backend session learns the new LAST_INSERT_ID() lazily
+	// (sendBackend), before the client's next command that reaches it.
+	s.lastID, s.lastIDKnown = lastID, true
 	if r.LastInsertID != 0 {
-		if err := s.exec("SELECT LAST_INSERT_ID(" + strconv.FormatUint(r.LastInsertID, 10) + ")"); err != nil {
-			if _, ok := stmtError(err); !ok {
-				return false, err
-			}
-		}
+		s.lastID, s.lastIDPending = r.LastInsertID, true
 	}
 	if r.Err != nil {
 		err := s.writeErr(&mysql.MyError{Code: r.Err.Code, State: r.Err.State, Message: r.Err.Message})
