@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/lockstepdb/lockstep/admin"
 	"github.com/lockstepdb/lockstep/internal/mysqld"
 )
 
@@ -460,20 +460,8 @@ func (n *Node) BackendDB() *sql.DB {
 	return n.backendDB
 }
 
-// Status is GET /status of the admin API.
-type Status struct {
-	ID             string `json:"id"`
-	Role           string `json:"role"`
-	Leader         string `json:"leader"`
-	Term           uint64 `json:"term"`
-	CommitIndex    uint64 `json:"commit_index"`
-	AppliedIndex   uint64 `json:"applied_index"`
-	OutcomeHash    string `json:"outcome_hash"`
-	HashIndex      uint64 `json:"hash_index"`
-	Diverged       bool   `json:"diverged"`
-	DivergedDetail string `json:"diverged_detail"`
-	State          string `json:"state"`
-}
+// Status is the admin API's GET /status answer.
+type Status = admin.Status
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
 
@@ -494,16 +482,10 @@ func (n *Node) get(path string) (int, []byte, error) {
 
 // Status fetches the node's /status.
 func (n *Node) Status() (Status, error) {
-	var st Status
-	code, b, err := n.get("/status")
+	c := &admin.Client{Endpoint: "http://" + n.AdminAddr, Token: n.c.Token, HTTP: httpClient}
+	st, err := c.Status(context.Background())
 	if err != nil {
-		return st, err
-	}
-	if code != http.StatusOK {
-		return st, fmt.Errorf("%s: GET /status: HTTP %d: %s", n.ID, code, bytes.TrimSpace(b))
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("%s: GET /status: %v: %s", n.ID, err, b)
+		return st, fmt.Errorf("%s: GET /status: %w", n.ID, err)
 	}
 	return st, nil
 }
