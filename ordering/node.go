@@ -244,7 +244,6 @@ func (n *Node) Submit(ctx context.Context, e *command.Entry) ([]command.Result, 
 // the leader's forwarding endpoint, retrying while that is safe.
 func (n *Node) order(ctx context.Context, e *command.Entry) (uint64, error) {
 	backoff := 10 * time.Millisecond
-	var last error
 	for {
 		if n.closed.Load() {
 			return 0, command.ErrShuttingDown
@@ -261,18 +260,9 @@ func (n *Node) order(ctx context.Context, e *command.Entry) (uint64, error) {
 		if err == nil || !errors.Is(err, errNotHanded) {
 			return idx, err
 		}
-		last = err
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return 0, fmt.Errorf("%w (last attempt: %v)", command.ErrNoLeader, last)
-		case <-n.stop:
-			t.Stop()
-			return 0, command.ErrShuttingDown
+		if err := n.waitRetry(ctx, &backoff, err); err != nil {
+			return 0, err
 		}
-		backoff = min(backoff*2, 250*time.Millisecond)
 	}
 }
 
@@ -327,7 +317,6 @@ func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
 // quorum; a follower asks the leader.
 func (n *Node) Barrier(ctx context.Context) (uint64, error) {
 	backoff := 10 * time.Millisecond
-	var last error
 	for {
 		if n.closed.Load() {
 			return 0, command.ErrShuttingDown
@@ -344,18 +333,9 @@ func (n *Node) Barrier(ctx context.Context) (uint64, error) {
 		if err == nil {
 			return idx, nil
 		}
-		last = err
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return 0, fmt.Errorf("%w (last attempt: %v)", command.ErrNoLeader, last)
-		case <-n.stop:
-			t.Stop()
-			return 0, command.ErrShuttingDown
+		if err := n.waitRetry(ctx, &backoff, err); err != nil {
+			return 0, err
 		}
-		backoff = min(backoff*2, 250*time.Millisecond)
 	}
 }
 
@@ -596,3 +576,20 @@ func (n *Node) LeaderID() string {
 // Divergence reports whether this node's outcome hash differs from the
 // majority's, with a detail for operators.
 func (n *Node) Divergence() (bool, string) { return n.fsm.divergence() }
+
+// waitRetry waits *backoff (then doubles it, up to 250ms) before another
+// attempt to reach a leader. It returns ErrNoLeader, naming the last
+// attempt's error, when ctx ends, and ErrShuttingDown when the node closes.
+func (n *Node) waitRetry(ctx context.Context, backoff *time.Duration, last error) error {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return fmt.Errorf("%w (last attempt: %v)", command.ErrNoLeader, last)
+	case <-n.stop:
+		return command.ErrShuttingDown
+	}
+	*backoff = min(*backoff*2, 250*time.Millisecond)
+	return nil
+}
