@@ -234,14 +234,8 @@ func benchGalera(ctx context.Context, o options, dir string, rep *report) error 
 	if err := prepare(ctx, "oltp_insert", ins, 1000); err != nil {
 		return err
 	}
-	for _, th := range o.threads {
-		logf("insert, Galera 3 nodes, %d threads, %s...", th, o.dur)
-		r := runSysbench(ctx, "oltp_insert", ins, th, o.dur, 1000)
-		r.system = "MariaDB Galera (3 nodes)"
-		rep.ins = append(rep.ins, r)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	if err := insertSeries(ctx, o, rep, ins, "MariaDB Galera (3 nodes)"); err != nil {
+		return err
 	}
 	for _, g := range nodes {
 		if state, n, err := wsrepState(ctx, g.rootDSN()); err != nil || state != "Synced" || n != 3 {

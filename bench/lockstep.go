@@ -151,14 +151,5 @@ func benchLockstep(ctx context.Context, o options, dir string, rep *report) erro
 	if err := prepare(ctx, "oltp_insert", ins, 1000); err != nil {
 		return err
 	}
-	for _, th := range o.threads {
-		logf("insert, Lockstep 3 nodes, %d threads, %s...", th, o.dur)
-		r := runSysbench(ctx, "oltp_insert", ins, th, o.dur, 1000)
-		r.system = "Lockstep (3 nodes)"
-		rep.ins = append(rep.ins, r)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-	return nil
+	return insertSeries(ctx, o, rep, ins, "Lockstep (3 nodes)")
 }

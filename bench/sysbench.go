@@ -243,3 +243,19 @@ func pidAlive(pid int) bool {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(f) > 0 && f[0] != "Z"
 }
+
+// insertSeries runs the autocommit-insert workload at every thread count
+// against one cluster. Lockstep and Galera both go through here, so the two
+// columns of the report are the same measurement.
+func insertSeries(ctx context.Context, o options, rep *report, ins target, system string) error {
+	for _, th := range o.threads {
+		logf("insert, %s, %d threads, %s...", system, th, o.dur)
+		r := runSysbench(ctx, "oltp_insert", ins, th, o.dur, 1000)
+		r.system = system
+		rep.ins = append(rep.ins, r)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
