@@ -13,7 +13,8 @@ import (
 //   - Apply is called only from the FSM goroutine, one call at a time, in
 //     strictly increasing index order (gaps are normal: Raft's own records
 //     are not passed on). Each call is one Raft log record.
-//   - entries holds only KindStatements entries, in log order. It may be
+//   - entries holds only entries whose Kind.Applied() is true (statements,
+//     transactions, named locks), in log order. It may be
 //     empty: the record held only control entries (checkpoints, hash reports,
 //     no-ops). An empty call must just record index as applied (cheaply) and
 //     must not change the outcome hash.

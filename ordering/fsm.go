@@ -74,7 +74,7 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	}
 	var stmts []*command.Entry
 	for _, e := range entries {
-		if e.Kind == command.KindStatements {
+		if e.Kind.Applied() {
 			stmts = append(stmts, e)
 		}
 	}
@@ -86,7 +86,7 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	si := 0
 	for _, e := range entries {
 		var res []command.Result
-		if e.Kind == command.KindStatements {
+		if e.Kind.Applied() {
 			if si < len(results) {
 				res = results[si]
 			}

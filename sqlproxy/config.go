@@ -30,6 +30,16 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ReadTimeout bounds a linearizable-read barrier.
 	ReadTimeout time.Duration
+	// MaxTxStatements is the most statements one explicit transaction may
+	// record (reads included) before it is refused with 1197 and rolled
+	// back. Default 10000.
+	MaxTxStatements int
+	// MaxTxBytes is the most statement text one explicit transaction may
+	// record. Default 16 MiB (the ordering layer refuses entries over 64 MiB).
+	MaxTxBytes int
+	// Incarnation identifies this run of the node (named lock owners are
+	// "<node>/<incarnation>/<connection id>"); a random value when empty.
+	Incarnation string
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -43,6 +53,8 @@ func DefaultConfig() Config {
 		HandshakeTimeout: 10 * time.Second,
 		WriteTimeout:     30 * time.Second,
 		ReadTimeout:      10 * time.Second,
+		MaxTxStatements:  10000,
+		MaxTxBytes:       16 << 20,
 	}
 }
 
@@ -59,6 +71,12 @@ func (c *Config) fill() {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.MaxTxStatements <= 0 {
+		c.MaxTxStatements = d.MaxTxStatements
+	}
+	if c.MaxTxBytes <= 0 {
+		c.MaxTxBytes = d.MaxTxBytes
 	}
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = d.ReadTimeout
@@ -107,4 +125,7 @@ type Deps struct {
 	Orderer Orderer // required
 	Gate    Gate    // optional; nil admits everything
 	Reads   Reads   // optional; nil disables linearizable reads
+	// Locks reads the cluster-wide named lock table as this node has
+	// applied it (optional; nil refuses GET_LOCK and friends).
+	Locks NamedLocks
 }

@@ -46,6 +46,9 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	if handled, ok, err := s.sessionSwitch(sql, last); handled {
 		return ok, err
 	}
+	if handled, ok, err := s.namedLock(sql, last); handled {
+		return ok, err
+	}
 	now := time.Now()
 	st := s.srv.cls.classify(sql, s.newPins(now))
 	switch st.class {

@@ -99,6 +99,7 @@ func (s *session) run() {
 	}
 	s.log.Debug("session open", "user", s.currentUser, "backend_conn", s.connID)
 	err := s.loop()
+	s.releaseNamedLocks()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		s.log.Info("session ended", "err", err)
 	}

@@ -59,6 +59,11 @@ func (db *DB) Apply(ctx context.Context, index uint64, entries []*command.Entry)
 	}
 	var flat []flatStmt
 	for i, e := range entries {
+		if e.Kind == command.KindTransaction || e.Kind == command.KindLock {
+			// One unit: the whole transaction or lock operation.
+			flat = append(flat, flatStmt{ent: i, e: e, stmt: &command.Stmt{}})
+			continue
+		}
 		for j := range e.Stmts {
 			flat = append(flat, flatStmt{ent: i, e: e, stmt: &e.Stmts[j]})
 		}
@@ -217,7 +222,16 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 			}
 			inTx = true
 		}
-		res, err := db.runStmt(ctx, f, true)
+		var res command.Result
+		var err error
+		switch f.e.Kind {
+		case command.KindTransaction:
+			res, err = db.applyTx(ctx, f)
+		case command.KindLock:
+			res, err = db.applyLock(ctx, f.e)
+		default:
+			res, err = db.runStmt(ctx, f, true)
+		}
 		if err != nil {
 			rollback()
 			return nil, err

@@ -6,6 +6,8 @@ package command
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -26,7 +28,25 @@ const (
 	KindHashReport Kind = 3
 	// KindNoop changes nothing; used as a barrier.
 	KindNoop Kind = 4
+	// KindTransaction is an explicit transaction: Stmts holds every
+	// statement the client ran inside it at the origin (reads too), in order,
+	// each with the outcome the client saw (Stmt.Expect). The applier runs
+	// them under a savepoint and keeps their effects only if every outcome
+	// equals its Expect; otherwise it rolls them back and the entry's single
+	// Result carries error 1213. Every node decides the same way because it
+	// runs the same statements on the same state.
+	KindTransaction Kind = 5
+	// KindLock is a cluster-wide named lock operation (GET_LOCK and
+	// friends), in Entry.Lock. The lock table lives in each node's metadata
+	// schema and changes only through the log.
+	KindLock Kind = 6
 )
+
+// Applied reports whether entries of kind k are executed by the local
+// database applier (the others are handled by ordering itself).
+func (k Kind) Applied() bool {
+	return k == KindStatements || k == KindTransaction || k == KindLock
+}
 
 func (k Kind) String() string {
 	switch k {
@@ -38,6 +58,10 @@ func (k Kind) String() string {
 		return "hash-report"
 	case KindNoop:
 		return "noop"
+	case KindTransaction:
+		return "transaction"
+	case KindLock:
+		return "lock"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -65,6 +89,8 @@ type Entry struct {
 	Pinned Pinned  `json:"p"`
 	// Report is set on KindHashReport entries.
 	Report *HashReport `json:"r,omitempty"`
+	// Lock is set on KindLock entries.
+	Lock *LockOp `json:"lk,omitempty"`
 }
 
 // Stmt is one statement of an entry, already rewritten for determinism at the
@@ -83,6 +109,91 @@ type Stmt struct {
 	// UsesRand is set when the statement calls RAND() and the seeds must be
 	// pinned.
 	UsesRand bool `json:"ur,omitempty"`
+	// Read marks a statement of a transaction that returns rows; the applier
+	// digests them (RowsDigest) for comparison with Expect.Rows.
+	Read bool `json:"rd,omitempty"`
+	// Expect is, in a KindTransaction entry, what the client saw when the
+	// statement ran at the origin.
+	Expect *Outcome `json:"x,omitempty"`
+}
+
+// Outcome is what a client observed of one statement inside a transaction.
+// The applier's re-execution must observe exactly the same for the
+// transaction to commit.
+type Outcome struct {
+	// ErrCode is the MySQL error code the statement raised (0 for none).
+	// Nothing else is compared for a failed statement.
+	ErrCode uint16 `json:"e,omitempty"`
+	// AffectedRows is compared when CheckAffected is set (the origin session
+	// did not ask for found-rows semantics).
+	AffectedRows  uint64 `json:"a,omitempty"`
+	CheckAffected bool   `json:"ca,omitempty"`
+	LastInsertID  uint64 `json:"l,omitempty"`
+	Warnings      uint16 `json:"w,omitempty"`
+	// Info is the OK packet's info string ("Rows matched: 1  Changed: 1 ...").
+	Info string `json:"i,omitempty"`
+	// Rows digests the rows of a Read statement.
+	Rows RowsDigest `json:"r,omitempty"`
+}
+
+// Equal reports whether two outcomes are the same observation.
+func (o Outcome) Equal(p Outcome) bool {
+	if o.ErrCode != 0 || p.ErrCode != 0 {
+		return o.ErrCode == p.ErrCode
+	}
+	if o.CheckAffected && p.AffectedRows != o.AffectedRows {
+		return false
+	}
+	return o.LastInsertID == p.LastInsertID && o.Warnings == p.Warnings &&
+		o.Info == p.Info && o.Rows == p.Rows
+}
+
+// RowsDigest is an order-insensitive digest of a result set: the number of
+// rows and the lane-wise sum (mod 2^64) of a 128-bit hash of each row's
+// wire bytes. Order-insensitive because two nodes may legitimately return
+// the rows of a query without a total ORDER BY in different orders.
+type RowsDigest struct {
+	N   uint64    `json:"n,omitempty"`
+	Sum [2]uint64 `json:"s,omitempty"`
+}
+
+// Add folds one row (its packet payload, text or binary protocol) in.
+func (d *RowsDigest) Add(row []byte) {
+	h := sha256.Sum256(row)
+	d.N++
+	d.Sum[0] += binary.LittleEndian.Uint64(h[0:8])
+	d.Sum[1] += binary.LittleEndian.Uint64(h[8:16])
+}
+
+// LockOpKind says what a KindLock entry does.
+type LockOpKind uint8
+
+const (
+	// LockAcquire takes Name for Owner (re-entrant: a holder may take it
+	// again). Result.AffectedRows is 1 when granted, 0 when another owner
+	// holds it.
+	LockAcquire LockOpKind = 1
+	// LockRelease releases one hold of Name by Owner. Result.AffectedRows
+	// is 1 when released, 0 when another owner holds it; Result.Info is
+	// "NULL" when nobody holds it.
+	LockRelease LockOpKind = 2
+	// LockReleaseAll releases every lock of Owner; Result.AffectedRows is
+	// the number of holds released.
+	LockReleaseAll LockOpKind = 3
+	// LockReleaseNode releases every lock held by sessions of Node, except
+	// those of incarnation Keep (a node restarted, or left the quorum).
+	LockReleaseNode LockOpKind = 4
+)
+
+// LockOp is a named lock operation.
+type LockOp struct {
+	Op   LockOpKind `json:"o"`
+	Name string     `json:"n,omitempty"`
+	// Owner identifies the holding session cluster-wide:
+	// "<node>/<incarnation>/<connection id>".
+	Owner string `json:"w,omitempty"`
+	Node  string `json:"d,omitempty"`
+	Keep  string `json:"k,omitempty"`
 }
 
 // Context is the session state a statement needs to behave the same on every
