@@ -24,8 +24,18 @@ const (
 type txOp int
 
 const (
-	txRefuse txOp = iota // opens a transaction or similar: refused for now
-	txNoop               // COMMIT/ROLLBACK/autocommit=1/UNLOCK TABLES with nothing open: OK
+	txNone         txOp = iota
+	txBegin             // BEGIN, START TRANSACTION [READ ONLY|READ WRITE|WITH CONSISTENT SNAPSHOT]
+	txCommit            // COMMIT [WORK] [AND [NO] CHAIN] [[NO] RELEASE]
+	txRollback          // ROLLBACK [WORK] ...
+	txSavepoint         // SAVEPOINT name
+	txRelease           // RELEASE SAVEPOINT name
+	txRollbackTo        // ROLLBACK [WORK] TO [SAVEPOINT] name
+	txAutocommit0       // SET autocommit=0
+	txAutocommit1       // SET autocommit=1
+	txXA                // XA ...: refused
+	txLockTables        // LOCK TABLES: refused
+	txUnlockTables      // UNLOCK TABLES: nothing to unlock
 )
 
 // stmt is one classified statement (the proxy's view of classify.Statement).
@@ -39,6 +49,10 @@ type stmt struct {
 	db          string
 	tx          txOp
 	err         *mysql.MyError
+	// replay: inside a transaction, this Read/Session statement is recorded
+	// and re-executed at commit (see classify.Statement.TxReplay).
+	replay  bool
+	sysVars []string // session system variables a SET assigns
 }
 
 // pins are the values pinned once at the origin for rewriting.
@@ -48,6 +62,7 @@ type pins struct {
 	uuidShort    func() uint64
 	connectionID uint64
 	currentUser  string
+	inTx         bool // classify for a statement inside a transaction
 }
 
 // classifier splits and classifies statements. The default adapts package

@@ -32,10 +32,10 @@ func (defaultClassifier) classify(sql string, p pins) (st stmt) {
 	}()
 	c := classify.Classify(sql, classify.Pins{
 		Now: p.now, UUID: p.uuid, UUIDShort: p.uuidShort,
-		ConnectionID: p.connectionID, CurrentUser: p.currentUser,
+		ConnectionID: p.connectionID, CurrentUser: p.currentUser, InTx: p.inTx,
 	})
 	st = stmt{sql: c.SQL, kind: c.Kind, userVars: c.UserVars, usesRand: c.UsesRand,
-		insertTable: c.InsertTable, db: c.DB, err: c.Err}
+		insertTable: c.InsertTable, db: c.DB, err: c.Err, replay: c.TxReplay, sysVars: c.SysVars}
 	switch c.Class {
 	case classify.Read:
 		st.class = classRead
@@ -49,12 +49,7 @@ func (defaultClassifier) classify(sql string, p pins) (st stmt) {
 		st.class = classLocal
 	case classify.TxControl:
 		st.class = classTx
-		switch c.Tx {
-		case classify.Commit, classify.Rollback, classify.SetAutocommit1, classify.UnlockTables, classify.TxNone:
-			st.tx = txNoop
-		default:
-			st.tx = txRefuse
-		}
+		st.tx = txOps[c.Tx]
 	default:
 		st.class = classRefused
 	}
@@ -62,4 +57,12 @@ func (defaultClassifier) classify(sql string, p pins) (st stmt) {
 		st.sql = sql
 	}
 	return st
+}
+
+var txOps = map[classify.TxOp]txOp{
+	classify.TxNone: txNone, classify.Begin: txBegin, classify.Commit: txCommit,
+	classify.Rollback: txRollback, classify.Savepoint: txSavepoint, classify.Release: txRelease,
+	classify.RollbackTo: txRollbackTo, classify.SetAutocommit0: txAutocommit0,
+	classify.SetAutocommit1: txAutocommit1, classify.XA: txXA, classify.LockTables: txLockTables,
+	classify.UnlockTables: txUnlockTables,
 }

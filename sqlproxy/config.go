@@ -128,4 +128,7 @@ type Deps struct {
 	// Locks reads the cluster-wide named lock table as this node has
 	// applied it (optional; nil refuses GET_LOCK and friends).
 	Locks NamedLocks
+	// AutoInc lets transactions pin insert ids as the applier will
+	// (optional; see AutoIncs).
+	AutoInc AutoIncs
 }

@@ -3,6 +3,7 @@ package sqlproxy
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -30,13 +31,6 @@ var errorTable = []struct {
 
 // Errors the proxy itself raises.
 var (
-	errTxNotSupported = func(kind string) *mysql.MyError {
-		if kind == "" {
-			kind = "this statement"
-		}
-		return &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-			Message: "Lockstep: " + kind + " is not supported yet: explicit transactions (BEGIN, START TRANSACTION, SET autocommit=0, SAVEPOINT, XA, LOCK TABLES) arrive in a later release; use autocommit statements"}
-	}
 	errAccountPriv = &mysql.MyError{Code: mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, State: "42000",
 		Message: "Access denied; you need (at least one of) the CREATE USER privilege(s) for this operation"}
 	errGrantPriv = &mysql.MyError{Code: mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, State: "42000",
@@ -45,6 +39,23 @@ var (
 		Message: "You have an error in your SQL syntax: this connection did not enable multi-statements (CLIENT_MULTI_STATEMENTS) but the query holds several statements"}
 	errNoLinearizable = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
 		Message: "Lockstep: linearizable reads are not available on this node (no read barrier configured)"}
+	// errConflict is InnoDB's deadlock error, which drivers, ORMs and Galera
+	// users already retry on.
+	errConflict = &mysql.MyError{Code: 1213, State: "40001",
+		Message: "Deadlock found when trying to get lock; try restarting transaction (Lockstep: a concurrent transaction changed what this one read or wrote; it was rolled back on every node)"}
+	errAborted = &mysql.MyError{Code: 1213, State: "40001",
+		Message: "Deadlock found when trying to get lock; try restarting transaction (Lockstep: this transaction held locks a replicated write needed, so it was rolled back)"}
+	errXA = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+		Message: "Lockstep does not support XA transactions: a prepared XA branch would be held on one node only. Use BEGIN ... COMMIT; every Lockstep commit is already atomic on all nodes"}
+	errLockTables = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+		Message: "Lockstep does not support LOCK TABLES: table locks would be held on one node only. Use a transaction (BEGIN ... SELECT ... FOR UPDATE ... COMMIT), or GET_LOCK() for a cluster-wide named lock"}
+	errReservedSavepoint = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+		Message: "Lockstep reserves savepoint names starting with lockstep_; choose another name"}
+	errTxTooLarge = func(what string, limit int) *mysql.MyError {
+		return &mysql.MyError{Code: 1197, State: "HY000",
+			Message: "Multi-statement transaction required more than the cluster's limit of " + what +
+				" (Lockstep: limit " + strconv.Itoa(limit) + "); the transaction was rolled back. Split it into smaller transactions, or raise lockstepd's --max-tx-statements / --max-tx-bytes"}
+	}
 )
 
 type mysqlErrorer interface{ MySQLError() *mysql.MyError }

@@ -187,7 +187,7 @@ func TestPreparedWritesAreOrdered(t *testing.T) {
 	if len(es) != 3 || es[1].Stmts[0].SQL != "INSERT INTO w (v) VALUES (NULL)" {
 		t.Fatalf("ordered %d entries: %+v", len(es), es)
 	}
-	_, err = db.Prepare("BEGIN")
+	_, err = db.Prepare("XA START 'x'")
 	wantCode(t, err, 1235)
 }
 

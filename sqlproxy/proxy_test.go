@@ -249,7 +249,7 @@ func TestRefusals(t *testing.T) {
 	db := open(t, srv.DSN("app", "apppw", name, ""))
 	mustExec(t, db, "CREATE TABLE t (id INT PRIMARY KEY)")
 	before := len(srv.Orderer.Entries())
-	for _, q := range []string{"BEGIN", "START TRANSACTION", "SET autocommit = 0", "LOCK TABLES t WRITE"} {
+	for _, q := range []string{"XA START 'x'", "LOCK TABLES t WRITE"} {
 		_, err := db.Exec(q)
 		me := wantCode(t, err, 1235)
 		if !strings.Contains(me.Message, "Lockstep") {
@@ -522,10 +522,10 @@ func TestMariadbCLI(t *testing.T) {
 	}
 	// Interactive-style session from a script.
 	cmd := exec.Command(cli, append(args, "-N")...)
-	cmd.Stdin = strings.NewReader("INSERT INTO c VALUES (3, 'three');\nSELECT COUNT(*) FROM c;\nUPDATE c SET v = 'TWO' WHERE id = 2;\nSELECT v FROM c WHERE id = 2;\nBEGIN;\n")
+	cmd.Stdin = strings.NewReader("INSERT INTO c VALUES (3, 'three');\nSELECT COUNT(*) FROM c;\nUPDATE c SET v = 'TWO' WHERE id = 2;\nSELECT v FROM c WHERE id = 2;\nLOCK TABLES c WRITE;\n")
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "ERROR 1235") {
-		t.Fatalf("script: want ERROR 1235 at BEGIN, got %v\n%s", err, out)
+		t.Fatalf("script: want ERROR 1235 at LOCK TABLES, got %v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), "3\nTWO\n") {
 		t.Fatalf("script output %q", out)

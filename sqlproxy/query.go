@@ -50,7 +50,26 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 		return ok, err
 	}
 	now := time.Now()
-	st := s.srv.cls.classify(sql, s.newPins(now))
+	pins := s.newPins(now)
+	pins.inTx = s.tx != nil || !s.autocommit
+	st := s.srv.cls.classify(sql, pins)
+	if st.class == classTx {
+		return s.txControl(st, last)
+	}
+	if s.tx == nil && !s.autocommit && (st.class == classRead || st.class == classWrite) {
+		// autocommit=0: the first statement opens a transaction.
+		if err := s.admit(st.class == classWrite); err != nil {
+			return false, s.sendErr(err, last)
+		}
+		if me, err := s.beginTx(""); err != nil {
+			return false, err
+		} else if me != nil {
+			return false, s.writeErr(me)
+		}
+	}
+	if s.tx != nil {
+		return s.inTx(st, now, last)
+	}
 	switch st.class {
 	case classRead, classLocal, classSession:
 		if err := s.admit(false); err != nil {
@@ -70,11 +89,6 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 		return s.relayResponse(respGeneric, last)
 	case classWrite, classDDL:
 		return s.write(st, now, last)
-	case classTx:
-		if st.tx == txNoop {
-			return true, s.writeOK(last)
-		}
-		return false, s.writeErr(errTxNotSupported(st.kind))
 	case classRefused:
 		e, err := s.refusal(st)
 		if err != nil {

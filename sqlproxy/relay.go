@@ -55,7 +55,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		return !isErr(p), s.cl.writePacket(p)
+		return !isErr(p), s.out(p)
 	case respUntilEOF, respFetch:
 		for {
 			p, err := s.readBE()
@@ -65,7 +65,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 			if isEOF(p) {
 				s.status, _ = statusOf(p)
 			}
-			if err := s.cl.writePacket(p); err != nil {
+			if err := s.out(p); err != nil {
 				return false, err
 			}
 			if isErr(p) {
@@ -83,10 +83,11 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 		}
 		switch {
 		case isErr(p):
-			return false, s.cl.writePacket(p)
+			return false, s.out(s.captureErr(p))
 		case isOK(p):
+			s.captureOK(p)
 			more := s.terminal(p, last)
-			if err := s.cl.writePacket(p); err != nil {
+			if err := s.out(p); err != nil {
 				return false, err
 			}
 			if !more {
@@ -98,7 +99,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 		}
 		// Result set: column count, definitions, EOF, rows, EOF.
 		n, _, _ := mysql.LengthEncodedInt(p)
-		if err := s.cl.writePacket(p); err != nil {
+		if err := s.out(p); err != nil {
 			return false, err
 		}
 		for i := uint64(0); i < n; i++ {
@@ -106,7 +107,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 			if err != nil {
 				return false, err
 			}
-			if err := s.cl.writePacket(p); err != nil {
+			if err := s.out(p); err != nil {
 				return false, err
 			}
 		}
@@ -121,9 +122,9 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 		if st&mysql.SERVER_STATUS_CURSOR_EXISTS != 0 {
 			// A cursor was opened (COM_STMT_EXECUTE): rows come by COM_STMT_FETCH.
 			s.status = st
-			return true, s.cl.writePacket(p)
+			return true, s.out(p)
 		}
-		if err := s.cl.writePacket(p); err != nil {
+		if err := s.out(p); err != nil {
 			return false, err
 		}
 		for {
@@ -132,11 +133,12 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 				return false, err
 			}
 			if isErr(p) {
-				return false, s.cl.writePacket(p)
+				return false, s.out(s.captureErr(p))
 			}
 			if isEOF(p) {
+				s.captureEOF(p)
 				more := s.terminal(p, last)
-				if err := s.cl.writePacket(p); err != nil {
+				if err := s.out(p); err != nil {
 					return false, err
 				}
 				if !more {
@@ -144,7 +146,10 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 				}
 				break
 			}
-			if err := s.cl.writePacket(p); err != nil {
+			if c := s.capture; c != nil && !c.seen {
+				c.outcome.Rows.Add(p)
+			}
+			if err := s.out(p); err != nil {
 				return false, err
 			}
 		}
@@ -165,4 +170,64 @@ func (s *session) terminal(p []byte, last bool) bool {
 		binary.LittleEndian.PutUint16(p[off:], st|mysql.SERVER_MORE_RESULTS_EXISTS)
 	}
 	return more
+}
+
+// out writes a relayed packet to the client, unless the statement is only
+// being captured (capture.discard).
+func (s *session) out(p []byte) error {
+	if c := s.capture; c != nil && c.discard {
+		return nil
+	}
+	return s.cl.writePacket(p)
+}
+
+// captureErr records an error response inside a transaction. When the
+// applier aborted the transaction while the statement ran (it was
+// interrupted), the client gets 1213 instead.
+func (s *session) captureErr(p []byte) []byte {
+	c := s.capture
+	if c == nil || c.seen {
+		return p
+	}
+	c.seen = true
+	me := parseErr(p)
+	c.outcome.ErrCode = me.Code
+	if s.abortReq.Load() {
+		c.killed = true
+		return errPacket(errAborted)
+	}
+	return p
+}
+
+// captureOK records an OK response inside a transaction.
+func (s *session) captureOK(p []byte) {
+	c := s.capture
+	if c == nil || c.seen {
+		return
+	}
+	c.seen = true
+	o, err := parseOK(p)
+	if err != nil {
+		return
+	}
+	if rest := p[o.statusOff+4:]; o.info == "" && len(rest) > 0 && rest[0] >= ' ' {
+		// Without session tracking the info string is the rest of the
+		// packet (a length prefix would be a control byte: info strings
+		// are short).
+		o.info = string(rest)
+	}
+	c.outcome.AffectedRows, c.outcome.LastInsertID = o.affected, o.insertID
+	c.outcome.Warnings, c.outcome.Info = o.warnings, o.info
+}
+
+// captureEOF records the end of a result set inside a transaction.
+func (s *session) captureEOF(p []byte) {
+	c := s.capture
+	if c == nil || c.seen {
+		return
+	}
+	c.seen = true
+	if len(p) >= 3 {
+		c.outcome.Warnings = binary.LittleEndian.Uint16(p[1:])
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -59,6 +60,17 @@ type session struct {
 
 	stmts        map[uint32]*prepared
 	linearizable bool
+
+	// Transactions (tx.go). beMu is held by the session goroutine while it
+	// handles a client command; the applier's watchdog takes it (TryLock)
+	// to roll back an idle session's transaction that blocks the applier.
+	beMu       sync.Mutex
+	autocommit bool
+	tx         *txState
+	optimistic atomic.Bool // tx != nil (read by the watchdog)
+	abortReq   atomic.Bool // the applier asked for tx to be aborted
+	tsPinned   bool        // the backend session's timestamp is pinned (reset lazily)
+	capture    *capture    // set while relaying a statement of tx
 }
 
 type diagnostics struct {
@@ -71,7 +83,7 @@ func newSession(s *Server, c net.Conn) *session {
 	return &session{
 		srv: s, log: s.log.With("client", c.RemoteAddr().String()),
 		cl: newPconn(c, s.cfg.MaxPacket), ctxDirty: true,
-		stmts: make(map[uint32]*prepared),
+		stmts: make(map[uint32]*prepared), autocommit: true,
 	}
 }
 
@@ -181,7 +193,10 @@ func (s *session) loop() error {
 		if len(p) == 0 {
 			return errors.New("empty command packet")
 		}
-		if err := s.dispatch(p); err != nil {
+		s.beMu.Lock()
+		err = s.dispatch(p)
+		s.beMu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -200,6 +215,17 @@ func (s *session) dispatch(p []byte) error {
 			return s.sendErr(err, true)
 		}
 		s.ctxDirty = true
+		if s.tx != nil {
+			if s.aborted() {
+				return s.writeErr(errAborted)
+			}
+			// Recorded: the applier's later statements need the same default database.
+			if err := s.sendBackend(p); err != nil {
+				return err
+			}
+			_, err := s.txRecordResponse(command.Stmt{SQL: "USE " + quoteIdentifier(string(data)), Session: true}, true, false)
+			return err
+		}
 		return s.relayCommand(p, respGeneric, true)
 	case mysql.COM_PING, mysql.COM_DEBUG:
 		return s.relayCommand(p, respGeneric, true)
@@ -259,6 +285,10 @@ func (s *session) resetState() {
 	s.diag = nil
 	s.linearizable = false
 	s.lastIDKnown, s.lastIDPending = false, false
+	// The backend rolls back an open transaction and restores autocommit.
+	s.endTx()
+	s.autocommit = true
+	s.tsPinned = false
 }
 
 // admit consults the gate.
@@ -271,9 +301,19 @@ func (s *session) admit(write bool) error {
 
 // sendBackend sends one command packet to the backend.
 func (s *session) sendBackend(p []byte) error {
+	var set []string
 	if s.lastIDPending {
 		s.lastIDPending = false
-		if err := s.exec("SELECT LAST_INSERT_ID(" + strconv.FormatUint(s.lastID, 10) + ")"); err != nil {
+		set = append(set, "last_insert_id="+strconv.FormatUint(s.lastID, 10))
+	}
+	if s.tsPinned && s.tx == nil {
+		// A transaction pinned the session's time; statements after it
+		// see the clock again.
+		s.tsPinned = false
+		set = append(set, "timestamp=DEFAULT")
+	}
+	if len(set) > 0 {
+		if err := s.exec("SET " + strings.Join(set, ", ")); err != nil {
 			if _, ok := stmtError(err); !ok {
 				return err
 			}
@@ -301,7 +341,13 @@ func (s *session) sendErr(err error, _ bool) error { return s.writeErr(toMyError
 
 // okStatus is the status to report on proxy-generated OK packets.
 func (s *session) okStatus(last bool) uint16 {
-	st := mysql.SERVER_STATUS_AUTOCOMMIT | s.status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED
+	st := s.status & mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED
+	if s.autocommit {
+		st |= mysql.SERVER_STATUS_AUTOCOMMIT
+	}
+	if s.tx != nil {
+		st |= mysql.SERVER_STATUS_IN_TRANS
+	}
 	if !last {
 		st |= mysql.SERVER_MORE_RESULTS_EXISTS
 	}

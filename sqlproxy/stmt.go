@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
 )
 
 // prepared is the proxy's record of a backend prepared statement. Reads
@@ -39,8 +41,11 @@ func (s *session) stmtPrepare(p []byte) error {
 		}
 		return s.writeErr(e)
 	case classTx:
-		if st.tx != txNoop {
-			return s.writeErr(errTxNotSupported(st.kind))
+		switch st.tx {
+		case txXA:
+			return s.writeErr(errXA)
+		case txLockTables:
+			return s.writeErr(errLockTables)
 		}
 	}
 	if err := s.sendBackend(p); err != nil {
@@ -87,6 +92,9 @@ func (s *session) stmtExecute(p []byte) error {
 		return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000", Message: "Malformed communication packet"})
 	}
 	ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]
+	if ps != nil && (s.tx != nil || !s.autocommit || ps.st.class == classTx) {
+		return s.stmtExecuteTx(ps, p)
+	}
 	if ps == nil || !ps.isWrite() {
 		if err := s.admit(false); err != nil {
 			return s.sendErr(err, true)
@@ -131,14 +139,19 @@ func (s *session) stmtLongData(p []byte) error {
 		return nil // no response is defined for this command
 	}
 	ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]
-	if ps == nil || !ps.isWrite() {
+	if ps == nil {
 		return s.sendBackend(p)
 	}
+	// Kept for interpolation (writes, and reads re-executed as text inside
+	// a transaction); reads also need it on the backend.
 	i := int(binary.LittleEndian.Uint16(p[5:]))
 	if ps.long == nil {
 		ps.long = make(map[int][]byte)
 	}
 	ps.long[i] = append(ps.long[i], p[7:]...)
+	if !ps.isWrite() {
+		return s.sendBackend(p)
+	}
 	return nil
 }
 
@@ -411,4 +424,101 @@ func interpolate(sql string, lits []string) (string, error) {
 		return "", fmt.Errorf("statement has %d placeholders but %d parameters were bound", k, len(lits))
 	}
 	return b.String(), nil
+}
+
+// stmtExecuteTx executes a prepared statement inside a transaction (or one
+// that is transaction control). Writes and session statements are
+// interpolated and run as text, exactly as they are recorded; reads run as
+// prepared (the client gets binary rows) and, when they are recorded, run
+// once more as text in the same transaction for the digest the applier
+// compares with.
+func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
+	defer func() { ps.long = nil }()
+	text := ps.sql
+	if ps.nparams > 0 {
+		lits, err := ps.bind(p, s.clientCharset())
+		if err != nil {
+			return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000",
+				Message: "Lockstep: cannot decode prepared statement parameters: " + err.Error()})
+		}
+		if text, err = interpolate(ps.sql, lits); err != nil {
+			return s.writeErr(&mysql.MyError{Code: mysql.ER_WRONG_ARGUMENTS, State: "HY000", Message: "Lockstep: " + err.Error()})
+		}
+	}
+	now := time.Now()
+	pins := s.newPins(now)
+	pins.inTx = true
+	st := s.srv.cls.classify(text, pins)
+	if st.class != classRead {
+		_, err := s.runStatement(text, true)
+		return err
+	}
+	if s.tx == nil {
+		if err := s.admit(false); err != nil {
+			return s.sendErr(err, true)
+		}
+		if me, err := s.beginTx(""); err != nil {
+			return err
+		} else if me != nil {
+			return s.writeErr(me)
+		}
+	}
+	if s.aborted() {
+		return s.writeErr(errAborted)
+	}
+	if err := s.admit(false); err != nil {
+		return s.sendErr(err, true)
+	}
+	if s.linearizable {
+		if err := s.readBarrier(); err != nil {
+			return s.sendErr(err, true)
+		}
+	}
+	if !st.replay || s.tx.overflow {
+		return s.relayCommand(p, respGeneric, true)
+	}
+	if ok, err := s.txPrepare(st, true); !ok || err != nil {
+		return err
+	}
+	// The client's execution: relayed, and checked for an error or an abort.
+	c := &capture{}
+	s.capture = c
+	_, err := s.relayResponseAfter(p)
+	s.capture = nil
+	if err != nil {
+		return err
+	}
+	if s.tx == nil || c.killed {
+		if s.tx != nil {
+			_ = s.exec("ROLLBACK")
+			s.endTx()
+		}
+		return nil
+	}
+	if c.outcome.ErrCode != 0 {
+		if c.outcome.ErrCode == 1213 {
+			s.endTx()
+			return nil
+		}
+		if !txUnrecorded[c.outcome.ErrCode] {
+			x := command.Outcome{ErrCode: c.outcome.ErrCode}
+			s.tx.entry.Stmts = append(s.tx.entry.Stmts, command.Stmt{SQL: st.sql, Read: true, UsesRand: st.usesRand, Expect: &x})
+			s.tx.bytes += len(st.sql)
+		}
+		return nil
+	}
+	// The digest: the same read as text, in the same transaction.
+	if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+		return err
+	}
+	_, err = s.txRecordResponse(command.Stmt{SQL: st.sql, Read: true, UsesRand: st.usesRand}, true, true)
+	return err
+}
+
+// relayResponseAfter sends p to the backend and relays the response.
+func (s *session) relayResponseAfter(p []byte) (bool, error) {
+	if err := s.sendBackend(p); err != nil {
+		return false, err
+	}
+	return s.relayResponse(respGeneric, true)
 }

@@ -24,6 +24,8 @@ var replicatedVars = []string{
 	"default_week_format", "lc_time_names", "explicit_defaults_for_timestamp",
 	"check_constraint_checks", "group_concat_max_len", "max_sort_length",
 	"sql_auto_is_null", "big_tables",
+	// These shape what reads return, which transactions compare.
+	"character_set_results", "sql_select_limit",
 }
 
 // mariadbOnlyVars are dropped from the list when the backend does not know

@@ -57,6 +57,11 @@ type Config struct {
 	// MaxInflight is how many batched log records the leader keeps in Raft at
 	// once (pipelining appends against the local apply).
 	MaxInflight int
+	// MaxTxStatements and MaxTxBytes bound one explicit transaction
+	// (statements recorded, reads included, and their text); past them the
+	// client gets error 1197 and the transaction is rolled back.
+	MaxTxStatements int
+	MaxTxBytes      int
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 }
@@ -74,6 +79,8 @@ func DefaultConfig() Config {
 		SubmitTimeout:   10 * time.Second,
 		CommitTimeout:   2 * time.Millisecond,
 		MaxInflight:     1,
+		MaxTxStatements: 10000,
+		MaxTxBytes:      16 << 20,
 		LogLevel:        "info",
 	}
 }
@@ -94,6 +101,8 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.SubmitTimeout, "submit-timeout", c.SubmitTimeout, "how long a write may wait to be ordered and applied")
 	fs.DurationVar(&c.CommitTimeout, "commit-timeout", c.CommitTimeout, "longest an idle leader waits to tell followers the commit index")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "batched log records the leader keeps in Raft at once")
+	fs.IntVar(&c.MaxTxStatements, "max-tx-statements", c.MaxTxStatements, "most statements one transaction may hold (error 1197 beyond)")
+	fs.IntVar(&c.MaxTxBytes, "max-tx-bytes", c.MaxTxBytes, "most bytes of statement text one transaction may hold (error 1197 beyond; at most 64MiB)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 }
 
@@ -211,6 +220,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ElectionTimeout < 50*time.Millisecond {
 		errs = append(errs, errors.New("--election-timeout must be at least 50ms"))
+	}
+	if c.MaxTxStatements < 1 {
+		errs = append(errs, errors.New("--max-tx-statements must be at least 1"))
+	}
+	if c.MaxTxBytes < 1024 || c.MaxTxBytes > 60<<20 {
+		errs = append(errs, errors.New("--max-tx-bytes must be between 1024 and 62914560 (the ordering layer refuses entries over 64MiB)"))
 	}
 	if c.CommitTimeout < time.Millisecond {
 		errs = append(errs, errors.New("--commit-timeout must be at least 1ms"))

@@ -116,11 +116,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer adm.Close()
 
 	// 5. SQL listener.
-	proxy, err := sqlproxy.NewServer(sqlproxy.Config{Listen: cfg.SQLAddr, Backend: backendAddr, NodeID: cfg.NodeID},
-		sqlproxy.Deps{Orderer: node, Gate: guard, Reads: node}, log)
+	proxy, err := sqlproxy.NewServer(sqlproxy.Config{Listen: cfg.SQLAddr, Backend: backendAddr, NodeID: cfg.NodeID,
+		MaxTxStatements: cfg.MaxTxStatements, MaxTxBytes: cfg.MaxTxBytes},
+		sqlproxy.Deps{Orderer: node, Gate: guard, Reads: node, AutoInc: db}, log)
 	if err != nil {
 		return err
 	}
+	// The applier always wins: client transactions that hold locks it
+	// needs are aborted.
+	db.SetBlockerHandler(proxy.AbortBlockers)
 	l, err := net.Listen("tcp", cfg.SQLAddr)
 	if err != nil {
 		return fmt.Errorf("SQL listener on %s: %w", cfg.SQLAddr, err)

@@ -68,6 +68,8 @@ func (db *DB) Apply(ctx context.Context, index uint64, entries []*command.Entry)
 			flat = append(flat, flatStmt{ent: i, e: e, stmt: &e.Stmts[j]})
 		}
 	}
+	db.wd.start.Store(time.Now().UnixNano())
+	defer db.wd.start.Store(0)
 	deadline := time.Now().Add(db.cfg.RetryFor)
 	backoff := 50 * time.Millisecond
 	restarts := 0
@@ -85,6 +87,12 @@ func (db *DB) Apply(ctx context.Context, index uint64, entries []*command.Entry)
 		switch {
 		case errors.Is(err, errRestart) && restarts < db.cfg.MaxRestarts:
 			restarts++
+			// The server chose the applier as a deadlock victim (or its
+			// wait timed out): every optimistic transaction goes, so the
+			// re-run does not meet the same holders.
+			if err := db.releaseBlockers(ctx, true); err != nil {
+				db.log.Warn("could not abort client transactions before re-running a record", "err", err)
+			}
 			if db.testOnRestart != nil {
 				db.testOnRestart()
 			}

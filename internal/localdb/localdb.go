@@ -93,6 +93,8 @@ type DB struct {
 	// testAfterCommit, when set, runs right after a record's COMMIT (a lost
 	// acknowledgement when it fails).
 	testAfterCommit func() error
+
+	wd watchdog
 }
 
 // Open connects to the local server (retrying until ctx is done), creates
@@ -113,6 +115,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
 	}
 	admin.SetMaxOpenConns(2)
 	db := &DB{cfg: cfg, dsn: p, log: logger.With("component", "localdb"), admin: admin, aiCols: map[string]string{}, aiDirty: map[string]dirtyAutoInc{}}
+	db.wd.stop = make(chan struct{})
 	backoff := 100 * time.Millisecond
 	for {
 		err = db.connect(ctx)
@@ -150,6 +153,7 @@ func (db *DB) connect(ctx context.Context) error {
 		return err
 	}
 	db.cn = cn
+	db.wd.connID.Store(uint64(cn.c.GetConnectionID()))
 	return nil
 }
 
@@ -242,6 +246,7 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.mu.Unlock()
+	close(db.wd.stop)
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	db.cn.close()
@@ -260,4 +265,25 @@ func decodeResults(b []byte, n int) ([][]command.Result, error) {
 	}
 	copy(out, got)
 	return out, nil
+}
+
+// NextInsertID returns table's AUTO_INCREMENT column ("" when it has none)
+// and the id the applier would pin for the next insert into it, from the
+// applied state: the replicated counter and the table's maximum. The proxy
+// pins the same inside optimistic transactions. Safe for concurrent use.
+func (db *DB) NextInsertID(ctx context.Context, dbName, table string) (string, uint64, error) {
+	var col string
+	err := db.admin.QueryRowContext(ctx, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=? AND TABLE_NAME=? AND EXTRA LIKE '%auto_increment%'", dbName, table).Scan(&col)
+	if err == sql.ErrNoRows {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	a := autoInc{db: dbName, tbl: table, col: col, inc: 1, off: 1}
+	var next uint64
+	if err := db.admin.QueryRowContext(ctx, "SELECT "+a.expr(0)).Scan(&next); err != nil {
+		return col, 0, err
+	}
+	return col, next, nil
 }

@@ -2,12 +2,208 @@ package localdb
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/lockstepdb/lockstep/ordering/command"
 )
 
-// applyTx re-executes a transaction entry and keeps its effects only when
-// every outcome equals what the client saw at the origin.
+// txSavepoint brackets one transaction entry inside the record's local
+// transaction; the proxy refuses client savepoints with this prefix.
+const txSavepoint = "lockstep_tx"
+
+// conflict is the single result of a transaction entry whose re-execution
+// did not observe what its client observed at the origin.
+func conflict(pos int, why string) command.Result {
+	return command.Result{Err: &command.Error{Code: 1213, State: "40001",
+		Message: fmt.Sprintf("Deadlock found when trying to get lock; try restarting transaction (Lockstep: statement %d %s)", pos+1, why)}}
+}
+
+// applyTx re-executes a transaction entry at its log position and keeps its
+// effects only when every statement's outcome equals what the client saw at
+// the origin (Stmt.Expect); otherwise it rolls them back to a savepoint and
+// returns error 1213. The decision depends only on the entry and the local
+// data, which are the same on every node.
 func (db *DB) applyTx(ctx context.Context, f flatStmt) (command.Result, error) {
-	return command.Result{Err: &command.Error{Code: 1235, State: "42000", Message: "Lockstep: transactions are not implemented yet"}}, nil
+	cn := db.cn
+	e := f.e
+	if _, err := cn.exec(ctx, "SAVEPOINT "+txSavepoint); err != nil {
+		return command.Result{}, err
+	}
+	aiBefore := maps.Clone(db.aiDirty)
+	session := false
+	for i := range e.Stmts {
+		session = session || e.Stmts[i].Session
+	}
+	// The transaction's starting context: database, session variables,
+	// the pinned time and RAND() seeds, LAST_INSERT_ID() and the user
+	// variables it reads. Statements then run back to back, as they did in
+	// the client's session.
+	res, err := db.txSetup(ctx, f)
+	if err != nil {
+		return command.Result{}, err
+	}
+	if res.Err != nil {
+		return db.txRollback(ctx, aiBefore, session, res)
+	}
+	for i := range e.Stmts {
+		st := &e.Stmts[i]
+		got, err := db.txStmt(ctx, e, st)
+		if err != nil {
+			return command.Result{}, err
+		}
+		want := command.Outcome{}
+		if st.Expect != nil {
+			want = *st.Expect
+		}
+		got.CheckAffected = want.CheckAffected
+		if !want.Equal(got) {
+			return db.txRollback(ctx, aiBefore, session, conflict(i, describeMismatch(want, got)))
+		}
+	}
+	if _, err := cn.exec(ctx, "RELEASE SAVEPOINT "+txSavepoint); err != nil {
+		return command.Result{}, err
+	}
+	if err := db.txRestore(ctx, session); err != nil {
+		return command.Result{}, err
+	}
+	return command.Result{}, nil
+}
+
+// txSetup brings the applier session to the transaction's starting context.
+// A failure to set it (for example an unknown database) is the
+// transaction's result.
+func (db *DB) txSetup(ctx context.Context, f flatStmt) (command.Result, error) {
+	rs := false
+	for i := range f.e.Stmts {
+		rs = rs || f.e.Stmts[i].UsesRand
+	}
+	start := flatStmt{ent: f.ent, e: f.e, stmt: &command.Stmt{UsesRand: rs}}
+	if err := db.setup(ctx, start, autoInc{}); err != nil {
+		var se *stmtError
+		if errors.As(err, &se) {
+			return conflict(-1, "could not set up its session: "+se.me.Message), nil
+		}
+		return command.Result{}, err
+	}
+	return command.Result{}, nil
+}
+
+// txStmt runs one statement of a transaction entry and returns what a
+// client would observe of it.
+func (db *DB) txStmt(ctx context.Context, e *command.Entry, st *command.Stmt) (command.Outcome, error) {
+	cn := db.cn
+	ai, err := db.autoIncFor(ctx, flatStmt{e: e, stmt: st})
+	if err != nil {
+		return command.Outcome{}, err
+	}
+	if ai.col != "" {
+		if _, err := cn.exec(ctx, "SET insert_id="+ai.expr(db.aiDirty[ai.key()].hw)); err != nil {
+			return command.Outcome{}, err
+		}
+	}
+	r, err := cn.exec(ctx, st.SQL)
+	if err != nil {
+		var me *mysql.MyError
+		if !errors.As(err, &me) {
+			return command.Outcome{}, err
+		}
+		if me.Code == 1213 || me.Code == 1205 {
+			return command.Outcome{}, errRestart
+		}
+		// Some errors roll back the whole local transaction: then the
+		// record must be re-run, not judged.
+		ok, err := cn.exec(ctx, "DO 0")
+		if err != nil {
+			return command.Outcome{}, err
+		}
+		if ok.Status&mysql.SERVER_STATUS_IN_TRANS == 0 {
+			return command.Outcome{}, errRestart
+		}
+		return command.Outcome{ErrCode: me.Code}, nil
+	}
+	var out command.Outcome
+	if r.Resultset != nil && len(r.Fields) > 0 {
+		for _, row := range r.RowDatas {
+			out.Rows.Add(row)
+		}
+		out.Warnings = r.Warnings
+	} else {
+		out.AffectedRows, out.LastInsertID = r.AffectedRows, r.InsertId
+		out.Warnings, out.Info = r.Warnings, strings.Clone(r.StatusMessage)
+	}
+	if ai.col != "" && r.AffectedRows > 0 && r.InsertId > 0 {
+		k := ai.key()
+		d := db.aiDirty[k]
+		d.autoInc = ai
+		d.hw = max(d.hw, r.InsertId+1)
+		db.aiDirty[k] = d
+	}
+	return out, nil
+}
+
+// txRollback undoes a transaction entry that is not kept and returns res.
+func (db *DB) txRollback(ctx context.Context, aiBefore map[string]dirtyAutoInc, session bool, res command.Result) (command.Result, error) {
+	cn := db.cn
+	if _, err := cn.exec(ctx, "ROLLBACK TO SAVEPOINT "+txSavepoint); err != nil {
+		return command.Result{}, err
+	}
+	if _, err := cn.exec(ctx, "RELEASE SAVEPOINT "+txSavepoint); err != nil {
+		return command.Result{}, err
+	}
+	db.aiDirty = aiBefore
+	if db.aiDirty == nil {
+		db.aiDirty = map[string]dirtyAutoInc{}
+	}
+	if err := db.txRestore(ctx, session); err != nil {
+		return command.Result{}, err
+	}
+	return res, nil
+}
+
+// txRestore returns the applier session to a known state after a
+// transaction that changed session state (SET, USE): the character set the
+// applier dialled with, the current database, and a cache that forces the
+// next entry to set every session variable.
+func (db *DB) txRestore(ctx context.Context, session bool) error {
+	if !session {
+		return nil
+	}
+	cn := db.cn
+	r, err := cn.exec(ctx, "SELECT DATABASE()")
+	if err != nil {
+		return err
+	}
+	cn.curDB = ""
+	if r.Resultset != nil && r.RowNumber() == 1 {
+		cn.curDB, _ = r.GetString(0, 0)
+	}
+	if _, err := cn.exec(ctx, "SET NAMES utf8mb4"); err != nil {
+		return err
+	}
+	for k := range cn.vars {
+		cn.vars[k] = "\x00unknown"
+	}
+	for _, k := range []string{"sql_mode", "time_zone", "character_set_client", "character_set_connection", "collation_connection"} {
+		cn.vars[k] = "\x00unknown"
+	}
+	return nil
+}
+
+func describeMismatch(want, got command.Outcome) string {
+	switch {
+	case want.ErrCode != got.ErrCode:
+		return fmt.Sprintf("raised error %d where the client saw %d", got.ErrCode, want.ErrCode)
+	case want.Rows != got.Rows:
+		return fmt.Sprintf("read %d rows different from the %d the client read", got.Rows.N, want.Rows.N)
+	case want.LastInsertID != got.LastInsertID:
+		return fmt.Sprintf("generated insert id %d where the client saw %d", got.LastInsertID, want.LastInsertID)
+	case want.CheckAffected && want.AffectedRows != got.AffectedRows:
+		return fmt.Sprintf("affected %d rows where the client saw %d", got.AffectedRows, want.AffectedRows)
+	}
+	return fmt.Sprintf("reported %q (%d warnings) where the client saw %q (%d warnings)", got.Info, got.Warnings, want.Info, want.Warnings)
 }

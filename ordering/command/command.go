@@ -112,6 +112,10 @@ type Stmt struct {
 	// Read marks a statement of a transaction that returns rows; the applier
 	// digests them (RowsDigest) for comparison with Expect.Rows.
 	Read bool `json:"rd,omitempty"`
+	// Session marks a statement of a transaction that changes session state
+	// (SET, USE): after the transaction the applier restores its own
+	// session state.
+	Session bool `json:"ss,omitempty"`
 	// Expect is, in a KindTransaction entry, what the client saw when the
 	// statement ran at the origin.
 	Expect *Outcome `json:"x,omitempty"`

@@ -77,6 +77,10 @@ type Pins struct {
 	UUIDShort    func() uint64 // value for each UUID_SHORT() call
 	ConnectionID uint64        // value for CONNECTION_ID()
 	CurrentUser  string        // the client's account, 'user'@'host'
+	// InTx classifies for a statement inside an explicit transaction: a
+	// SELECT, DO or SET is then also checked (and rewritten) for being
+	// re-executed at commit (Statement.TxReplay).
+	InTx bool
 }
 
 // Statement is the result of classifying one statement.
@@ -102,6 +106,14 @@ type Statement struct {
 	Tx TxOp
 	// Err is the error to send for Refused (code 1235, SQLSTATE 42000).
 	Err *mysql.MyError
+	// TxReplay is set, with Pins.InTx, on a Read or Session statement that
+	// is deterministic and is recorded in the transaction to be re-executed
+	// at commit (SQL is then the rewritten text; UserVars and UsesRand are
+	// filled). A Read without it (SHOW, or a SELECT of server metadata)
+	// runs locally and is not checked at commit.
+	TxReplay bool
+	// SysVars are the session system variables a SET assigns (lower case).
+	SysVars []string
 }
 
 var parserPool = sync.Pool{New: func() any {

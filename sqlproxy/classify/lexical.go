@@ -123,6 +123,9 @@ func classifyLexical(sql string, lead []token, p Pins) (Statement, bool) {
 	kind := kindFromLead(sql, lead)
 	switch w0 {
 	case "SELECT":
+		if p.InTx {
+			return Statement{}, false // parsed: checked for re-execution at commit
+		}
 		// Fast path for the most common statement: a SELECT is a Read unless
 		// it writes a file or takes sequence values; only then parse it.
 		sc := scanner{s: sql}

@@ -68,6 +68,9 @@ type walker struct {
 	what     string
 	acct     account
 	acctOK   bool
+	txRead   bool // a read inside a transaction, checked for re-execution at commit
+	assigns  bool // assigns a user variable (@v := ..., SELECT ... INTO @v)
+	lockOpt  bool // NOWAIT, WAIT n or SKIP LOCKED
 }
 
 func (w *walker) fail(why, what string) {
@@ -93,6 +96,9 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 				"Read the value first with SELECT and send it as a literal")
 			break
 		}
+		if x.Value != nil {
+			w.assigns = true
+		}
 		name := strings.ToLower(x.Name)
 		for _, v := range w.vars {
 			if v == name {
@@ -108,20 +114,24 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 			w.fail("it "+why+" ("+x.Schema.O+"."+x.Name.O+")", "Run it on each node's backend server directly, or copy the values into a user table first")
 		}
 	case *ast.SelectStmt:
+		if x.SelectIntoOpt != nil && x.SelectIntoOpt.Tp == ast.SelectIntoVars {
+			w.assigns = true
+		}
 		if !w.read && x.LockInfo != nil {
 			switch x.LockInfo.LockType {
 			case ast.SelectLockForUpdate, ast.SelectLockForShare, ast.SelectLockNone:
 			default:
+				w.lockOpt = true
 				w.fail("its SELECT uses NOWAIT, WAIT or SKIP LOCKED, whose outcome depends on each node's own lock holders",
 					"Remove NOWAIT/WAIT/SKIP LOCKED from the write")
 			}
 		}
-		if !w.read && x.Limit != nil && x.OrderBy == nil {
+		if !w.read && !w.txRead && x.Limit != nil && x.OrderBy == nil {
 			w.fail("its SELECT has LIMIT without ORDER BY, so it can pick different rows on each node",
 				"Add an ORDER BY on a unique key")
 		}
 	case *ast.SetOprStmt:
-		if !w.read && x.Limit != nil && x.OrderBy == nil {
+		if !w.read && !w.txRead && x.Limit != nil && x.OrderBy == nil {
 			w.fail("its UNION has LIMIT without ORDER BY, so it can pick different rows on each node",
 				"Add an ORDER BY on a unique key")
 		}
@@ -278,8 +288,14 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 		if w.why != "" {
 			return unsupported(sql, "SELECT with sequence functions", w.why, w.what)
 		}
+		if p.InTx {
+			return txRead(sql, x, kind, p)
+		}
 		return Statement{Class: Read, SQL: sql, Kind: kind}
 	case *ast.DoStmt:
+		if p.InTx {
+			return txRead(sql, x, "DO", p)
+		}
 		return Statement{Class: Read, SQL: sql, Kind: "DO"}
 	case *ast.ExplainStmt, *ast.ShowStmt, *ast.HelpStmt:
 		return Statement{Class: Read, SQL: sql, Kind: kind}
@@ -387,7 +403,11 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 		return unsupported(sql, "CREATE PROCEDURE", "Lockstep could not read its definition", adviceParse)
 
 	case *ast.SetStmt:
-		return classifySet(sql, x)
+		st := classifySet(sql, x)
+		if p.InTx && st.Class == Session {
+			return txSet(sql, x, st, p)
+		}
+		return st
 	case *ast.SetRoleStmt:
 		return Statement{Class: Session, SQL: sql, Kind: "SET ROLE"}
 	case *ast.UseStmt:
@@ -587,4 +607,88 @@ func valueWord(e ast.ExprNode) string {
 		return v.Name.Name.L
 	}
 	return ""
+}
+
+// txRead classifies a SELECT or DO inside a transaction: it is re-executed
+// at commit, so it gets the same rewrites and determinism checks as a
+// write, except that LIMIT without ORDER BY is allowed (its rows are
+// compared as a set; see DESIGN.md). A read that cannot be re-executed
+// identically runs locally only, unless it assigns user variables, which
+// later statements may use: that is refused.
+func txRead(sql string, n ast.Node, kind string, p Pins) Statement {
+	w := newWalker(sql, p)
+	w.txRead = true
+	n.Accept(w)
+	if w.lockOpt {
+		return unsupported(sql, kind+" with NOWAIT, WAIT or SKIP LOCKED",
+			"inside a transaction its rows depend on which rows other sessions of this node hold locked, which the other nodes cannot reproduce",
+			"Use FOR UPDATE without NOWAIT/SKIP LOCKED, or run it outside a transaction")
+	}
+	if w.why != "" {
+		if w.assigns {
+			return refuse(sql, kind+" that assigns user variables inside a transaction", w.why,
+				w.what+", or assign the variable outside the transaction")
+		}
+		return Statement{Class: Read, SQL: sql, Kind: kind}
+	}
+	out, ok := applyEdits(sql, w.edits)
+	if !ok {
+		return unsupported(sql, kind, "Lockstep could not rewrite it", adviceParse)
+	}
+	return Statement{Class: Read, SQL: out, Kind: kind, UserVars: w.vars, UsesRand: w.rand,
+		UsesLastInsertID: w.lastID, TxReplay: true}
+}
+
+// txSet classifies a session SET inside a transaction: it is re-executed at
+// commit (so later statements see the same variables), so the values
+// assigned to user variables must be deterministic. SET TRANSACTION only
+// shapes the next transaction and is not re-executed.
+func txSet(sql string, x *ast.SetStmt, st Statement, p Pins) Statement {
+	if st.Kind == "SET TRANSACTION" {
+		return st
+	}
+	w := newWalker(sql, p)
+	w.txRead = true
+	for _, v := range x.Variables {
+		if v.Value == nil {
+			continue
+		}
+		if v.IsSystem {
+			if v.Name != ast.SetNames && v.Name != ast.SetCharset {
+				st.SysVars = append(st.SysVars, strings.ToLower(v.Name))
+			}
+			// A session variable may be set from other session variables
+			// (the replayed context holds them); only what is assigned to
+			// user variables must be node-independent.
+			vw := newWalker(sql, p)
+			vw.txRead = true
+			vw.walk(v.Value, false)
+			w.vars = append(w.vars, vw.vars...)
+			w.edits = append(w.edits, vw.edits...)
+			w.rand = w.rand || vw.rand
+			continue
+		}
+		w.walk(v.Value, false)
+	}
+	if w.why != "" {
+		return refuse(sql, "SET of a user variable inside a transaction", w.why, w.what+", or set the variable outside the transaction")
+	}
+	out, ok := applyEdits(sql, w.edits)
+	if !ok {
+		return unsupported(sql, st.Kind, "Lockstep could not rewrite it", adviceParse)
+	}
+	st.SQL, st.UserVars, st.UsesRand, st.TxReplay = out, dedup(w.vars), w.rand, true
+	return st
+}
+
+func dedup(v []string) []string {
+	seen := make(map[string]bool, len(v))
+	out := v[:0:0]
+	for _, s := range v {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -1,0 +1,118 @@
+package localdb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// BlockerHandler aborts the optimistic client transactions that hold locks
+// the applier waits for: those of the given backend connection ids, or
+// every one when all is set (a metadata-lock wait, whose holder the server
+// does not name). It returns the ids whose sessions are in the middle of a
+// statement; the watchdog interrupts those statements (KILL QUERY). It is
+// called from the watchdog goroutine and must not block on the applier.
+type BlockerHandler func(ids []uint64, all bool) (busy []uint64)
+
+// watchInterval is how long an apply may wait before the watchdog looks for
+// blockers, and how often it looks again.
+const watchInterval = 5 * time.Millisecond
+
+// watchdog is the applier-always-wins rule: while an Apply runs longer than
+// watchInterval, it asks the server whether the applier session waits for a
+// lock held by another session, and has the holders aborted.
+type watchdog struct {
+	handler atomic.Pointer[BlockerHandler]
+	start   atomic.Int64  // unix nanos of the running Apply's start, 0 when idle
+	connID  atomic.Uint64 // the applier session's connection id
+	stop    chan struct{}
+	started atomic.Bool
+}
+
+// SetBlockerHandler installs h (see BlockerHandler) and starts the watchdog.
+func (db *DB) SetBlockerHandler(h BlockerHandler) {
+	db.wd.handler.Store(&h)
+	if db.wd.started.CompareAndSwap(false, true) {
+		go db.watch()
+	}
+}
+
+func (db *DB) watch() {
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.wd.stop:
+			return
+		case <-t.C:
+		}
+		st := db.wd.start.Load()
+		if st == 0 || time.Since(time.Unix(0, st)) < watchInterval {
+			continue
+		}
+		if err := db.releaseBlockers(context.Background(), false); err != nil {
+			db.log.Debug("watchdog: could not look for blockers", "err", err)
+		}
+	}
+}
+
+// releaseBlockers finds the sessions the applier waits for and has them
+// aborted; force aborts every optimistic transaction (after the server
+// rolled back the applier's own transaction in a deadlock).
+func (db *DB) releaseBlockers(ctx context.Context, force bool) error {
+	hp := db.wd.handler.Load()
+	if hp == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var ids []uint64
+	all := force
+	if !force {
+		id := db.wd.connID.Load()
+		if id == 0 {
+			return nil
+		}
+		rows, err := db.admin.QueryContext(ctx, `SELECT DISTINCT b.trx_mysql_thread_id
+FROM information_schema.INNODB_LOCK_WAITS w
+JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id
+JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id
+WHERE r.trx_mysql_thread_id = ?`, id)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var b uint64
+			if err := rows.Scan(&b); err == nil && b != id {
+				ids = append(ids, b)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			var state sql.NullString
+			err := db.admin.QueryRowContext(ctx, "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?", id).Scan(&state)
+			if err != nil && err != sql.ErrNoRows {
+				return err
+			}
+			all = strings.Contains(strings.ToLower(state.String), "metadata lock")
+		}
+		if len(ids) == 0 && !all {
+			return nil
+		}
+	}
+	busy := (*hp)(ids, all)
+	if len(ids) > 0 || all {
+		db.log.Info("applier blocked by client transactions; aborting them", "sessions", ids, "all", all, "interrupted", busy)
+	}
+	for _, b := range busy {
+		if _, err := db.admin.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", b)); err != nil {
+			db.log.Debug("watchdog: KILL QUERY failed", "conn", b, "err", err)
+		}
+	}
+	return nil
+}

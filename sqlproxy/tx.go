@@ -1,0 +1,681 @@
+package sqlproxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// AutoIncs tells the origin which insert id the applier would pin for the
+// next insert into a table, from this node's applied state (the replicated
+// counter and the table's committed maximum). Optional: without it the
+// origin lets the local server choose, and inserting transactions conflict
+// more often. Called concurrently from sessions.
+type AutoIncs interface {
+	// NextInsertID returns the table's AUTO_INCREMENT column ("" when it
+	// has none) and the next id the applier's rule gives.
+	NextInsertID(ctx context.Context, db, table string) (column string, next uint64, err error)
+}
+
+// txState is a session's open explicit transaction: it runs optimistically
+// on the session's backend connection while every statement and what the
+// client saw of it is recorded in entry.
+type txState struct {
+	entry    *command.Entry
+	bytes    int
+	writes   bool              // a write succeeded: the transaction must be ordered
+	overflow bool              // the size limit was passed while read-only: no write may follow
+	vars     map[string]bool   // user variables whose starting value is in entry.Ctx.UserVars
+	aiNext   map[string]uint64 // "db\x00tbl" -> one past the highest id this transaction inserted
+}
+
+// txSettable are the session variables a transaction may set: those every
+// entry carries in its context (so the applier restores them afterwards).
+var txSettable = func() map[string]bool {
+	m := map[string]bool{"names": true, "character set": true, "charset": true}
+	for _, v := range replicatedVars {
+		m[v] = true
+	}
+	return m
+}()
+
+// txUnrecorded are errors a statement may raise at the origin without
+// depending on the data: the statement had no effect, and the applier (which
+// runs with its own privileges) would not reproduce them, so it is not
+// recorded. 1205 (lock wait timeout) is a local artefact.
+var txUnrecorded = map[uint16]bool{
+	1064: true, 1205: true, 1142: true, 1143: true, 1044: true, 1227: true, 1370: true, 1290: true,
+}
+
+// inTx runs a non-transaction-control statement inside the open transaction.
+func (s *session) inTx(st stmt, now time.Time, last bool) (bool, error) {
+	if s.aborted() {
+		return false, s.writeErr(errAborted)
+	}
+	switch st.class {
+	case classRead:
+		return s.txRead(st, last)
+	case classWrite:
+		return s.txWrite(st, last)
+	case classSession:
+		return s.txSession(st, last)
+	case classDDL:
+		// DDL commits the transaction implicitly, then runs on its own.
+		if me, err := s.commitTx(); err != nil {
+			return false, err
+		} else if me != nil {
+			return false, s.writeErr(me)
+		}
+		return s.write(st, now, last)
+	case classLocal:
+		if st.kind != "KILL" {
+			// FLUSH, ANALYZE, OPTIMIZE ... commit implicitly in MySQL.
+			if me, err := s.commitTx(); err != nil {
+				return false, err
+			} else if me != nil {
+				return false, s.writeErr(me)
+			}
+		}
+		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+			return false, err
+		}
+		return s.relayResponse(respGeneric, last)
+	case classRefused:
+		e, err := s.refusal(st)
+		if err != nil {
+			return false, err
+		}
+		return false, s.writeErr(e)
+	}
+	return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unclassified statement"})
+}
+
+// aborted reports (and cleans up) a transaction the applier aborted because
+// it held locks a replicated write needed.
+func (s *session) aborted() bool {
+	if s.tx == nil || !s.abortReq.Load() {
+		return false
+	}
+	_ = s.exec("ROLLBACK")
+	s.endTx()
+	return true
+}
+
+// beginTx starts an optimistic transaction: it pins the statement time and
+// RAND() seeds for the whole transaction on the backend session (the
+// applier re-executes with the same), then runs begin ("" when the backend
+// opens the transaction implicitly, autocommit=0).
+func (s *session) beginTx(begin string) (*mysql.MyError, error) {
+	split := func(err error) (*mysql.MyError, error) {
+		if me, ok := stmtError(err); ok {
+			return me, nil
+		}
+		return nil, err
+	}
+	if err := s.refreshContext(); err != nil {
+		return split(err)
+	}
+	var lastID uint64
+	if s.lastIDKnown {
+		lastID = s.lastID
+	} else {
+		id, _, err := s.fetchSessionValues(nil)
+		if err != nil {
+			return split(err)
+		}
+		lastID = id
+	}
+	var seeds [8]byte
+	_, _ = rand.Read(seeds[:])
+	e := &command.Entry{
+		Kind: command.KindTransaction,
+		User: s.currentUser,
+		Ctx:  command.Context{DB: s.ctxDB, Vars: s.ctxVars, LastInsertID: lastID},
+		Pinned: command.Pinned{TimestampMicros: time.Now().UnixMicro(),
+			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,
+			RandSeed2: binary.LittleEndian.Uint32(seeds[4:]) & 0x3fffffff},
+	}
+	ts := e.Pinned.TimestampMicros
+	set := fmt.Sprintf("SET timestamp=%d.%06d, rand_seed1=%d, rand_seed2=%d, last_insert_id=%d",
+		ts/1e6, ts%1e6, e.Pinned.RandSeed1, e.Pinned.RandSeed2, lastID)
+	s.lastIDPending = false
+	if err := s.exec(set); err != nil {
+		return split(err)
+	}
+	s.tsPinned = true
+	if begin != "" {
+		if err := s.exec(begin); err != nil {
+			return split(err)
+		}
+	}
+	s.tx = &txState{entry: e, vars: map[string]bool{}, aiNext: map[string]uint64{}}
+	s.abortReq.Store(false)
+	s.optimistic.Store(true)
+	s.lastIDKnown = false
+	return nil, nil
+}
+
+// endTx forgets the transaction (the backend's is already over).
+func (s *session) endTx() {
+	s.tx = nil
+	s.optimistic.Store(false)
+	s.abortReq.Store(false)
+	s.lastIDKnown = false
+}
+
+// commitTx ends the open transaction: a read-only one commits locally; one
+// that wrote is rolled back locally and ordered as one entry, and its
+// result decides. me is the error for the client (1213 when the
+// transaction was rolled back).
+func (s *session) commitTx() (*mysql.MyError, error) {
+	tx := s.tx
+	if tx == nil {
+		return nil, nil
+	}
+	aborted := s.abortReq.Load()
+	if !tx.writes && !aborted {
+		err := s.exec("COMMIT")
+		s.endTx()
+		if me, ok := stmtError(err); ok {
+			return me, nil
+		}
+		return nil, err
+	}
+	err := s.exec("ROLLBACK")
+	s.endTx()
+	if _, ok := stmtError(err); err != nil && !ok {
+		return nil, err
+	}
+	if aborted {
+		return errAborted, nil
+	}
+	if tx.overflow {
+		return errTxTooLarge(strconv.Itoa(s.srv.cfg.MaxTxStatements)+" statements or "+strconv.Itoa(s.srv.cfg.MaxTxBytes)+" bytes", s.srv.cfg.MaxTxStatements), nil
+	}
+	if err := s.admit(true); err != nil {
+		return toMyError(err), nil
+	}
+	e := tx.entry
+	e.ID = command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)}
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
+	res, err := s.srv.deps.Orderer.Submit(ctx, e)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, command.ErrNoLeader) {
+			s.log.Warn("transaction not confirmed", "entry", e.ID.String(), "statements", len(e.Stmts), "err", err)
+		}
+		return toMyError(err), nil
+	}
+	if len(res) == 0 {
+		return &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000",
+			Message: "Lockstep: the transaction was ordered but no result came back"}, nil
+	}
+	if r := res[0]; r.Err != nil {
+		return &mysql.MyError{Code: r.Err.Code, State: r.Err.State, Message: r.Err.Message}, nil
+	}
+	return nil, nil
+}
+
+// txControl runs BEGIN, COMMIT, ROLLBACK, savepoints and autocommit
+// switches, with or without an open transaction.
+func (s *session) txControl(st stmt, last bool) (bool, error) {
+	ok := func() (bool, error) { return true, s.writeOK(last) }
+	fail := func(me *mysql.MyError, err error) (bool, error) {
+		if err != nil {
+			return false, err
+		}
+		return false, s.writeErr(me)
+	}
+	n := normalize(st.sql)
+	switch st.tx {
+	case txXA:
+		return false, s.writeErr(errXA)
+	case txLockTables:
+		return false, s.writeErr(errLockTables)
+	case txUnlockTables, txNone:
+		return ok()
+	case txRollback:
+		if s.tx != nil {
+			err := s.exec("ROLLBACK")
+			s.endTx()
+			if _, isStmt := stmtError(err); err != nil && !isStmt {
+				return false, err
+			}
+		}
+		if strings.Contains(n, " release") && !strings.Contains(n, "no release") {
+			_ = s.writeOK(last)
+			_ = s.cl.flush()
+			return false, errReleased
+		}
+		if strings.Contains(n, " chain") && !strings.Contains(n, "no chain") {
+			if me, err := s.beginTx("BEGIN"); me != nil || err != nil {
+				return fail(me, err)
+			}
+		}
+		return ok()
+	case txCommit, txBegin:
+		if s.aborted() {
+			return false, s.writeErr(errAborted)
+		}
+		if me, err := s.commitTx(); me != nil || err != nil {
+			return fail(me, err)
+		}
+		if st.tx == txCommit && strings.Contains(n, " release") && !strings.Contains(n, "no release") {
+			_ = s.writeOK(last)
+			_ = s.cl.flush()
+			return false, errReleased
+		}
+		begin := ""
+		switch {
+		case st.tx == txBegin:
+			begin = st.sql
+		case strings.Contains(n, " chain") && !strings.Contains(n, "no chain"):
+			begin = "BEGIN"
+		default:
+			return ok()
+		}
+		if err := s.admit(false); err != nil {
+			return false, s.sendErr(err, last)
+		}
+		if me, err := s.beginTx(begin); me != nil || err != nil {
+			return fail(me, err)
+		}
+		return ok()
+	case txAutocommit0:
+		if err := s.exec("SET autocommit=0"); err != nil {
+			return fail(stmtErrorOr(err))
+		}
+		s.autocommit = false
+		return ok()
+	case txAutocommit1:
+		if s.aborted() {
+			return false, s.writeErr(errAborted)
+		}
+		if me, err := s.commitTx(); me != nil || err != nil {
+			return fail(me, err)
+		}
+		if err := s.exec("SET autocommit=1"); err != nil {
+			return fail(stmtErrorOr(err))
+		}
+		s.autocommit = true
+		return ok()
+	case txSavepoint, txRelease, txRollbackTo:
+		if strings.Contains(n, "lockstep_") {
+			return false, s.writeErr(errReservedSavepoint)
+		}
+		if s.tx == nil && !s.autocommit {
+			if me, err := s.beginTx(""); me != nil || err != nil {
+				return fail(me, err)
+			}
+		}
+		if s.tx == nil {
+			// Outside a transaction: the backend answers (a savepoint
+			// there is gone at once; ROLLBACK TO one is error 1305).
+			if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+				return false, err
+			}
+			return s.relayResponse(respGeneric, last)
+		}
+		if s.aborted() {
+			return false, s.writeErr(errAborted)
+		}
+		return s.txExec(st.sql, command.Stmt{SQL: st.sql}, last)
+	}
+	return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unknown transaction statement"})
+}
+
+// errReleased ends the session after COMMIT/ROLLBACK ... RELEASE.
+var errReleased = errors.New("session released by COMMIT/ROLLBACK RELEASE")
+
+func stmtErrorOr(err error) (*mysql.MyError, error) {
+	if me, ok := stmtError(err); ok {
+		return me, nil
+	}
+	return nil, err
+}
+
+// txRead runs a read inside the transaction: relayed to the client, and,
+// when it can be re-executed identically, recorded with a digest of its rows.
+func (s *session) txRead(st stmt, last bool) (bool, error) {
+	if err := s.admit(false); err != nil {
+		return false, s.sendErr(err, last)
+	}
+	if s.linearizable {
+		if err := s.readBarrier(); err != nil {
+			return false, s.sendErr(err, last)
+		}
+	}
+	if !st.replay || s.tx.overflow {
+		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+			return false, err
+		}
+		return s.relayResponse(respGeneric, last)
+	}
+	if ok, err := s.txPrepare(st, last); !ok || err != nil {
+		return ok, err
+	}
+	return s.txExec(st.sql, command.Stmt{SQL: st.sql, Read: true, UsesRand: st.usesRand}, last)
+}
+
+// txWrite runs a write inside the transaction on the backend session and
+// records it.
+func (s *session) txWrite(st stmt, last bool) (bool, error) {
+	if err := s.admit(true); err != nil {
+		return false, s.sendErr(err, last)
+	}
+	if safe, ok := utf8Safe(st.sql, s.connCharset(), s.status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED != 0); ok {
+		st.sql = safe
+	} else {
+		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+			Message: "Lockstep: " + st.kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
+	}
+	if s.tx.overflow {
+		return s.txTooLarge(last)
+	}
+	if ok, err := s.txPrepare(st, last); !ok || err != nil {
+		return ok, err
+	}
+	rec := command.Stmt{SQL: st.sql, UsesRand: st.usesRand}
+	if st.insertTable != "" {
+		table, key, err := s.pinInsertID(st.insertTable)
+		if err != nil {
+			return false, err
+		}
+		rec.InsertTable = table
+		ok, err := s.txExec(st.sql, rec, last)
+		if key != "" && s.tx != nil && len(s.tx.entry.Stmts) > 0 {
+			if x := s.tx.entry.Stmts[len(s.tx.entry.Stmts)-1].Expect; x != nil && x.ErrCode == 0 && x.LastInsertID > 0 {
+				s.tx.aiNext[key] = max(s.tx.aiNext[key], x.LastInsertID+max(x.AffectedRows, 1))
+			}
+		}
+		return ok, err
+	}
+	return s.txExec(st.sql, rec, last)
+}
+
+// txSession runs a session statement (SET, USE) inside the transaction; it
+// is recorded when the applier must repeat it for the statements after it.
+func (s *session) txSession(st stmt, last bool) (bool, error) {
+	if err := s.admit(false); err != nil {
+		return false, s.sendErr(err, last)
+	}
+	for _, v := range st.sysVars {
+		if !txSettable[strings.TrimPrefix(strings.TrimPrefix(v, "session."), "local.")] {
+			return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+				Message: "Lockstep does not support setting " + v + " inside a transaction: the other nodes re-execute the transaction without it. Set it before BEGIN"})
+		}
+	}
+	s.ctxDirty = true
+	replay := st.replay || st.kind == "USE"
+	if !replay {
+		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+			return false, err
+		}
+		return s.relayResponse(respGeneric, last)
+	}
+	if ok, err := s.txPrepare(st, last); !ok || err != nil {
+		return ok, err
+	}
+	return s.txExec(st.sql, command.Stmt{SQL: st.sql, Session: true, UsesRand: st.usesRand}, last)
+}
+
+// txPrepare checks the size limits and records the starting values of the
+// user variables st references for the first time. ok false means the
+// client has been answered.
+func (s *session) txPrepare(st stmt, last bool) (bool, error) {
+	tx := s.tx
+	if len(tx.entry.Stmts)+1 > s.srv.cfg.MaxTxStatements || tx.bytes+len(st.sql) > s.srv.cfg.MaxTxBytes {
+		if tx.writes || st.class == classWrite {
+			return s.txTooLarge(last)
+		}
+		tx.overflow = true // read-only so far: fine unless a write follows
+	}
+	var fresh []string
+	for _, v := range st.userVars {
+		if !tx.vars[v] {
+			fresh = append(fresh, v)
+		}
+	}
+	if len(fresh) == 0 {
+		return true, nil
+	}
+	_, uv, err := s.fetchSessionValues(fresh)
+	if err != nil {
+		if me, ok := stmtError(err); ok {
+			return false, s.writeErr(me)
+		}
+		return false, err
+	}
+	if tx.entry.Ctx.UserVars == nil {
+		tx.entry.Ctx.UserVars = map[string]string{}
+	}
+	for _, v := range fresh {
+		tx.vars[v] = true
+		tx.entry.Ctx.UserVars[v] = uv[v]
+	}
+	return true, nil
+}
+
+// txTooLarge rolls the transaction back and answers 1197.
+func (s *session) txTooLarge(last bool) (bool, error) {
+	err := s.exec("ROLLBACK")
+	s.endTx()
+	if _, ok := stmtError(err); err != nil && !ok {
+		return false, err
+	}
+	what := fmt.Sprintf("%d statements or %d bytes", s.srv.cfg.MaxTxStatements, s.srv.cfg.MaxTxBytes)
+	return false, s.writeErr(errTxTooLarge(what, s.srv.cfg.MaxTxStatements))
+}
+
+// txExec sends sql to the backend session, relays the response to the
+// client while capturing what the client sees, and records rec with that
+// outcome.
+func (s *session) txExec(sql string, rec command.Stmt, last bool) (bool, error) {
+	if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, sql...)); err != nil {
+		return false, err
+	}
+	return s.txRecordResponse(rec, last, false)
+}
+
+// txRecordResponse relays (or, with discard, only reads) the backend's
+// response to a statement sent inside the transaction and records rec with
+// the outcome.
+func (s *session) txRecordResponse(rec command.Stmt, last, discard bool) (bool, error) {
+	c := &capture{discard: discard}
+	s.capture = c
+	ok, err := s.relayResponse(respGeneric, last)
+	s.capture = nil
+	if err != nil {
+		return ok, err
+	}
+	tx := s.tx
+	if tx == nil {
+		return ok, nil
+	}
+	out := c.outcome
+	out.CheckAffected = s.caps&mysql.CLIENT_FOUND_ROWS == 0
+	switch {
+	case c.killed:
+		// The applier aborted the transaction while this statement ran.
+		_ = s.exec("ROLLBACK")
+		s.endTx()
+		return ok, nil
+	case out.ErrCode == 1213:
+		// InnoDB rolled the whole transaction back (a local deadlock).
+		s.endTx()
+		return ok, nil
+	case txUnrecorded[out.ErrCode]:
+		return ok, nil
+	}
+	if tx.overflow {
+		return ok, nil
+	}
+	rec.Expect = &out
+	tx.entry.Stmts = append(tx.entry.Stmts, rec)
+	tx.bytes += len(rec.SQL)
+	if out.ErrCode == 0 && !rec.Read && !rec.Session && rec.SQL != "" && isWriteRec(rec) {
+		tx.writes = true
+	}
+	return ok, nil
+}
+
+// isWriteRec reports whether a recorded statement may change data (not a
+// savepoint statement).
+func isWriteRec(rec command.Stmt) bool {
+	w := leadingWords(rec.SQL, 1)
+	if len(w) == 0 {
+		return false
+	}
+	switch w[0] {
+	case "SAVEPOINT", "RELEASE", "ROLLBACK":
+		return false
+	}
+	return true
+}
+
+// capture is what relayResponse records of a response inside a transaction.
+type capture struct {
+	discard bool // read the response without relaying it
+	outcome command.Outcome
+	seen    bool // the first result has been captured
+	killed  bool // an error arrived after the applier aborted the transaction
+}
+
+// pinInsertID sets the backend session's insert_id for an insert into
+// table inside the transaction, as the applier will pin it (the applied
+// counter and maximum, and ids this transaction inserted). It returns the
+// qualified table name to record and the key of the table ("" when it has
+// no AUTO_INCREMENT column).
+func (s *session) pinInsertID(table string) (string, string, error) {
+	if err := s.refreshContext(); err != nil {
+		if _, ok := stmtError(err); ok {
+			return table, "", nil
+		}
+		return table, "", err
+	}
+	db, tbl := splitTableName(table)
+	if db == "" {
+		db = s.ctxDB
+	}
+	if db == "" {
+		return table, "", nil
+	}
+	qualified := quoteIdentifier(db) + "." + quoteIdentifier(tbl)
+	ai := s.srv.deps.AutoInc
+	if ai == nil {
+		return qualified, "", nil
+	}
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	col, next, err := ai.NextInsertID(ctx, db, tbl)
+	cancel()
+	if err != nil || col == "" {
+		return qualified, "", nil
+	}
+	key := db + "\x00" + tbl
+	guess := max(next, s.tx.aiNext[key])
+	// The transaction's own view: rows it inserted with explicit ids.
+	if r, err := s.query("SELECT COALESCE(MAX(" + quoteIdentifier(col) + "),0)+1 FROM " + qualified); err == nil {
+		if len(r.vals) == 1 && r.vals[0][0] != nil {
+			if v, err := strconv.ParseUint(*r.vals[0][0], 10, 64); err == nil {
+				guess = max(guess, v)
+			}
+		}
+	} else if _, ok := stmtError(err); !ok {
+		return qualified, key, err
+	}
+	inc, off := uint64(1), uint64(1)
+	if v, err := strconv.ParseUint(s.ctxRaw["auto_increment_increment"], 10, 64); err == nil && v > 0 {
+		inc = v
+	}
+	if v, err := strconv.ParseUint(s.ctxRaw["auto_increment_offset"], 10, 64); err == nil && v > 0 && v <= inc {
+		off = v
+	}
+	if inc > 1 {
+		if guess <= off {
+			guess = off
+		} else {
+			guess = off + ((guess-off+inc-1)/inc)*inc
+		}
+	}
+	if err := s.exec("SET insert_id=" + strconv.FormatUint(guess, 10)); err != nil {
+		if _, ok := stmtError(err); !ok {
+			return qualified, key, err
+		}
+	}
+	return qualified, key, nil
+}
+
+// splitTableName splits "db.tbl" (either part possibly backquoted) into
+// unquoted parts; db is "" for an unqualified name.
+func splitTableName(t string) (string, string) {
+	inQuote := false
+	for i := 0; i < len(t); i++ {
+		switch t[i] {
+		case '`':
+			inQuote = !inQuote
+		case '.':
+			if !inQuote {
+				return unquoteIdentifier(t[:i]), unquoteIdentifier(t[i+1:])
+			}
+		}
+	}
+	return "", unquoteIdentifier(t)
+}
+
+func unquoteIdentifier(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '`' && s[len(s)-1] == '`' {
+		return strings.ReplaceAll(s[1:len(s)-1], "``", "`")
+	}
+	return s
+}
+
+func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// AbortBlockers aborts the optimistic transactions of the sessions whose
+// backend connection ids are given (all: every open optimistic
+// transaction), because they hold locks the applier needs. A session that
+// is waiting for its client is rolled back at once; one that is running a
+// statement is marked, and its id is returned so the caller can interrupt
+// the statement (KILL QUERY); the session then rolls back itself. Called
+// from the applier's watchdog goroutine.
+func (srv *Server) AbortBlockers(ids []uint64, all bool) (busy []uint64) {
+	want := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	srv.mu.Lock()
+	var targets []*session
+	for sess := range srv.sessions {
+		if sess.optimistic.Load() && (all || want[sess.connID]) {
+			targets = append(targets, sess)
+		}
+	}
+	srv.mu.Unlock()
+	for _, sess := range targets {
+		sess.abortReq.Store(true)
+		if !sess.beMu.TryLock() {
+			busy = append(busy, sess.connID)
+			continue
+		}
+		// Idle: release its locks now. The session goroutine sees abortReq
+		// on its next statement and answers 1213.
+		if sess.optimistic.Load() && sess.be != nil {
+			if err := sess.exec("ROLLBACK"); err != nil {
+				srv.log.Warn("could not roll back a blocking transaction", "backend_conn", sess.connID, "err", err)
+			}
+		}
+		sess.beMu.Unlock()
+		srv.log.Info("aborted an optimistic transaction that blocked the applier", "backend_conn", sess.connID)
+	}
+	return busy
+}
