@@ -273,6 +273,7 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 		db.st.partIdx, db.st.partPos, db.st.partHash = 0, 0, ""
 	}
 	db.publish()
+	db.locksApplied(entries)
 	return results, nil
 }
 

@@ -178,6 +178,15 @@ var schemaDDL = []string{
   next BIGINT UNSIGNED NOT NULL,
   PRIMARY KEY (db, tbl)
 ) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS lockstep.named_locks (
+  name VARBINARY(192) NOT NULL PRIMARY KEY,
+  owner VARBINARY(255) NOT NULL,
+  node VARBINARY(255) NOT NULL,
+  incarnation VARBINARY(64) NOT NULL,
+  holds INT UNSIGNED NOT NULL,
+  KEY by_owner (owner),
+  KEY by_node (node)
+) ENGINE=InnoDB`,
 	"INSERT IGNORE INTO lockstep.applied (id, idx, hash) VALUES (1, 0, '" + zeroHash + "')",
 }
 
