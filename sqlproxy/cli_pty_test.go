@@ -32,7 +32,8 @@ func TestMariadbInteractive(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{"SHOW TABLES;", "SELECT name FROM people WHERE id = 2;", "SELECT * FROM nope;",
-		"USE " + name, "INSERT INTO people VALUES (3, 'carol');", "BEGIN;", "SELECT COUNT(*) FROM people;", "quit"} {
+		"USE " + name, "INSERT INTO people VALUES (3, 'carol');", "BEGIN;", "INSERT INTO people VALUES (4, 'dave');",
+		"SELECT COUNT(*) FROM people;", "ROLLBACK;", "SELECT COUNT(*) * 10 AS after FROM people;", "quit"} {
 		fmt.Fprintln(stdin, q)
 	}
 	done := make(chan error, 1)
@@ -50,7 +51,7 @@ func TestMariadbInteractive(t *testing.T) {
 	stdin.Close()
 	s := out.String()
 	for _, want := range []string{"MariaDB [" + name + "]>", "people", "| bob  |", "ERROR 1146 (42S02): Table '" + name + ".nope' doesn't exist",
-		"Database changed", "Query OK, 1 row affected", "ERROR 1235 (42000)", "|        3 |", "Bye"} {
+		"Database changed", "Query OK, 1 row affected", "|        4 |", "|    30 |", "Bye"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("interactive output lacks %q:\n%s", want, s)
 		}

@@ -186,14 +186,15 @@ func (s *session) out(p []byte) error {
 // interrupted), the client gets 1213 instead.
 func (s *session) captureErr(p []byte) []byte {
 	c := s.capture
-	if c == nil || c.seen {
-		return p
+	if c != nil && !c.seen {
+		c.seen = true
+		c.outcome.ErrCode = parseErr(p).Code
 	}
-	c.seen = true
-	me := parseErr(p)
-	c.outcome.ErrCode = me.Code
-	if s.abortReq.Load() {
-		c.killed = true
+	if s.tx != nil && s.abortReq.Load() {
+		if c != nil {
+			c.killed = true
+		}
+		s.abortReported = true
 		return errPacket(errAborted)
 	}
 	return p

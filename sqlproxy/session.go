@@ -71,6 +71,9 @@ type session struct {
 	abortReq   atomic.Bool // the applier asked for tx to be aborted
 	tsPinned   bool        // the backend session's timestamp is pinned (reset lazily)
 	capture    *capture    // set while relaying a statement of tx
+	// abortReported: a statement's error was replaced by 1213 because the
+	// applier aborted tx; the transaction ends after the command.
+	abortReported bool
 }
 
 type diagnostics struct {
@@ -195,6 +198,16 @@ func (s *session) loop() error {
 		}
 		s.beMu.Lock()
 		err = s.dispatch(p)
+		if s.abortReported && err == nil {
+			s.abortReported = false
+			if s.tx != nil {
+				err = s.exec("ROLLBACK")
+				if _, ok := stmtError(err); ok {
+					err = nil
+				}
+				s.endTx()
+			}
+		}
 		s.beMu.Unlock()
 		if err != nil {
 			return err

@@ -30,7 +30,15 @@ type watchdog struct {
 	connID  atomic.Uint64 // the applier session's connection id
 	stop    chan struct{}
 	started atomic.Bool
+	// lastLockRead is when INNODB_LOCK_WAITS was last read (unix nanos).
+	// The server refreshes that table's cache only when it has not been
+	// read for 100ms, so reading it more often would keep it stale.
+	lastLockRead atomic.Int64
 }
+
+// lockCacheIdle is how long INNODB_TRX/INNODB_LOCK_WAITS must go unread for
+// the server to refresh them (InnoDB's CACHE_MIN_IDLE_TIME_US, plus margin).
+const lockCacheIdle = 110 * time.Millisecond
 
 // SetBlockerHandler installs h (see BlockerHandler) and starts the watchdog.
 func (db *DB) SetBlockerHandler(h BlockerHandler) {
@@ -76,6 +84,20 @@ func (db *DB) releaseBlockers(ctx context.Context, force bool) error {
 		if id == 0 {
 			return nil
 		}
+		// A metadata-lock wait shows in the (uncached) process list.
+		var state sql.NullString
+		err := db.admin.QueryRowContext(ctx, "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?", id).Scan(&state)
+		if err != nil && err != sql.ErrNoRows {
+			return err
+		}
+		all = strings.Contains(strings.ToLower(state.String), "metadata lock")
+		if !all && time.Since(time.Unix(0, db.wd.lastLockRead.Load())) < lockCacheIdle {
+			return nil // the lock tables would show a stale picture: look again later
+		}
+	}
+	if !force && !all {
+		id := db.wd.connID.Load()
+		defer db.wd.lastLockRead.Store(time.Now().UnixNano())
 		rows, err := db.admin.QueryContext(ctx, `SELECT DISTINCT b.trx_mysql_thread_id
 FROM information_schema.INNODB_LOCK_WAITS w
 JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id
@@ -94,14 +116,6 @@ WHERE r.trx_mysql_thread_id = ?`, id)
 			return err
 		}
 		if len(ids) == 0 {
-			var state sql.NullString
-			err := db.admin.QueryRowContext(ctx, "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?", id).Scan(&state)
-			if err != nil && err != sql.ErrNoRows {
-				return err
-			}
-			all = strings.Contains(strings.ToLower(state.String), "metadata lock")
-		}
-		if len(ids) == 0 && !all {
 			return nil
 		}
 	}

@@ -57,6 +57,7 @@ type options struct {
 	gate    sqlproxy.Gate
 	orderer sqlproxy.Orderer
 	reads   sqlproxy.Reads
+	autoInc sqlproxy.AutoIncs
 	cfg     func(*sqlproxy.Config)
 	logger  *slog.Logger
 }
@@ -75,6 +76,9 @@ func WithOrderer(or sqlproxy.Orderer) Option { return func(o *options) { o.order
 
 // WithReads installs a linearizable-read provider.
 func WithReads(r sqlproxy.Reads) Option { return func(o *options) { o.reads = r } }
+
+// WithAutoInc installs the insert-id source transactions pin from.
+func WithAutoInc(a sqlproxy.AutoIncs) Option { return func(o *options) { o.autoInc = a } }
 
 // WithConfig edits the proxy configuration before start.
 func WithConfig(f func(*sqlproxy.Config)) Option { return func(o *options) { o.cfg = f } }
@@ -135,7 +139,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	p, err := sqlproxy.NewServer(cfg, sqlproxy.Deps{Orderer: o.orderer, Gate: o.gate, Reads: o.reads}, logger)
+	p, err := sqlproxy.NewServer(cfg, sqlproxy.Deps{Orderer: o.orderer, Gate: o.gate, Reads: o.reads, AutoInc: o.autoInc}, logger)
 	if err != nil {
 		t.Fatalf("sqlproxy.NewServer: %v", err)
 	}
