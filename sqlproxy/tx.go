@@ -648,7 +648,7 @@ func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", 
 // statement is marked, and its id is returned so the caller can interrupt
 // the statement (KILL QUERY); the session then rolls back itself. Called
 // from the applier's watchdog goroutine.
-func (srv *Server) AbortBlockers(ids []uint64, all bool) (busy []uint64) {
+func (srv *Server) AbortBlockers(ids []uint64, all bool) (aborted int, busy []uint64) {
 	want := make(map[uint64]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
@@ -661,6 +661,7 @@ func (srv *Server) AbortBlockers(ids []uint64, all bool) (busy []uint64) {
 		}
 	}
 	srv.mu.Unlock()
+	aborted = len(targets)
 	for _, sess := range targets {
 		sess.abortReq.Store(true)
 		if !sess.beMu.TryLock() {
@@ -675,7 +676,6 @@ func (srv *Server) AbortBlockers(ids []uint64, all bool) (busy []uint64) {
 			}
 		}
 		sess.beMu.Unlock()
-		srv.log.Info("aborted an optimistic transaction that blocked the applier", "backend_conn", sess.connID)
 	}
-	return busy
+	return aborted, busy
 }

@@ -12,10 +12,11 @@ import (
 // BlockerHandler aborts the optimistic client transactions that hold locks
 // the applier waits for: those of the given backend connection ids, or
 // every one when all is set (a metadata-lock wait, whose holder the server
-// does not name). It returns the ids whose sessions are in the middle of a
-// statement; the watchdog interrupts those statements (KILL QUERY). It is
+// does not name). It returns how many transactions it aborted and the ids
+// whose sessions are in the middle of a statement; the watchdog interrupts
+// those statements (KILL QUERY). It is
 // called from the watchdog goroutine and must not block on the applier.
-type BlockerHandler func(ids []uint64, all bool) (busy []uint64)
+type BlockerHandler func(ids []uint64, all bool) (aborted int, busy []uint64)
 
 // watchInterval is how long an apply may wait before the watchdog looks for
 // blockers, and how often it looks again.
@@ -119,9 +120,9 @@ WHERE r.trx_mysql_thread_id = ?`, id)
 			return nil
 		}
 	}
-	busy := (*hp)(ids, all)
-	if len(ids) > 0 || all {
-		db.log.Info("applier blocked by client transactions; aborting them", "sessions", ids, "all", all, "interrupted", busy)
+	n, busy := (*hp)(ids, all)
+	if n > 0 {
+		db.log.Info("applier blocked by client transactions; aborted them", "sessions", ids, "all", all, "aborted", n, "interrupted", busy)
 	}
 	for _, b := range busy {
 		if _, err := db.admin.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", b)); err != nil {
