@@ -74,6 +74,34 @@
 // transaction, so ids of deleted rows are not reused across records.
 // Counters of tables that no longer exist are dropped after each DDL.
 //
+// NextInsertID gives the proxy the same rule on applied state, so optimistic
+// transactions at the origin pin the ids their re-execution will get.
+//
+// # Transactions
+//
+// A KindTransaction entry is one unit of the record (tx.go): SAVEPOINT
+// lockstep_tx, the transaction's starting context (database, session
+// variables, pinned time and RAND seeds, LAST_INSERT_ID, user variables),
+// then its statements back to back, insert_id pinned per insert as above.
+// Each statement's outcome (error code, affected rows, insert id, warnings,
+// info, and an order-insensitive digest of returned rows) must equal the
+// Expect recorded at the origin; on the first difference the savepoint is
+// rolled back and the entry's one result is error 1213. A transaction that
+// changed session state (SET, USE) leaves the applier session with SET NAMES
+// utf8mb4, its current database re-read and every cached variable marked
+// unknown, so the next entry sets its full context.
+//
+// # Applier always wins
+//
+// While an Apply runs longer than 5 ms, a watchdog (watchdog.go) reads the
+// applier session's state: a metadata-lock wait aborts every optimistic
+// client transaction on the node; otherwise INNODB_LOCK_WAITS names the
+// sessions the applier waits for (read at most every 110 ms: InnoDB only
+// refreshes that table when it has been idle for 100 ms). The BlockerHandler
+// (the SQL proxy) aborts them; statements in progress are interrupted with
+// KILL QUERY. When the server picks the applier as a deadlock victim, every
+// optimistic transaction is aborted before the record is re-run.
+//
 // # Outcome hash
 //
 // h = sha256(h || index || pos || error code || affected rows || last insert
