@@ -1,6 +1,37 @@
 package sqlproxy
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/pingcap/tidb/pkg/parser"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+	_ "github.com/pingcap/tidb/pkg/parser/test_driver" // value expressions for the parser
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// Cluster-wide named locks (GET_LOCK and friends); see DESIGN.md "Named
+// locks". A statement made only of named-lock calls — SELECT (FROM DUAL
+// allowed) or DO — is answered by the proxy: its arguments are evaluated on
+// the session's own backend connection (so literals, ? parameters, user
+// variables and expressions mean what MariaDB says they mean, and MariaDB
+// reports bad arguments itself), GET_LOCK / RELEASE_LOCK / RELEASE_ALL_LOCKS
+// become command.KindLock entries of the total order, and IS_FREE_LOCK /
+// IS_USED_LOCK read this node's applied copy of the lock table. Any other
+// read or SET that calls one of them is refused: on the backend it would
+// take a lock of one node only.
 
 // NamedLocks reads this node's applied copy of the cluster-wide named lock
 // table (GET_LOCK and friends). Implemented by internal/localdb. Called
@@ -13,12 +44,953 @@ type NamedLocks interface {
 	Changed() <-chan struct{}
 }
 
+// Tunables of the named-lock code.
+const (
+	// lockFenceInterval is how often a session holding named locks asks the
+	// quorum gate whether this node may still write. The ordering layer
+	// waits longer than grace + this before it releases a lost node's locks
+	// (cmd/lockstepd computes that delay).
+	lockFenceInterval = 200 * time.Millisecond
+	// lockVerifyEvery: every this many fence ticks the session also checks
+	// that the lock table still names it as holder of its locks.
+	lockVerifyEvery = 10
+	// lockPoll bounds a GET_LOCK wait between two looks at the lock table
+	// (in case a change notification was missed).
+	lockPoll = time.Second
+	// lockForever: timeouts this long (seconds) never expire.
+	lockForever = 1e9
+	// lockReleaseRetryFor bounds the retries of the RELEASE_ALL a session
+	// orders when it ends.
+	lockReleaseRetryFor = time.Minute
+	// maxLockName is MariaDB's limit on a lock name, in bytes.
+	maxLockName = 192
+)
+
+var (
+	errNoNamedLocks = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+		Message: "Lockstep: named locks (GET_LOCK and friends) are not available on this node: it was started without the cluster's lock table"}
+	errLockMixed = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+		Message: "Lockstep: GET_LOCK(), RELEASE_LOCK(), RELEASE_ALL_LOCKS(), IS_FREE_LOCK() and IS_USED_LOCK() are cluster-wide only in a statement of their own " +
+			"(SELECT or DO with nothing but these calls, no FROM, WHERE or INTO); run the lock call as a separate statement"}
+)
+
+type lockFn uint8
+
+const (
+	fnGetLock lockFn = iota + 1
+	fnReleaseLock
+	fnIsFreeLock
+	fnIsUsedLock
+	fnReleaseAllLocks
+)
+
+// lockFnInfo: argument count, and the column MariaDB 10.11 describes for
+// the result (type LONG, binary collation).
+var lockFns = map[string]struct {
+	fn     lockFn
+	argc   int
+	length uint32
+	flags  uint16
+}{
+	"get_lock":          {fnGetLock, 2, 1, mysql.BINARY_FLAG | mysql.NUM_FLAG},
+	"release_lock":      {fnReleaseLock, 1, 1, mysql.BINARY_FLAG | mysql.NUM_FLAG},
+	"is_free_lock":      {fnIsFreeLock, 1, 1, mysql.BINARY_FLAG | mysql.NUM_FLAG},
+	"is_used_lock":      {fnIsUsedLock, 1, 10, mysql.BINARY_FLAG | mysql.NUM_FLAG},
+	"release_all_locks": {fnReleaseAllLocks, 0, 11, mysql.NOT_NULL_FLAG | mysql.UNSIGNED_FLAG | mysql.BINARY_FLAG | mysql.NUM_FLAG},
+}
+
+// lockCall is one named-lock function call of a lock statement.
+type lockCall struct {
+	fn     lockFn
+	col    string   // result column name: the alias, or the call as written
+	args   []string // argument expressions as written
+	length uint32
+	flags  uint16
+}
+
+// lockStmt is a statement that calls named-lock functions: either one the
+// proxy answers (calls), or one it refuses (err).
+type lockStmt struct {
+	do    bool // DO: an OK packet, no result set
+	calls []lockCall
+	err   *mysql.MyError
+}
+
+func (ls *lockStmt) writes() bool {
+	for _, c := range ls.calls {
+		if c.fn == fnGetLock || c.fn == fnReleaseLock || c.fn == fnReleaseAllLocks {
+			return true
+		}
+	}
+	return false
+}
+
+var lockParsers = sync.Pool{New: func() any { return parser.New() }}
+
+// parseLockStmt returns nil for a statement that calls no named-lock
+// function, or one the classifier deals with (writes and DDL, which it
+// refuses when they call one).
+func parseLockStmt(sql string) *lockStmt {
+	if !containsFold(sql, "_lock") {
+		return nil
+	}
+	p := lockParsers.Get().(*parser.Parser)
+	defer lockParsers.Put(p)
+	stmts, _, err := p.ParseSQL(sql)
+	if err != nil || len(stmts) != 1 {
+		return nil
+	}
+	if !callsLockFn(stmts[0]) {
+		return nil
+	}
+	var ls *lockStmt
+	switch s := stmts[0].(type) {
+	case *ast.SelectStmt:
+		ls = lockSelect(sql, s)
+	case *ast.DoStmt:
+		ls = lockDo(sql, s)
+	case *ast.SetOprStmt, *ast.SetStmt:
+	default:
+		return nil
+	}
+	if ls == nil {
+		ls = &lockStmt{err: errLockMixed}
+	}
+	return ls
+}
+
+func lockSelect(sql string, s *ast.SelectStmt) *lockStmt {
+	if s.Kind != ast.SelectStmtKindSelect || s.Fields == nil || s.Distinct || s.From != nil || s.Where != nil ||
+		s.GroupBy != nil || s.Having != nil || len(s.WindowSpecs) > 0 || s.OrderBy != nil || s.Limit != nil ||
+		s.LockInfo != nil || len(s.TableHints) > 0 || s.SelectIntoOpt != nil || s.With != nil || s.AfterSetOperator != nil {
+		return nil
+	}
+	ls := &lockStmt{}
+	for _, f := range s.Fields.Fields {
+		if f.WildCard != nil {
+			return nil
+		}
+		c, err := lockCallOf(sql, f.Expr)
+		if c == nil {
+			return err
+		}
+		c.col = f.AsName.O
+		if c.col == "" {
+			c.col = trimTrailingComments(f.Text())
+		}
+		ls.calls = append(ls.calls, *c)
+	}
+	return ls
+}
+
+func lockDo(sql string, s *ast.DoStmt) *lockStmt {
+	ls := &lockStmt{do: true}
+	for _, e := range s.Exprs {
+		c, err := lockCallOf(sql, e)
+		if c == nil {
+			return err
+		}
+		ls.calls = append(ls.calls, *c)
+	}
+	return ls
+}
+
+// lockCallOf returns the call when e is a named-lock call whose arguments
+// call none; otherwise nil and, for a wrong argument count, MariaDB's error.
+func lockCallOf(sql string, e ast.ExprNode) (*lockCall, *lockStmt) {
+	for {
+		p, ok := e.(*ast.ParenthesesExpr)
+		if !ok {
+			break
+		}
+		e = p.Expr
+	}
+	fc, ok := e.(*ast.FuncCallExpr)
+	if !ok || fc.Schema.L != "" {
+		return nil, nil
+	}
+	info, ok := lockFns[fc.FnName.L]
+	if !ok {
+		return nil, nil
+	}
+	if len(fc.Args) != info.argc {
+		return nil, &lockStmt{err: &mysql.MyError{Code: mysql.ER_WRONG_PARAMCOUNT_TO_NATIVE_FCT, State: "42000",
+			Message: fmt.Sprintf("Incorrect parameter count in the call to native function '%s'", fc.FnName.O)}}
+	}
+	for _, a := range fc.Args {
+		if callsLockFn(a) {
+			return nil, nil
+		}
+	}
+	args, ok := splitCallArgs(sql, fc.OriginTextPosition())
+	if !ok || len(args) != info.argc {
+		return nil, nil
+	}
+	return &lockCall{fn: info.fn, args: args, length: info.length, flags: info.flags}, nil
+}
+
+// lockFinder reports whether a node calls a named-lock function.
+type lockFinder struct{ found bool }
+
+func (v *lockFinder) Enter(n ast.Node) (ast.Node, bool) {
+	if fc, ok := n.(*ast.FuncCallExpr); ok && fc.Schema.L == "" {
+		if _, ok := lockFns[fc.FnName.L]; ok {
+			v.found = true
+			return n, true
+		}
+	}
+	return n, v.found
+}
+
+func (v *lockFinder) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+func callsLockFn(n ast.Node) bool {
+	v := &lockFinder{}
+	n.Accept(v)
+	return v.found
+}
+
+// splitCallArgs returns the argument texts of the function call starting at
+// pos (its name), split at top-level commas.
+func splitCallArgs(sql string, pos int) ([]string, bool) {
+	i := pos
+	if i < 0 || i >= len(sql) {
+		return nil, false
+	}
+	if sql[i] == '`' {
+		j := strings.IndexByte(sql[i+1:], '`')
+		if j < 0 {
+			return nil, false
+		}
+		i += j + 2
+	} else {
+		for i < len(sql) && isWordByte(sql[i]) {
+			i++
+		}
+	}
+	for i < len(sql) && sql[i] != '(' {
+		j := skipSpaceComment(sql, i)
+		if j == i {
+			return nil, false
+		}
+		i = j
+	}
+	if i >= len(sql) {
+		return nil, false
+	}
+	var args []string
+	depth, start := 0, i+1
+	for i++; i < len(sql); {
+		switch c := sql[i]; {
+		case c == '\'' || c == '"' || c == '`':
+			i = skipQuoted(sql, i)
+			continue
+		case c == '(':
+			depth++
+		case c == ')':
+			if depth == 0 {
+				last := strings.TrimSpace(sql[start:i])
+				if len(args) == 0 && last == "" {
+					return nil, true
+				}
+				return append(args, last), true
+			}
+			depth--
+		case c == ',' && depth == 0:
+			args = append(args, strings.TrimSpace(sql[start:i]))
+			start = i + 1
+		default:
+			if j := skipSpaceComment(sql, i); j > i {
+				i = j
+				continue
+			}
+		}
+		i++
+	}
+	return nil, false
+}
+
+// skipQuoted returns the index after the quoted string or identifier at i.
+func skipQuoted(sql string, i int) int {
+	q := sql[i]
+	for j := i + 1; j < len(sql); j++ {
+		switch sql[j] {
+		case '\\':
+			if q != '`' {
+				j++
+			}
+		case q:
+			if j+1 < len(sql) && sql[j+1] == q {
+				j++
+				continue
+			}
+			return j + 1
+		}
+	}
+	return len(sql)
+}
+
+// skipSpaceComment returns the index after white space or a comment at i
+// (i itself when there is none).
+func skipSpaceComment(sql string, i int) int {
+	switch c := sql[i]; {
+	case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		return i + 1
+	case c == '#' || (c == '-' && strings.HasPrefix(sql[i:], "-- ")):
+		j := strings.IndexByte(sql[i:], '\n')
+		if j < 0 {
+			return len(sql)
+		}
+		return i + j + 1
+	case c == '/' && strings.HasPrefix(sql[i:], "/*") && !strings.HasPrefix(sql[i:], "/*!") && !strings.HasPrefix(sql[i:], "/*M!"):
+		j := strings.Index(sql[i+2:], "*/")
+		if j < 0 {
+			return len(sql)
+		}
+		return i + 2 + j + 2
+	}
+	return i
+}
+
+// trimTrailingComments drops comments and white space after an expression
+// (the parser's field text keeps them; MariaDB's column name does not).
+func trimTrailingComments(s string) string {
+	end, i := len(s), 0
+	for i < len(s) {
+		c := s[i]
+		if c == '\'' || c == '"' || c == '`' {
+			i = skipQuoted(s, i)
+			end = i
+			continue
+		}
+		if j := skipSpaceComment(s, i); j > i {
+			i = j
+			continue
+		}
+		i++
+		end = i
+	}
+	return s[:end]
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in
+// any case, without allocating.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for j < len(w) && s[i+j]|0x20 == w[j]|0x20 {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
+}
+
 // namedLock answers a statement that calls only named-lock functions
 // (GET_LOCK, RELEASE_LOCK, IS_FREE_LOCK, IS_USED_LOCK, RELEASE_ALL_LOCKS).
 // handled is false for any other statement.
 func (s *session) namedLock(sql string, last bool) (handled, ok bool, err error) {
-	return false, false, nil
+	ls := parseLockStmt(sql)
+	if ls == nil {
+		return false, false, nil
+	}
+	ok, err = s.runLockStmt(ls, ls, false, last)
+	return true, ok, err
 }
 
-// releaseNamedLocks releases the session's named locks when it ends.
-func (s *session) releaseNamedLocks() {}
+// lockRefusal is the error a lock statement gets before anything runs.
+func (s *session) lockRefusal(ls *lockStmt) *mysql.MyError {
+	if ls.err != nil {
+		return ls.err
+	}
+	if s.srv.deps.Locks == nil {
+		return errNoNamedLocks
+	}
+	return nil
+}
+
+// stmtExecuteLock executes a prepared lock statement: the parameters are
+// bound into the text as for a write, and the answer is a binary result set
+// with the columns the statement was prepared with.
+func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
+	defer func() { ps.long = nil }()
+	text := ps.sql
+	if ps.nparams > 0 {
+		lits, err := ps.bind(p, s.clientCharset())
+		if err != nil {
+			return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000",
+				Message: "Lockstep: cannot decode prepared statement parameters: " + err.Error()})
+		}
+		if text, err = interpolate(ps.sql, lits); err != nil {
+			return s.writeErr(&mysql.MyError{Code: mysql.ER_WRONG_ARGUMENTS, State: "HY000", Message: "Lockstep: " + err.Error()})
+		}
+	}
+	ls := parseLockStmt(text)
+	if ls == nil || (ls.err == nil && len(ls.calls) != len(ps.lock.calls)) {
+		return s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+			Message: "Lockstep: this prepared named-lock statement changed shape once its parameters were bound; use the text protocol for it"})
+	}
+	_, err := s.runLockStmt(ls, ps.lock, true, true)
+	return err
+}
+
+// runLockStmt evaluates ls and answers the client; cols supplies the column
+// names (the prepared text's, for a prepared statement). It reports whether
+// the statement succeeded; an error ends the session.
+func (s *session) runLockStmt(ls, cols *lockStmt, binaryRows, last bool) (bool, error) {
+	if me := s.lockRefusal(ls); me != nil {
+		return false, s.writeErr(me)
+	}
+	if err := s.admit(ls.writes()); err != nil {
+		return false, s.sendErr(err, last)
+	}
+	if !ls.writes() && s.linearizable {
+		if err := s.readBarrier(); err != nil {
+			return false, s.sendErr(err, last)
+		}
+	}
+	args, err := s.evalLockArgs(ls)
+	if err != nil {
+		if me, ok := stmtError(err); ok {
+			return false, s.writeErr(me)
+		}
+		return false, err
+	}
+	var warns []command.Warning
+	vals := make([]*int64, len(ls.calls))
+	for i, c := range ls.calls {
+		v, me, err := s.lockCall(c, args[i], &warns)
+		if err != nil {
+			return false, err
+		}
+		if me != nil {
+			return false, s.writeErr(me)
+		}
+		vals[i] = v
+	}
+	if ls.do {
+		s.diag = &diagnostics{warnings: warns}
+		return true, s.cl.writePacket(okPacket(0, 0, s.okStatus(last), uint16(len(warns)), ""))
+	}
+	s.diag = &diagnostics{warnings: warns, rowCount: -1}
+	return true, s.writeLockResult(cols.calls, vals, uint16(len(warns)), binaryRows, last)
+}
+
+// evalLockArgs evaluates every call's arguments on the session's backend
+// connection in one SELECT: a name as IS_FREE_LOCK(name) too (MariaDB's own
+// errors for a wrong type or a name that is too long) and as itself, a
+// timeout as a DOUBLE. A *mysql.MyError is the statement's error.
+func (s *session) evalLockArgs(ls *lockStmt) ([][]*string, error) {
+	var exprs []string
+	for _, c := range ls.calls {
+		if len(c.args) > 0 {
+			exprs = append(exprs, "IS_FREE_LOCK("+c.args[0]+")", c.args[0])
+		}
+		if len(c.args) > 1 {
+			exprs = append(exprs, "("+c.args[1]+")+0e0")
+		}
+	}
+	out := make([][]*string, len(ls.calls))
+	if len(exprs) == 0 {
+		return out, nil
+	}
+	r, err := s.query("SELECT " + strings.Join(exprs, ", "))
+	if err != nil {
+		return nil, err
+	}
+	if len(r.vals) != 1 || len(r.vals[0]) != len(exprs) {
+		return nil, &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unexpected answer evaluating named-lock arguments"}
+	}
+	row := r.vals[0]
+	k := 0
+	for i, c := range ls.calls {
+		if len(c.args) > 0 {
+			out[i] = append(out[i], row[k+1])
+			k += 2
+		}
+		if len(c.args) > 1 {
+			out[i] = append(out[i], row[k])
+			k++
+		}
+	}
+	return out, nil
+}
+
+// lockCall evaluates one call with its evaluated arguments. It returns the
+// value (nil = NULL), or a statement error, or an error that ends the
+// session.
+func (s *session) lockCall(c lockCall, args []*string, warns *[]command.Warning) (*int64, *mysql.MyError, error) {
+	one, zero := int64(1), int64(0)
+	if c.fn == fnReleaseAllLocks {
+		n, me := s.releaseAllLocks()
+		return n, me, nil
+	}
+	name := args[0]
+	if c.fn == fnGetLock {
+		t := args[1]
+		timeout := 0.0
+		if t != nil {
+			timeout, _ = strconv.ParseFloat(*t, 64)
+		}
+		if t == nil || math.Trunc(timeout) < 0 {
+			v := "NULL"
+			if t != nil {
+				v = strconv.FormatInt(int64(math.Max(timeout, math.MinInt64)), 10)
+			}
+			*warns = append(*warns, command.Warning{Level: "Warning", Code: 1411,
+				Message: "Incorrect timeout value: '" + v + "' for function get_lock"})
+			return nil, nil, nil
+		}
+		if name == nil || *name == "" {
+			return nil, nil, nil
+		}
+		if me := checkLockName(*name); me != nil {
+			return nil, me, nil
+		}
+		return s.getLock(*name, timeout)
+	}
+	if name == nil || *name == "" {
+		return nil, nil, nil
+	}
+	if me := checkLockName(*name); me != nil {
+		return nil, me, nil
+	}
+	switch c.fn {
+	case fnReleaseLock:
+		return s.releaseLock(*name)
+	case fnIsFreeLock, fnIsUsedLock:
+		h, me := s.lockHolder(*name)
+		if me != nil {
+			return nil, me, nil
+		}
+		if c.fn == fnIsFreeLock {
+			if h == "" {
+				return &one, nil, nil
+			}
+			return &zero, nil, nil
+		}
+		if h == "" {
+			return nil, nil, nil
+		}
+		id, err := strconv.ParseInt(h[strings.LastIndexByte(h, '/')+1:], 10, 64)
+		if err != nil {
+			return nil, nil, nil
+		}
+		return &id, nil, nil
+	}
+	return nil, &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unknown named-lock function"}, nil
+}
+
+// checkLockName applies MariaDB's limit (the backend already did when it
+// evaluated the arguments).
+func checkLockName(name string) *mysql.MyError {
+	if len(name) <= maxLockName {
+		return nil
+	}
+	short := name
+	if len(short) > 97 {
+		short = short[:97]
+		for len(short) > 0 && !utf8.ValidString(short) {
+			short = short[:len(short)-1]
+		}
+		short += "..."
+	}
+	return &mysql.MyError{Code: mysql.ER_TOO_LONG_IDENT, State: "42000", Message: "Identifier name '" + short + "' is too long"}
+}
+
+// lockHolder reads the holder of name from this node's applied lock table.
+func (s *session) lockHolder(name string) (string, *mysql.MyError) {
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	defer cancel()
+	h, err := s.srv.deps.Locks.Holder(ctx, name)
+	if err != nil {
+		return "", &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000",
+			Message: "Lockstep: cannot read the cluster's named lock table on this node: " + err.Error()}
+	}
+	return h, nil
+}
+
+// getLock takes name for the session, waiting up to timeout seconds for
+// its holder to release it. 1: taken; 0: timed out.
+func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError, error) {
+	one, zero := int64(1), int64(0)
+	locks := s.srv.deps.Locks
+	st := s.heldLocks()
+	owner := s.lockOwner()
+	forever := timeout >= lockForever
+	var deadline time.Time
+	if !forever {
+		deadline = time.Now().Add(time.Duration(timeout * float64(time.Second)))
+	}
+	barrier := false
+	for {
+		changed := locks.Changed()
+		h, me := s.lockHolder(name)
+		if me != nil {
+			return nil, me, nil
+		}
+		if h == "" || h == owner {
+			res, me := s.orderHeld(st, command.LockOp{Op: command.LockAcquire, Name: name, Owner: owner})
+			if me != nil {
+				return nil, me, nil
+			}
+			if res.AffectedRows == 1 {
+				return &one, nil, nil
+			}
+			continue // another session's acquire came first
+		}
+		now := time.Now()
+		if !forever && !now.Before(deadline) {
+			// Before answering 0, one look at the latest committed state:
+			// this node's copy may lag behind a release.
+			if !barrier && s.srv.deps.Reads != nil {
+				barrier = true
+				if s.readBarrier() == nil {
+					continue
+				}
+			}
+			return &zero, nil, nil
+		}
+		if err := s.admit(true); err != nil {
+			return nil, toMyError(err), nil
+		}
+		wait := lockPoll
+		if !forever {
+			wait = min(wait, deadline.Sub(now))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-s.srv.ctx.Done():
+			t.Stop()
+			return nil, toMyError(command.ErrShuttingDown), nil
+		}
+		t.Stop()
+		if s.isKilled() {
+			return nil, nil, errors.New("session closed while waiting for a named lock")
+		}
+	}
+}
+
+// releaseLock gives back one hold of name: 1 released, 0 held by another
+// session, NULL free. Only the session's own holds need the log.
+func (s *session) releaseLock(name string) (*int64, *mysql.MyError, error) {
+	one, zero := int64(1), int64(0)
+	st := s.heldLocks()
+	st.mu.Lock()
+	mine := st.names[name] > 0 || st.uncertain
+	st.mu.Unlock()
+	if !mine {
+		h, me := s.lockHolder(name)
+		if me != nil || h == "" {
+			return nil, me, nil
+		}
+		return &zero, nil, nil
+	}
+	res, me := s.orderHeld(st, command.LockOp{Op: command.LockRelease, Name: name, Owner: s.lockOwner()})
+	switch {
+	case me != nil:
+		return nil, me, nil
+	case res.Info == "NULL":
+		return nil, nil, nil
+	case res.AffectedRows == 1:
+		return &one, nil, nil
+	}
+	return &zero, nil, nil
+}
+
+// releaseAllLocks releases every lock of the session and counts the holds.
+func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
+	st := s.heldLocks()
+	st.mu.Lock()
+	any := len(st.names) > 0 || st.uncertain
+	st.mu.Unlock()
+	n := int64(0)
+	if !any {
+		return &n, nil
+	}
+	res, me := s.orderHeld(st, command.LockOp{Op: command.LockReleaseAll, Owner: s.lockOwner()})
+	if me != nil {
+		return nil, me
+	}
+	n = int64(res.AffectedRows)
+	return &n, nil
+}
+
+// orderLock orders one lock operation and returns this node's result.
+func (s *session) orderLock(op command.LockOp) (command.Result, error) {
+	e := &command.Entry{
+		ID:     command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)},
+		Kind:   command.KindLock,
+		User:   s.currentUser,
+		Lock:   &op,
+		Pinned: command.Pinned{TimestampMicros: time.Now().UnixMicro()},
+	}
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
+	defer cancel()
+	res, err := s.srv.deps.Orderer.Submit(ctx, e)
+	if err != nil {
+		return command.Result{}, err
+	}
+	if len(res) != 1 {
+		return command.Result{}, fmt.Errorf("lock entry answered with %d results", len(res))
+	}
+	if res[0].Err != nil {
+		return res[0], res[0].Err
+	}
+	return res[0], nil
+}
+
+// orderHeld orders op for the session and records its effect on the
+// session's holds. An outcome that is not known makes the session's holds
+// uncertain: it then orders a RELEASE_ALL when it ends.
+func (s *session) orderHeld(st *heldLocks, op command.LockOp) (command.Result, *mysql.MyError) {
+	st.mu.Lock()
+	res, err := s.orderLock(op)
+	switch {
+	case err == nil && op.Op == command.LockAcquire:
+		if res.AffectedRows == 1 {
+			st.names[op.Name]++
+		}
+	case err == nil && op.Op == command.LockRelease:
+		if st.names[op.Name] > 1 && res.AffectedRows == 1 {
+			st.names[op.Name]--
+		} else {
+			delete(st.names, op.Name)
+		}
+	case err == nil && op.Op == command.LockReleaseAll:
+		clear(st.names)
+		st.uncertain = false
+	case err != nil && !errors.Is(err, command.ErrNoLeader) && !errors.Is(err, command.ErrTooLarge):
+		var ce *command.Error
+		if !errors.As(err, &ce) {
+			st.uncertain = true
+		}
+	}
+	holding := len(st.names) > 0 || st.uncertain
+	if holding && st.stop == nil {
+		st.stop = make(chan struct{})
+		go s.watchNamedLocks(st, st.stop)
+	} else if !holding && st.stop != nil {
+		close(st.stop)
+		st.stop = nil
+	}
+	st.mu.Unlock()
+	if err != nil {
+		return command.Result{}, toMyError(err)
+	}
+	return res, nil
+}
+
+// heldLocks is what a session holds. The session goroutine holds mu while
+// it orders a lock operation and records its outcome; the session's watcher
+// (watchNamedLocks) reads it.
+type heldLocks struct {
+	mu        sync.Mutex
+	owner     string
+	names     map[string]int // name -> holds
+	uncertain bool           // an operation's outcome is unknown: holds may exist
+	stop      chan struct{}  // closes the watcher; nil when none runs
+}
+
+// sessionLocks holds the heldLocks of sessions that used named locks. It
+// lives beside session (keyed by it) so that the named-lock state stays in
+// this file; releaseNamedLocks removes the entry.
+var sessionLocks sync.Map // *session -> *heldLocks
+
+func (s *session) heldLocks() *heldLocks {
+	if v, ok := sessionLocks.Load(s); ok {
+		return v.(*heldLocks)
+	}
+	v, _ := sessionLocks.LoadOrStore(s, &heldLocks{owner: s.lockOwner(), names: map[string]int{}})
+	return v.(*heldLocks)
+}
+
+// lockOwner names the session cluster-wide: node, incarnation (this run of
+// the node) and backend connection id.
+func (s *session) lockOwner() string {
+	return s.srv.cfg.NodeID + "/" + s.srv.incarnation() + "/" + strconv.FormatUint(s.connID, 10)
+}
+
+var processIncarnation = func() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
+// incarnation is Config.Incarnation, or a random value chosen once per
+// process.
+func (srv *Server) incarnation() string {
+	if srv.cfg.Incarnation != "" {
+		return srv.cfg.Incarnation
+	}
+	return processIncarnation
+}
+
+func (s *session) isKilled() bool {
+	s.killMu.Lock()
+	defer s.killMu.Unlock()
+	return s.killed
+}
+
+// watchNamedLocks runs while the session holds named locks. When the quorum
+// gate refuses writes (this node is fenced: the cluster will release its
+// locks) or the lock table no longer names the session as holder of a lock
+// it took (the cluster released this node's locks), the session is closed:
+// its client sees the connection drop instead of going on believing it
+// holds the lock.
+func (s *session) watchNamedLocks(st *heldLocks, stop chan struct{}) {
+	locks := s.srv.deps.Locks
+	t := time.NewTicker(lockFenceInterval)
+	defer t.Stop()
+	ticks := 0
+	for {
+		changed := locks.Changed()
+		verify := false
+		select {
+		case <-stop:
+			return
+		case <-s.srv.ctx.Done():
+			return
+		case <-t.C:
+			if err := s.admit(true); err != nil {
+				s.log.Warn("closing a session that holds named locks: this node may not write, and the cluster releases the locks of nodes outside the quorum",
+					"owner", st.owner, "err", err)
+				s.kill()
+				return
+			}
+			ticks++
+			verify = ticks%lockVerifyEvery == 0
+		case <-changed:
+			verify = true
+		}
+		if verify {
+			if name := s.lostLock(st); name != "" {
+				s.log.Warn("closing a session whose named lock the cluster released (its node was considered out of the quorum)",
+					"owner", st.owner, "lock", name)
+				s.kill()
+				return
+			}
+		}
+	}
+}
+
+// lostLock returns a lock the session holds that the lock table gives to
+// nobody or someone else ("" when all are in place, or when the session is
+// busy with a lock operation of its own).
+func (s *session) lostLock(st *heldLocks) string {
+	if !st.mu.TryLock() {
+		return ""
+	}
+	defer st.mu.Unlock()
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	defer cancel()
+	for name := range st.names {
+		h, err := s.srv.deps.Locks.Holder(ctx, name)
+		if err == nil && h != st.owner {
+			return name
+		}
+	}
+	return ""
+}
+
+// releaseNamedLocks releases the session's named locks when it ends. The
+// RELEASE_ALL is retried for a while: a lock left behind would otherwise
+// stay until this node restarts or leaves the quorum.
+func (s *session) releaseNamedLocks() {
+	v, ok := sessionLocks.LoadAndDelete(s)
+	if !ok {
+		return
+	}
+	st := v.(*heldLocks)
+	st.mu.Lock()
+	if st.stop != nil {
+		close(st.stop)
+		st.stop = nil
+	}
+	need := len(st.names) > 0 || st.uncertain
+	st.mu.Unlock()
+	if !need {
+		return
+	}
+	deadline := time.Now().Add(lockReleaseRetryFor)
+	backoff := 50 * time.Millisecond
+	for {
+		_, err := s.orderLock(command.LockOp{Op: command.LockReleaseAll, Owner: st.owner})
+		if err == nil {
+			return
+		}
+		if s.srv.ctx.Err() != nil || time.Now().After(deadline) {
+			s.log.Error("named locks of an ended session not released; they stay held until this node restarts or leaves the quorum",
+				"owner", st.owner, "err", err)
+			return
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-s.srv.ctx.Done():
+			t.Stop()
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// writeLockResult writes the one-row result of a lock SELECT, in the text
+// or (prepared statements) binary protocol, with MariaDB's column types.
+func (s *session) writeLockResult(calls []lockCall, vals []*int64, warnings uint16, binaryRows, last bool) error {
+	if err := s.cl.writePacket(mysql.PutLengthEncodedInt(uint64(len(calls)))); err != nil {
+		return err
+	}
+	for _, c := range calls {
+		if err := s.cl.writePacket(lockColumnDef(c)); err != nil {
+			return err
+		}
+	}
+	st := s.okStatus(last)
+	if err := s.cl.writePacket(eofPacket(0, st)); err != nil {
+		return err
+	}
+	var row []byte
+	if binaryRows {
+		row = make([]byte, 1+(len(vals)+7+2)/8)
+		for i, v := range vals {
+			if v == nil {
+				row[1+(i+2)/8] |= 1 << ((i + 2) % 8)
+				continue
+			}
+			row = binary.LittleEndian.AppendUint32(row, uint32(int32(*v)))
+		}
+	} else {
+		text := make([]*string, len(vals))
+		for i, v := range vals {
+			if v != nil {
+				str := strconv.FormatInt(*v, 10)
+				text[i] = &str
+			}
+		}
+		row = textRow(text)
+	}
+	if err := s.cl.writePacket(row); err != nil {
+		return err
+	}
+	return s.cl.writePacket(eofPacket(warnings, st))
+}
+
+// lockColumnDef describes a lock function's result column as MariaDB does
+// (LONG, binary collation, no table).
+func lockColumnDef(c lockCall) []byte {
+	b := mysql.PutLengthEncodedString([]byte("def"))
+	b = append(b, 0, 0, 0) // schema, table, org_table
+	b = append(b, mysql.PutLengthEncodedString([]byte(c.col))...)
+	b = append(b, 0) // org_name
+	b = append(b, 0x0c)
+	b = binary.LittleEndian.AppendUint16(b, charsetBinary)
+	b = binary.LittleEndian.AppendUint32(b, c.length)
+	b = append(b, mysql.MYSQL_TYPE_LONG)
+	b = binary.LittleEndian.AppendUint16(b, c.flags)
+	b = append(b, 0, 0, 0) // decimals, filler
+	return b
+}

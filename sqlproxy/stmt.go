@@ -26,12 +26,19 @@ type prepared struct {
 	nparams int
 	types   []byte         // 2 bytes per parameter, from the last execute that sent them
 	long    map[int][]byte // COM_STMT_SEND_LONG_DATA chunks, per parameter
+	lock    *lockStmt      // a named-lock statement, answered by the proxy (namedlock.go)
 }
 
 func (ps *prepared) isWrite() bool { return ps.st.class == classWrite || ps.st.class == classDDL }
 
 func (s *session) stmtPrepare(p []byte) error {
 	text := string(p[1:])
+	lock := parseLockStmt(text)
+	if lock != nil {
+		if me := s.lockRefusal(lock); me != nil {
+			return s.writeErr(me)
+		}
+	}
 	st := s.srv.cls.classify(text, s.newPins(time.Now()))
 	switch st.class {
 	case classRefused:
@@ -66,6 +73,7 @@ func (s *session) stmtPrepare(p []byte) error {
 		id:  binary.LittleEndian.Uint32(first[1:]),
 		sql: text, st: st,
 		nparams: int(binary.LittleEndian.Uint16(first[7:])),
+		lock:    lock,
 	}
 	ncols := int(binary.LittleEndian.Uint16(first[5:]))
 	for _, n := range []int{ps.nparams, ncols} {
@@ -92,6 +100,9 @@ func (s *session) stmtExecute(p []byte) error {
 		return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000", Message: "Malformed communication packet"})
 	}
 	ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]
+	if ps != nil && ps.lock != nil {
+		return s.stmtExecuteLock(ps, p)
+	}
 	if ps != nil && (s.tx != nil || !s.autocommit || ps.st.class == classTx) {
 		return s.stmtExecuteTx(ps, p)
 	}
