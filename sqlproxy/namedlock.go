@@ -62,6 +62,8 @@ const (
 	// lockReleaseRetryFor bounds the retries of the RELEASE_ALL a session
 	// orders when it ends.
 	lockReleaseRetryFor = time.Minute
+	// lockShutdownRelease bounds that RELEASE_ALL while the server closes.
+	lockShutdownRelease = 5 * time.Second
 	// maxLockName is MariaDB's limit on a lock name, in bytes.
 	maxLockName = 192
 )
@@ -114,6 +116,15 @@ type lockStmt struct {
 	do    bool // DO: an OK packet, no result set
 	calls []lockCall
 	err   *mysql.MyError
+}
+
+func (ls *lockStmt) readsTable() bool {
+	for _, c := range ls.calls {
+		if c.fn == fnIsFreeLock || c.fn == fnIsUsedLock || c.fn == fnReleaseLock {
+			return true
+		}
+	}
+	return false
 }
 
 func (ls *lockStmt) writes() bool {
@@ -446,7 +457,11 @@ func (s *session) runLockStmt(ls, cols *lockStmt, binaryRows, last bool) (bool, 
 	if err := s.admit(ls.writes()); err != nil {
 		return false, s.sendErr(err, last)
 	}
-	if !ls.writes() && s.linearizable {
+	// IS_FREE_LOCK, IS_USED_LOCK and RELEASE_LOCK by a non-holder answer
+	// from this node's copy of the lock table: bring it up to date with
+	// the cluster first, so a lock taken or released through another node
+	// a moment ago is seen here.
+	if ls.readsTable() && s.srv.deps.Reads != nil || !ls.writes() && s.linearizable {
 		if err := s.readBarrier(); err != nil {
 			return false, s.sendErr(err, last)
 		}
@@ -722,6 +737,10 @@ func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
 
 // orderLock orders one lock operation and returns this node's result.
 func (s *session) orderLock(op command.LockOp) (command.Result, error) {
+	return s.orderLockCtx(s.srv.ctx, s.srv.cfg.WriteTimeout, op)
+}
+
+func (s *session) orderLockCtx(ctx context.Context, timeout time.Duration, op command.LockOp) (command.Result, error) {
 	e := &command.Entry{
 		ID:     command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)},
 		Kind:   command.KindLock,
@@ -729,7 +748,7 @@ func (s *session) orderLock(op command.LockOp) (command.Result, error) {
 		Lock:   &op,
 		Pinned: command.Pinned{TimestampMicros: time.Now().UnixMicro()},
 	}
-	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, err := s.srv.deps.Orderer.Submit(ctx, e)
 	if err != nil {
@@ -918,12 +937,20 @@ func (s *session) releaseNamedLocks() {
 	}
 	deadline := time.Now().Add(lockReleaseRetryFor)
 	backoff := 50 * time.Millisecond
+	closing := false
 	for {
-		_, err := s.orderLock(command.LockOp{Op: command.LockReleaseAll, Owner: st.owner})
+		// While the server closes (the node shuts down), one last attempt
+		// that Close waits for: the ordering layer stops after the proxy.
+		ctx, timeout := s.srv.ctx, s.srv.cfg.WriteTimeout
+		if s.srv.ctx.Err() != nil {
+			closing = true
+			ctx, timeout = context.WithoutCancel(ctx), min(timeout, lockShutdownRelease)
+		}
+		_, err := s.orderLockCtx(ctx, timeout, command.LockOp{Op: command.LockReleaseAll, Owner: st.owner})
 		if err == nil {
 			return
 		}
-		if s.srv.ctx.Err() != nil || time.Now().After(deadline) {
+		if closing || time.Now().After(deadline) {
 			s.log.Error("named locks of an ended session not released; they stay held until this node restarts or leaves the quorum",
 				"owner", st.owner, "err", err)
 			return

@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -115,10 +117,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer adm.Close()
 
-	// 5. SQL listener.
+	// 5. SQL listener. Named locks belong to this run of the node (its
+	// incarnation): locks of earlier runs are released once it serves.
+	incarnation := newIncarnation()
 	proxy, err := sqlproxy.NewServer(sqlproxy.Config{Listen: cfg.SQLAddr, Backend: backendAddr, NodeID: cfg.NodeID,
-		MaxTxStatements: cfg.MaxTxStatements, MaxTxBytes: cfg.MaxTxBytes},
-		sqlproxy.Deps{Orderer: node, Gate: guard, Reads: node, AutoInc: db}, log)
+		MaxTxStatements: cfg.MaxTxStatements, MaxTxBytes: cfg.MaxTxBytes, Incarnation: incarnation},
+		sqlproxy.Deps{Orderer: node, Gate: guard, Reads: node, AutoInc: db, Locks: db}, log)
 	if err != nil {
 		return err
 	}
@@ -132,6 +136,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- proxy.Serve(l) }()
 	defer proxy.Close()
+	// A node cut off from the leader fences itself (and closes its sessions
+	// that hold named locks) within 2 election timeouts + the fence grace;
+	// the leader releases its locks only after that, with a second to spare.
+	node.WatchLocks(incarnation, cfg.FenceGrace+2*cfg.ElectionTimeout+time.Second)
 
 	log.Info("lockstepd started", "sql", cfg.SQLAddr, "admin", cfg.AdminAddr, "raft", cfg.RaftAddr, "backend", backendAddr)
 	select {
@@ -141,6 +149,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	case err := <-serveErr:
 		return fmt.Errorf("SQL listener: %w", err)
 	}
+}
+
+// newIncarnation names this run of the node.
+func newIncarnation() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // quorumView adapts ordering.Node to quorum.Source.
