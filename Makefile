@@ -31,9 +31,11 @@ e2e:
 
 test: deps lint unit e2e
 
+# Options for the benchmark, e.g. make bench BENCH_ARGS="-only tx" (see bench/README.md).
+BENCH_ARGS ?=
 bench: build
 	@bash scripts/deps.sh bench
-	bash bench/run.sh
+	bash bench/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf bin

@@ -210,7 +210,8 @@ func benchGalera(ctx context.Context, o options, dir string, rep *report) error 
 	if err := exec1(ctx, nodes[0].rootDSN(),
 		"CREATE USER 'bench'@'%' IDENTIFIED BY 'bench'",
 		"GRANT ALL ON *.* TO 'bench'@'%'",
-		"CREATE DATABASE sbins"); err != nil {
+		"CREATE DATABASE sbins",
+		"CREATE DATABASE sbtx"); err != nil {
 		return err
 	}
 	for i, g := range nodes[1:] {
@@ -230,12 +231,27 @@ func benchGalera(ctx context.Context, o options, dir string, rep *report) error 
 	for _, g := range nodes {
 		mysqlPorts = append(mysqlPorts, g.port)
 	}
-	ins := target{ports: mysqlPorts, user: "bench", pw: "bench", db: "sbins"}
-	if err := prepare(ctx, "oltp_insert", ins, 1000); err != nil {
-		return err
+	if o.only.want("insert", "galera") {
+		ins := target{ports: mysqlPorts, user: "bench", pw: "bench", db: "sbins"}
+		if err := prepare(ctx, "oltp_insert", ins, 1000); err != nil {
+			return err
+		}
+		if err := insertSeries(ctx, o, rep, ins, "MariaDB Galera (3 nodes)"); err != nil {
+			return err
+		}
 	}
-	if err := insertSeries(ctx, o, rep, ins, "MariaDB Galera (3 nodes)"); err != nil {
-		return err
+	if o.only.want("tx", "galera") {
+		spread := target{ports: mysqlPorts, user: "bench", pw: "bench", db: "sbtx"}
+		one := spread
+		one.ports = mysqlPorts[:1]
+		if _, err := txSeries(ctx, o, rep, "Galera", one, spread); err != nil {
+			return err
+		}
+		var dsns []string
+		for _, g := range nodes {
+			dsns = append(dsns, g.rootDSN())
+		}
+		rep.txChecks = append(rep.txChecks, "Galera: "+compareNodes(ctx, dsns, "sbtx", o.txTables))
 	}
 	for _, g := range nodes {
 		if state, n, err := wsrepState(ctx, g.rootDSN()); err != nil || state != "Synced" || n != 3 {

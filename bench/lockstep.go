@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -114,42 +115,106 @@ func benchLockstep(ctx context.Context, o options, dir string, rep *report) erro
 		}
 		sqlPorts = append(sqlPorts, p)
 	}
+	var backends []string
+	for _, n := range info.Nodes {
+		backends = append(backends, fmt.Sprintf("%s:%s@tcp(%s)/", info.User, info.Password, n.Backend))
+	}
 	backend1, err := port(info.Nodes[0].Backend)
 	if err != nil {
 		return err
 	}
 	n1DSN := fmt.Sprintf("%s:%s@tcp(%s)/", info.User, info.Password, info.Nodes[0].SQL)
-	if err := exec1(ctx, n1DSN, "CREATE DATABASE sbps", "CREATE DATABASE sbins"); err != nil {
-		return fmt.Errorf("through %s: %w", info.Nodes[0].ID, err)
-	}
 
 	// (a) point select: through n1 and directly on n1's MariaDB (same data:
 	// the table was written through the cluster).
-	ps := target{ports: []int{sqlPorts[0]}, user: info.User, pw: info.Password, db: "sbps"}
-	logf("Lockstep: sysbench oltp_point_select prepare (%d rows) through %s", psRows, info.Nodes[0].ID)
-	if err := prepare(ctx, "oltp_point_select", ps, psRows); err != nil {
-		return err
-	}
-	direct := ps
-	direct.ports = []int{backend1}
-	for _, x := range []struct {
-		name string
-		t    target
-	}{{"MariaDB direct (n1's backend)", direct}, {"through Lockstep n1", ps}} {
-		logf("point select, %s, %d threads, %s...", x.name, o.psThreads, o.dur)
-		r := runSysbench(ctx, "oltp_point_select", x.t, o.psThreads, o.dur, psRows)
-		r.system = x.name
-		rep.ps = append(rep.ps, r)
-		if ctx.Err() != nil {
-			return ctx.Err()
+	if o.only.want("ps", "lockstep") {
+		if err := exec1(ctx, n1DSN, "CREATE DATABASE sbps"); err != nil {
+			return fmt.Errorf("through %s: %w", info.Nodes[0].ID, err)
+		}
+		ps := target{ports: []int{sqlPorts[0]}, user: info.User, pw: info.Password, db: "sbps"}
+		logf("Lockstep: sysbench oltp_point_select prepare (%d rows) through %s", psRows, info.Nodes[0].ID)
+		if err := prepare(ctx, "oltp_point_select", ps, psRows); err != nil {
+			return err
+		}
+		direct := ps
+		direct.ports = []int{backend1}
+		for _, x := range []struct {
+			name string
+			t    target
+		}{{"MariaDB direct (n1's backend)", direct}, {"through Lockstep n1", ps}} {
+			logf("point select, %s, %d threads, %s...", x.name, o.psThreads, o.dur)
+			r := runSysbench(ctx, "oltp_point_select", x.t, o.psThreads, o.dur, psRows)
+			r.system = x.name
+			rep.ps = append(rep.ps, r)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 		}
 	}
 
 	// (b) autocommit inserts through all three nodes.
-	ins := target{ports: sqlPorts, user: info.User, pw: info.Password, db: "sbins"}
-	logf("Lockstep: sysbench oltp_insert prepare through %s", info.Nodes[0].ID)
-	if err := prepare(ctx, "oltp_insert", ins, 1000); err != nil {
-		return err
+	if o.only.want("insert", "lockstep") {
+		if err := exec1(ctx, n1DSN, "CREATE DATABASE sbins"); err != nil {
+			return fmt.Errorf("through %s: %w", info.Nodes[0].ID, err)
+		}
+		ins := target{ports: sqlPorts, user: info.User, pw: info.Password, db: "sbins"}
+		logf("Lockstep: sysbench oltp_insert prepare through %s", info.Nodes[0].ID)
+		if err := prepare(ctx, "oltp_insert", ins, 1000); err != nil {
+			return err
+		}
+		if err := insertSeries(ctx, o, rep, ins, "Lockstep (3 nodes)"); err != nil {
+			return err
+		}
 	}
-	return insertSeries(ctx, o, rep, ins, "Lockstep (3 nodes)")
+
+	// (c) transactions through n1, and spread over all three nodes.
+	if o.only.want("tx", "lockstep") {
+		if err := exec1(ctx, n1DSN, "CREATE DATABASE sbtx"); err != nil {
+			return fmt.Errorf("through %s: %w", info.Nodes[0].ID, err)
+		}
+		spread := target{ports: sqlPorts, user: info.User, pw: info.Password, db: "sbtx"}
+		one := spread
+		one.ports = sqlPorts[:1]
+		failed, err := txSeries(ctx, o, rep, "Lockstep", one, spread)
+		if err != nil {
+			return err
+		}
+		rep.txChecks = append(rep.txChecks, "Lockstep: "+compareNodes(ctx, backends, "sbtx", o.txTables))
+		for _, n := range info.Nodes {
+			if !pidAlive(n.PID) {
+				failed = true
+				rep.notes = append(rep.notes, fmt.Sprintf("Lockstep: lockstepd %s (pid %d) is no longer running after the transaction runs", n.ID, n.PID))
+			}
+		}
+		if failed {
+			saveLogs(rep, filepath.Join(dir, "cluster"), info)
+		}
+	}
+	return nil
+}
+
+// saveLogs copies the end of every node's lockstepd log next to the
+// results file, for runs that failed.
+func saveLogs(rep *report, clusterDir string, info *demoInfo) {
+	const keep = 512 << 10
+	if err := os.MkdirAll(rep.opts.out, 0o755); err != nil {
+		return
+	}
+	var saved []string
+	for _, n := range info.Nodes {
+		b, err := os.ReadFile(filepath.Join(clusterDir, n.ID, "lockstepd.log"))
+		if err != nil {
+			continue
+		}
+		if len(b) > keep {
+			b = b[len(b)-keep:]
+		}
+		path := rep.resultPath("-lockstepd-" + n.ID + ".log")
+		if os.WriteFile(path, b, 0o644) == nil {
+			saved = append(saved, path)
+		}
+	}
+	if len(saved) > 0 {
+		rep.notes = append(rep.notes, "Lockstep: a transaction run failed; the end of each node's log is in "+strings.Join(saved, ", "))
+	}
 }

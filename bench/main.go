@@ -5,9 +5,13 @@
 //     directly on that node's MariaDB;
 //   - autocommit-insert throughput and p50/p99 latency (oltp_insert) at 1, 8
 //     and 32 client threads on a 3-node Lockstep cluster (lockstepd demo) and
-//     on a 3-node MariaDB Galera cluster that it starts itself on loopback.
+//     on a 3-node MariaDB Galera cluster that it starts itself on loopback,
+//     client threads spread round-robin over the three nodes;
+//   - transactions (oltp_read_write, oltp_write_only): throughput, p95
+//     latency and conflict rate at 1, 8 and 32 threads on a single MariaDB,
+//     and on both clusters with the load on one node and spread over all
+//     three (tx.go).
 //
-// Client threads are spread round-robin over the three nodes of each cluster.
 // Both clusters' MariaDB servers run with innodb_flush_log_at_trx_commit=2
 // (Lockstep's durability point is its fsynced Raft log; Galera's is
 // replication to the other nodes). Every process it starts is stopped by PID
@@ -23,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,21 +41,94 @@ type options struct {
 	dur       time.Duration
 	threads   []int
 	psThreads int
-	only      string
+	only      selection
 	keep      bool
+	// The transaction part (tx.go).
+	txDur    time.Duration
+	txTables int
+	txRows   int
+}
+
+// Parts and systems that -only selects from.
+var (
+	allParts   = []string{"ps", "insert", "tx"}
+	allSystems = []string{"mariadb", "lockstep", "galera"}
+	// partSystems says which systems each part measures.
+	partSystems = map[string][]string{
+		"ps":     {"lockstep"}, // through a Lockstep node and on its backend
+		"insert": {"lockstep", "galera"},
+		"tx":     {"mariadb", "galera", "lockstep"},
+	}
+)
+
+// selection is what -only chose: a set of parts and a set of systems; an
+// empty set means all of them.
+type selection struct {
+	text           string
+	parts, systems map[string]bool
+}
+
+func parseOnly(s string) (selection, error) {
+	sel := selection{text: s, parts: map[string]bool{}, systems: map[string]bool{}}
+	for _, w := range strings.Split(s, ",") {
+		w = strings.TrimSpace(w)
+		switch {
+		case w == "all":
+		case slices.Contains(allParts, w):
+			sel.parts[w] = true
+		case slices.Contains(allSystems, w):
+			sel.systems[w] = true
+		default:
+			return sel, fmt.Errorf("-only: %q is none of all, %s, %s", w,
+				strings.Join(allParts, ", "), strings.Join(allSystems, ", "))
+		}
+	}
+	if !sel.anyFor("mariadb") && !sel.anyFor("lockstep") && !sel.anyFor("galera") {
+		return sel, fmt.Errorf("-only %s selects nothing (parts measure: ps on lockstep; insert on lockstep, galera; tx on mariadb, galera, lockstep)", s)
+	}
+	return sel, nil
+}
+
+// want reports whether part is to be measured on system.
+func (s selection) want(part, system string) bool {
+	return (len(s.parts) == 0 || s.parts[part]) &&
+		(len(s.systems) == 0 || s.systems[system]) &&
+		slices.Contains(partSystems[part], system)
+}
+
+// anyFor reports whether any part runs on system (it must be started).
+func (s selection) anyFor(system string) bool {
+	for _, p := range allParts {
+		if s.want(p, system) {
+			return true
+		}
+	}
+	return false
 }
 
 func main() {
 	var o options
-	var threads string
+	var threads, only string
 	flag.StringVar(&o.lockstepd, "lockstepd", "bin/lockstepd", "lockstepd binary")
 	flag.StringVar(&o.out, "out", "bench/results", "directory for the results file")
-	flag.DurationVar(&o.dur, "time", 20*time.Second, "duration of each sysbench run")
-	flag.StringVar(&threads, "threads", "1,8,32", "client thread counts for the insert runs")
+	flag.DurationVar(&o.dur, "time", 20*time.Second, "duration of each point-select and insert run")
+	flag.StringVar(&threads, "threads", "1,8,32", "client thread counts for the insert and transaction runs")
 	flag.IntVar(&o.psThreads, "ps-threads", 8, "client threads for the point-select runs")
-	flag.StringVar(&o.only, "only", "all", "all, lockstep or galera")
+	flag.StringVar(&only, "only", "all", "what to run: all, or a comma-separated list of parts (ps, insert, tx)\nand/or systems (mariadb, lockstep, galera); e.g. tx, or tx,galera")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directories (data, logs)")
+	flag.DurationVar(&o.txDur, "tx-time", 15*time.Second, "duration of each transaction run")
+	flag.IntVar(&o.txTables, "tx-tables", 4, "tables for the transaction runs")
+	flag.IntVar(&o.txRows, "tx-rows", 10000, "rows per table for the transaction runs")
 	flag.Parse()
+	var err error
+	if o.only, err = parseOnly(only); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if o.txTables < 1 || o.txRows < 1 || o.txDur < time.Second || o.dur < time.Second {
+		fmt.Fprintln(os.Stderr, "-tx-tables and -tx-rows must be positive, -time and -tx-time at least 1s")
+		os.Exit(2)
+	}
 	for _, s := range strings.Split(threads, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -90,13 +168,19 @@ func run(ctx context.Context, o options) error {
 	}
 
 	rep := &report{opts: o, started: time.Now()}
-	if o.only == "all" || o.only == "lockstep" {
+	if o.only.anyFor("mariadb") {
+		if err := benchSingle(ctx, o, filepath.Join(tmp, "mariadb"), rep); err != nil {
+			rep.notes = append(rep.notes, "single MariaDB: "+err.Error())
+			logf("single MariaDB part failed: %v", err)
+		}
+	}
+	if ctx.Err() == nil && o.only.anyFor("lockstep") {
 		if err := benchLockstep(ctx, o, filepath.Join(tmp, "lockstep"), rep); err != nil {
 			rep.notes = append(rep.notes, "Lockstep: "+err.Error())
 			logf("Lockstep part failed: %v", err)
 		}
 	}
-	if ctx.Err() == nil && (o.only == "all" || o.only == "galera") {
+	if ctx.Err() == nil && o.only.anyFor("galera") {
 		if err := benchGalera(ctx, o, filepath.Join(tmp, "galera"), rep); err != nil {
 			rep.notes = append(rep.notes, "Galera: "+err.Error())
 			logf("Galera part failed: %v", err)
@@ -105,12 +189,13 @@ func run(ctx context.Context, o options) error {
 	if ctx.Err() != nil {
 		return errors.New("interrupted; every started process was stopped")
 	}
+	rep.finished = time.Now()
 	text := rep.String()
 	fmt.Print(text)
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(o.out, rep.started.UTC().Format("2006-01-02T150405Z")+".txt")
+	path := rep.resultPath(".txt")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		return err
 	}
@@ -123,12 +208,16 @@ func run(ctx context.Context, o options) error {
 
 func checkTools(o options) error {
 	var missing []string
-	for _, bin := range []string{"sysbench", "mariadbd", "mariadb-install-db", "rsync"} {
+	bins := []string{"sysbench", "mariadbd", "mariadb-install-db"}
+	if o.only.anyFor("galera") {
+		bins = append(bins, "rsync")
+	}
+	for _, bin := range bins {
 		if _, err := lookPath(bin); err != nil {
 			missing = append(missing, bin)
 		}
 	}
-	if o.only != "lockstep" {
+	if o.only.anyFor("galera") {
 		if _, err := os.Stat(galeraLib); err != nil {
 			missing = append(missing, galeraLib+" (galera-4)")
 		}
@@ -136,7 +225,7 @@ func checkTools(o options) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing: %s (Debian: apt-get install sysbench galera-4 mariadb-server rsync, or `scripts/deps.sh bench` as root)", strings.Join(missing, ", "))
 	}
-	if o.only != "galera" {
+	if o.only.anyFor("lockstep") {
 		if _, err := os.Stat(o.lockstepd); err != nil {
 			return fmt.Errorf("lockstepd binary %s: %v (run `make build` first)", o.lockstepd, err)
 		}
@@ -146,21 +235,31 @@ func checkTools(o options) error {
 
 // result is one sysbench run.
 type result struct {
-	system   string
-	workload string
-	threads  int
-	tps, qps float64
-	p50, p99 float64 // ms
-	errors   int64
-	err      error
+	system        string // for transaction runs: the column (txColumns)
+	workload      string
+	threads       int
+	txs           int64 // transactions completed
+	tps, qps      float64
+	p50, p95, p99 float64          // ms
+	errors        int64            // errors sysbench ignored (--mysql-ignore-errors) and retried
+	ignored       map[string]int64 // those errors by "code message", when sysbench logged them
+	err           error
 }
 
 type report struct {
-	opts    options
-	started time.Time
-	ps      []result
-	ins     []result
-	notes   []string
+	opts     options
+	started  time.Time
+	finished time.Time
+	ps       []result
+	ins      []result
+	tx       []result
+	txChecks []string // data comparisons across nodes after the transaction runs
+	notes    []string
+}
+
+// resultPath is bench/results/<start time><suffix>.
+func (r *report) resultPath(suffix string) string {
+	return filepath.Join(r.opts.out, r.started.UTC().Format("2006-01-02T150405Z")+suffix)
 }
 
 func (r *report) String() string {
@@ -169,10 +268,11 @@ func (r *report) String() string {
 	load, _ := os.ReadFile("/proc/loadavg")
 	w("Lockstep benchmark, %s\n", r.started.UTC().Format(time.RFC3339))
 	w("machine: %d CPUs, load average at start %s", runtime.NumCPU(), strings.TrimSpace(string(load))+"\n")
-	w("sysbench %s, %s per run; innodb_flush_log_at_trx_commit=2 on every MariaDB (Lockstep and Galera);\n", sysbenchVersion(), r.opts.dur)
-	w("client threads spread round-robin over the 3 nodes of each cluster for inserts.\n\n")
+	w("sysbench %s; innodb_flush_log_at_trx_commit=2 and a 128 MB buffer pool on every MariaDB\n", sysbenchVersion())
+	w("(the single one, Lockstep's backends, the Galera nodes).\n")
+	w("command: %s\n\n", strings.Join(os.Args, " "))
 	if len(r.ps) > 0 {
-		w("Point select (oltp_point_select, 1 table x %d rows, %d threads, server-side prepared statements)\n", psRows, r.opts.psThreads)
+		w("Point select (oltp_point_select, 1 table x %d rows, %d threads, server-side prepared statements, %s)\n", psRows, r.opts.psThreads, r.opts.dur)
 		w("  %-34s %12s %9s %9s\n", "target", "QPS", "p50 ms", "p99 ms")
 		var direct float64
 		for _, x := range r.ps {
@@ -191,7 +291,8 @@ func (r *report) String() string {
 		w("\n")
 	}
 	if len(r.ins) > 0 {
-		w("Autocommit insert (oltp_insert, AUTO_INCREMENT id, one INSERT per transaction)\n")
+		w("Autocommit insert (oltp_insert, AUTO_INCREMENT id, one INSERT per transaction, client threads\n")
+		w("  spread round-robin over the 3 nodes of each cluster, %s per run)\n", r.opts.dur)
 		w("  %-26s %8s %10s %9s %9s %8s\n", "cluster", "threads", "inserts/s", "p50 ms", "p99 ms", "errors")
 		sort.SliceStable(r.ins, func(i, j int) bool { return r.ins[i].threads < r.ins[j].threads })
 		for _, x := range r.ins {
@@ -203,8 +304,14 @@ func (r *report) String() string {
 		}
 		w("\n")
 	}
+	if len(r.tx) > 0 || len(r.txChecks) > 0 {
+		r.writeTx(&b)
+	}
 	for _, n := range r.notes {
 		w("NOTE: %s\n", n)
+	}
+	if !r.finished.IsZero() {
+		w("Whole run: %s.\n", r.finished.Sub(r.started).Round(time.Second))
 	}
 	w("Figures from one run on a shared machine: compare the rows with each other, not with other runs.\n")
 	return b.String()

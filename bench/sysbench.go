@@ -55,27 +55,53 @@ func (t target) args() []string {
 		"--mysql-user=" + t.user, "--mysql-password=" + t.pw, "--mysql-db=" + t.db}
 }
 
-// prepare runs `sysbench <script> prepare`.
+// prepare runs `sysbench <script> prepare` for one table of rows rows.
 func prepare(ctx context.Context, script string, t target, rows int) error {
-	args := append([]string{script, "--tables=1", fmt.Sprintf("--table-size=%d", rows)}, t.args()...)
+	return prepareWith(ctx, script, t, "--tables=1", fmt.Sprintf("--table-size=%d", rows))
+}
+
+// prepareWith runs `sysbench <script> <opts> prepare`.
+func prepareWith(ctx context.Context, script string, t target, opts ...string) error {
+	args := append(append([]string{script}, opts...), t.args()...)
 	args = append(args, "prepare")
 	out, err := runOut(ctx, "sysbench", args...)
 	if err != nil {
-		return fmt.Errorf("sysbench %s prepare: %v: %s", script, err, lastLine(out))
+		return fmt.Errorf("sysbench %s prepare: %v: %s", script, err, sysbenchFailure(out))
 	}
 	return nil
 }
 
-// runSysbench runs one measurement and parses its report.
+// runSysbench runs one point-select or insert measurement (one table,
+// uniform keys, p99) and parses its report.
 func runSysbench(ctx context.Context, script string, t target, threads int, dur time.Duration, rows int) result {
-	args := append([]string{script, "--tables=1", fmt.Sprintf("--table-size=%d", rows),
-		fmt.Sprintf("--threads=%d", threads), fmt.Sprintf("--time=%d", int(dur.Seconds())),
-		"--percentile=99", "--histogram=on", "--report-interval=0", "--rand-type=uniform"}, t.args()...)
+	return sysbenchRun(ctx, script, t, threads, dur, 99,
+		"--tables=1", fmt.Sprintf("--table-size=%d", rows), "--rand-type=uniform")
+}
+
+// runGrace is how long a run may overrun its --time before it is killed: a
+// thread stuck in a statement (a server or proxy that never answers) must
+// not hang the whole benchmark.
+const runGrace = 2 * time.Minute
+
+// sysbenchRun runs `sysbench <script> <opts> run` for dur with threads
+// client threads, reporting the given latency percentile.
+func sysbenchRun(ctx context.Context, script string, t target, threads int, dur time.Duration, percentile int, opts ...string) result {
+	args := append([]string{script}, opts...)
+	args = append(args, fmt.Sprintf("--threads=%d", threads), fmt.Sprintf("--time=%d", int(dur.Seconds())),
+		fmt.Sprintf("--percentile=%d", percentile), "--histogram=on", "--report-interval=0")
+	args = append(args, t.args()...)
 	args = append(args, "run")
 	r := result{workload: script, threads: threads}
-	out, err := runOut(ctx, "sysbench", args...)
+	rctx, cancel := context.WithTimeout(ctx, dur+runGrace)
+	defer cancel()
+	out, err := runOut(rctx, "sysbench", args...)
 	if err != nil {
-		r.err = fmt.Errorf("sysbench: %v: %s", err, lastLine(out))
+		if ctx.Err() == nil && rctx.Err() != nil {
+			r.err = fmt.Errorf("sysbench still running %s after its %s run; killed (a statement that never returned?): %s",
+				runGrace, dur, sysbenchFailure(out))
+		} else {
+			r.err = fmt.Errorf("sysbench: %v: %s", err, sysbenchFailure(out))
+		}
 		return r
 	}
 	r.err = parseSysbench(out, &r)
@@ -83,28 +109,95 @@ func runSysbench(ctx context.Context, script string, t target, threads int, dur 
 }
 
 var (
-	reTx     = regexp.MustCompile(`transactions:\s+\d+\s+\(([\d.]+) per sec`)
+	reTx     = regexp.MustCompile(`transactions:\s+(\d+)\s+\(([\d.]+) per sec`)
 	reQ      = regexp.MustCompile(`queries:\s+\d+\s+\(([\d.]+) per sec`)
 	reErr    = regexp.MustCompile(`ignored errors:\s+(\d+)`)
-	reP99    = regexp.MustCompile(`99th percentile:\s+([\d.]+)`)
+	rePct    = regexp.MustCompile(`(\d+)th percentile:\s+([\d.]+)`)
 	reBucket = regexp.MustCompile(`^\s*([\d.]+)\s+\|\**\s+(\d+)\s*$`)
 )
 
 func parseSysbench(out string, r *result) error {
 	m := reTx.FindStringSubmatch(out)
 	q := reQ.FindStringSubmatch(out)
-	p := reP99.FindStringSubmatch(out)
+	p := rePct.FindStringSubmatch(out)
 	if m == nil || q == nil || p == nil {
 		return fmt.Errorf("cannot parse sysbench output: %s", lastLine(out))
 	}
-	r.tps, _ = strconv.ParseFloat(m[1], 64)
+	r.txs, _ = strconv.ParseInt(m[1], 10, 64)
+	r.tps, _ = strconv.ParseFloat(m[2], 64)
 	r.qps, _ = strconv.ParseFloat(q[1], 64)
-	r.p99, _ = strconv.ParseFloat(p[1], 64)
+	v, _ := strconv.ParseFloat(p[2], 64)
+	switch p[1] {
+	case "99":
+		r.p99 = v
+	case "95":
+		r.p95 = v
+	}
 	if e := reErr.FindStringSubmatch(out); e != nil {
 		r.errors, _ = strconv.ParseInt(e[1], 10, 64)
 	}
+	r.ignored = ignoredErrors(out)
 	r.p50 = histogramPercentile(out, 0.50)
 	return nil
+}
+
+var (
+	reIgnoring = regexp.MustCompile(`^DEBUG: Ignoring error (\d+) (.*?),?\s*$`)
+	reRepeated = regexp.MustCompile(`^\(last message repeated (\d+) times\)$`)
+	reNumber   = regexp.MustCompile(`\b\d+\b`)
+)
+
+// ignoredErrors counts the errors sysbench ignored, by code and message
+// (numbers in it replaced by N),
+// from its debug log (--verbosity=5): "DEBUG: Ignoring error 1213 Deadlock
+// found ..., " lines, where sysbench folds repeats of one line into
+// "(last message repeated N times)".
+func ignoredErrors(out string) map[string]int64 {
+	m := map[string]int64{}
+	last := ""
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		if x := reIgnoring.FindStringSubmatch(l); x != nil {
+			// Numbers in a message (Lockstep names the statement and
+			// its row counts) would split one cause into many.
+			last = x[1] + " " + reNumber.ReplaceAllString(x[2], "N")
+			m[last]++
+			continue
+		}
+		if x := reRepeated.FindStringSubmatch(l); x != nil {
+			if last != "" {
+				n, _ := strconv.ParseInt(x[1], 10, 64)
+				m[last] += n
+			}
+			continue
+		}
+		if l != "" {
+			last = ""
+		}
+	}
+	return m
+}
+
+// sysbenchFailure picks what a failed sysbench said: its distinct FATAL
+// lines (every thread prints its own), else its last lines.
+func sysbenchFailure(out string) string {
+	var fatal []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "FATAL:") || seen[l] {
+			continue
+		}
+		seen[l] = true
+		fatal = append(fatal, l)
+	}
+	if len(fatal) == 0 {
+		return lastLine(out)
+	}
+	if len(fatal) > 3 {
+		fatal = append(fatal[:3], fmt.Sprintf("(%d more)", len(fatal)-3))
+	}
+	return strings.Join(fatal, " | ")
 }
 
 // histogramPercentile computes a percentile from sysbench's latency
