@@ -142,7 +142,7 @@ var lockParsers = sync.Pool{New: func() any { return parser.New() }}
 // function, or one the classifier deals with (writes and DDL, which it
 // refuses when they call one).
 func parseLockStmt(sql string) *lockStmt {
-	if !containsFold(sql, "_lock") {
+	if !mayCallLockFn(sql) {
 		return nil
 	}
 	p := lockParsers.Get().(*parser.Parser)
@@ -384,16 +384,51 @@ func trimTrailingComments(s string) string {
 	return s[:end]
 }
 
-// containsFold reports whether s contains the lower-case ASCII word w in
-// any case, without allocating.
-func containsFold(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		j := 0
-		for j < len(w) && s[i+j]|0x20 == w[j]|0x20 {
-			j++
+// mayCallLockFn is the cheap test every statement passes through: does the
+// text hold a named-lock function's name followed by '('? (Anywhere, even in
+// a string: the parser decides.)
+func mayCallLockFn(sql string) bool {
+	for off := 0; ; {
+		i := strings.IndexByte(sql[off:], '_')
+		if i < 0 {
+			return false
 		}
-		if j == len(w) {
+		i += off
+		off = i + 1
+		a, b := i, i
+		for a > 0 && isWordByte(sql[a-1]) {
+			a--
+		}
+		for b < len(sql) && isWordByte(sql[b]) {
+			b++
+		}
+		off = max(off, b)
+		if !isLockFnName(sql[a:b]) {
+			continue
+		}
+		if b < len(sql) && sql[b] == '`' {
+			b++
+		}
+		for b < len(sql) {
+			j := skipSpaceComment(sql, b)
+			if j == b {
+				break
+			}
+			b = j
+		}
+		if b < len(sql) && sql[b] == '(' {
 			return true
+		}
+	}
+}
+
+func isLockFnName(w string) bool {
+	switch len(w) {
+	case len("get_lock"), len("release_lock"), len("release_all_locks"):
+		for name := range lockFns {
+			if strings.EqualFold(w, name) {
+				return true
+			}
 		}
 	}
 	return false
@@ -721,10 +756,10 @@ func (s *session) releaseLock(name string) (*int64, *mysql.MyError, error) {
 func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
 	st := s.heldLocks()
 	st.mu.Lock()
-	any := len(st.names) > 0 || st.uncertain
+	held := len(st.names) > 0 || st.uncertain
 	st.mu.Unlock()
 	n := int64(0)
-	if !any {
+	if !held {
 		return &n, nil
 	}
 	res, me := s.orderHeld(st, command.LockOp{Op: command.LockReleaseAll, Owner: s.lockOwner()})

@@ -322,6 +322,23 @@ func TestNamedLockStatements(t *testing.T) {
 		_, err := s.ExecContext(ctx, tc.q)
 		wantCode(t, err, tc.code)
 	}
+	// Spellings MariaDB accepts reach the cluster's table, not the backend's.
+	for _, q := range []string{
+		"SELECT GET_LOCK  ('f', 0)",
+		"SELECT GET_LOCK/* c */('f', 0)",
+		"SELECT `get_lock`('f', 0)",
+		"DO\nGet_Lock(\n'f',\n0)",
+	} {
+		if _, err := s.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if h, _ := c.Holder(ctx, "f"); h == "" {
+			t.Fatalf("%s did not take the cluster lock", q)
+		}
+		if got := val(t, s, "SELECT RELEASE_ALL_LOCKS()"); got != "1" {
+			t.Fatalf("%s: RELEASE_ALL_LOCKS() = %s", q, got)
+		}
+	}
 	// A string that merely mentions a lock function is an ordinary read.
 	if got := val(t, s, "SELECT 'GET_LOCK(1)'"); got != "GET_LOCK(1)" {
 		t.Fatalf("string literal: %s", got)
