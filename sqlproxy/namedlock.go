@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -675,6 +676,7 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 		deadline = time.Now().Add(time.Duration(timeout * float64(time.Second)))
 	}
 	barrier := false
+	var gone <-chan struct{}
 	for {
 		changed := locks.Changed()
 		h, me := s.lockHolder(name)
@@ -706,6 +708,11 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 		if err := s.admit(true); err != nil {
 			return nil, toMyError(err), nil
 		}
+		if gone == nil {
+			var stop func()
+			gone, stop = s.watchClientGone()
+			defer stop()
+		}
 		wait := lockPoll
 		if !forever {
 			wait = min(wait, deadline.Sub(now))
@@ -714,14 +721,34 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 		select {
 		case <-changed:
 		case <-t.C:
+		case <-gone:
+			t.Stop()
+			return nil, nil, errors.New("client disconnected while waiting for a named lock")
 		case <-s.srv.ctx.Done():
 			t.Stop()
 			return nil, toMyError(command.ErrShuttingDown), nil
 		}
 		t.Stop()
-		if s.isKilled() {
-			return nil, nil, errors.New("session closed while waiting for a named lock")
+	}
+}
+
+// watchClientGone watches the client connection while the session waits
+// for a lock (the client sends nothing meanwhile): the channel is closed
+// when the client disconnects or the session is killed. stop ends the
+// watch and leaves the connection as it was; nothing is consumed (Peek).
+func (s *session) watchClientGone() (gone <-chan struct{}, stop func()) {
+	ch := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := s.cl.r.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			close(ch)
 		}
+	}()
+	return ch, func() {
+		_ = s.cl.c.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		_ = s.cl.c.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -882,12 +909,6 @@ func (srv *Server) incarnation() string {
 		return srv.cfg.Incarnation
 	}
 	return processIncarnation
-}
-
-func (s *session) isKilled() bool {
-	s.killMu.Lock()
-	defer s.killMu.Unlock()
-	return s.killed
 }
 
 // watchNamedLocks runs while the session holds named locks. When the quorum

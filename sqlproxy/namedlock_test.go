@@ -407,6 +407,44 @@ func TestNamedLockAcrossNodes(t *testing.T) {
 	}
 }
 
+// TestNamedLockWaiterDisconnects: a client that disconnects while its
+// GET_LOCK waits does not take the lock when it is released.
+func TestNamedLockWaiterDisconnects(t *testing.T) {
+	c := newFakeCluster()
+	n1 := lockNode(t, c, "n1", sqlproxy.Deps{})
+	n2 := lockNode(t, c, "n2", sqlproxy.Deps{})
+	holder := lockConn(t, n1)
+	waiter := lockConn(t, n2)
+	ctx := context.Background()
+	val(t, holder, "SELECT GET_LOCK('w', 0)")
+	waiterOwner := "n2/i1/" + val(t, waiter, "SELECT CONNECTION_ID()")
+	looks := c.holderCalls("w")
+	done := make(chan error, 1)
+	wctx, disconnect := context.WithCancel(ctx)
+	go func() {
+		_, err := waiter.ExecContext(wctx, "DO GET_LOCK('w', 600)")
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, "the waiter to look at the lock", func() bool { return c.holderCalls("w") > looks })
+	disconnect() // the driver closes the connection of a cancelled query
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled GET_LOCK succeeded")
+	}
+	endSession(waiter)
+	val(t, holder, "SELECT RELEASE_LOCK('w')")
+	third := lockConn(t, n1)
+	if got := val(t, third, "SELECT GET_LOCK('w', 10)"); got != "1" {
+		t.Fatalf("GET_LOCK after the release = %s", got)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, op := range c.ops {
+		if op.Owner == waiterOwner {
+			t.Fatalf("the disconnected waiter ordered %+v", op)
+		}
+	}
+}
+
 func TestNamedLockPrepared(t *testing.T) {
 	c := newFakeCluster()
 	db := open(t, lockNode(t, c, "n1", sqlproxy.Deps{}))
