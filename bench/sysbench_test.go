@@ -65,6 +65,9 @@ func TestReportCellsAndFootnotes(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, s)
 		}
 	}
+	if strings.Contains(s, " \n") {
+		t.Errorf("trailing blanks in the table:\n%q", s)
+	}
 	if strings.Contains(s, "[2]") || strings.Contains(s, "Galera") || strings.Contains(s, "oltp_read_write") {
 		t.Errorf("one footnote for one error text, and only measured columns and workloads:\n%s", s)
 	}

@@ -204,8 +204,18 @@ func checksum(ctx context.Context, dsn, q string) (string, error) {
 // writeTx renders one table per workload: rows are thread counts, columns
 // the targets that were measured; a failed run's cell points to its error
 // text below the tables.
-func (r *report) writeTx(b *strings.Builder) {
-	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+func (r *report) writeTx(out *strings.Builder) {
+	var b strings.Builder
+	defer func() {
+		// The last column is padded: no trailing blanks in the file.
+		for _, l := range strings.SplitAfter(b.String(), "\n") {
+			out.WriteString(strings.TrimRight(l, " \n"))
+			if strings.HasSuffix(l, "\n") {
+				out.WriteString("\n")
+			}
+		}
+	}()
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	var cols []string
 	for _, c := range txColumns {
 		if slices.ContainsFunc(r.tx, func(x result) bool { return x.system == c }) {
