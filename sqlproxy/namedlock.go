@@ -505,7 +505,7 @@ func (s *session) runLockStmt(ls, cols *lockStmt, binaryRows, last bool) (bool, 
 	args, err := s.evalLockArgs(ls)
 	if err != nil {
 		if me, ok := stmtError(err); ok {
-			return false, s.writeErr(me)
+			return false, s.writeErr(ls.argError(me))
 		}
 		return false, err
 	}
@@ -527,6 +527,27 @@ func (s *session) runLockStmt(ls, cols *lockStmt, binaryRows, last bool) (bool, 
 	}
 	s.diag = &diagnostics{warnings: warns, rowCount: -1}
 	return true, s.writeLockResult(cols.calls, vals, uint16(len(warns)), binaryRows, last)
+}
+
+// argError names the lock function in MariaDB's "Illegal parameter data
+// type" error, which the argument check raised for IS_FREE_LOCK.
+func (ls *lockStmt) argError(me *mysql.MyError) *mysql.MyError {
+	const checked = "for operation 'is_free_lock'"
+	if me.Code != 4079 || !strings.HasSuffix(me.Message, checked) {
+		return me
+	}
+	for _, c := range ls.calls {
+		if len(c.args) > 0 {
+			for name, info := range lockFns {
+				if info.fn == c.fn {
+					m := *me
+					m.Message = strings.TrimSuffix(me.Message, checked) + "for operation '" + name + "'"
+					return &m
+				}
+			}
+		}
+	}
+	return me
 }
 
 // evalLockArgs evaluates every call's arguments on the session's backend

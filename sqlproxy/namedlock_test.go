@@ -320,7 +320,9 @@ func TestNamedLockStatements(t *testing.T) {
 		{"SELECT GET_LOCK('a', 0) UNION SELECT 1", 1235},
 	} {
 		_, err := s.ExecContext(ctx, tc.q)
-		wantCode(t, err, tc.code)
+		if me := wantCode(t, err, tc.code); tc.code == 4079 && me.Message != "Illegal parameter data type int for operation 'get_lock'" {
+			t.Fatalf("%s: %q", tc.q, me.Message)
+		}
 	}
 	// Spellings MariaDB accepts reach the cluster's table, not the backend's.
 	for _, q := range []string{
