@@ -3,10 +3,13 @@ package e2e_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/lockstepdb/lockstep/e2e"
 )
@@ -221,4 +224,69 @@ func TestNamedLockRestartReleasesPreviousRun(t *testing.T) {
 	if _, err := other.db.ExecContext(ctx, "DO GET_LOCK('job', 0)"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestNamedLockFencedNode: a node that loses the quorum closes its sessions
+// that hold named locks (their clients see the connection drop) while
+// sessions without locks stay connected; once the quorum is back, the ended
+// session's locks are released and the lock can be taken through another
+// node.
+func TestNamedLockFencedNode(t *testing.T) {
+	c := e2e.NewCluster(t, e2e.WithNodes(3))
+	c.WaitForLeader()
+	n1 := c.Nodes[0]
+	ctx := context.Background()
+	pool := e2e.OpenDB(t, n1.DSN(e2e.AppUser, c.Password, "?timeout=5s"))
+	holder, err := pool.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	idle, err := pool.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	var got int
+	if err := holder.QueryRowContext(ctx, "SELECT GET_LOCK('fenced', 0)").Scan(&got); err != nil || got != 1 {
+		t.Fatalf("GET_LOCK = %d, %v", got, err)
+	}
+	if err := idle.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes[1:] {
+		n.Kill()
+	}
+	e2e.Eventually(t, 30*time.Second, "the fenced node to close the session holding a lock", func() error {
+		err := holder.PingContext(ctx)
+		if err == nil {
+			return fmt.Errorf("the session holding a lock is still open")
+		}
+		if isMySQLErr(err) {
+			return fmt.Errorf("ping refused but the connection is open: %v", err)
+		}
+		return nil
+	})
+	if err := idle.PingContext(ctx); err != nil {
+		t.Fatalf("a session without locks was closed: %v", err)
+	}
+	for _, n := range c.Nodes[1:] {
+		n.Restart()
+	}
+	c.WaitForLeader()
+	other := newLockSession(t, c, c.Nodes[1])
+	e2e.Eventually(t, 60*time.Second, "the fenced session's lock released", func() error {
+		if v := other.val("SELECT IS_FREE_LOCK('fenced')"); v != "1" {
+			return fmt.Errorf("IS_FREE_LOCK('fenced') = %s", v)
+		}
+		return nil
+	})
+	if v := other.val("SELECT GET_LOCK('fenced', 0)"); v != "1" {
+		t.Fatalf("GET_LOCK through %s = %s", c.Nodes[1].ID, v)
+	}
+}
+
+func isMySQLErr(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me)
 }

@@ -60,10 +60,8 @@ const (
 	lockPoll = time.Second
 	// lockForever: timeouts this long (seconds) never expire.
 	lockForever = 1e9
-	// lockReleaseRetryFor bounds the retries of the RELEASE_ALL a session
-	// orders when it ends.
-	lockReleaseRetryFor = time.Minute
-	// lockShutdownRelease bounds that RELEASE_ALL while the server closes.
+	// lockShutdownRelease bounds the RELEASE_ALL of an ended session while
+	// the server closes.
 	lockShutdownRelease = 5 * time.Second
 	// maxLockName is MariaDB's limit on a lock name, in bytes.
 	maxLockName = 192
@@ -993,9 +991,11 @@ func (s *session) lostLock(st *heldLocks) string {
 	return ""
 }
 
-// releaseNamedLocks releases the session's named locks when it ends. The
-// RELEASE_ALL is retried for a while: a lock left behind would otherwise
-// stay until this node restarts or leaves the quorum.
+// releaseNamedLocks releases the session's named locks when it ends. When
+// the RELEASE_ALL cannot be ordered now (no quorum), a goroutine of the
+// server keeps trying until it is ordered or the server closes: the session
+// itself may end meanwhile, and a lock left behind would otherwise stay
+// until this node restarts or leaves the quorum.
 func (s *session) releaseNamedLocks() {
 	v, ok := sessionLocks.LoadAndDelete(s)
 	if !ok {
@@ -1012,34 +1012,51 @@ func (s *session) releaseNamedLocks() {
 	if !need {
 		return
 	}
-	deadline := time.Now().Add(lockReleaseRetryFor)
-	backoff := 50 * time.Millisecond
-	closing := false
-	for {
-		// While the server closes (the node shuts down), one last attempt
-		// that Close waits for: the ordering layer stops after the proxy.
-		ctx, timeout := s.srv.ctx, s.srv.cfg.WriteTimeout
-		if s.srv.ctx.Err() != nil {
-			closing = true
-			ctx, timeout = context.WithoutCancel(ctx), min(timeout, lockShutdownRelease)
-		}
-		_, err := s.orderLockCtx(ctx, timeout, command.LockOp{Op: command.LockReleaseAll, Owner: st.owner})
-		if err == nil {
-			return
-		}
-		if closing || time.Now().After(deadline) {
-			s.log.Error("named locks of an ended session not released; they stay held until this node restarts or leaves the quorum",
-				"owner", st.owner, "err", err)
-			return
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-s.srv.ctx.Done():
-			t.Stop()
-		}
-		backoff = min(2*backoff, 2*time.Second)
+	if s.releaseAll(st.owner) == nil {
+		return
 	}
+	// Counted in the server's WaitGroup, which this session goroutine
+	// holds above zero, so Close waits for it.
+	s.srv.wg.Add(1)
+	go func() {
+		defer s.srv.wg.Done()
+		backoff := 100 * time.Millisecond
+		for {
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.srv.ctx.Done():
+				t.Stop()
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			closing := s.srv.ctx.Err() != nil
+			err := s.releaseAll(st.owner)
+			if err == nil {
+				s.log.Info("named locks of an ended session released", "owner", st.owner)
+				return
+			}
+			if closing {
+				s.log.Error("named locks of an ended session not released before shutdown; they are released when this node restarts",
+					"owner", st.owner, "err", err)
+				return
+			}
+		}
+	}()
+}
+
+// releaseAll orders RELEASE_ALL for owner once. While the server closes
+// (the node shuts down) the attempt is bounded and not cancelled by Close:
+// the ordering layer stops after the proxy.
+func (s *session) releaseAll(owner string) error {
+	ctx, timeout := s.srv.ctx, s.srv.cfg.WriteTimeout
+	if ctx.Err() != nil {
+		ctx, timeout = context.WithoutCancel(ctx), min(timeout, lockShutdownRelease)
+	}
+	_, err := s.orderLockCtx(ctx, timeout, command.LockOp{Op: command.LockReleaseAll, Owner: owner})
+	if err != nil && s.srv.ctx.Err() == nil {
+		s.log.Warn("named locks of an ended session not released yet; retrying", "owner", owner, "err", err)
+	}
+	return err
 }
 
 // writeLockResult writes the one-row result of a lock SELECT, in the text
