@@ -53,6 +53,8 @@ type stmt struct {
 	// and re-executed at commit (see classify.Statement.TxReplay).
 	replay  bool
 	sysVars []string // session system variables a SET assigns
+	locking bool     // a locking read (FOR UPDATE, LOCK IN SHARE MODE)
+	assigns bool     // a read that assigns user variables
 }
 
 // pins are the values pinned once at the origin for rewriting.

@@ -37,6 +37,13 @@ type Config struct {
 	// MaxTxBytes is the most statement text one explicit transaction may
 	// record. Default 16 MiB (the ordering layer refuses entries over 64 MiB).
 	MaxTxBytes int
+	// NoReadValidation turns off the validation of plain (non-locking)
+	// reads inside transactions for every session (sessions can still
+	// choose with SET lockstep_validate_reads). Default false: every read
+	// is validated and commits are serializable; with it, commits give
+	// InnoDB REPEATABLE READ's guarantees (writes and locking reads are
+	// validated; a plain read may be stale) and conflict far less.
+	NoReadValidation bool
 	// Incarnation identifies this run of the node (named lock owners are
 	// "<node>/<incarnation>/<connection id>"); a random value when empty.
 	Incarnation string

@@ -140,21 +140,28 @@ func normalize(sql string) string {
 	return strings.Join(f, " ")
 }
 
-// sessionSwitch intercepts the proxy's own session variable:
+// sessionSwitch intercepts the proxy's own session variables:
 //
 //	SET [SESSION] lockstep_linearizable_reads = ON|OFF|1|0
-//	SELECT @@lockstep_linearizable_reads
+//	SET [SESSION] lockstep_validate_reads = ON|OFF|1|0
+//	SELECT @@lockstep_linearizable_reads (or @@session.…)
 func (s *session) sessionSwitch(sql string, last bool) (handled, ok bool, err error) {
 	n := normalize(sql)
-	if !strings.Contains(n, "lockstep_linearizable_reads") {
+	if !strings.Contains(n, "lockstep_") {
 		return false, false, nil
 	}
-	if n == "select @@lockstep_linearizable_reads" || n == "select @@session.lockstep_linearizable_reads" {
-		v := "0"
-		if s.linearizable {
-			v = "1"
+	switches := []struct {
+		name string
+		v    *bool
+	}{{"lockstep_linearizable_reads", &s.linearizable}, {"lockstep_validate_reads", &s.validateReads}}
+	for _, sw := range switches {
+		if n == "select @@"+sw.name || n == "select @@session."+sw.name {
+			v := "0"
+			if *sw.v {
+				v = "1"
+			}
+			return true, true, s.writeResultSet([]string{"@@" + sw.name}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&v}}, last)
 		}
-		return true, true, s.writeResultSet([]string{"@@lockstep_linearizable_reads"}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&v}}, last)
 	}
 	rest, found := strings.CutPrefix(n, "set ")
 	if !found {
@@ -163,25 +170,28 @@ func (s *session) sessionSwitch(sql string, last bool) (handled, ok bool, err er
 	for _, p := range []string{"session ", "@@session.", "@@local.", "local ", "@@"} {
 		rest = strings.TrimPrefix(rest, p)
 	}
-	rest, found = strings.CutPrefix(rest, "lockstep_linearizable_reads")
-	if !found {
-		return false, false, nil
-	}
-	rest = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), "="))
-	rest = strings.Trim(rest, "'\"")
-	switch rest {
-	case "on", "1", "true":
-		if s.srv.deps.Reads == nil {
-			return true, false, s.writeErr(errNoLinearizable)
+	for _, sw := range switches {
+		val, found := strings.CutPrefix(rest, sw.name)
+		if !found {
+			continue
 		}
-		s.linearizable = true
-	case "off", "0", "false":
-		s.linearizable = false
-	default:
-		return true, false, s.writeErr(&mysql.MyError{Code: 1231, State: "42000",
-			Message: "Variable 'lockstep_linearizable_reads' can't be set to the value of '" + rest + "'"})
+		val = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(val), "="))
+		val = strings.Trim(val, "'\"")
+		switch val {
+		case "on", "1", "true":
+			if sw.v == &s.linearizable && s.srv.deps.Reads == nil {
+				return true, false, s.writeErr(errNoLinearizable)
+			}
+			*sw.v = true
+		case "off", "0", "false":
+			*sw.v = false
+		default:
+			return true, false, s.writeErr(&mysql.MyError{Code: 1231, State: "42000",
+				Message: "Variable '" + sw.name + "' can't be set to the value of '" + val + "'"})
+		}
+		return true, true, s.writeOK(last)
 	}
-	return true, true, s.writeOK(last)
+	return false, false, nil
 }
 
 // answerDiagnostics answers SHOW WARNINGS / SHOW ERRORS / @@warning_count

@@ -60,6 +60,9 @@ type session struct {
 
 	stmts        map[uint32]*prepared
 	linearizable bool
+	// validateReads: plain reads inside transactions are validated at
+	// commit (SET lockstep_validate_reads; see docs/TRANSACTIONS.md).
+	validateReads bool
 
 	// Transactions (tx.go). beMu is held by the session goroutine while it
 	// handles a client command; the applier's watchdog takes it (TryLock)
@@ -87,6 +90,7 @@ func newSession(s *Server, c net.Conn) *session {
 		srv: s, log: s.log.With("client", c.RemoteAddr().String()),
 		cl: newPconn(c, s.cfg.MaxPacket), ctxDirty: true,
 		stmts: make(map[uint32]*prepared), autocommit: true,
+		validateReads: !s.cfg.NoReadValidation,
 	}
 }
 
@@ -297,6 +301,7 @@ func (s *session) resetState() {
 	s.ctxDirty = true
 	s.diag = nil
 	s.linearizable = false
+	s.validateReads = !s.srv.cfg.NoReadValidation
 	s.lastIDKnown, s.lastIDPending = false, false
 	// The backend rolls back an open transaction and restores autocommit.
 	s.endTx()

@@ -485,7 +485,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 			return s.sendErr(err, true)
 		}
 	}
-	if !st.replay || s.tx.overflow {
+	if !st.replay || s.tx.overflow || s.unchecked(st) {
 		return s.relayCommand(p, respGeneric, true)
 	}
 	if ok, err := s.txPrepare(st, true); !ok || err != nil {

@@ -354,7 +354,7 @@ func (s *session) txRead(st stmt, last bool) (bool, error) {
 			return false, s.sendErr(err, last)
 		}
 	}
-	if !st.replay || s.tx.overflow {
+	if !st.replay || s.tx.overflow || s.unchecked(st) {
 		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
 			return false, err
 		}
@@ -364,6 +364,12 @@ func (s *session) txRead(st stmt, last bool) (bool, error) {
 		return ok, err
 	}
 	return s.txExec(st.sql, command.Stmt{SQL: st.sql, Read: true, UsesRand: st.usesRand}, last)
+}
+
+// unchecked reports a read the session does not validate
+// (lockstep_validate_reads=OFF: plain reads that assign nothing).
+func (s *session) unchecked(st stmt) bool {
+	return !s.validateReads && !st.locking && !st.assigns
 }
 
 // txWrite runs a write inside the transaction on the backend session and

@@ -386,3 +386,43 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+func TestTxValidateReadsSwitch(t *testing.T) {
+	srv, _, name := newTxProxy(t, nil)
+	root := open(t, backend.RootDSN()+name)
+	mustExec(t, root, "CREATE TABLE c (id INT PRIMARY KEY, n INT)")
+	mustExec(t, root, "INSERT INTO c VALUES (1, 0)")
+	a := open(t, srv.DSN("app", "apppw", name, ""))
+	a.SetMaxOpenConns(1)
+	b := open(t, srv.DSN("app", "apppw", name, ""))
+	mustExec(t, a, "SET SESSION lockstep_validate_reads = OFF")
+	if got := count(t, a, "SELECT @@lockstep_validate_reads"); got != 0 {
+		t.Fatalf("@@lockstep_validate_reads = %d", got)
+	}
+	// A plain read is no longer checked: the InnoDB REPEATABLE READ lost update.
+	lostUpdate := func(lock string) error {
+		ta, err := a.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := ta.QueryRow("SELECT n FROM c WHERE id = 1" + lock).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Exec("UPDATE c SET n = n + 1 WHERE id = 1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ta.Exec("UPDATE c SET n = ? WHERE id = 1", n+10); err != nil {
+			_ = ta.Rollback()
+			return err // the applier aborted the holder of the row lock
+		}
+		return ta.Commit()
+	}
+	if err := lostUpdate(""); err != nil {
+		t.Fatalf("plain read with validation off: %v", err)
+	}
+	// A locking read still is: b's write aborts the holder or changes what it read.
+	if err := lostUpdate(" FOR UPDATE"); !isCode(err, 1213) {
+		t.Fatalf("locking read with validation off: %v", err)
+	}
+}

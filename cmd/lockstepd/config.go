@@ -62,6 +62,11 @@ type Config struct {
 	// client gets error 1197 and the transaction is rolled back.
 	MaxTxStatements int
 	MaxTxBytes      int
+	// ValidateReads: plain reads inside transactions are validated at
+	// commit (serializable). false gives InnoDB REPEATABLE READ guarantees
+	// and far fewer conflicts; sessions may override it with
+	// SET lockstep_validate_reads.
+	ValidateReads bool
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 }
@@ -81,6 +86,7 @@ func DefaultConfig() Config {
 		MaxInflight:     1,
 		MaxTxStatements: 10000,
 		MaxTxBytes:      16 << 20,
+		ValidateReads:   true,
 		LogLevel:        "info",
 	}
 }
@@ -103,6 +109,7 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "batched log records the leader keeps in Raft at once")
 	fs.IntVar(&c.MaxTxStatements, "max-tx-statements", c.MaxTxStatements, "most statements one transaction may hold (error 1197 beyond)")
 	fs.IntVar(&c.MaxTxBytes, "max-tx-bytes", c.MaxTxBytes, "most bytes of statement text one transaction may hold (error 1197 beyond; at most 64MiB)")
+	fs.BoolVar(&c.ValidateReads, "validate-reads", c.ValidateReads, "validate plain reads inside transactions at commit (serializable); false = InnoDB REPEATABLE READ guarantees, fewer conflicts")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 }
 

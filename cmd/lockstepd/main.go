@@ -121,7 +121,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// incarnation): locks of earlier runs are released once it serves.
 	incarnation := newIncarnation()
 	proxy, err := sqlproxy.NewServer(sqlproxy.Config{Listen: cfg.SQLAddr, Backend: backendAddr, NodeID: cfg.NodeID,
-		MaxTxStatements: cfg.MaxTxStatements, MaxTxBytes: cfg.MaxTxBytes, Incarnation: incarnation},
+		MaxTxStatements: cfg.MaxTxStatements, MaxTxBytes: cfg.MaxTxBytes, Incarnation: incarnation,
+		NoReadValidation: !cfg.ValidateReads},
 		sqlproxy.Deps{Orderer: node, Gate: guard, Reads: node, AutoInc: db, Locks: db}, log)
 	if err != nil {
 		return err

@@ -114,6 +114,11 @@ type Statement struct {
 	TxReplay bool
 	// SysVars are the session system variables a SET assigns (lower case).
 	SysVars []string
+	// Locking is set, with Pins.InTx, on a SELECT ... FOR UPDATE / LOCK IN
+	// SHARE MODE / FOR SHARE.
+	Locking bool
+	// Assigns is set, with Pins.InTx, on a read that assigns user variables.
+	Assigns bool
 }
 
 var parserPool = sync.Pool{New: func() any {

@@ -635,8 +635,12 @@ func txRead(sql string, n ast.Node, kind string, p Pins) Statement {
 	if !ok {
 		return unsupported(sql, kind, "Lockstep could not rewrite it", adviceParse)
 	}
+	locking := false
+	if sel, ok := n.(*ast.SelectStmt); ok && sel.LockInfo != nil && sel.LockInfo.LockType != ast.SelectLockNone {
+		locking = true
+	}
 	return Statement{Class: Read, SQL: out, Kind: kind, UserVars: w.vars, UsesRand: w.rand,
-		UsesLastInsertID: w.lastID, TxReplay: true}
+		UsesLastInsertID: w.lastID, TxReplay: true, Locking: locking, Assigns: w.assigns}
 }
 
 // txSet classifies a session SET inside a transaction: it is re-executed at
