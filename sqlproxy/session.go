@@ -303,7 +303,9 @@ func (s *session) resetState() {
 	s.linearizable = false
 	s.validateReads = !s.srv.cfg.NoReadValidation
 	s.lastIDKnown, s.lastIDPending = false, false
-	// The backend rolls back an open transaction and restores autocommit.
+	// The backend rolls back an open transaction and restores autocommit,
+	// and MariaDB releases the session's named locks.
+	s.releaseNamedLocks()
 	s.endTx()
 	s.autocommit = true
 	s.tsPinned = false

@@ -198,7 +198,7 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 	}
 	for p := start; p < len(flat); p++ {
 		f := flat[p]
-		if f.e.Ctx.DB == "" && cn.curDB != "" {
+		if f.e.Kind != command.KindLock && f.e.Ctx.DB == "" && cn.curDB != "" {
 			// No statement unselects the default database: record progress,
 			// then start a fresh session.
 			if err := commitPart(p); err != nil {

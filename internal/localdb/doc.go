@@ -115,6 +115,7 @@
 //	applied (id=1, idx, hash, part_idx, part_pos, part_hash, results,
 //	         ddl_idx, ddl_pos, ddl_digest, ddl_before)
 //	autoinc (db, tbl, next)
+//	named_locks (cluster-wide GET_LOCK table; see locks.go)
 //
-// Both InnoDB, created by Open if missing.
+// All InnoDB, created by Open if missing.
 package localdb

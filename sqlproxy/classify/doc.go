@@ -133,9 +133,12 @@
 //   - Lexing assumes the default sql_mode: backslash escapes in strings, and
 //     "..." as strings (ANSI_QUOTES and NO_BACKSLASH_ESCAPES are not modelled).
 //   - Every /*!NNNNN and /*M!NNNNNN comment is taken as executed.
-//   - Reads are not checked beyond INTO OUTFILE/DUMPFILE and sequence
-//     functions: GET_LOCK() and friends in a SELECT or DO take locks on the
-//     local backend only.
+//   - Reads outside transactions are not checked beyond INTO OUTFILE/DUMPFILE
+//     and sequence functions. (GET_LOCK() and friends are intercepted by the
+//     proxy before classification and made cluster-wide; see sqlproxy's
+//     DESIGN.md, "Named locks".) Inside a transaction (Pins.InTx) SELECT, DO
+//     and SET are checked like writes to decide whether they can be
+//     re-executed at commit (Statement.TxReplay).
 //   - MariaDB syntax the parser rejects is Refused for writes and DDL
 //     (RETURNING, CREATE OR REPLACE TABLE, WITH SYSTEM VERSIONING, ...).
 package classify
