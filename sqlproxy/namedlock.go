@@ -461,16 +461,9 @@ func (s *session) lockRefusal(ls *lockStmt) *mysql.MyError {
 // with the columns the statement was prepared with.
 func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
 	defer func() { ps.long = nil }()
-	text := ps.sql
-	if ps.nparams > 0 {
-		lits, err := ps.bind(p, s.clientCharset())
-		if err != nil {
-			return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000",
-				Message: "Lockstep: cannot decode prepared statement parameters: " + err.Error()})
-		}
-		if text, err = interpolate(ps.sql, lits); err != nil {
-			return s.writeErr(&mysql.MyError{Code: mysql.ER_WRONG_ARGUMENTS, State: "HY000", Message: "Lockstep: " + err.Error()})
-		}
+	text, me := ps.boundText(p, s.clientCharset())
+	if me != nil {
+		return s.writeErr(me)
 	}
 	ls := parseLockStmt(text)
 	if ls == nil || (ls.err == nil && len(ls.calls) != len(ps.lock.calls)) {

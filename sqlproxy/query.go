@@ -90,13 +90,18 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	case classWrite, classDDL:
 		return s.write(st, now, last)
 	case classRefused:
-		e, err := s.refusal(st)
-		if err != nil {
-			return false, err
-		}
-		return false, s.writeErr(e)
+		return s.refuse(st)
 	}
-	return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unclassified statement"})
+	return false, s.writeErr(errUnclassified)
+}
+
+// refuse answers a Refused statement.
+func (s *session) refuse(st stmt) (bool, error) {
+	e, err := s.refusal(st)
+	if err != nil {
+		return false, err
+	}
+	return false, s.writeErr(e)
 }
 
 // refusal returns the error for a Refused statement. A statement the

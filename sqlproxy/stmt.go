@@ -121,14 +121,9 @@ func (s *session) stmtExecute(p []byte) error {
 		return s.relayCommand(p, respGeneric, true)
 	}
 	defer func() { ps.long = nil }() // long data is consumed by an execute
-	lits, err := ps.bind(p, s.clientCharset())
-	if err != nil {
-		return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000",
-			Message: "Lockstep: cannot decode prepared statement parameters: " + err.Error()})
-	}
-	text, err := interpolate(ps.sql, lits)
-	if err != nil {
-		return s.writeErr(&mysql.MyError{Code: mysql.ER_WRONG_ARGUMENTS, State: "HY000", Message: "Lockstep: " + err.Error()})
+	text, me := ps.boundText(p, s.clientCharset())
+	if me != nil {
+		return s.writeErr(me)
 	}
 	now := time.Now()
 	st := s.srv.cls.classify(text, s.newPins(now))
@@ -445,16 +440,9 @@ func interpolate(sql string, lits []string) (string, error) {
 // compares with.
 func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	defer func() { ps.long = nil }()
-	text := ps.sql
-	if ps.nparams > 0 {
-		lits, err := ps.bind(p, s.clientCharset())
-		if err != nil {
-			return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000",
-				Message: "Lockstep: cannot decode prepared statement parameters: " + err.Error()})
-		}
-		if text, err = interpolate(ps.sql, lits); err != nil {
-			return s.writeErr(&mysql.MyError{Code: mysql.ER_WRONG_ARGUMENTS, State: "HY000", Message: "Lockstep: " + err.Error()})
-		}
+	text, me := ps.boundText(p, s.clientCharset())
+	if me != nil {
+		return s.writeErr(me)
 	}
 	now := time.Now()
 	pins := s.newPins(now)
@@ -532,4 +520,23 @@ func (s *session) relayResponseAfter(p []byte) (bool, error) {
 		return false, err
 	}
 	return s.relayResponse(respGeneric, true)
+}
+
+// boundText is the statement's text with the parameters of a
+// COM_STMT_EXECUTE packet bound into it as literals; me is the error for
+// the client when they cannot be decoded.
+func (ps *prepared) boundText(p []byte, charset string) (string, *mysql.MyError) {
+	if ps.nparams == 0 {
+		return ps.sql, nil
+	}
+	lits, err := ps.bind(p, charset)
+	if err != nil {
+		return "", &mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000",
+			Message: "Lockstep: cannot decode prepared statement parameters: " + err.Error()}
+	}
+	text, err := interpolate(ps.sql, lits)
+	if err != nil {
+		return "", &mysql.MyError{Code: mysql.ER_WRONG_ARGUMENTS, State: "HY000", Message: "Lockstep: " + err.Error()}
+	}
+	return text, nil
 }

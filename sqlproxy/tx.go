@@ -90,13 +90,9 @@ func (s *session) inTx(st stmt, now time.Time, last bool) (bool, error) {
 		}
 		return s.relayResponse(respGeneric, last)
 	case classRefused:
-		e, err := s.refusal(st)
-		if err != nil {
-			return false, err
-		}
-		return false, s.writeErr(e)
+		return s.refuse(st)
 	}
-	return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unclassified statement"})
+	return false, s.writeErr(errUnclassified)
 }
 
 // aborted reports (and cleans up) a transaction the applier aborted because
