@@ -105,10 +105,10 @@ func (tr *transfer) run(ctx context.Context, tx *sql.Tx) error {
 		}
 	} else {
 		// Read-modify-write: the new balances are computed by the client.
-		if err := exec1(ctx, tx, "UPDATE accounts SET balance = ? WHERE id = ?", bs-int64(tr.amount), tr.src); err != nil {
+		if err := execAtMost1(ctx, tx, "UPDATE accounts SET balance = ? WHERE id = ?", bs-int64(tr.amount), tr.src); err != nil {
 			return err
 		}
-		if err := exec1(ctx, tx, "UPDATE accounts SET balance = ? WHERE id = ?", bd+int64(tr.amount), tr.dst); err != nil {
+		if err := execAtMost1(ctx, tx, "UPDATE accounts SET balance = ? WHERE id = ?", bd+int64(tr.amount), tr.dst); err != nil {
 			return err
 		}
 	}
@@ -117,12 +117,24 @@ func (tr *transfer) run(ctx context.Context, tx *sql.Tx) error {
 
 // exec1 runs a statement in tx that must affect exactly one row.
 func exec1(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+	return execRows(ctx, tx, 1, 1, q, args...)
+}
+
+// execAtMost1 runs an UPDATE that sets a row to a value the client computed
+// from an earlier read. As on InnoDB, it affects 0 rows when a concurrent
+// commit already gave the row that value (an UPDATE reads the latest
+// committed row, not the transaction's snapshot); COMMIT decides.
+func execAtMost1(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+	return execRows(ctx, tx, 0, 1, q, args...)
+}
+
+func execRows(ctx context.Context, tx *sql.Tx, lo, hi int64, q string, args ...any) error {
 	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", q, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("%s %v: %d rows affected (%v), want 1", q, args, n, err)
+	if n, err := res.RowsAffected(); err != nil || n < lo || n > hi {
+		return fmt.Errorf("%s %v: %d rows affected (%v), want %d to %d", q, args, n, err, lo, hi)
 	}
 	return nil
 }
@@ -394,8 +406,8 @@ func TestTxBank(t *testing.T) {
 // wrote the same value.
 func TestTxLostUpdate(t *testing.T) {
 	const (
-		workersPerNode   = 2
-		commitsPerWorker = 10
+		workersPerNode   = 3
+		commitsPerWorker = 15
 		run              = 30 * time.Second
 	)
 	c := e2e.NewCluster(t, e2e.WithNodes(3))
@@ -436,7 +448,7 @@ func TestTxLostUpdate(t *testing.T) {
 							return fmt.Errorf("%s: %w", read, err)
 						}
 						wrote = v + 1
-						return exec1(ctx, tx, "UPDATE counter SET c = ? WHERE id = 1", wrote)
+						return execAtMost1(ctx, tx, "UPDATE counter SET c = ? WHERE id = 1", wrote)
 					})
 					retries.Add(int64(r))
 					mu.Lock()
@@ -680,6 +692,34 @@ func TestTxConflictRetry(t *testing.T) {
 	}
 	assertEverywhere(t, c, "SELECT CONCAT(id, '=', v) FROM cr.t", "1=10", "2=11", "3=10")
 	assertEverywhere(t, c, "SELECT tag FROM cr.markers", "retried")
+
+	// 3. A statement error inside a transaction does not end it, as in
+	// MariaDB: COMMIT keeps the other statements.
+	x.exec("BEGIN")
+	x.mustFail(1062, "INSERT INTO markers VALUES ('retried')")
+	x.execAffected(1, "INSERT INTO markers VALUES ('after 1062')")
+	if _, err := x.try("COMMIT"); err != nil {
+		t.Fatalf("COMMIT of a transaction in which one statement failed with 1062: %v", err)
+	}
+	assertEverywhere(t, c, "SELECT tag FROM cr.markers", "retried", "after 1062")
+
+	// 4. The error is part of what the client saw: the row that made the
+	// INSERT fail is deleted through n2 before COMMIT, so the transaction
+	// would now run differently.
+	x.exec("BEGIN")
+	x.mustFail(1062, "INSERT INTO markers VALUES ('retried')")
+	x.execAffected(1, "INSERT INTO markers VALUES ('error changed')")
+	mustExec(t, n2.Open(t, "cr"), "DELETE FROM markers WHERE tag = 'retried'")
+	_, err = x.try("SELECT 1")
+	if err == nil {
+		_, err = x.try("COMMIT")
+	} else {
+		x.exec("ROLLBACK")
+	}
+	if err := checkConflict(err); err != nil {
+		t.Fatalf("transaction whose failed INSERT would now succeed: %v", err)
+	}
+	assertEverywhere(t, c, "SELECT tag FROM cr.markers", "after 1062")
 	c.AssertIdentical(t)
 }
 
@@ -948,10 +988,20 @@ func TestTxPreparedStatements(t *testing.T) {
 	if q, err := qty(sel, 1); err != nil || q != 13 {
 		t.Fatalf("prepared read of an own write: %d, %v; want 13", q, err)
 	}
-	s.exec("PREPARE del FROM 'DELETE FROM items WHERE id = ?'")
-	s.exec("SET @victim = 2")
-	s.execAffected(1, "EXECUTE del USING @victim")
-	s.exec("DEALLOCATE PREPARE del")
+	// SQL-level PREPARE gets the same answer inside a transaction as
+	// outside (Lockstep refuses it today), and the transaction carries on.
+	_, outside := openSession(t, db, "outside").try("PREPARE del FROM 'DELETE FROM items WHERE id = ?'")
+	_, inside := s.try("PREPARE del FROM 'DELETE FROM items WHERE id = ?'")
+	if e2e.ErrNumber(inside) != e2e.ErrNumber(outside) || (inside == nil) != (outside == nil) {
+		t.Errorf("SQL PREPARE in a transaction: %v; outside one: %v", inside, outside)
+	}
+	if outside == nil {
+		s.exec("SET @victim = 2")
+		s.execAffected(1, "EXECUTE del USING @victim")
+		s.exec("DEALLOCATE PREPARE del")
+	} else {
+		run(prepare("DELETE FROM items WHERE id = ?"), 1, 2)
+	}
 	s.exec("COMMIT")
 	assertEverywhere(t, c, "SELECT CONCAT(id, '|', name, '|', qty) FROM ps.items", "1|apple|13")
 
@@ -1017,11 +1067,10 @@ func TestTxLockingReads(t *testing.T) {
 	if e2e.ErrNumber(proxied) != e2e.ErrNumber(direct) || (proxied == nil) != (direct == nil) {
 		t.Errorf("FOR SHARE inside a transaction: %v; MariaDB itself answers %v", proxied, direct)
 	}
-	// Another session on the same node cannot take the lock.
+	// Another session on the same node cannot take the lock (NOWAIT
+	// outside a transaction: inside one, Lockstep refuses it).
 	o := openSession(t, db, "other via "+n1.ID)
-	o.exec("BEGIN")
 	o.mustFail(1205, "SELECT v FROM t WHERE id = 1 FOR UPDATE NOWAIT")
-	o.exec("ROLLBACK")
 	s.execAffected(1, "UPDATE t SET v = v + 1 WHERE id = 1")
 	s.exec("COMMIT")
 	assertEverywhere(t, c, "SELECT CONCAT(id, '=', v) FROM lr.t", "1=11", "2=20", "3=30")
@@ -1271,6 +1320,9 @@ func TestTxAutoIncrement(t *testing.T) {
 	if _, err := s2.try("COMMIT"); err != nil {
 		t.Fatalf("COMMIT of an insert after a rolled-back insert on the same node: %v", err)
 	}
+	if got := s2.int("SELECT LAST_INSERT_ID()"); got != id {
+		t.Errorf("LAST_INSERT_ID() = %d after COMMIT, the transaction's insert returned %d", got, id)
+	}
 	want = append(want, fmt.Sprintf("%d|second 1", id))
 
 	// Interleaved: the second inserts while the first is still open.
@@ -1380,4 +1432,45 @@ func TestTxMariaDBCLI(t *testing.T) {
 		t.Errorf("interactive session reported an error")
 	}
 	assertEverywhere(t, c, "SELECT CONCAT(id, '|', body) FROM clitx.notes", "2|kept")
+}
+
+// TestTxNondeterministic: RAND(), UUID(), NOW(6) and CURRENT_USER() inside a
+// transaction, written and read back by the client: the transaction
+// commits (its re-execution on every node sees the same values) and every
+// node stores exactly what the client read.
+func TestTxNondeterministic(t *testing.T) {
+	c := e2e.NewCluster(t, e2e.WithNodes(3))
+	setup(t, c,
+		"CREATE DATABASE nd",
+		"CREATE TABLE nd.t (id INT PRIMARY KEY, r DOUBLE, u CHAR(36), ts DATETIME(6), who VARCHAR(80))")
+	s := openSession(t, c.Nodes[1].Open(t, "nd"), "nondeterministic via "+c.Nodes[1].ID)
+	const row = "SELECT CONCAT_WS('|', id, r, u, ts, who) FROM t WHERE id = ?"
+
+	s.exec("BEGIN")
+	s.execAffected(1, "INSERT INTO t VALUES (1, RAND(), UUID(), NOW(6), CURRENT_USER())")
+	seen1 := s.strings(row, 1)
+	if _, err := s.try("COMMIT"); err != nil {
+		t.Fatalf("COMMIT of a transaction that wrote RAND(), UUID(), NOW(6), CURRENT_USER() and read them back: %v", err)
+	}
+
+	// The functions also appear in what the transaction reads.
+	s.exec("BEGIN")
+	s.strings("SELECT RAND(), NOW(6), CURRENT_USER()")
+	s.execAffected(1, "INSERT INTO t VALUES (2, RAND(), UUID(), NOW(6), 'second')")
+	seen2 := s.strings(row, 2)
+	if _, err := s.try("COMMIT"); err != nil {
+		t.Errorf("COMMIT of a transaction that read RAND(), NOW(6), CURRENT_USER() and then wrote: %v", err)
+		seen2 = nil
+	}
+	s.exec("BEGIN")
+	s.strings("SELECT UUID()")
+	s.execAffected(1, "INSERT INTO t VALUES (3, NULL, NULL, NULL, 'third')")
+	seen3 := []string{"3|third"}
+	if _, err := s.try("COMMIT"); err != nil {
+		t.Errorf("COMMIT of a transaction that read UUID() and then wrote: %v", err)
+		seen3 = nil
+	}
+	c.WaitConverged()
+	assertEverywhere(t, c, "SELECT CONCAT_WS('|', id, r, u, ts, who) FROM nd.t", slices.Concat(seen1, seen2, seen3)...)
+	c.AssertIdentical(t)
 }
