@@ -160,9 +160,12 @@ func bankTotal(db *sql.DB, mode int) (int64, error) {
 		var a, b int64
 		err := tryTx(context.Background(), db, &sql.TxOptions{ReadOnly: true}, func(ctx context.Context, tx *sql.Tx) error {
 			if err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE id <= ?", bankAccounts/2).Scan(&a); err != nil {
-				return err
+				return fmt.Errorf("first SELECT: %w", err)
 			}
-			return tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE id > ?", bankAccounts/2).Scan(&b)
+			if err := tx.QueryRowContext(ctx, "SELECT COALESCE(SUM(balance), 0) FROM accounts WHERE id > ?", bankAccounts/2).Scan(&b); err != nil {
+				return fmt.Errorf("second SELECT: %w", err)
+			}
+			return nil
 		})
 		return a + b, err
 	default:
@@ -171,7 +174,7 @@ func bankTotal(db *sql.DB, mode int) (int64, error) {
 		err := tryTx(context.Background(), db, nil, func(ctx context.Context, tx *sql.Tx) error {
 			rows, err := tx.QueryContext(ctx, "SELECT balance FROM accounts ORDER BY id")
 			if err != nil {
-				return err
+				return fmt.Errorf("SELECT balance: %w", err)
 			}
 			n := 0
 			for rows.Next() {
@@ -185,14 +188,14 @@ func bankTotal(db *sql.DB, mode int) (int64, error) {
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
-				return err
+				return fmt.Errorf("SELECT balance rows: %w", err)
 			}
 			if n != bankAccounts {
 				return fmt.Errorf("%d accounts, want %d", n, bankAccounts)
 			}
 			var server int64
 			if err := tx.QueryRowContext(ctx, "SELECT SUM(balance) FROM accounts").Scan(&server); err != nil {
-				return err
+				return fmt.Errorf("SELECT SUM: %w", err)
 			}
 			if server != sum {
 				return fmt.Errorf("rows add up to %d but SUM(balance) in the same transaction is %d", sum, server)
@@ -1226,7 +1229,7 @@ func TestTxApplierWins(t *testing.T) {
 	// on its next statement, or at COMMIT.
 	expectAborted := func(what string) {
 		t.Helper()
-		_, err := holder.try("SELECT v FROM t WHERE id = 3")
+		_, err := holder.try("SELECT v FROM t WHERE id = 2")
 		where := "next statement"
 		if err == nil {
 			_, err = holder.try("COMMIT")
@@ -1277,11 +1280,35 @@ func TestTxApplierWins(t *testing.T) {
 	writeApplied("write via "+c.Nodes[2].ID+" to a row locked by FOR UPDATE", c.Nodes[2].Open(t, "aw"), 1, 9)
 	expectAborted("locking read")
 
+	// 4. The replicated transaction runs for a while before it needs the
+	// lock (the applier is busy, and watched, before it starts waiting).
+	holder.exec("BEGIN")
+	holder.execAffected(1, "UPDATE t SET v = 100 WHERE id = 3")
+	start := time.Now()
+	if _, err := runTx(context.Background(), dbB, nil, 10, func(ctx context.Context, tx *sql.Tx) error {
+		var slept int
+		if err := tx.QueryRowContext(ctx, "SELECT SLEEP(0.5)").Scan(&slept); err != nil {
+			return err
+		}
+		return exec1(ctx, tx, "UPDATE t SET v = 5 WHERE id = 3")
+	}); err != nil {
+		t.Fatalf("transaction via %s that writes the row locked on %s: %v", nB.ID, nA.ID, err)
+	}
+	e2e.Eventually(t, 20*time.Second, "slow transaction via "+nB.ID+": "+nA.ID+" applies its write to the locked row", func() error {
+		got, err := backendStrings(nA, "SELECT v FROM aw.t WHERE id = 3")
+		if err == nil && got[0] != "5" {
+			err = fmt.Errorf("v = %s", got[0])
+		}
+		return err
+	})
+	t.Logf("slow transaction via %s: committed and applied on %s after %s", nB.ID, nA.ID, time.Since(start).Round(time.Millisecond))
+	expectAborted("slow transaction via " + nB.ID)
+
 	// The session works normally afterwards.
 	holder.exec("BEGIN")
 	holder.execAffected(1, "UPDATE t SET v = v + 1 WHERE id = 1")
 	holder.exec("COMMIT")
-	assertEverywhere(t, c, "SELECT CONCAT(id, '=', v) FROM aw.t", "1=10", "2=8", "3=0")
+	assertEverywhere(t, c, "SELECT CONCAT(id, '=', v) FROM aw.t", "1=10", "2=8", "3=5")
 	c.AssertIdentical(t)
 }
 
