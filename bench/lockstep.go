@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,8 +38,32 @@ func port(addr string) (int, error) {
 	return strconv.Atoi(p)
 }
 
+// lockstepCluster is one Lockstep configuration the benchmark measures, each
+// on a cluster of its own (a fresh `lockstepd demo` directory, so the same
+// freshly prepared tables): its -only system name, the label of its report
+// rows and columns, and its --validate-reads.
+type lockstepCluster struct {
+	system, label string
+	validateReads bool
+}
+
+// lockstepClusters are measured in this order, one after the other.
+var lockstepClusters = []lockstepCluster{
+	// Default: every read inside a transaction is validated at commit
+	// (serializable).
+	{system: "lockstep", label: "Lockstep", validateReads: true},
+	// --validate-reads=false: only writes, locking reads and reads that
+	// assign user variables are validated (InnoDB REPEATABLE READ
+	// guarantees; docs/TRANSACTIONS.md). Only the transaction part differs.
+	{system: "lockstep-rr", label: "Lockstep RR", validateReads: false},
+}
+
 // startDemo starts `lockstepd demo --nodes 3 --json` and waits for its line.
-func startDemo(ctx context.Context, bin, dir string) (*proc, *demoInfo, error) {
+// The nodes the demo starts inherit its environment, so
+// LOCKSTEP_VALIDATE_READS sets --validate-reads on all of them; it is set
+// either way, so that a value in the caller's environment cannot change
+// what a column measures.
+func startDemo(ctx context.Context, bin, dir string, validateReads bool) (*proc, *demoInfo, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
@@ -48,6 +73,7 @@ func startDemo(ctx context.Context, bin, dir string) (*proc, *demoInfo, error) {
 	}
 	defer errLog.Close()
 	cmd := exec.Command(bin, "demo", "--nodes", "3", "--dir", filepath.Join(dir, "cluster"), "--json")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("LOCKSTEP_VALIDATE_READS=%t", validateReads))
 	cmd.Stderr = errLog
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -89,14 +115,38 @@ func startDemo(ctx context.Context, bin, dir string) (*proc, *demoInfo, error) {
 	}
 }
 
-func benchLockstep(ctx context.Context, o options, dir string, rep *report) error {
-	logf("Lockstep: starting a 3-node cluster (lockstepd demo)...")
-	demo, info, err := startDemo(ctx, o.lockstepd, dir)
+// checkValidateReads asks every node for its sessions' default of
+// lockstep_validate_reads (the --validate-reads it runs with) and fails
+// unless it is want: a column must measure the mode its name says.
+func checkValidateReads(ctx context.Context, dsns []string, want bool) error {
+	for i, dsn := range dsns {
+		db, err := sql.Open("mysql", dsn)
+		if err != nil {
+			return err
+		}
+		var v int
+		err = db.QueryRowContext(ctx, "SELECT @@lockstep_validate_reads").Scan(&v)
+		db.Close()
+		if err != nil {
+			return fmt.Errorf("node %d: SELECT @@lockstep_validate_reads: %w (does this lockstepd have --validate-reads? run `make build`)", i+1, err)
+		}
+		if (v == 1) != want {
+			return fmt.Errorf("node %d runs with lockstep_validate_reads=%d, want %t: LOCKSTEP_VALIDATE_READS did not reach the demo's nodes", i+1, v, want)
+		}
+	}
+	return nil
+}
+
+// benchLockstep measures every selected part on one Lockstep cluster,
+// started for it and stopped when it returns.
+func benchLockstep(ctx context.Context, o options, lc lockstepCluster, dir string, rep *report) error {
+	logf("%s: starting a 3-node cluster (lockstepd demo, --validate-reads=%t)...", lc.label, lc.validateReads)
+	demo, info, err := startDemo(ctx, o.lockstepd, dir, lc.validateReads)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		logf("Lockstep: stopping the cluster")
+		logf("%s: stopping the cluster", lc.label)
 		demo.stop(stopWait(ctx, 90*time.Second, 20*time.Second))
 		for _, n := range info.Nodes {
 			for _, pid := range []int{n.PID, n.BackendPID} {
@@ -123,11 +173,18 @@ func benchLockstep(ctx context.Context, o options, dir string, rep *report) erro
 	if err != nil {
 		return err
 	}
-	n1DSN := fmt.Sprintf("%s:%s@tcp(%s)/", info.User, info.Password, info.Nodes[0].SQL)
+	var sqlDSNs []string
+	for _, n := range info.Nodes {
+		sqlDSNs = append(sqlDSNs, fmt.Sprintf("%s:%s@tcp(%s)/", info.User, info.Password, n.SQL))
+	}
+	n1DSN := sqlDSNs[0]
+	if err := checkValidateReads(ctx, sqlDSNs, lc.validateReads); err != nil {
+		return err
+	}
 
 	// (a) point select: through n1 and directly on n1's MariaDB (same data:
 	// the table was written through the cluster).
-	if o.only.want("ps", "lockstep") {
+	if o.only.want("ps", lc.system) {
 		if err := exec1(ctx, n1DSN, "CREATE DATABASE sbps"); err != nil {
 			return fmt.Errorf("through %s: %w", info.Nodes[0].ID, err)
 		}
@@ -153,7 +210,7 @@ func benchLockstep(ctx context.Context, o options, dir string, rep *report) erro
 	}
 
 	// (b) autocommit inserts through all three nodes.
-	if o.only.want("insert", "lockstep") {
+	if o.only.want("insert", lc.system) {
 		if err := exec1(ctx, n1DSN, "CREATE DATABASE sbins"); err != nil {
 			return fmt.Errorf("through %s: %w", info.Nodes[0].ID, err)
 		}
@@ -168,34 +225,34 @@ func benchLockstep(ctx context.Context, o options, dir string, rep *report) erro
 	}
 
 	// (c) transactions through n1, and spread over all three nodes.
-	if o.only.want("tx", "lockstep") {
+	if o.only.want("tx", lc.system) {
 		if err := exec1(ctx, n1DSN, "CREATE DATABASE sbtx"); err != nil {
 			return fmt.Errorf("through %s: %w", info.Nodes[0].ID, err)
 		}
 		spread := target{ports: sqlPorts, user: info.User, pw: info.Password, db: "sbtx"}
 		one := spread
 		one.ports = sqlPorts[:1]
-		failed, err := txSeries(ctx, o, rep, "Lockstep", one, spread)
+		failed, err := txSeries(ctx, o, rep, lc.label, one, spread)
 		if err != nil {
 			return err
 		}
-		rep.txChecks = append(rep.txChecks, "Lockstep: "+compareNodes(ctx, backends, "sbtx", o.txTables))
+		rep.txChecks = append(rep.txChecks, lc.label+": "+compareNodes(ctx, backends, "sbtx", o.txTables))
 		for _, n := range info.Nodes {
 			if !pidAlive(n.PID) {
 				failed = true
-				rep.notes = append(rep.notes, fmt.Sprintf("Lockstep: lockstepd %s (pid %d) is no longer running after the transaction runs", n.ID, n.PID))
+				rep.notes = append(rep.notes, fmt.Sprintf("%s: lockstepd %s (pid %d) is no longer running after the transaction runs", lc.label, n.ID, n.PID))
 			}
 		}
 		if failed {
-			saveLogs(rep, filepath.Join(dir, "cluster"), info)
+			saveLogs(rep, lc, filepath.Join(dir, "cluster"), info)
 		}
 	}
 	return nil
 }
 
 // saveLogs copies the end of every node's lockstepd log next to the
-// results file, for runs that failed.
-func saveLogs(rep *report, clusterDir string, info *demoInfo) {
+// results file (<time>-<system>-<node>.log), for runs that failed.
+func saveLogs(rep *report, lc lockstepCluster, clusterDir string, info *demoInfo) {
 	const keep = 512 << 10
 	if err := os.MkdirAll(rep.opts.out, 0o755); err != nil {
 		return
@@ -209,12 +266,12 @@ func saveLogs(rep *report, clusterDir string, info *demoInfo) {
 		if len(b) > keep {
 			b = b[len(b)-keep:]
 		}
-		path := rep.resultPath("-lockstepd-" + n.ID + ".log")
+		path := rep.resultPath("-" + lc.system + "-" + n.ID + ".log")
 		if os.WriteFile(path, b, 0o644) == nil {
 			saved = append(saved, path)
 		}
 	}
 	if len(saved) > 0 {
-		rep.notes = append(rep.notes, "Lockstep: a transaction run failed; the end of each node's log is in "+strings.Join(saved, ", "))
+		rep.notes = append(rep.notes, lc.label+": a transaction run failed; the end of each node's log is in "+strings.Join(saved, ", "))
 	}
 }

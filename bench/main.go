@@ -10,7 +10,9 @@
 //   - transactions (oltp_read_write, oltp_write_only): throughput, p95
 //     latency and conflict rate at 1, 8 and 32 threads on a single MariaDB,
 //     and on both clusters with the load on one node and spread over all
-//     three (tx.go).
+//     three (tx.go); Lockstep twice, on a cluster with its default
+//     serializable transactions and on a second one started with
+//     --validate-reads=false (InnoDB REPEATABLE READ guarantees).
 //
 // Both clusters' MariaDB servers run with innodb_flush_log_at_trx_commit=2
 // (Lockstep's durability point is its fsynced Raft log; Galera's is
@@ -51,13 +53,16 @@ type options struct {
 
 // Parts and systems that -only selects from.
 var (
-	allParts   = []string{"ps", "insert", "tx"}
-	allSystems = []string{"mariadb", "lockstep", "galera"}
+	allParts = []string{"ps", "insert", "tx"}
+	// lockstep-rr is a second Lockstep cluster, started with
+	// --validate-reads=false; "lockstep" is only the default (serializable)
+	// one, so each name is one cluster (lockstepClusters).
+	allSystems = []string{"mariadb", "lockstep", "lockstep-rr", "galera"}
 	// partSystems says which systems each part measures.
 	partSystems = map[string][]string{
 		"ps":     {"lockstep"}, // through a Lockstep node and on its backend
 		"insert": {"lockstep", "galera"},
-		"tx":     {"mariadb", "galera", "lockstep"},
+		"tx":     {"mariadb", "galera", "lockstep", "lockstep-rr"},
 	}
 )
 
@@ -83,8 +88,8 @@ func parseOnly(s string) (selection, error) {
 				strings.Join(allParts, ", "), strings.Join(allSystems, ", "))
 		}
 	}
-	if !sel.anyFor("mariadb") && !sel.anyFor("lockstep") && !sel.anyFor("galera") {
-		return sel, fmt.Errorf("-only %s selects nothing (parts measure: ps on lockstep; insert on lockstep, galera; tx on mariadb, galera, lockstep)", s)
+	if !slices.ContainsFunc(allSystems, sel.anyFor) {
+		return sel, fmt.Errorf("-only %s selects nothing (parts measure: ps on lockstep; insert on lockstep, galera; tx on mariadb, galera, lockstep, lockstep-rr)", s)
 	}
 	return sel, nil
 }
@@ -114,7 +119,7 @@ func main() {
 	flag.DurationVar(&o.dur, "time", 20*time.Second, "duration of each point-select and insert run")
 	flag.StringVar(&threads, "threads", "1,8,32", "client thread counts for the insert and transaction runs")
 	flag.IntVar(&o.psThreads, "ps-threads", 8, "client threads for the point-select runs")
-	flag.StringVar(&only, "only", "all", "what to run: all, or a comma-separated list of parts (ps, insert, tx)\nand/or systems (mariadb, lockstep, galera); e.g. tx, or tx,galera")
+	flag.StringVar(&only, "only", "all", "what to run: all, or a comma-separated list of parts (ps, insert, tx)\nand/or systems (mariadb, lockstep, lockstep-rr, galera); e.g. tx, or tx,galera,\nor tx,lockstep,lockstep-rr (lockstep-rr: the second Lockstep cluster, --validate-reads=false;\nonly the tx part runs on it, and lockstep does not include it)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directories (data, logs)")
 	flag.DurationVar(&o.txDur, "tx-time", 15*time.Second, "duration of each transaction run")
 	flag.IntVar(&o.txTables, "tx-tables", 4, "tables for the transaction runs")
@@ -174,10 +179,14 @@ func run(ctx context.Context, o options) error {
 			logf("single MariaDB part failed: %v", err)
 		}
 	}
-	if ctx.Err() == nil && o.only.anyFor("lockstep") {
-		if err := benchLockstep(ctx, o, filepath.Join(tmp, "lockstep"), rep); err != nil {
-			rep.notes = append(rep.notes, "Lockstep: "+err.Error())
-			logf("Lockstep part failed: %v", err)
+	// One Lockstep cluster after the other: each is stopped before the
+	// next starts, so they never share the machine.
+	for _, lc := range lockstepClusters {
+		if ctx.Err() == nil && o.only.anyFor(lc.system) {
+			if err := benchLockstep(ctx, o, lc, filepath.Join(tmp, lc.system), rep); err != nil {
+				rep.notes = append(rep.notes, lc.label+": "+err.Error())
+				logf("%s part failed: %v", lc.label, err)
+			}
 		}
 	}
 	if ctx.Err() == nil && o.only.anyFor("galera") {
@@ -225,7 +234,7 @@ func checkTools(o options) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing: %s (Debian: apt-get install sysbench galera-4 mariadb-server rsync, or `scripts/deps.sh bench` as root)", strings.Join(missing, ", "))
 	}
-	if o.only.anyFor("lockstep") {
+	if o.only.anyFor("lockstep") || o.only.anyFor("lockstep-rr") {
 		if _, err := os.Stat(o.lockstepd); err != nil {
 			return fmt.Errorf("lockstepd binary %s: %v (run `make build` first)", o.lockstepd, err)
 		}

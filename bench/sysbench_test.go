@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,11 +57,16 @@ func TestReportCellsAndFootnotes(t *testing.T) {
 		{system: "single MariaDB", workload: "oltp_write_only", threads: 8, txs: 90, errors: 10, tps: 9, p95: 2.5},
 		{system: "Lockstep spread", workload: "oltp_write_only", threads: 1, err: boom},
 		{system: "Lockstep spread", workload: "oltp_write_only", threads: 8, err: boom},
+		{system: "Lockstep RR spread", workload: "oltp_write_only", threads: 1, txs: 50, tps: 5, p95: 3},
+		{system: "Lockstep RR 1 node", workload: "oltp_write_only", threads: 1, txs: 60, errors: 20, tps: 6, p95: 4,
+			ignored: map[string]int64{"1213 Deadlock found": 20}},
+		{system: "Lockstep 1 node", workload: "oltp_write_only", threads: 1, txs: 70, tps: 7, p95: 5},
 	}
 	var b strings.Builder
 	rep.writeTx(&b)
 	s := b.String()
-	for _, want := range []string{"single MariaDB", "Lockstep spread", "10.0%", "failed, see [1]", "[1] " + boom.Error()} {
+	for _, want := range []string{"single MariaDB", "Lockstep spread", "10.0%", "failed, see [1]", "[1] " + boom.Error(),
+		"25.0%", "retried errors, Lockstep RR 1 node", "--validate-reads=false"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)
 		}
@@ -70,5 +76,62 @@ func TestReportCellsAndFootnotes(t *testing.T) {
 	}
 	if strings.Contains(s, "[2]") || strings.Contains(s, "Galera") || strings.Contains(s, "oltp_read_write") {
 		t.Errorf("one footnote for one error text, and only measured columns and workloads:\n%s", s)
+	}
+	// Columns in txColumns' order, whatever the order of the runs.
+	var header string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "threads |") {
+			header = l
+			break
+		}
+	}
+	var got []string
+	for _, c := range strings.Split(header, "|")[1:] {
+		got = append(got, strings.TrimSpace(c))
+	}
+	want := []string{"single MariaDB", "Lockstep 1 node", "Lockstep spread", "Lockstep RR 1 node", "Lockstep RR spread"}
+	if !slices.Equal(got, want) {
+		t.Errorf("columns %q, want %q", got, want)
+	}
+}
+
+func TestParseOnly(t *testing.T) {
+	type pair struct{ part, system string }
+	for _, tc := range []struct {
+		only      string
+		want, not []pair
+	}{
+		{"all", []pair{{"tx", "mariadb"}, {"tx", "lockstep"}, {"tx", "lockstep-rr"}, {"tx", "galera"}, {"ps", "lockstep"}, {"insert", "galera"}},
+			[]pair{{"ps", "lockstep-rr"}, {"insert", "lockstep-rr"}, {"ps", "galera"}}},
+		{"tx", []pair{{"tx", "mariadb"}, {"tx", "lockstep"}, {"tx", "lockstep-rr"}, {"tx", "galera"}},
+			[]pair{{"ps", "lockstep"}, {"insert", "lockstep"}}},
+		// lockstep is only the default cluster; lockstep-rr is named on its own.
+		{"lockstep", []pair{{"ps", "lockstep"}, {"insert", "lockstep"}, {"tx", "lockstep"}},
+			[]pair{{"tx", "lockstep-rr"}, {"tx", "mariadb"}, {"tx", "galera"}}},
+		{"lockstep-rr", []pair{{"tx", "lockstep-rr"}},
+			[]pair{{"tx", "lockstep"}, {"ps", "lockstep"}, {"tx", "galera"}}},
+		{"tx,lockstep,lockstep-rr", []pair{{"tx", "lockstep"}, {"tx", "lockstep-rr"}},
+			[]pair{{"insert", "lockstep"}, {"tx", "mariadb"}}},
+	} {
+		sel, err := parseOnly(tc.only)
+		if err != nil {
+			t.Errorf("-only %s: %v", tc.only, err)
+			continue
+		}
+		for _, p := range tc.want {
+			if !sel.want(p.part, p.system) {
+				t.Errorf("-only %s does not run %s on %s", tc.only, p.part, p.system)
+			}
+		}
+		for _, p := range tc.not {
+			if sel.want(p.part, p.system) {
+				t.Errorf("-only %s runs %s on %s", tc.only, p.part, p.system)
+			}
+		}
+	}
+	for _, bad := range []string{"ps,lockstep-rr", "insert,mariadb", "lockstep-ser", "rr"} {
+		if _, err := parseOnly(bad); err == nil {
+			t.Errorf("-only %s accepted; want an error", bad)
+		}
 	}
 }

@@ -2,8 +2,9 @@ package main
 
 // The transaction part: sysbench oltp_read_write and oltp_write_only (BEGIN
 // ... COMMIT, server-side prepared statements: sysbench's defaults) on a
-// single MariaDB, on the 3-node Galera cluster and on the 3-node Lockstep
-// cluster, each cluster with the load on one node and spread over all three.
+// single MariaDB, on the 3-node Galera cluster and on two 3-node Lockstep
+// clusters (default, serializable; and --validate-reads=false, "RR"), each
+// cluster with the load on one node and spread over all three.
 // sysbench counts the conflict errors in txIgnoreErrors and retries the
 // transaction, so a run measures both throughput and conflict rate.
 
@@ -23,7 +24,8 @@ import (
 var txWorkloads = []string{"oltp_read_write", "oltp_write_only"}
 
 // txColumns are the report's columns, in order.
-var txColumns = []string{"single MariaDB", "Galera 1 node", "Galera spread", "Lockstep 1 node", "Lockstep spread"}
+var txColumns = []string{"single MariaDB", "Galera 1 node", "Galera spread", "Lockstep 1 node", "Lockstep spread",
+	"Lockstep RR 1 node", "Lockstep RR spread"}
 
 // txIgnoreErrors are the errors sysbench counts ("ignored errors") and
 // answers by retrying the transaction: 1213 deadlock / serialization
@@ -239,6 +241,10 @@ func (r *report) writeTx(out *strings.Builder) {
 		w("Transactions: %s (%d tables x %d rows, BEGIN...COMMIT, server-side prepared statements,\n", wl, r.opts.txTables, r.opts.txRows)
 		w("  sysbench's default key distribution, %s per run). Each cell: transactions/s, p%d latency ms,\n", r.opts.txDur, txPercentile)
 		w("  conflict rate = retried errors (%s) / (transactions + retried errors).\n", txIgnoreErrors)
+		if slices.ContainsFunc(cols, func(c string) bool { return strings.HasPrefix(c, "Lockstep RR ") }) {
+			w("  Lockstep: every read in a transaction validated at commit (serializable, the default);\n")
+			w("  Lockstep RR: a cluster with --validate-reads=false (InnoDB REPEATABLE READ guarantees).\n")
+		}
 		w("  %7s", "threads")
 		for _, c := range cols {
 			w(" | %-*s", cellW, c)
