@@ -56,6 +56,10 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	if st.class == classTx {
 		return s.txControl(st, last)
 	}
+	if st.class == classSession && strings.Contains(strings.ToUpper(sql), "SERIALIZABLE") {
+		// Plain reads take shared row locks at SERIALIZABLE (noteLocks).
+		s.serializable = true
+	}
 	if s.tx == nil && !s.autocommit && (st.class == classRead || st.class == classWrite) {
 		// autocommit=0: the first statement opens a transaction.
 		if err := s.admit(st.class == classWrite); err != nil {

@@ -183,14 +183,19 @@ func (s *session) out(p []byte) error {
 
 // captureErr records an error response inside a transaction. When the
 // applier aborted the transaction while the statement ran (it was
-// interrupted), the client gets 1213 instead.
+// interrupted), the client gets 1213 instead. So it does when the
+// statement was interrupted by a KILL QUERY the watchdog sent for an
+// earlier statement of this session (it can land late, on the next
+// transaction): the transaction is rolled back as if it had been aborted.
 func (s *session) captureErr(p []byte) []byte {
+	code := parseErr(p).Code
 	c := s.capture
 	if c != nil && !c.seen {
 		c.seen = true
-		c.outcome.ErrCode = parseErr(p).Code
+		c.outcome.ErrCode = code
 	}
-	if s.tx != nil && s.abortReq.Load() {
+	stale := code == mysql.ER_QUERY_INTERRUPTED && s.killSent.Swap(false)
+	if s.tx != nil && (s.abortReq.Load() || stale) {
 		if c != nil {
 			c.killed = true
 		}

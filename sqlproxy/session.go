@@ -72,6 +72,14 @@ type session struct {
 	tx         *txState
 	optimistic atomic.Bool // tx != nil (read by the watchdog)
 	abortReq   atomic.Bool // the applier asked for tx to be aborted
+	killSent   atomic.Bool // the watchdog may have sent KILL QUERY (AbortBlockers' busy)
+	// rowLocks: tx may hold InnoDB row locks (it ran a write or a locking
+	// read, or the session may run at SERIALIZABLE, where plain reads
+	// lock). Read by the watchdog after a deadlock.
+	rowLocks atomic.Bool
+	// serializable: the session has set an isolation level of
+	// SERIALIZABLE at some point (conservatively never cleared).
+	serializable bool
 	tsPinned   bool        // the backend session's timestamp is pinned (reset lazily)
 	capture    *capture    // set while relaying a statement of tx
 	// abortReported: a statement's error was replaced by 1213 because the

@@ -465,6 +465,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	if s.aborted() {
 		return s.writeErr(errAborted)
 	}
+	s.noteLocks(st)
 	if err := s.admit(false); err != nil {
 		return s.sendErr(err, true)
 	}

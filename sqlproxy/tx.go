@@ -61,6 +61,7 @@ func (s *session) inTx(st stmt, now time.Time, last bool) (bool, error) {
 	if s.aborted() {
 		return false, s.writeErr(errAborted)
 	}
+	s.noteLocks(st)
 	switch st.class {
 	case classRead:
 		return s.txRead(st, last)
@@ -155,15 +156,24 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 	}
 	s.tx = &txState{entry: e, vars: map[string]bool{}, aiNext: map[string]uint64{}}
 	s.abortReq.Store(false)
+	s.rowLocks.Store(s.serializable)
 	s.optimistic.Store(true)
 	s.lastIDKnown = false
 	return nil, nil
+}
+
+// noteLocks records that st may take row locks in the open transaction.
+func (s *session) noteLocks(st stmt) {
+	if st.class == classWrite || st.locking || s.serializable {
+		s.rowLocks.Store(true)
+	}
 }
 
 // endTx forgets the transaction (the backend's is already over).
 func (s *session) endTx() {
 	s.tx = nil
 	s.optimistic.Store(false)
+	s.rowLocks.Store(false)
 	s.abortReq.Store(false)
 	s.lastIDKnown = false
 }
@@ -645,12 +655,13 @@ func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", 
 
 // AbortBlockers aborts the optimistic transactions of the sessions whose
 // backend connection ids are given (all: every open optimistic
-// transaction), because they hold locks the applier needs. A session that
+// transaction; with rowLocks, every one that may hold row locks), because
+// they hold locks the applier needs. A session that
 // is waiting for its client is rolled back at once; one that is running a
 // statement is marked, and its id is returned so the caller can interrupt
 // the statement (KILL QUERY); the session then rolls back itself. Called
 // from the applier's watchdog goroutine.
-func (srv *Server) AbortBlockers(ids []uint64, all bool) (aborted int, busy []uint64) {
+func (srv *Server) AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int, busy []uint64) {
 	want := make(map[uint64]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
@@ -658,7 +669,7 @@ func (srv *Server) AbortBlockers(ids []uint64, all bool) (aborted int, busy []ui
 	srv.mu.Lock()
 	var targets []*session
 	for sess := range srv.sessions {
-		if sess.optimistic.Load() && (all || want[sess.connID]) {
+		if sess.optimistic.Load() && (want[sess.connID] || all && (!rowLocks || sess.rowLocks.Load())) {
 			targets = append(targets, sess)
 		}
 	}
@@ -667,6 +678,7 @@ func (srv *Server) AbortBlockers(ids []uint64, all bool) (aborted int, busy []ui
 	for _, sess := range targets {
 		sess.abortReq.Store(true)
 		if !sess.beMu.TryLock() {
+			sess.killSent.Store(true)
 			busy = append(busy, sess.connID)
 			continue
 		}

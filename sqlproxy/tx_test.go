@@ -379,6 +379,60 @@ func TestTxApplierAlwaysWins(t *testing.T) {
 	}
 }
 
+// TestTxAbortRowLockHolders: after the server rolls back the applier in a
+// deadlock, only transactions that may hold row locks are aborted; a
+// transaction of plain consistent reads carries on and commits.
+func TestTxAbortRowLockHolders(t *testing.T) {
+	srv, _, name := newTxProxy(t, nil)
+	db := open(t, srv.DSN("app", "apppw", name, ""))
+	mustExec(t, db, "CREATE TABLE r (id INT PRIMARY KEY, v INT)")
+	mustExec(t, db, "INSERT INTO r VALUES (1, 0), (2, 0), (3, 0)")
+	begin := func(q string) *sql.Tx {
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return tx
+	}
+	reader := begin("SELECT v FROM r WHERE id = 1")
+	writer := begin("UPDATE r SET v = 1 WHERE id = 2")
+	locker := begin("SELECT v FROM r WHERE id = 3 FOR UPDATE")
+	if n, busy := srv.Proxy.AbortBlockers(nil, true, true); n != 2 || len(busy) != 0 {
+		t.Fatalf("AbortBlockers(row locks only) aborted %d (busy %v), want the writer and the locking reader", n, busy)
+	}
+	if _, err := reader.Exec("SELECT v FROM r WHERE id = 2"); err != nil {
+		t.Fatalf("reader after the abort: %v", err)
+	}
+	if err := reader.Commit(); err != nil {
+		t.Fatalf("reader's COMMIT: %v", err)
+	}
+	for name, tx := range map[string]*sql.Tx{"writer": writer, "locking reader": locker} {
+		if err := tx.Commit(); !isCode(err, 1213) {
+			t.Errorf("%s's COMMIT after the abort: %v, want 1213", name, err)
+		}
+	}
+	// At SERIALIZABLE plain reads lock: such a reader is aborted too.
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"SET SESSION TRANSACTION ISOLATION LEVEL SERIALIZABLE", "BEGIN", "SELECT v FROM r WHERE id = 1"} {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if n, _ := srv.Proxy.AbortBlockers(nil, true, true); n != 1 {
+		t.Fatalf("AbortBlockers(row locks only) with a SERIALIZABLE reader aborted %d, want 1", n)
+	}
+	if _, err := conn.ExecContext(context.Background(), "COMMIT"); !isCode(err, 1213) {
+		t.Errorf("SERIALIZABLE reader's COMMIT after the abort: %v, want 1213", err)
+	}
+}
+
 // testLogger logs to stderr when LOCKSTEP_TEST_LOG is set.
 func testLogger() *slog.Logger {
 	if os.Getenv("LOCKSTEP_TEST_LOG") == "" {

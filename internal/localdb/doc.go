@@ -100,7 +100,10 @@
 // refreshes that table when it has been idle for 100 ms). The BlockerHandler
 // (the SQL proxy) aborts them; statements in progress are interrupted with
 // KILL QUERY. When the server picks the applier as a deadlock victim, every
-// optimistic transaction is aborted before the record is re-run.
+// optimistic transaction that may hold row locks (it wrote, or read with FOR
+// UPDATE/SHARE, or runs at SERIALIZABLE) is aborted before the record is
+// re-run; every optimistic transaction from the third rollback of the same
+// record on. Transactions of plain consistent reads hold no row locks.
 //
 // # Outcome hash
 //

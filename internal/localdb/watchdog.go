@@ -12,11 +12,14 @@ import (
 // BlockerHandler aborts the optimistic client transactions that hold locks
 // the applier waits for: those of the given backend connection ids, or
 // every one when all is set (a metadata-lock wait, whose holder the server
-// does not name). It returns how many transactions it aborted and the ids
-// whose sessions are in the middle of a statement; the watchdog interrupts
-// those statements (KILL QUERY). It is
-// called from the watchdog goroutine and must not block on the applier.
-type BlockerHandler func(ids []uint64, all bool) (aborted int, busy []uint64)
+// does not name) — with rowLocks, only those that may hold row locks (they
+// wrote, or read with FOR UPDATE/SHARE): after a row-lock deadlock, a
+// transaction of plain consistent reads cannot have been in the cycle. It
+// returns how many transactions it aborted and the ids whose sessions are in
+// the middle of a statement; the watchdog interrupts those statements (KILL
+// QUERY). It is called from the watchdog goroutine and must not block on the
+// applier.
+type BlockerHandler func(ids []uint64, all, rowLocks bool) (aborted int, busy []uint64)
 
 // watchInterval is how long an apply may wait before the watchdog looks for
 // blockers, and how often it looks again.
@@ -62,16 +65,17 @@ func (db *DB) watch() {
 		if st == 0 || time.Since(time.Unix(0, st)) < watchInterval {
 			continue
 		}
-		if err := db.releaseBlockers(context.Background(), false); err != nil {
+		if err := db.releaseBlockers(context.Background(), false, false); err != nil {
 			db.log.Debug("watchdog: could not look for blockers", "err", err)
 		}
 	}
 }
 
 // releaseBlockers finds the sessions the applier waits for and has them
-// aborted; force aborts every optimistic transaction (after the server
-// rolled back the applier's own transaction in a deadlock).
-func (db *DB) releaseBlockers(ctx context.Context, force bool) error {
+// aborted. force aborts every optimistic transaction that may hold row
+// locks (after the server rolled back the applier's own transaction in a
+// deadlock), forceAll every one (after repeated rollbacks of the same record).
+func (db *DB) releaseBlockers(ctx context.Context, force, forceAll bool) error {
 	hp := db.wd.handler.Load()
 	if hp == nil {
 		return nil
@@ -79,8 +83,9 @@ func (db *DB) releaseBlockers(ctx context.Context, force bool) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	var ids []uint64
-	all := force
-	if !force {
+	all := force || forceAll
+	rowLocks := force && !forceAll
+	if !all {
 		id := db.wd.connID.Load()
 		if id == 0 {
 			return nil
@@ -96,7 +101,7 @@ func (db *DB) releaseBlockers(ctx context.Context, force bool) error {
 			return nil // the lock tables would show a stale picture: look again later
 		}
 	}
-	if !force && !all {
+	if !all {
 		id := db.wd.connID.Load()
 		defer db.wd.lastLockRead.Store(time.Now().UnixNano())
 		rows, err := db.admin.QueryContext(ctx, `SELECT DISTINCT b.trx_mysql_thread_id
@@ -120,9 +125,9 @@ WHERE r.trx_mysql_thread_id = ?`, id)
 			return nil
 		}
 	}
-	n, busy := (*hp)(ids, all)
+	n, busy := (*hp)(ids, all, rowLocks)
 	if n > 0 {
-		db.log.Info("applier blocked by client transactions; aborted them", "sessions", ids, "all", all, "aborted", n, "interrupted", busy)
+		db.log.Info("applier blocked by client transactions; aborted them", "sessions", ids, "all", all, "row_locks_only", rowLocks, "aborted", n, "interrupted", busy)
 	}
 	for _, b := range busy {
 		if _, err := db.admin.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", b)); err != nil {

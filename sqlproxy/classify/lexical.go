@@ -459,6 +459,16 @@ func classifyUnparsed(sql string, lead []token) Statement {
 		return Statement{Class: TxControl, SQL: sql, Kind: "ROLLBACK", Tx: Rollback}
 	case "KILL":
 		return Statement{Class: Local, SQL: sql, Kind: "KILL"}
+	case "LOCK":
+		// LOCK TABLE t AS a WRITE and other forms the parser lacks: refused
+		// like every LOCK TABLES, with the same advice.
+		if w1 == "TABLE" || w1 == "TABLES" {
+			return Statement{Class: TxControl, SQL: sql, Kind: "LOCK TABLES", Tx: LockTables}
+		}
+	case "UNLOCK":
+		if w1 == "TABLE" || w1 == "TABLES" {
+			return Statement{Class: TxControl, SQL: sql, Kind: "UNLOCK TABLES", Tx: UnlockTables}
+		}
 	case "FLUSH":
 		if has("LOCK") != "" || has("EXPORT") != "" {
 			return refuse(sql, kind+" ... "+map[bool]string{true: "WITH READ LOCK", false: "FOR EXPORT"}[has("LOCK") != ""],
