@@ -80,8 +80,8 @@ type session struct {
 	// serializable: the session has set an isolation level of
 	// SERIALIZABLE at some point (conservatively never cleared).
 	serializable bool
-	tsPinned   bool        // the backend session's timestamp is pinned (reset lazily)
-	capture    *capture    // set while relaying a statement of tx
+	tsPinned     bool     // the backend session's timestamp is pinned (reset lazily)
+	capture      *capture // set while relaying a statement of tx
 	// abortReported: a statement's error was replaced by 1213 because the
 	// applier aborted tx; the transaction ends after the command.
 	abortReported bool
