@@ -256,7 +256,16 @@ func (n *Node) createAppUser(ctx context.Context) error {
 
 func (c *Cluster) shutdown() {
 	if c.t.Failed() {
+		// LOCKSTEP_E2E_KEEP_LOGS=<dir> keeps failed tests' whole lockstepd
+		// logs there (<test>-<node>.log); the temporary dirs go.
+		keep := os.Getenv("LOCKSTEP_E2E_KEEP_LOGS")
 		for _, n := range c.Nodes {
+			if keep != "" {
+				if b, err := os.ReadFile(n.LogPath); err == nil && os.MkdirAll(keep, 0o755) == nil {
+					name := strings.NewReplacer("/", "_", " ", "_").Replace(c.t.Name()) + "-" + n.ID + ".log"
+					_ = os.WriteFile(filepath.Join(keep, name), b, 0o644)
+				}
+			}
 			c.t.Logf("---- last 50 lines of %s's lockstepd log (%s) ----\n%s", n.ID, n.LogPath, tail(n.LogPath, 50))
 			if n.Backend != nil {
 				p := filepath.Join(n.Backend.Dir(), "error.log")

@@ -27,6 +27,10 @@ type Server struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	sessions map[*session]struct{}
+	// suspects: sessions the lock tables named as blocking the applier
+	// although they ran nothing that takes row locks; aborted if named
+	// again (AbortBlockers).
+	suspects map[*session]bool
 	closed   bool
 	wg       sync.WaitGroup
 }

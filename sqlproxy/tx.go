@@ -656,7 +656,10 @@ func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", 
 // AbortBlockers aborts the optimistic transactions of the sessions whose
 // backend connection ids are given (all: every open optimistic
 // transaction; with rowLocks, every one that may hold row locks), because
-// they hold locks the applier needs. A session that
+// they hold locks the applier needs. A named session whose transaction ran
+// no write or locking read is aborted only when it is named by two calls
+// in a row: the server's lock tables are a snapshot and may show the
+// session's previous transaction. A session that
 // is waiting for its client is rolled back at once; one that is running a
 // statement is marked, and its id is returned so the caller can interrupt
 // the statement (KILL QUERY); the session then rolls back itself. Called
@@ -668,14 +671,31 @@ func (srv *Server) AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int,
 	}
 	srv.mu.Lock()
 	var targets []*session
+	suspects := map[*session]bool{}
 	for sess := range srv.sessions {
-		if sess.optimistic.Load() && (want[sess.connID] || all && (!rowLocks || sess.rowLocks.Load())) {
+		if !sess.optimistic.Load() {
+			continue
+		}
+		switch {
+		case want[sess.connID] && (sess.rowLocks.Load() || srv.suspects[sess]):
+			targets = append(targets, sess)
+		case want[sess.connID]:
+			// Named, but its transaction ran nothing that takes row locks:
+			// the lock tables (a snapshot) may show an earlier
+			// transaction of this session. Aborted if named again.
+			suspects[sess] = true
+		case all && (!rowLocks || sess.rowLocks.Load()):
 			targets = append(targets, sess)
 		}
+	}
+	if !all {
+		srv.suspects = suspects
 	}
 	srv.mu.Unlock()
 	aborted = len(targets)
 	for _, sess := range targets {
+		sess.log.Info("aborting this client's transaction: it blocks the applier", "backend_conn", sess.connID,
+			"named", want[sess.connID], "row_locks", sess.rowLocks.Load())
 		sess.abortReq.Store(true)
 		if !sess.beMu.TryLock() {
 			sess.killSent.Store(true)

@@ -414,6 +414,31 @@ func TestTxAbortRowLockHolders(t *testing.T) {
 			t.Errorf("%s's COMMIT after the abort: %v, want 1213", name, err)
 		}
 	}
+	// A reader the lock tables name (a snapshot that may show its previous
+	// transaction) is aborted only when it is named twice in a row.
+	rc, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var id uint64
+	if err := rc.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"BEGIN", "SELECT v FROM r WHERE id = 1"} {
+		if _, err := rc.ExecContext(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if n, _ := srv.Proxy.AbortBlockers([]uint64{id}, false, false); n != 0 {
+		t.Fatalf("a reader named once was aborted (%d)", n)
+	}
+	if n, _ := srv.Proxy.AbortBlockers([]uint64{id}, false, false); n != 1 {
+		t.Fatalf("a reader named twice in a row: %d aborted, want 1", n)
+	}
+	if _, err := rc.ExecContext(context.Background(), "COMMIT"); !isCode(err, 1213) {
+		t.Errorf("twice-named reader's COMMIT: %v, want 1213", err)
+	}
 	// At SERIALIZABLE plain reads lock: such a reader is aborted too.
 	conn, err := db.Conn(context.Background())
 	if err != nil {

@@ -89,9 +89,10 @@ func (db *DB) Apply(ctx context.Context, index uint64, entries []*command.Entry)
 			restarts++
 			// The server chose the applier as a deadlock victim (or its
 			// wait timed out): every optimistic transaction that may hold
-			// row locks goes (every one, if this record was rolled back
-			// twice before), so the re-run does not meet the same holders.
-			if err := db.releaseBlockers(ctx, true, restarts > 2); err != nil {
+			// row locks goes, so the re-run does not meet the same holders
+			// (every one from half of MaxRestarts on: a lock the proxy
+			// does not know of, such as a metadata lock in a cycle).
+			if err := db.releaseBlockers(ctx, true, restarts > db.cfg.MaxRestarts/2); err != nil {
 				db.log.Warn("could not abort client transactions before re-running a record", "err", err)
 			}
 			if db.testOnRestart != nil {

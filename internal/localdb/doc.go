@@ -102,8 +102,8 @@
 // KILL QUERY. When the server picks the applier as a deadlock victim, every
 // optimistic transaction that may hold row locks (it wrote, or read with FOR
 // UPDATE/SHARE, or runs at SERIALIZABLE) is aborted before the record is
-// re-run; every optimistic transaction from the third rollback of the same
-// record on. Transactions of plain consistent reads hold no row locks.
+// re-run; every optimistic transaction once the same record was rolled back
+// MaxRestarts/2 times. Transactions of plain consistent reads hold no row locks.
 //
 // # Outcome hash
 //
