@@ -99,7 +99,8 @@
 // sessions the applier waits for (read at most every 110 ms: InnoDB only
 // refreshes that table when it has been idle for 100 ms). The BlockerHandler
 // (the SQL proxy) aborts them; statements in progress are interrupted with
-// KILL QUERY. When the server picks the applier as a deadlock victim, every
+// KILL QUERY ID (by the statement's query id, so a kill that arrives late
+// cannot interrupt the session's next statement). When the server picks the applier as a deadlock victim, every
 // optimistic transaction that may hold row locks (it wrote, or read with FOR
 // UPDATE/SHARE, or runs at SERIALIZABLE) is aborted before the record is
 // re-run; every optimistic transaction once the same record was rolled back

@@ -130,9 +130,27 @@ WHERE r.trx_mysql_thread_id = ?`, id)
 		db.log.Info("applier blocked by client transactions; aborted them", "sessions", ids, "all", all, "row_locks_only", rowLocks, "aborted", n, "interrupted", busy)
 	}
 	for _, b := range busy {
-		if _, err := db.admin.ExecContext(ctx, fmt.Sprintf("KILL QUERY %d", b)); err != nil {
-			db.log.Debug("watchdog: KILL QUERY failed", "conn", b, "err", err)
-		}
+		db.interrupt(ctx, b)
 	}
 	return nil
+}
+
+// interrupt stops the statement connection id is running, by its query
+// id: a plain KILL QUERY <connection> that arrives after the statement
+// ended would interrupt the session's next statement instead (MariaDB
+// keeps the kill pending), which may belong to another transaction.
+func (db *DB) interrupt(ctx context.Context, id uint64) {
+	var qid uint64
+	var command string
+	err := db.admin.QueryRowContext(ctx, "SELECT QUERY_ID, COMMAND FROM information_schema.PROCESSLIST WHERE ID = ?", id).Scan(&qid, &command)
+	if err != nil {
+		db.log.Debug("watchdog: no statement to interrupt", "conn", id, "err", err)
+		return
+	}
+	if command != "Query" && command != "Execute" {
+		return // between statements: the session rolls back on its own
+	}
+	if _, err := db.admin.ExecContext(ctx, fmt.Sprintf("KILL QUERY ID %d", qid)); err != nil {
+		db.log.Debug("watchdog: KILL QUERY ID failed (the statement ended first?)", "conn", id, "query_id", qid, "err", err)
+	}
 }
