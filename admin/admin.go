@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -27,16 +29,65 @@ type Status struct {
 	HashIndex      uint64 `json:"hash_index"`
 	Diverged       bool   `json:"diverged"`
 	DivergedDetail string `json:"diverged_detail,omitempty"`
-	// State is the serving state: serving, no-quorum or diverged.
+	// State is the serving state: serving, no-quorum, diverged,
+	// not-serving (NodeState is not active) or catching-up.
 	State       string `json:"state"`
 	StateDetail string `json:"state_detail,omitempty"`
-	SQLAddr     string `json:"sql_addr"`
-	RaftAddr    string `json:"raft_addr"`
+	// NodeState is the operational state the log set for this node:
+	// active, standby, maintenance, offline or joining.
+	NodeState string `json:"node_state"`
+	SQLAddr   string `json:"sql_addr"`
+	RaftAddr  string `json:"raft_addr"`
 }
 
-// Source supplies the status; cmd/lockstepd wires it from ordering and quorum.
+// Node is one member of the cluster as this node knows it (GET /nodes).
+type Node struct {
+	ID string `json:"id"`
+	// State is the operational state the log set: active, standby,
+	// maintenance, offline, joining.
+	State    string `json:"state"`
+	RaftAddr string `json:"raft_addr"`
+	// Suffrage is the Raft membership: Voter, Nonvoter or Staging.
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// NodeList is the body of GET /nodes.
+type NodeList struct {
+	// Reporter is the node that answered.
+	Reporter string `json:"reporter"`
+	Nodes    []Node `json:"nodes"`
+}
+
+// StateChange is the body of POST /nodes/{id}/state.
+type StateChange struct {
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// StateChanged is the answer to an accepted state change.
+type StateChanged struct {
+	Node  string `json:"node"`
+	State string `json:"state"`
+	// Index is the log index of the change.
+	Index uint64 `json:"index"`
+}
+
+// RefusedError is a request the cluster refused (answered 409); the message
+// says why and what to do.
+type RefusedError struct{ Msg string }
+
+func (e *RefusedError) Error() string { return e.Msg }
+
+// Source supplies the status and carries out operator requests;
+// cmd/lockstepd wires it from ordering and quorum.
 type Source interface {
 	AdminStatus() Status
+	Nodes() NodeList
+	// SetNodeState orders a state change and waits for the cluster's
+	// decision: a *RefusedError, another error (no leader: 503), or nil
+	// and the change's log index.
+	SetNodeState(ctx context.Context, node, state, reason string) (uint64, error)
 }
 
 // Config configures the admin server.
@@ -68,6 +119,8 @@ func New(cfg Config, src Source, logger *slog.Logger) (*Server, error) {
 	})
 	mux.Handle("GET /status", s.auth(http.HandlerFunc(s.status)))
 	mux.Handle("GET /readyz", s.auth(http.HandlerFunc(s.ready)))
+	mux.Handle("GET /nodes", s.auth(http.HandlerFunc(s.nodes)))
+	mux.Handle("POST /nodes/{id}/state", s.auth(http.HandlerFunc(s.setState)))
 	// Go profiles for performance work, behind the token like everything else.
 	mux.Handle("GET /debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
@@ -116,6 +169,36 @@ func (s *Server) auth(next http.Handler) http.Handler {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.src.AdminStatus())
+}
+
+func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.src.Nodes())
+}
+
+func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req StateChange
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.State == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be JSON {"state": "active|standby|maintenance|offline", "reason": "..."}`})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	idx, err := s.src.SetNodeState(ctx, id, req.State, req.Reason)
+	var refused *RefusedError
+	switch {
+	case errors.As(err, &refused):
+		s.log.Info("node state change refused", "node", id, "state", req.State, "why", refused.Msg, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusConflict, map[string]string{"error": refused.Msg})
+	case err != nil:
+		s.log.Warn("node state change failed", "node", id, "state", req.State, "err", err, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error() + "; retry, or ask a node in the majority"})
+	default:
+		s.log.Info("node state change ordered", "node", id, "state", req.State, "index", idx, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, StateChanged{Node: id, State: req.State, Index: idx})
+	}
 }
 
 // Ready reports whether a status means the node is ready for clients: it
@@ -174,6 +257,20 @@ func (c *Client) Ready(ctx context.Context) (bool, error) {
 	return body.Ready, err
 }
 
+// Nodes fetches GET /nodes.
+func (c *Client) Nodes(ctx context.Context) (NodeList, error) {
+	var l NodeList
+	err := c.do(ctx, http.MethodGet, "/nodes", nil, &l)
+	return l, err
+}
+
+// SetNodeState posts a state change and returns the cluster's answer.
+func (c *Client) SetNodeState(ctx context.Context, node, state, reason string) (StateChanged, error) {
+	var out StateChanged
+	err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/state", StateChange{State: state, Reason: reason}, &out)
+	return out, err
+}
+
 // HTTPError is a non-2xx answer.
 type HTTPError struct {
 	Code int
@@ -181,18 +278,39 @@ type HTTPError struct {
 }
 
 func (e *HTTPError) Error() string {
+	var body struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal([]byte(e.Body), &body) == nil && body.Error != "" {
+		return fmt.Sprintf("%s (HTTP %d)", body.Error, e.Code)
+	}
 	return fmt.Sprintf("admin API: HTTP %d: %s", e.Code, strings.TrimSpace(e.Body))
 }
 
 func (c *Client) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(c.Endpoint, "/")+path, nil)
+	return c.do(ctx, http.MethodGet, path, nil, out)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.Endpoint, "/")+path, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 5 * time.Second}
+		hc = &http.Client{Timeout: 40 * time.Second}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -6,12 +6,31 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 )
 
-type src struct{ st Status }
+type src struct {
+	st      Status
+	changes []StateChange
+}
 
 func (s *src) AdminStatus() Status { return s.st }
+
+func (s *src) Nodes() NodeList {
+	return NodeList{Reporter: s.st.ID, Nodes: []Node{{ID: "n1", State: "active", Leader: true}, {ID: "n2", State: "standby"}}}
+}
+
+func (s *src) SetNodeState(_ context.Context, node, state, reason string) (uint64, error) {
+	if state == "standby" && node == "n1" {
+		return 0, &RefusedError{Msg: "node n1 is the only active node"}
+	}
+	if node == "down" {
+		return 0, errors.New("no leader reachable")
+	}
+	s.changes = append(s.changes, StateChange{State: node + "=" + state, Reason: reason})
+	return 42, nil
+}
 
 func TestAuthAndReady(t *testing.T) {
 	s, err := New(Config{Listen: "127.0.0.1:0", Token: "secret-token"}, &src{st: Status{ID: "n1", Leader: "n1", State: "serving", CommitIndex: 5, AppliedIndex: 4}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -45,4 +64,54 @@ func TestAuthAndReady(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", resp, err)
 	}
+}
+
+func TestNodesAndStateChanges(t *testing.T) {
+	source := &src{st: Status{ID: "n1"}}
+	s, err := New(Config{Listen: "127.0.0.1:0", Token: "tok"}, source, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := (&Client{Endpoint: "http://" + s.Addr(), Token: "nope"}).SetNodeState(ctx, "n2", "active", ""); err == nil {
+		t.Fatal("state change with a wrong token accepted")
+	}
+	c := &Client{Endpoint: "http://" + s.Addr(), Token: "tok"}
+	l, err := c.Nodes(ctx)
+	if err != nil || len(l.Nodes) != 2 || l.Nodes[1].State != "standby" || l.Reporter != "n1" {
+		t.Fatalf("nodes: %+v %v", l, err)
+	}
+	got, err := c.SetNodeState(ctx, "n2", "active", "back from lunch")
+	if err != nil || got.Index != 42 || got.Node != "n2" || got.State != "active" {
+		t.Fatalf("accepted change: %+v %v", got, err)
+	}
+	if len(source.changes) != 1 || source.changes[0].Reason != "back from lunch" {
+		t.Fatalf("source saw %+v", source.changes)
+	}
+	for _, tc := range []struct {
+		node, state string
+		code        int
+		msg         string
+	}{
+		{"n1", "standby", http.StatusConflict, "only active node"},
+		{"down", "active", http.StatusServiceUnavailable, "no leader reachable"},
+	} {
+		_, err := c.SetNodeState(ctx, tc.node, tc.state, "")
+		var he *HTTPError
+		if !errors.As(err, &he) || he.Code != tc.code || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s -> %s: %v, want HTTP %d saying %q", tc.node, tc.state, err, tc.code, tc.msg)
+		}
+	}
+	// A malformed body is a 400 that says what to send.
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr()+"/nodes/n2/state", strings.NewReader(`{"sate":"x"}`))
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("malformed body: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

@@ -91,36 +91,56 @@ type Node struct {
 }
 
 var (
-	buildOnce sync.Once
+	buildMu   sync.Mutex
 	buildDir  string
-	buildBin  string
-	buildErr  error
+	buildErrs = map[string]error{}
 )
 
 // Binary returns the lockstepd binary, building it once per test binary
 // (or LOCKSTEPD_BIN when set).
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if p := os.Getenv("LOCKSTEPD_BIN"); p != "" {
-			buildBin = p
-			return
-		}
-		buildDir, buildErr = os.MkdirTemp("", "lockstep-e2e-bin-")
-		if buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "lockstepd")
-		cmd := exec.Command("go", "build", "-o", buildBin, "github.com/lockstepdb/lockstep/cmd/lockstepd")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/lockstepd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building lockstepd: %v", buildErr)
+	if p := os.Getenv("LOCKSTEPD_BIN"); p != "" {
+		return p
 	}
-	return buildBin
+	return build(t, "lockstepd")
+}
+
+// ClusterctlBinary returns the clusterctl binary, built once per test
+// binary (or CLUSTERCTL_BIN when set).
+func ClusterctlBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("CLUSTERCTL_BIN"); p != "" {
+		return p
+	}
+	return build(t, "clusterctl")
+}
+
+// build builds ./cmd/<name> once into a temporary directory.
+func build(t testing.TB, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if err := buildErrs[name]; err != nil {
+		t.Fatalf("building %s: %v", name, err)
+	}
+	if buildDir == "" {
+		d, err := os.MkdirTemp("", "lockstep-e2e-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = d
+	}
+	bin := filepath.Join(buildDir, name)
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/lockstepdb/lockstep/cmd/"+name).CombinedOutput()
+	if err != nil {
+		buildErrs[name] = fmt.Errorf("go build ./cmd/%s: %v\n%s", name, err, out)
+		t.Fatalf("building %s: %v", name, buildErrs[name])
+	}
+	return bin
 }
 
 // Cleanup removes the binary built by Binary; call it from TestMain.
@@ -487,6 +507,22 @@ func (n *Node) get(path string) (int, []byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, b, err
+}
+
+// Clusterctl runs clusterctl against this node's admin API (--endpoint,
+// and the token in LOCKSTEP_TOKEN) and returns its stdout, stderr and exit
+// error.
+func (n *Node) Clusterctl(t testing.TB, args ...string) (string, string, error) {
+	t.Helper()
+	bin := ClusterctlBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--endpoint", "http://" + n.AdminAddr}, args...)...)
+	cmd.Env = append(os.Environ(), "LOCKSTEP_TOKEN="+n.c.Token)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
 }
 
 // Status fetches the node's /status.

@@ -45,15 +45,29 @@ type fsm struct {
 	stmtSinceCheckpoint bool
 	diverged            bool
 	divergedDetail      string
+
+	// Node states (states.go), rebuilt from the whole log on every start.
+	states map[string]NodeState
+	// deferred: records are left in the log instead of applied as they
+	// come (this node does not apply, or is catching up); lastSeen is the
+	// newest record the FSM was handed. runDrain applies them.
+	deferred bool
+	lastSeen uint64
+	drainC   chan struct{}
 }
 
 var _ raft.FSM = (*fsm)(nil)
 
 func newFSM(n *Node, applier Applier, skipThrough uint64, logger *slog.Logger) *fsm {
+	states := map[string]NodeState{}
+	for id := range n.cfg.Peers {
+		states[id] = StateActive
+	}
 	return &fsm{
 		n: n, logger: logger, applier: applier, self: n.cfg.NodeID,
 		skipThrough: skipThrough, applied: skipThrough, appliedC: make(chan struct{}),
 		own: map[uint64]string{}, reports: map[uint64]map[string]string{}, decided: map[uint64]bool{},
+		states: states, lastSeen: skipThrough, drainC: make(chan struct{}, 1),
 	}
 }
 
@@ -62,25 +76,49 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	if l.Index <= f.skipThrough {
-		return nil
-	}
 	entries, err := command.Decode(l.Data)
 	if err != nil {
 		// The same bytes are in every node's log, so every node treats the
 		// record the same way: as empty.
-		f.logger.Error("undecodable log record; applying it as empty", "index", l.Index, "err", err)
+		if l.Index > f.skipThrough {
+			f.logger.Error("undecodable log record; applying it as empty", "index", l.Index, "err", err)
+		}
 		entries = nil
 	}
+	// Node states are decided for every record, also those applied before
+	// a restart: they live in memory and are rebuilt from the log.
+	f.decideStates(l.Index, entries)
+	if l.Index <= f.skipThrough {
+		return nil
+	}
+	f.mu.Lock()
+	deferred := f.deferred
+	if deferred {
+		f.lastSeen = l.Index
+	}
+	f.mu.Unlock()
+	if deferred {
+		f.kickDrain()
+		return nil
+	}
+	f.applyRecord(l.Index, entries)
+	return nil
+}
+
+// applyRecord applies one record's entries to the local database, delivers
+// results to local waiters, runs divergence detection and advances the
+// applied index. Called from the FSM goroutine (direct) or runDrain
+// (deferred), never both at once. false: the node is closing.
+func (f *fsm) applyRecord(index uint64, entries []*command.Entry) bool {
 	var stmts []*command.Entry
 	for _, e := range entries {
 		if e.Kind.Applied() {
 			stmts = append(stmts, e)
 		}
 	}
-	results, ok := f.applyWithRetry(l.Index, stmts)
+	results, ok := f.applyWithRetry(index, stmts)
 	if !ok {
-		return nil // closing; the record is applied again after restart
+		return false // closing; the record is applied again after restart
 	}
 	// Deliver results to the local waiters.
 	si := 0
@@ -92,8 +130,8 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 			}
 			si++
 		}
-		if e.ID.Node == f.self {
-			f.n.waiters.deliver(e.ID, delivery{index: l.Index, results: res})
+		if e.ID.Node == f.self && e.Kind != command.KindNodeState {
+			f.n.waiters.deliver(e.ID, delivery{index: index, results: res})
 		}
 	}
 	// Divergence detection.
@@ -101,9 +139,9 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 		switch e.Kind {
 		case command.KindCheckpoint:
 			_, h := f.applier.OutcomeHash()
-			f.own[l.Index] = h
-			f.n.reportHash(command.HashReport{Node: f.self, Index: l.Index, Pos: pos, Hash: h})
-			f.judge(l.Index)
+			f.own[index] = h
+			f.n.reportHash(command.HashReport{Node: f.self, Index: index, Pos: pos, Hash: h})
+			f.judge(index)
 		case command.KindHashReport:
 			if r := e.Report; r != nil {
 				m := f.reports[r.Index]
@@ -116,24 +154,27 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 			}
 		}
 	}
-	f.prune(l.Index)
+	f.prune(index)
 
 	f.mu.Lock()
-	f.applied = l.Index
+	f.applied = index
+	if f.lastSeen < index {
+		f.lastSeen = index
+	}
 	if len(stmts) > 0 {
-		f.lastStmtIndex = l.Index
+		f.lastStmtIndex = index
 		f.stmtSinceCheckpoint = true
 	}
 	for _, e := range entries {
 		if e.Kind == command.KindCheckpoint {
-			f.lastCheckpoint = l.Index
+			f.lastCheckpoint = index
 			f.stmtSinceCheckpoint = false
 		}
 	}
 	close(f.appliedC)
 	f.appliedC = make(chan struct{})
 	f.mu.Unlock()
-	return nil
+	return true
 }
 
 // applyWithRetry calls the applier until it succeeds; false means the node is

@@ -188,9 +188,10 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	fl := n.mux.sub(muxForward)
 	go func() { _ = n.srv.Serve(fl) }()
 
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.runBatcher()
 	go n.runCheckpoints()
+	go n.fsm.runDrain()
 	ok = true
 	return n, nil
 }
@@ -204,8 +205,15 @@ func (n *Node) IsLeader() bool { return !n.closed.Load() && n.raft.State() == ra
 // been ordered, or was ordered but not applied here in time),
 // command.ErrShuttingDown. It never returns results this node did not apply.
 func (n *Node) Submit(ctx context.Context, e *command.Entry) ([]command.Result, error) {
+	_, res, err := n.submitIndexed(ctx, e)
+	return res, err
+}
+
+// submitIndexed is Submit, also returning the entry's log index (0 when
+// unknown).
+func (n *Node) submitIndexed(ctx context.Context, e *command.Entry) (uint64, []command.Result, error) {
 	if n.closed.Load() {
-		return nil, command.ErrShuttingDown
+		return 0, nil, command.ErrShuttingDown
 	}
 	e.ID = command.EntryID{Node: n.cfg.NodeID, Seq: n.seq.Add(1)}
 	ch := n.waiters.add(e.ID)
@@ -220,23 +228,24 @@ func (n *Node) Submit(ctx context.Context, e *command.Entry) ([]command.Result, 
 		defer t.Stop()
 		select {
 		case d := <-ch:
-			return d.results, nil
+			return d.index, d.results, nil
 		case <-n.stop:
-			return nil, command.ErrShuttingDown
+			return idx, nil, command.ErrShuttingDown
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: committed at index %d but not applied on this node yet: %v", command.ErrOutcomeUnknown, idx, ctx.Err())
+			return idx, nil, fmt.Errorf("%w: committed at index %d but not applied on this node yet: %v", command.ErrOutcomeUnknown, idx, ctx.Err())
 		case <-t.C:
-			return nil, fmt.Errorf("%w: committed at index %d but not applied on this node within %s (local database down?)", command.ErrOutcomeUnknown, idx, n.cfg.SubmitTimeout)
+			return idx, nil, fmt.Errorf("%w: committed at index %d but not applied on this node within %s (local database down?)", command.ErrOutcomeUnknown, idx, n.cfg.SubmitTimeout)
 		}
 	case errors.Is(err, errUnknown):
-		return n.awaitUnknown(ctx, ch, err)
+		res, err := n.awaitUnknown(ctx, ch, err)
+		return 0, res, err
 	default:
 		select {
 		case d := <-ch: // cannot normally happen; results win
-			return d.results, nil
+			return d.index, d.results, nil
 		default:
 		}
-		return nil, err
+		return 0, nil, err
 	}
 }
 
@@ -463,6 +472,9 @@ func (n *Node) runCheckpoints() {
 		}
 		if n.raft.State() != raft.Leader {
 			continue
+		}
+		if _, catchingUp := n.OwnState(); catchingUp {
+			continue // a node that is not applying cannot confirm its own entries
 		}
 		if c := n.raft.CommitIndex(); c > n.fsm.appliedIndex() && n.raft.AppliedIndex() >= c {
 			// The newest committed records are Raft's own (the new leader's

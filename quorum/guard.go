@@ -18,6 +18,12 @@ const (
 	NoQuorum State = "no-quorum"
 	// Diverged: this node's outcome hash differs from the majority's.
 	Diverged State = "diverged"
+	// NotServing: the node's operational state (standby, maintenance,
+	// offline, joining) serves no clients.
+	NotServing State = "not-serving"
+	// CatchingUp: the node is active again but still applying the log it
+	// stored while it was in maintenance or offline.
+	CatchingUp State = "catching-up"
 )
 
 // View is the part of the ordering status the Guard needs.
@@ -25,6 +31,12 @@ type View struct {
 	LeaderID       string
 	Diverged       bool
 	DivergedDetail string
+	// NodeState is the node's operational state as the log decided it
+	// (active, standby, maintenance, offline, joining); "" means active.
+	NodeState string
+	// CatchingUp: the node still applies records it stored while it did
+	// not apply.
+	CatchingUp bool
 }
 
 // Source reports the current View. ordering.Node satisfies it through a small
@@ -67,16 +79,29 @@ func (g *Guard) State() (State, string) {
 		return Diverged, v.DivergedDetail
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	now := g.now()
-	if v.LeaderID != "" {
+	var st State
+	var detail string
+	switch {
+	case v.LeaderID != "":
 		g.leaderSince = now
-		return Serving, ""
+		st = Serving
+	case now.Sub(g.leaderSince) > g.grace:
+		st, detail = NoQuorum, fmt.Sprintf("no leader reachable for %s", now.Sub(g.leaderSince).Round(time.Millisecond))
+	default:
+		st, detail = Serving, "electing"
 	}
-	if now.Sub(g.leaderSince) > g.grace {
-		return NoQuorum, fmt.Sprintf("no leader reachable for %s", now.Sub(g.leaderSince).Round(time.Millisecond))
+	g.mu.Unlock()
+	if st != Serving {
+		return st, detail
 	}
-	return Serving, "electing"
+	switch {
+	case v.NodeState != "" && v.NodeState != "active":
+		return NotServing, "node state " + v.NodeState
+	case v.CatchingUp:
+		return CatchingUp, "applying the log stored while this node was out of service"
+	}
+	return st, detail
 }
 
 // Admit returns nil when the node may serve the statement, or an *Error.
@@ -89,6 +114,12 @@ func (g *Guard) Admit(write bool) error {
 	case NoQuorum:
 		return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
 			Message: "Lockstep: this node has no quorum (" + detail + "); it serves no reads or writes until it rejoins the majority. Connect to another node."}}
+	case NotServing:
+		return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
+			Message: "Lockstep: this node is out of service (" + detail + "); it serves no clients until an operator makes it active (clusterctl node set-state <node> active). Connect to another node."}}
+	case CatchingUp:
+		return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
+			Message: "Lockstep: this node is catching up with the cluster (" + detail + "); it serves clients again when it has. Retry shortly or connect to another node."}}
 	}
 	return nil
 }

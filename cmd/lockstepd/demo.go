@@ -290,5 +290,6 @@ func printDemo(info DemoInfo, dir string) {
 	fmt.Printf("\nConnect with the mariadb client (any node):\n  mariadb -h %s -P %s -u %s -p%s\n", host, port, info.User, info.Password)
 	fmt.Printf("\nFrom Go (go-sql-driver):\n  %s:%s@tcp(%s)/?parseTime=true\n", info.User, info.Password, n1.SQL)
 	fmt.Printf("\nAdmin API (status of a node):\n  curl -H 'Authorization: Bearer %s' http://%s/status\n", info.AdminToken, n1.Admin)
+	fmt.Printf("\nOperate the cluster with clusterctl (make build puts it in bin/):\n  export LOCKSTEP_ENDPOINT=http://%s LOCKSTEP_TOKEN=%s\n  bin/clusterctl status\n  bin/clusterctl node set-state n3 standby\n", n1.Admin, info.AdminToken)
 	fmt.Printf("\nPress Ctrl-C to stop the cluster.\n")
 }

@@ -9,11 +9,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -164,7 +167,9 @@ type quorumView struct{ n *ordering.Node }
 
 func (q quorumView) QuorumView() quorum.View {
 	diverged, detail := q.n.Divergence()
-	return quorum.View{LeaderID: q.n.LeaderID(), Diverged: diverged, DivergedDetail: detail}
+	state, catchingUp := q.n.OwnState()
+	return quorum.View{LeaderID: q.n.LeaderID(), Diverged: diverged, DivergedDetail: detail,
+		NodeState: string(state), CatchingUp: catchingUp && state.Applies()}
 }
 
 // statusSource adapts ordering and quorum state to the admin API.
@@ -184,5 +189,33 @@ func (s statusSource) AdminStatus() admin.Status {
 		Diverged: st.Diverged, DivergedDetail: st.DivergedDetail,
 		State: string(state), StateDetail: detail,
 		SQLAddr: s.cfg.SQLAddr, RaftAddr: s.cfg.RaftAddr,
+		NodeState: string(s.node.NodeStates()[s.cfg.NodeID]),
 	}
+}
+
+func (s statusSource) Nodes() admin.NodeList {
+	st := s.node.Status()
+	states := s.node.NodeStates()
+	out := admin.NodeList{Reporter: s.cfg.NodeID}
+	seen := map[string]bool{}
+	for _, p := range st.Peers {
+		seen[p.ID] = true
+		out.Nodes = append(out.Nodes, admin.Node{ID: p.ID, State: string(states[p.ID]), RaftAddr: p.Addr,
+			Suffrage: p.Suffrage, Leader: p.ID == st.LeaderID})
+	}
+	for id, state := range states {
+		if !seen[id] {
+			out.Nodes = append(out.Nodes, admin.Node{ID: id, State: string(state)})
+		}
+	}
+	slices.SortFunc(out.Nodes, func(a, b admin.Node) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (s statusSource) SetNodeState(ctx context.Context, node, state, reason string) (uint64, error) {
+	idx, err := s.node.SetNodeState(ctx, node, ordering.NodeState(state), reason)
+	if errors.Is(err, ordering.ErrStateRefused) {
+		return idx, &admin.RefusedError{Msg: strings.TrimPrefix(err.Error(), ordering.ErrStateRefused.Error()+": ")}
+	}
+	return idx, err
 }

@@ -18,6 +18,8 @@ var forbidden = map[string][]string{
 	"sqlproxy/classify": {"ordering", "internal/localdb", "quorum", "admin"},
 	"quorum":            {"sqlproxy", "internal/localdb", "admin"},
 	"admin":             {"ordering", "sqlproxy", "internal/localdb", "quorum"},
+	// clusterctl is a client of the admin API only.
+	"cmd/clusterctl": {"ordering", "sqlproxy", "internal/localdb", "quorum", "ordering/command"},
 }
 
 func TestImportDirections(t *testing.T) {

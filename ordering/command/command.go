@@ -40,6 +40,12 @@ const (
 	// friends), in Entry.Lock. The lock table lives in each node's metadata
 	// schema and changes only through the log.
 	KindLock Kind = 6
+	// KindNodeState changes one node's state (Entry.NodeState: active,
+	// standby, maintenance, offline). Every node's ordering layer decides it
+	// at the same log position, from the states the log set before it, so
+	// every node agrees on every node's state and on which changes were
+	// refused. No database effect.
+	KindNodeState Kind = 7
 )
 
 // Applied reports whether entries of kind k are executed by the local
@@ -62,6 +68,8 @@ func (k Kind) String() string {
 		return "transaction"
 	case KindLock:
 		return "lock"
+	case KindNodeState:
+		return "node-state"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -91,6 +99,16 @@ type Entry struct {
 	Report *HashReport `json:"r,omitempty"`
 	// Lock is set on KindLock entries.
 	Lock *LockOp `json:"lk,omitempty"`
+	// NodeState is set on KindNodeState entries.
+	NodeState *NodeStateChange `json:"ns,omitempty"`
+}
+
+// NodeStateChange asks for Node to move to State (see ordering's NodeState).
+// Reason is the operator's note, kept in the logs.
+type NodeStateChange struct {
+	Node   string `json:"n"`
+	State  string `json:"s"`
+	Reason string `json:"r,omitempty"`
 }
 
 // Stmt is one statement of an entry, already rewritten for determinism at the

@@ -1,0 +1,12 @@
+package main
+
+import "github.com/spf13/cobra"
+
+func newNodeCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "node",
+		Short: "List nodes and change their states",
+	}
+	c.AddCommand(newNodeListCmd(g), newNodeSetStateCmd(g))
+	return c
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newNodeSetStateCmd(g *globals) *cobra.Command {
+	var reason string
+	c := &cobra.Command{
+		Use:   "set-state <node> <active|standby|maintenance|offline>",
+		Short: "Move a node to another state (an ordered change every node agrees on)",
+		Long: `Move a node to another state. The change is an entry in the cluster's log,
+so every node agrees on it; the command waits for the cluster's decision.
+
+  active       applies the log and serves clients
+  standby      applies the log, serves no clients
+  maintenance  stops applying (the log is kept) and serves no clients, so a DBA
+               can work on the local server; back to active, it applies what it
+               missed before it serves again
+  offline      out of applying and serving, like maintenance
+
+A change that would leave no active node is refused.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.ctx()
+			defer cancel()
+			res, err := c.SetNodeState(ctx, args[0], args[1], reason)
+			if err != nil {
+				return g.explain(err)
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s is now %s (log index %d)\n", res.Node, res.State, res.Index)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&reason, "reason", "", "a note for the logs")
+	return c
+}

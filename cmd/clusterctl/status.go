@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockstepdb/lockstep/admin"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the answering node's status and every node's state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.ctx()
+			defer cancel()
+			st, err := c.Status(ctx)
+			if err != nil {
+				return g.explain(err)
+			}
+			nodes, err := c.Nodes(ctx)
+			if err != nil {
+				return g.explain(err)
+			}
+			out := cmd.OutOrStdout()
+			if g.json {
+				return printJSON(out, struct {
+					Status admin.Status `json:"status"`
+					Nodes  []admin.Node `json:"nodes"`
+				}{st, nodes.Nodes})
+			}
+			fmt.Fprintf(out, "node %s: %s, %s (%s), leader %s, term %d\n", st.ID, st.Role, st.State, orDash(st.StateDetail), orDash(st.Leader), st.Term)
+			fmt.Fprintf(out, "  commit index %d, applied %d (lag %d), outcome hash %s at %d\n",
+				st.CommitIndex, st.AppliedIndex, lag(st), short(st.OutcomeHash), st.HashIndex)
+			if st.Diverged {
+				fmt.Fprintf(out, "  DIVERGED: %s\n", st.DivergedDetail)
+			}
+			fmt.Fprintln(out)
+			return nodeTable(out, nodes)
+		},
+	}
+}
+
+func lag(st admin.Status) uint64 {
+	if st.CommitIndex > st.AppliedIndex {
+		return st.CommitIndex - st.AppliedIndex
+	}
+	return 0
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// nodeTable prints one line per node.
+func nodeTable(w interface{ Write([]byte) (int, error) }, l admin.NodeList) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSTATE\tLEADER\tRAFT ADDRESS\tSUFFRAGE")
+	for _, n := range l.Nodes {
+		leader := ""
+		if n.Leader {
+			leader = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.ID, orDash(n.State), leader, orDash(n.RaftAddr), orDash(n.Suffrage))
+	}
+	return tw.Flush()
+}

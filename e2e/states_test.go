@@ -1,0 +1,186 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstepdb/lockstep/admin"
+	"github.com/lockstepdb/lockstep/e2e"
+)
+
+// TestNodeStates: node states through clusterctl and the admin API on a
+// 3-node cluster. Standby applies but refuses clients; maintenance stops
+// applying and refuses clients, and back to active it catches up before it
+// serves; refused transitions (no active node left, unknown state, wrong
+// token) say why; every node agrees on every state; the data ends identical.
+func TestNodeStates(t *testing.T) {
+	c := e2e.NewCluster(t, e2e.WithNodes(3))
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	setup(t, c, "CREATE DATABASE st", "CREATE TABLE st.t (id INT PRIMARY KEY, v INT)")
+	db1 := n1.Open(t, "st")
+	db3 := n3.Open(t, "st")
+	db3.SetMaxOpenConns(1)
+
+	ctl := func(n *e2e.Node, args ...string) string {
+		t.Helper()
+		out, errOut, err := n.Clusterctl(t, args...)
+		if err != nil {
+			t.Fatalf("clusterctl %s via %s: %v\n%s%s", strings.Join(args, " "), n.ID, err, out, errOut)
+		}
+		return out
+	}
+	ctlFails := func(n *e2e.Node, want string, args ...string) {
+		t.Helper()
+		out, errOut, err := n.Clusterctl(t, args...)
+		if err == nil || !strings.Contains(errOut, want) {
+			t.Errorf("clusterctl %s via %s: err %v, stderr %q, stdout %q; want a failure saying %q", strings.Join(args, " "), n.ID, err, errOut, out, want)
+		} else {
+			t.Logf("clusterctl %s → %s", strings.Join(args, " "), strings.TrimSpace(errOut))
+		}
+	}
+	// every node's /status shows want as the node's own state, and every
+	// node's /nodes agrees on every state.
+	waitStates := func(want map[string]string) {
+		t.Helper()
+		deadline := time.Now().Add(e2e.ConvergeTimeout)
+		for {
+			var bad string
+			for _, n := range c.Nodes {
+				l, err := (&admin.Client{Endpoint: "http://" + n.AdminAddr, Token: c.Token}).Nodes(context.Background())
+				if err != nil {
+					bad = err.Error()
+					break
+				}
+				for _, x := range l.Nodes {
+					if w, ok := want[x.ID]; ok && x.State != w {
+						bad = fmt.Sprintf("%s says %s is %s, want %s", n.ID, x.ID, x.State, w)
+					}
+				}
+			}
+			if bad == "" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node states did not converge: %s", bad)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	insert := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			mustExec(t, db1, "INSERT INTO t (id, v) VALUES (?, ?)", i, i*10)
+		}
+	}
+	backendCount := func(n *e2e.Node) int64 {
+		t.Helper()
+		return queryInt(t, n.BackendDB(), "SELECT COUNT(*) FROM st.t")
+	}
+	// All active to begin with; the list comes as a table and as JSON.
+	out := ctl(n1, "node", "list", "--json")
+	var l admin.NodeList
+	if err := json.Unmarshal([]byte(out), &l); err != nil || len(l.Nodes) != 3 {
+		t.Fatalf("node list --json: %v\n%s", err, out)
+	}
+	leaders := 0
+	for _, x := range l.Nodes {
+		if x.State != "active" || x.Suffrage != "Voter" {
+			t.Errorf("node list: %+v, want an active voter", x)
+		}
+		if x.Leader {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("node list shows %d leaders", leaders)
+	}
+	if out := ctl(n2, "status"); !strings.Contains(out, "node n2:") || !strings.Contains(out, "NODE") {
+		t.Errorf("status output:\n%s", out)
+	}
+
+	// Standby: applies, serves no clients.
+	if out := ctl(n1, "node", "set-state", "n3", "standby", "--reason", "e2e"); !strings.Contains(out, "node n3 is now standby") {
+		t.Errorf("set-state output: %q", out)
+	}
+	waitStates(map[string]string{"n1": "active", "n2": "active", "n3": "standby"})
+	if st := n3.MustStatus(t); st.NodeState != "standby" || st.State != "not-serving" {
+		t.Errorf("n3 status: node_state %q state %q", st.NodeState, st.State)
+	}
+	var one int
+	err := db3.QueryRow("SELECT 1").Scan(&one)
+	if me := mysqlErr(err); me == nil || me.Number != 1047 || !strings.Contains(me.Message, "out of service") || !strings.Contains(me.Message, "set-state") {
+		t.Errorf("a read through standby n3: %v; want 1047 saying it is out of service and how to bring it back", err)
+	}
+	insert(1, 11)
+	waitCount(t, n3, 10, "standby n3 applies the writes")
+
+	// Maintenance, through the admin API of another node: n3 stops applying.
+	cl2 := &admin.Client{Endpoint: "http://" + n2.AdminAddr, Token: c.Token}
+	if _, err := cl2.SetNodeState(context.Background(), "n3", "maintenance", "dba work"); err != nil {
+		t.Fatal(err)
+	}
+	waitStates(map[string]string{"n3": "maintenance"})
+	insert(11, 31)
+	if err := n2.WaitApplied(n1.MustStatus(t).CommitIndex); err != nil {
+		t.Fatal(err)
+	}
+	if got := backendCount(n3); got != 10 {
+		t.Errorf("n3 in maintenance holds %d rows, want the 10 from before", got)
+	}
+	if _, err := db3.Exec("INSERT INTO t VALUES (999, 0)"); mysqlErr(err) == nil || mysqlErr(err).Number != 1047 {
+		t.Errorf("a write through n3 in maintenance: %v, want 1047", err)
+	}
+
+	// Refusals: the last active node cannot leave; unknown states; a wrong
+	// token; an unknown node.
+	ctl(n1, "node", "set-state", "n2", "standby")
+	waitStates(map[string]string{"n2": "standby"})
+	ctlFails(n2, "only active node", "node", "set-state", "n1", "maintenance")
+	ctlFails(n1, `unknown state "sleeping"`, "node", "set-state", "n3", "sleeping")
+	ctlFails(n1, `unknown node "n9"`, "node", "set-state", "n9", "active")
+	ctlFails(n1, "missing or wrong admin token", "--token", "wrong", "node", "list")
+	_, err = (&admin.Client{Endpoint: "http://" + n1.AdminAddr, Token: "wrong"}).SetNodeState(context.Background(), "n3", "active", "")
+	var he *admin.HTTPError
+	if !errors.As(err, &he) || he.Code != http.StatusUnauthorized {
+		t.Errorf("state change with a wrong token: %v, want 401", err)
+	}
+	ctl(n1, "node", "set-state", "n2", "active")
+
+	// Back to active: n3 applies what it missed before it serves.
+	ctl(n2, "node", "set-state", "n3", "active")
+	waitStates(map[string]string{"n1": "active", "n2": "active", "n3": "active"})
+	if err := n3.WaitReady(e2e.ConvergeTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if got := backendCount(n3); got != 30 {
+		t.Errorf("n3 back from maintenance holds %d rows, want 30", got)
+	}
+	if got := queryInt(t, db3, "SELECT COUNT(*) FROM t"); got != 30 {
+		t.Errorf("a read through n3 back in service: %d rows, want 30", got)
+	}
+	mustExec(t, db3, "INSERT INTO t VALUES (31, 310)")
+	c.AssertIdentical(t)
+}
+
+// waitCount waits until n's backend holds want rows in st.t.
+func waitCount(t *testing.T, n *e2e.Node, want int64, what string) {
+	t.Helper()
+	deadline := time.Now().Add(e2e.ConvergeTimeout)
+	for {
+		var got int64
+		err := n.BackendDB().QueryRow("SELECT COUNT(*) FROM st.t").Scan(&got)
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s holds %d rows (err %v), want %d", what, n.ID, got, err, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

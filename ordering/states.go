@@ -1,0 +1,242 @@
+package ordering
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// NodeState is a node's operational state. Changes are KindNodeState log
+// entries, decided by every node's FSM at the same log position, so every
+// node agrees on every node's state.
+type NodeState string
+
+const (
+	// StateJoining: receiving a snapshot or catching up (set by joins).
+	StateJoining NodeState = "joining"
+	// StateActive: applies the log and serves clients.
+	StateActive NodeState = "active"
+	// StateStandby: applies the log, serves no clients.
+	StateStandby NodeState = "standby"
+	// StateMaintenance: stops applying (the log is still stored) and serves
+	// no clients, so a DBA can work on the local server; leaving it applies
+	// the stored log before the node serves again.
+	StateMaintenance NodeState = "maintenance"
+	// StateOffline: out of serving and applying, like maintenance, for a
+	// node that is being taken away.
+	StateOffline NodeState = "offline"
+)
+
+// OperatorStates are the states an operator may set.
+var OperatorStates = []NodeState{StateActive, StateStandby, StateMaintenance, StateOffline}
+
+// Applies reports whether a node in state s applies the log.
+func (s NodeState) Applies() bool {
+	return s == StateActive || s == StateStandby || s == StateJoining
+}
+
+// Serves reports whether a node in state s serves clients.
+func (s NodeState) Serves() bool { return s == StateActive }
+
+// ErrStateRefused wraps a state change the cluster refused (the message says
+// why and what to do).
+var ErrStateRefused = errors.New("state change refused")
+
+// decideState applies one state change to states (every node runs this at
+// the same log position on the same map, so every node decides the same),
+// returning the refusal or nil.
+func decideState(states map[string]NodeState, ch *command.NodeStateChange) *command.Error {
+	refuse := func(format string, a ...any) *command.Error {
+		return &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf(format, a...)}
+	}
+	cur, ok := states[ch.Node]
+	if !ok {
+		known := make([]string, 0, len(states))
+		for id := range states {
+			known = append(known, id)
+		}
+		slices.Sort(known)
+		return refuse("unknown node %q (the cluster's nodes: %s)", ch.Node, strings.Join(known, ", "))
+	}
+	to := NodeState(ch.State)
+	if !slices.Contains(OperatorStates, to) {
+		names := make([]string, len(OperatorStates))
+		for i, s := range OperatorStates {
+			names[i] = string(s)
+		}
+		return refuse("unknown state %q: a node can be set to %s", ch.State, strings.Join(names, ", "))
+	}
+	if cur == to {
+		return nil
+	}
+	if cur == StateJoining {
+		return refuse("node %s is joining; it becomes active by itself when it has caught up", ch.Node)
+	}
+	if cur == StateActive && !to.Serves() {
+		others := 0
+		for id, s := range states {
+			if id != ch.Node && s == StateActive {
+				others++
+			}
+		}
+		if others == 0 {
+			return refuse("node %s is the only active node: setting it %s would leave no node serving clients. Make another node active first", ch.Node, to)
+		}
+	}
+	states[ch.Node] = to
+	return nil
+}
+
+// decideStates decides the KindNodeState entries of the record at index,
+// delivers their results to local waiters, and switches this node between
+// applying records as they come (direct) and leaving them in the log for
+// the drain goroutine (deferred).
+func (f *fsm) decideStates(index uint64, entries []*command.Entry) {
+	for _, e := range entries {
+		if e.Kind != command.KindNodeState || e.NodeState == nil {
+			continue
+		}
+		ch := e.NodeState
+		f.mu.Lock()
+		before := f.states[f.self]
+		refused := decideState(f.states, ch)
+		own := f.states[f.self]
+		f.mu.Unlock()
+		replay := index <= f.skipThrough
+		if refused != nil {
+			if !replay {
+				f.logger.Info("node state change refused", "index", index, "target", ch.Node, "state", ch.State, "why", refused.Message)
+			}
+		} else if !replay {
+			f.logger.Info("node state changed", "index", index, "target", ch.Node, "state", ch.State, "reason", ch.Reason, "by", e.ID.Node)
+		}
+		if e.ID.Node == f.self {
+			f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
+		}
+		if before == own {
+			continue
+		}
+		if !own.Applies() {
+			f.mu.Lock()
+			f.deferred = true
+			f.mu.Unlock()
+			if r := f.n.raftPtr.Load(); !replay && r != nil && r.State() == raft.Leader && !f.n.closed.Load() {
+				// A leader that does not apply would stall its own
+				// checkpoints; hand leadership to another node.
+				f.n.wg.Add(1)
+				go func() {
+					defer f.n.wg.Done()
+					if err := r.LeadershipTransfer().Error(); err != nil {
+						f.logger.Warn("leadership transfer on leaving service failed", "err", err)
+					}
+				}()
+			}
+		} else if !before.Applies() {
+			f.kickDrain()
+		}
+	}
+}
+
+// kickDrain wakes the drain goroutine.
+func (f *fsm) kickDrain() {
+	select {
+	case f.drainC <- struct{}{}:
+	default:
+	}
+}
+
+// runDrain applies, in order, the records this node left in the log while it
+// did not apply (maintenance, offline), once its state applies again; when
+// it has caught up with the FSM it switches back to direct applying.
+func (f *fsm) runDrain() {
+	defer f.n.wg.Done()
+	for {
+		select {
+		case <-f.drainC:
+		case <-f.n.stop:
+			return
+		}
+		caughtUp := false
+		for !caughtUp {
+			f.mu.Lock()
+			if !f.deferred || !f.states[f.self].Applies() {
+				f.mu.Unlock()
+				break
+			}
+			next := f.applied + 1
+			if next > f.lastSeen {
+				f.deferred = false
+				caughtUp = true
+				f.mu.Unlock()
+				f.logger.Info("caught up with the log after leaving maintenance/offline", "applied_index", next-1)
+				break
+			}
+			f.mu.Unlock()
+			var l raft.Log
+			if err := f.n.bolt.GetLog(next, &l); err != nil {
+				f.logger.Error("cannot read a stored log record to catch up; retrying", "index", next, "err", err)
+				select {
+				case <-time.After(time.Second):
+					continue
+				case <-f.n.stop:
+					return
+				}
+			}
+			if l.Type != raft.LogCommand {
+				f.mu.Lock()
+				f.applied = next
+				f.mu.Unlock()
+				continue
+			}
+			entries, err := command.Decode(l.Data)
+			if err != nil {
+				f.logger.Error("undecodable log record; applying it as empty", "index", next, "err", err)
+				entries = nil
+			}
+			if !f.applyRecord(next, entries) {
+				return
+			}
+		}
+	}
+}
+
+// NodeStates returns every node's state as this node's FSM last decided it.
+func (n *Node) NodeStates() map[string]NodeState {
+	n.fsm.mu.Lock()
+	defer n.fsm.mu.Unlock()
+	out := make(map[string]NodeState, len(n.fsm.states))
+	for id, s := range n.fsm.states {
+		out[id] = s
+	}
+	return out
+}
+
+// OwnState returns this node's state and whether it is still applying
+// records it left in the log (catching up after maintenance or offline).
+func (n *Node) OwnState() (NodeState, bool) {
+	n.fsm.mu.Lock()
+	defer n.fsm.mu.Unlock()
+	return n.fsm.states[n.cfg.NodeID], n.fsm.deferred
+}
+
+// SetNodeState orders a state change for node and waits for the decision:
+// nil, an error wrapping ErrStateRefused (with the reason), or an ordering
+// error (no leader, outcome unknown).
+func (n *Node) SetNodeState(ctx context.Context, node string, state NodeState, reason string) (uint64, error) {
+	e := &command.Entry{Kind: command.KindNodeState, NodeState: &command.NodeStateChange{Node: node, State: string(state), Reason: reason}}
+	idx, res, err := n.submitIndexed(ctx, e)
+	if err != nil {
+		return 0, err
+	}
+	if len(res) == 1 && res[0].Err != nil {
+		return idx, fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
+	}
+	return idx, nil
+}
