@@ -46,7 +46,13 @@ type config struct {
 	nodes       int
 	args        []string
 	backendArgs []string
+	netns       bool
 }
+
+// WithNetns runs every lockstepd in its own network namespace (netns.go), so
+// Node.Partition can cut it off from the other nodes. The test is skipped
+// where namespaces cannot be made (not root).
+func WithNetns() Option { return func(c *config) { c.netns = true } }
 
 // WithNodes sets the number of nodes (default 3).
 func WithNodes(n int) Option { return func(c *config) { c.nodes = n } }
@@ -81,6 +87,7 @@ type Node struct {
 	argv      []string
 
 	backendPort int
+	netns       string // network namespace (WithNetns), or ""
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -205,10 +212,21 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	var peers []string
 	ports := freePorts(t, 4*cfg.nodes)
 	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
+	var nn *netns
+	if cfg.netns {
+		SkipUnlessNetns(t)
+		nn = newNetns(t, cfg.nodes)
+	}
 	for i := 1; i <= cfg.nodes; i++ {
 		p := ports[4*(i-1):]
 		n := &Node{c: c, ID: fmt.Sprintf("n%d", i), Dir: t.TempDir(),
 			SQLAddr: addr(p[0]), AdminAddr: addr(p[1]), RaftAddr: addr(p[2]), backendPort: p[3]}
+		if nn != nil {
+			n.netns = nn.names[i-1]
+			n.SQLAddr = fmt.Sprintf("%s:%d", nn.serviceIP(i), p[0])
+			n.AdminAddr = fmt.Sprintf("%s:%d", nn.serviceIP(i), p[1])
+			n.RaftAddr = fmt.Sprintf("%s:%d", nn.clusterIP(i), p[2])
+		}
 		n.LogPath = filepath.Join(n.Dir, "lockstepd.log")
 		c.Nodes = append(c.Nodes, n)
 		peers = append(peers, n.ID+"="+n.RaftAddr)
@@ -223,7 +241,11 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b, err := mysqld.Start(ctx, mysqld.Options{Dir: filepath.Join(n.Dir, "mariadb"), Port: n.backendPort, Args: cfg.backendArgs})
+			o := mysqld.Options{Dir: filepath.Join(n.Dir, "mariadb"), Port: n.backendPort, Args: cfg.backendArgs}
+			if nn != nil {
+				o.Host, o.ClientHost = nn.gateway(), nn.clientHost()
+			}
+			b, err := mysqld.Start(ctx, o)
 			if err != nil {
 				errs[i] = fmt.Errorf("%s: start mariadbd: %w", n.ID, err)
 				return
@@ -239,7 +261,11 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 		t.Fatal(err)
 	}
 	for _, n := range c.Nodes {
-		n.argv = append([]string{c.bin,
+		var prefix []string
+		if n.netns != "" {
+			prefix = []string{"ip", "netns", "exec", n.netns}
+		}
+		n.argv = append(append(prefix, c.bin,
 			"--node-id", n.ID,
 			"--data-dir", filepath.Join(n.Dir, "raft"),
 			"--raft-addr", n.RaftAddr,
@@ -248,7 +274,7 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 			"--backend-dsn", n.Backend.RootDSN(),
 			"--peers", strings.Join(peers, ","),
 			"--admin-token", c.Token,
-		}, cfg.args...)
+		), cfg.args...)
 		if err := n.start(); err != nil {
 			t.Fatal(err)
 		}

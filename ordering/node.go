@@ -585,6 +585,21 @@ func (n *Node) LeaderID() string {
 	return string(id)
 }
 
+// Indexes returns the commit index this node knows and the index its FSM
+// applied; cheap (no round trip through Raft's main loop).
+func (n *Node) Indexes() (commit, applied uint64) {
+	return n.raft.CommitIndex(), n.fsm.appliedIndex()
+}
+
+// LastContact is when this node last heard from a leader (zero when it
+// never has, or is closed).
+func (n *Node) LastContact() time.Time {
+	if n.closed.Load() {
+		return time.Time{}
+	}
+	return n.raft.LastContact()
+}
+
 // Divergence reports whether this node's outcome hash differs from the
 // majority's, with a detail for operators.
 func (n *Node) Divergence() (bool, string) { return n.fsm.divergence() }

@@ -8,7 +8,10 @@
 // returns carry their MySQL code, SQLSTATE and message (MySQLError), so the
 // proxy's error table passes them through unchanged.
 //
-// Node admin states (active, standby, maintenance, offline, joining) and
-// lease-based fencing arrive with the quorum issue; today the Guard fences on
-// "no leader known" and on divergence.
+// Lease: a node serves only while it is the Raft leader or heard from a
+// leader within the lease (lockstepd --fence-grace, default 900ms); a node cut
+// off from the majority refuses reads and writes within that bound and serves
+// again by itself once a leader reaches it. A node whose operational state is
+// not active (standby, maintenance, offline, joining), or that is still
+// applying the log it stored while out of service, refuses clients too.
 package quorum

@@ -28,7 +28,12 @@ const (
 
 // View is the part of the ordering status the Guard needs.
 type View struct {
-	LeaderID       string
+	LeaderID string
+	// IsLeader: this node is the Raft leader (it steps down by itself when
+	// it loses contact with a quorum for its leader lease).
+	IsLeader bool
+	// LastContact is when this node last heard from a leader (zero: never).
+	LastContact    time.Time
 	Diverged       bool
 	DivergedDetail string
 	// NodeState is the node's operational state as the log decided it
@@ -37,6 +42,10 @@ type View struct {
 	// CatchingUp: the node still applies records it stored while it did
 	// not apply.
 	CatchingUp bool
+	// CommitIndex and AppliedIndex: after a lost lease, the node serves
+	// again only once it applied what the leader had committed when
+	// contact came back.
+	CommitIndex, AppliedIndex uint64
 }
 
 // Source reports the current View. ordering.Node satisfies it through a small
@@ -59,17 +68,24 @@ func (e *Error) MySQLError() *mysql.MyError { return e.my }
 // Guard answers Admit for the SQL proxy.
 type Guard struct {
 	src   Source
-	grace time.Duration
+	lease time.Duration
 	now   func() time.Time
 
-	mu          sync.Mutex
-	leaderSince time.Time // last time a leader was seen
+	started time.Time // the first lease starts with the node
+
+	mu        sync.Mutex
+	wasLeader bool   // led at the last look, and no other leader known since
+	fenced    bool   // the lease ran out; not yet caught up since
+	catchUpTo   uint64    // commit index to apply before serving again (fenced)
 }
 
-// NewGuard returns a Guard over src. A node that has seen no leader for
-// longer than grace refuses clients (grace absorbs a normal election).
-func NewGuard(src Source, grace time.Duration) *Guard {
-	return &Guard{src: src, grace: grace, now: time.Now, leaderSince: time.Now()}
+// NewGuard returns a Guard over src. A node serves only while it is the
+// leader or heard from a leader within lease: a follower cut off from the
+// majority stops serving within lease of its last contact; a leader cut off
+// steps down within its Raft leader lease and stops serving at once (its last
+// contact from another leader is older than its leadership).
+func NewGuard(src Source, lease time.Duration) *Guard {
+	return &Guard{src: src, lease: lease, now: time.Now, started: time.Now()}
 }
 
 // State reports the node's current serving state and a human detail.
@@ -80,16 +96,47 @@ func (g *Guard) State() (State, string) {
 	}
 	g.mu.Lock()
 	now := g.now()
+	contact := v.LastContact
+	if contact.Before(g.started) {
+		contact = g.started
+	}
+	switch {
+	case v.IsLeader:
+		contact = now
+		g.wasLeader = true
+	case v.LeaderID != "":
+		g.wasLeader = false
+	}
+	since := now.Sub(contact)
 	var st State
 	var detail string
 	switch {
-	case v.LeaderID != "":
-		g.leaderSince = now
-		st = Serving
-	case now.Sub(g.leaderSince) > g.grace:
-		st, detail = NoQuorum, fmt.Sprintf("no leader reachable for %s", now.Sub(g.leaderSince).Round(time.Millisecond))
-	default:
+	case g.wasLeader && !v.IsLeader:
+		// A leader steps down when it loses contact with a quorum for its
+		// Raft leader lease: it has been cut off for that long already.
+		g.fenced, g.catchUpTo = true, 0
+		st, detail = NoQuorum, "stepped down as leader: lost contact with the majority"
+	case since > g.lease:
+		g.fenced, g.catchUpTo = true, 0
+		st, detail = NoQuorum, fmt.Sprintf("no contact with a leader for %s, lease %s", since.Round(time.Millisecond), g.lease)
+	case g.fenced && v.LeaderID == "":
+		st, detail = NoQuorum, "waiting for a leader after a lost lease"
+	case g.fenced:
+		// Contact is back: serve once the log the leader had committed
+		// then is applied here.
+		if g.catchUpTo == 0 {
+			g.catchUpTo = max(v.CommitIndex, 1)
+		}
+		if v.AppliedIndex >= g.catchUpTo {
+			g.fenced = false
+			st = Serving
+		} else {
+			st, detail = CatchingUp, fmt.Sprintf("back in contact with the leader; applied %d of %d", v.AppliedIndex, g.catchUpTo)
+		}
+	case v.LeaderID == "":
 		st, detail = Serving, "electing"
+	default:
+		st = Serving
 	}
 	g.mu.Unlock()
 	if st != Serving {

@@ -2,6 +2,7 @@ package quorum
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -11,29 +12,65 @@ type fakeSource struct{ v View }
 func (f *fakeSource) QuorumView() View { return f.v }
 
 func TestGuard(t *testing.T) {
-	src := &fakeSource{v: View{LeaderID: "n1"}}
-	g := NewGuard(src, time.Second)
 	now := time.Unix(1000, 0)
-	g.now = func() time.Time { return now }
+	src := &fakeSource{v: View{LeaderID: "n1", LastContact: now}}
+	g := NewGuard(src, time.Second)
+	g.now, g.started = func() time.Time { return now }, now
 	if err := g.Admit(true); err != nil {
 		t.Fatalf("with a leader: %v", err)
 	}
-	src.v.LeaderID = ""
-	now = now.Add(500 * time.Millisecond)
+	// A follower that stops hearing from the leader serves until its lease
+	// runs out, even while it still names that leader.
+	now = now.Add(900 * time.Millisecond)
 	if err := g.Admit(false); err != nil {
-		t.Fatalf("within grace: %v", err)
+		t.Fatalf("within the lease: %v", err)
 	}
-	now = now.Add(time.Second)
+	now = now.Add(200 * time.Millisecond)
 	var qe *Error
-	if err := g.Admit(false); !errors.As(err, &qe) || qe.State != NoQuorum || qe.MySQLError().Code != 1047 {
-		t.Fatalf("after grace: got %v", err)
+	if err := g.Admit(false); !errors.As(err, &qe) || qe.State != NoQuorum || qe.MySQLError().Code != 1047 ||
+		!strings.Contains(qe.Error(), "no quorum") {
+		t.Fatalf("lease expired, stale leader id: got %v", err)
 	}
-	src.v = View{LeaderID: "n2", Diverged: true, DivergedDetail: "hash mismatch at 42"}
+	// Contact again: it serves once it applied what the leader had
+	// committed when contact came back.
+	src.v = View{LeaderID: "n2", LastContact: now, CommitIndex: 50, AppliedIndex: 40}
+	if err := g.Admit(false); !errors.As(err, &qe) || qe.State != CatchingUp {
+		t.Fatalf("back in contact, behind: got %v", err)
+	}
+	src.v.CommitIndex, src.v.AppliedIndex = 60, 50
+	if err := g.Admit(false); err != nil {
+		t.Fatalf("caught up to the index of the contact: %v", err)
+	}
+	// Electing (no leader id) within the lease: serving.
+	src.v = View{LastContact: now}
+	if st, detail := g.State(); st != Serving || detail != "electing" {
+		t.Fatalf("electing: %s %s", st, detail)
+	}
+	// The leader itself needs no contact; once it steps down, its last
+	// contact from another leader is old and it stops serving at once.
+	now = now.Add(5 * time.Second)
+	src.v = View{LeaderID: "n1", IsLeader: true, LastContact: now.Add(-time.Minute)}
+	if err := g.Admit(true); err != nil {
+		t.Fatalf("leader: %v", err)
+	}
+	src.v.IsLeader, src.v.LeaderID = false, ""
+	if err := g.Admit(false); !errors.As(err, &qe) || qe.State != NoQuorum {
+		t.Fatalf("stepped-down leader: got %v", err)
+	}
+	src.v = View{LeaderID: "n2", Diverged: true, DivergedDetail: "hash mismatch at 42", LastContact: now, CommitIndex: 70, AppliedIndex: 70}
 	if err := g.Admit(false); !errors.As(err, &qe) || qe.State != Diverged {
 		t.Fatalf("diverged: got %v", err)
 	}
 	src.v.Diverged = false
 	if err := g.Admit(true); err != nil {
 		t.Fatalf("leader back: %v", err)
+	}
+	src.v.NodeState = "standby"
+	if err := g.Admit(false); !errors.As(err, &qe) || qe.State != NotServing || !strings.Contains(qe.Error(), "set-state") {
+		t.Fatalf("standby: got %v", err)
+	}
+	src.v.NodeState, src.v.CatchingUp = "active", true
+	if err := g.Admit(false); !errors.As(err, &qe) || qe.State != CatchingUp {
+		t.Fatalf("catching up: got %v", err)
 	}
 }

@@ -43,8 +43,9 @@ type Config struct {
 	Peers string
 	// ElectionTimeout is Raft's heartbeat and election timeout.
 	ElectionTimeout time.Duration
-	// FenceGrace is how long a node without a known leader keeps serving
-	// before it refuses clients (covers a normal election).
+	// FenceGrace is the node's lease: how long after it last heard from a
+	// leader (or stopped being one) it keeps serving. A node cut off from
+	// the majority refuses reads and writes within this bound.
 	FenceGrace time.Duration
 	// SubmitTimeout bounds how long a write waits to be ordered and applied.
 	SubmitTimeout time.Duration
@@ -80,7 +81,7 @@ func DefaultConfig() Config {
 		AdminAddr:       "127.0.0.1:7402",
 		BackendDSN:      "root@tcp(127.0.0.1:3306)/",
 		ElectionTimeout: 500 * time.Millisecond,
-		FenceGrace:      2 * time.Second,
+		FenceGrace:      900 * time.Millisecond,
 		SubmitTimeout:   10 * time.Second,
 		CommitTimeout:   2 * time.Millisecond,
 		MaxInflight:     1,
@@ -103,7 +104,7 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BackendDSN, "backend-dsn", c.BackendDSN, "DSN of a privileged account on the local MariaDB/MySQL")
 	fs.StringVar(&c.Peers, "peers", c.Peers, "every voter as id=host:port,... (same on every node)")
 	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "Raft heartbeat/election timeout")
-	fs.DurationVar(&c.FenceGrace, "fence-grace", c.FenceGrace, "how long to keep serving without a known leader")
+	fs.DurationVar(&c.FenceGrace, "fence-grace", c.FenceGrace, "lease: how long a node keeps serving after it last heard from a leader (a partitioned node stops serving within this bound)")
 	fs.DurationVar(&c.SubmitTimeout, "submit-timeout", c.SubmitTimeout, "how long a write may wait to be ordered and applied")
 	fs.DurationVar(&c.CommitTimeout, "commit-timeout", c.CommitTimeout, "longest an idle leader waits to tell followers the commit index")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "batched log records the leader keeps in Raft at once")

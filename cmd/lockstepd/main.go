@@ -168,8 +168,11 @@ type quorumView struct{ n *ordering.Node }
 func (q quorumView) QuorumView() quorum.View {
 	diverged, detail := q.n.Divergence()
 	state, catchingUp := q.n.OwnState()
-	return quorum.View{LeaderID: q.n.LeaderID(), Diverged: diverged, DivergedDetail: detail,
-		NodeState: string(state), CatchingUp: catchingUp && state.Applies()}
+	commit, applied := q.n.Indexes()
+	return quorum.View{LeaderID: q.n.LeaderID(), IsLeader: q.n.IsLeader(), LastContact: q.n.LastContact(),
+		Diverged: diverged, DivergedDetail: detail,
+		NodeState: string(state), CatchingUp: catchingUp && state.Applies(),
+		CommitIndex: commit, AppliedIndex: applied}
 }
 
 // statusSource adapts ordering and quorum state to the admin API.

@@ -25,8 +25,16 @@ type Options struct {
 	// Dir holds the data directory, socket, pid and error log. Created if
 	// missing; an existing data directory is reused (a restart).
 	Dir string
-	// Port is the TCP port on 127.0.0.1; 0 picks a free one.
+	// Port is the TCP port on Host; 0 picks a free one.
 	Port int
+	// Host is the address to listen on (default 127.0.0.1). Tests that put
+	// lockstepd in a network namespace bind the backend to the address the
+	// namespace reaches it at.
+	Host string
+	// ClientHost is an extra host pattern root may log in from over TCP
+	// without a password (e.g. '10.202.3.%' for those namespaces); test
+	// use only.
+	ClientHost string
 	// Args are extra mariadbd arguments (e.g. "--innodb-buffer-pool-size=256M").
 	Args []string
 }
@@ -175,7 +183,7 @@ func (s *Server) Args(bin string) []string {
 		// with whatever else cleans it.
 		"--tmpdir=" + filepath.Join(d, "tmp"),
 		"--port=" + strconv.Itoa(s.opts.Port),
-		"--bind-address=127.0.0.1",
+		"--bind-address=" + s.host(),
 		"--user=root",
 		"--skip-name-resolve",
 		"--innodb-autoinc-lock-mode=1",
@@ -248,10 +256,16 @@ func (s *Server) bootstrapUsers(ctx context.Context) error {
 		return err
 	}
 	defer db.Close()
-	for _, q := range []string{
-		"CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'",
-		"GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION",
-	} {
+	hosts := []string{"127.0.0.1", s.host()}
+	if s.opts.ClientHost != "" {
+		hosts = append(hosts, s.opts.ClientHost)
+	}
+	var qs []string
+	for _, h := range hosts {
+		qs = append(qs, "CREATE USER IF NOT EXISTS 'root'@'"+h+"'",
+			"GRANT ALL PRIVILEGES ON *.* TO 'root'@'"+h+"' WITH GRANT OPTION")
+	}
+	for _, q := range qs {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("bootstrap users: %s: %w", q, err)
 		}
@@ -259,8 +273,15 @@ func (s *Server) bootstrapUsers(ctx context.Context) error {
 	return nil
 }
 
+func (s *Server) host() string {
+	if s.opts.Host == "" {
+		return "127.0.0.1"
+	}
+	return s.opts.Host
+}
+
 // Addr is the server's TCP address.
-func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.opts.Port) }
+func (s *Server) Addr() string { return net.JoinHostPort(s.host(), strconv.Itoa(s.opts.Port)) }
 
 // Port is the server's TCP port.
 func (s *Server) Port() int { return s.opts.Port }
