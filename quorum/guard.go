@@ -76,7 +76,7 @@ type Guard struct {
 	mu        sync.Mutex
 	wasLeader bool   // led at the last look, and no other leader known since
 	fenced    bool   // the lease ran out; not yet caught up since
-	catchUpTo   uint64    // commit index to apply before serving again (fenced)
+	catchUpTo uint64 // commit index to apply before serving again (fenced)
 }
 
 // NewGuard returns a Guard over src. A node serves only while it is the
