@@ -121,6 +121,7 @@ func New(cfg Config, src Source, logger *slog.Logger) (*Server, error) {
 	mux.Handle("GET /readyz", s.auth(http.HandlerFunc(s.ready)))
 	mux.Handle("GET /nodes", s.auth(http.HandlerFunc(s.nodes)))
 	mux.Handle("POST /nodes/{id}/state", s.auth(http.HandlerFunc(s.setState)))
+	mux.Handle("POST /checksum", s.auth(http.HandlerFunc(s.checksum)))
 	// Go profiles for performance work, behind the token like everything else.
 	mux.Handle("GET /debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))

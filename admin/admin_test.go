@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -114,4 +115,27 @@ func TestNodesAndStateChanges(t *testing.T) {
 		t.Fatalf("malformed body: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+func TestCompareChecksums(t *testing.T) {
+	same := CompareChecksums("x", 7, map[string]map[string]string{
+		"n1": {"a.t": "1:2:3", "a.u": "0:0:0"},
+		"n2": {"a.t": "1:2:3", "a.u": "0:0:0"},
+	}, nil, nil)
+	if !same.Identical || len(same.Tables) != 2 || same.Index != 7 || !slices.Equal(same.Nodes, []string{"n1", "n2"}) {
+		t.Fatalf("identical: %+v", same)
+	}
+	diff := CompareChecksums("y", 8, map[string]map[string]string{
+		"n1": {"a.t": "1:2:3"},
+		"n2": {"a.t": "1:2:4", "a.extra": "1:1:1"},
+	}, nil, nil)
+	if diff.Identical || diff.Tables[0].Table != "a.extra" || diff.Tables[0].Match || diff.Tables[0].Hashes["n1"] != "" || diff.Tables[1].Match {
+		t.Fatalf("differing: %+v", diff)
+	}
+	if r := CompareChecksums("z", 9, map[string]map[string]string{"n1": {"a.t": "1"}}, nil, []string{"n2"}); r.Identical {
+		t.Fatalf("a missing node cannot prove identity: %+v", r)
+	}
+	if r := CompareChecksums("z", 9, map[string]map[string]string{"n1": {"a.t": "1"}}, map[string]string{"n2": "boom"}, nil); r.Identical {
+		t.Fatalf("a failed node cannot prove identity: %+v", r)
+	}
 }

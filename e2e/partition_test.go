@@ -100,4 +100,9 @@ func TestPartitionIsolatedNode(t *testing.T) {
 		}
 	}
 	c.AssertIdentical(t)
+	if out, errOut, err := c.Nodes[0].Clusterctl(t, "checksum"); err != nil {
+		t.Errorf("clusterctl checksum after the partitions: %v\n%s%s", err, out, errOut)
+	} else {
+		t.Logf("clusterctl checksum:\n%s", out)
+	}
 }

@@ -39,3 +39,12 @@ type Applier interface {
 	Apply(ctx context.Context, index uint64, entries []*command.Entry) ([][]command.Result, error)
 	OutcomeHash() (index uint64, hash string)
 }
+
+// Checksummer is implemented by appliers that can hash their database at a
+// log position (clusterctl checksum). SnapshotChecksum is called from the FSM
+// goroutine between two Apply calls: it must fix what is hashed (the state
+// after the last applied record) quickly, and return the slow part, which
+// the FSM runs on another goroutine. The result maps "db.table" to a hash.
+type Checksummer interface {
+	SnapshotChecksum(ctx context.Context) (func(context.Context) (map[string]string, error), error)
+}

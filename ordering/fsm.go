@@ -54,6 +54,11 @@ type fsm struct {
 	deferred bool
 	lastSeen uint64
 	drainC   chan struct{}
+
+	// Checksum reports (checksum.go): marker id -> node -> report.
+	checksums     map[string]map[string]*command.ChecksumOp
+	checksumOrder []string
+	checksumC     chan struct{} // closed and replaced on every report
 }
 
 var _ raft.FSM = (*fsm)(nil)
@@ -68,6 +73,7 @@ func newFSM(n *Node, applier Applier, skipThrough uint64, logger *slog.Logger) *
 		skipThrough: skipThrough, applied: skipThrough, appliedC: make(chan struct{}),
 		own: map[uint64]string{}, reports: map[uint64]map[string]string{}, decided: map[uint64]bool{},
 		states: states, lastSeen: skipThrough, drainC: make(chan struct{}, 1),
+		checksums: map[string]map[string]*command.ChecksumOp{}, checksumC: make(chan struct{}),
 	}
 }
 
@@ -142,6 +148,14 @@ func (f *fsm) applyRecord(index uint64, entries []*command.Entry) bool {
 			f.own[index] = h
 			f.n.reportHash(command.HashReport{Node: f.self, Index: index, Pos: pos, Hash: h})
 			f.judge(index)
+		case command.KindChecksum:
+			if e.Checksum != nil {
+				f.startChecksum(index, e.Checksum.ID)
+			}
+		case command.KindChecksumReport:
+			if e.Checksum != nil {
+				f.recordChecksumReport(e.Checksum)
+			}
 		case command.KindHashReport:
 			if r := e.Report; r != nil {
 				m := f.reports[r.Index]

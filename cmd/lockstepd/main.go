@@ -215,6 +215,32 @@ func (s statusSource) Nodes() admin.NodeList {
 	return out
 }
 
+func (s statusSource) Checksum(ctx context.Context) (admin.ChecksumResult, error) {
+	// Wait for the reports a while, then answer with what arrived.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	res, err := s.node.Checksum(wctx)
+	if err != nil {
+		return admin.ChecksumResult{}, err
+	}
+	hashes := map[string]map[string]string{}
+	errs := map[string]string{}
+	for node, r := range res.Reports {
+		if r.Err != "" {
+			errs[node] = r.Err
+			continue
+		}
+		hashes[node] = r.Tables
+		if hashes[node] == nil {
+			hashes[node] = map[string]string{}
+		}
+	}
+	if len(errs) == 0 {
+		errs = nil
+	}
+	return admin.CompareChecksums(res.ID, res.Index, hashes, errs, res.Missing), nil
+}
+
 func (s statusSource) SetNodeState(ctx context.Context, node, state, reason string) (uint64, error) {
 	idx, err := s.node.SetNodeState(ctx, node, ordering.NodeState(state), reason)
 	if errors.Is(err, ordering.ErrStateRefused) {

@@ -46,6 +46,14 @@ const (
 	// every node agrees on every node's state and on which changes were
 	// refused. No database effect.
 	KindNodeState Kind = 7
+	// KindChecksum is a checksum marker (Entry.Checksum.ID): after applying
+	// the record that holds it, every node fixes a consistent snapshot of
+	// its database and hashes every table in it, so all nodes hash the same
+	// log position. No database effect.
+	KindChecksum Kind = 8
+	// KindChecksumReport carries one node's table hashes for a marker
+	// (Entry.Checksum).
+	KindChecksumReport Kind = 9
 )
 
 // Applied reports whether entries of kind k are executed by the local
@@ -70,6 +78,10 @@ func (k Kind) String() string {
 		return "lock"
 	case KindNodeState:
 		return "node-state"
+	case KindChecksum:
+		return "checksum"
+	case KindChecksumReport:
+		return "checksum-report"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -101,6 +113,19 @@ type Entry struct {
 	Lock *LockOp `json:"lk,omitempty"`
 	// NodeState is set on KindNodeState entries.
 	NodeState *NodeStateChange `json:"ns,omitempty"`
+	// Checksum is set on KindChecksum and KindChecksumReport entries.
+	Checksum *ChecksumOp `json:"cs,omitempty"`
+}
+
+// ChecksumOp is a checksum marker (ID only) or one node's report for it.
+type ChecksumOp struct {
+	ID string `json:"id"`
+	// Report fields: the reporting node, the log index hashed (the
+	// marker's), "db.table" -> hash, or why the node could not hash.
+	Node   string            `json:"n,omitempty"`
+	Index  uint64            `json:"i,omitempty"`
+	Tables map[string]string `json:"t,omitempty"`
+	Err    string            `json:"e,omitempty"`
 }
 
 // NodeStateChange asks for Node to move to State (see ordering's NodeState).
