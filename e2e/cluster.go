@@ -452,6 +452,35 @@ func (n *Node) Restart() {
 	n.c.t.Logf("%s: lockstepd restarted (pid %d) and ready", n.ID, n.PID())
 }
 
+// Start starts a stopped lockstepd again with the same command line and
+// data directory, without waiting for it to be ready (a node alone has no
+// quorum; see Cluster.WaitAllReady).
+func (n *Node) Start() {
+	n.c.t.Helper()
+	if err := n.start(); err != nil {
+		n.c.t.Fatal(err)
+	}
+	n.c.t.Logf("%s: lockstepd started (pid %d)", n.ID, n.PID())
+}
+
+// Stopped stops lockstepd with SIGTERM and waits for it to exit.
+func (n *Node) Stopped() {
+	n.c.t.Helper()
+	if err := n.Stop(); err != nil {
+		n.c.t.Fatalf("%s: stop: %v", n.ID, err)
+	}
+}
+
+// WaitAllReady waits until every node is ready.
+func (c *Cluster) WaitAllReady() {
+	c.t.Helper()
+	for _, n := range c.Nodes {
+		if err := n.WaitReady(ReadyTimeout); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
 // KillBackend ends the node's mariadbd with SIGKILL.
 func (n *Node) KillBackend() {
 	n.c.t.Helper()
