@@ -122,6 +122,7 @@ func New(cfg Config, src Source, logger *slog.Logger) (*Server, error) {
 	mux.Handle("GET /nodes", s.auth(http.HandlerFunc(s.nodes)))
 	mux.Handle("POST /nodes/{id}/state", s.auth(http.HandlerFunc(s.setState)))
 	mux.Handle("POST /checksum", s.auth(http.HandlerFunc(s.checksum)))
+	mux.Handle("POST /leader/transfer", s.auth(http.HandlerFunc(s.transfer)))
 	// Go profiles for performance work, behind the token like everything else.
 	mux.Handle("GET /debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
@@ -202,6 +203,49 @@ func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// LeaderTransferRequest is the body of POST /leader/transfer.
+type LeaderTransferRequest struct {
+	To string `json:"to,omitempty"` // "" = any suitable node
+}
+
+// LeaderTransferred is the answer: the node that leads now.
+type LeaderTransferred struct {
+	Leader string `json:"leader"`
+}
+
+// LeaderTransferrer is the part of Source behind POST /leader/transfer.
+type LeaderTransferrer interface {
+	TransferLeadership(ctx context.Context, to string) (string, error)
+}
+
+func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
+	lt, ok := s.src.(LeaderTransferrer)
+	if !ok {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "this node cannot transfer leadership"})
+		return
+	}
+	var req LeaderTransferRequest
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be JSON {"to": "<node id>"} or empty`})
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	leader, err := lt.TransferLeadership(ctx, req.To)
+	var refused *RefusedError
+	switch {
+	case errors.As(err, &refused):
+		writeJSON(w, http.StatusConflict, map[string]string{"error": refused.Msg})
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+	default:
+		s.log.Info("leadership transferred", "to", req.To, "leader", leader, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, LeaderTransferred{Leader: leader})
+	}
+}
+
 // Ready reports whether a status means the node is ready for clients: it
 // knows a leader, serves, and has applied everything it knows is committed.
 func Ready(st Status) (bool, string) {
@@ -270,6 +314,14 @@ func (c *Client) SetNodeState(ctx context.Context, node, state, reason string) (
 	var out StateChanged
 	err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/state", StateChange{State: state, Reason: reason}, &out)
 	return out, err
+}
+
+// TransferLeadership asks the cluster to move leadership (to "" = any
+// suitable node) and returns the new leader.
+func (c *Client) TransferLeadership(ctx context.Context, to string) (string, error) {
+	var out LeaderTransferred
+	err := c.do(ctx, http.MethodPost, "/leader/transfer", LeaderTransferRequest{To: to}, &out)
+	return out.Leader, err
 }
 
 // HTTPError is a non-2xx answer.

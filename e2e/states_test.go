@@ -165,6 +165,35 @@ func TestNodeStates(t *testing.T) {
 		t.Errorf("a read through n3 back in service: %d rows, want 30", got)
 	}
 	mustExec(t, db3, "INSERT INTO t VALUES (31, 310)")
+
+	// Leadership moves on request, to a named node or any; a node that does
+	// not apply the log cannot be the target.
+	leader := c.WaitForLeader()
+	var target *e2e.Node
+	for _, n := range c.Nodes {
+		if n != leader {
+			target = n
+			break
+		}
+	}
+	if out := ctl(n2, "leader", "transfer", "--to", target.ID); !strings.Contains(out, target.ID+" leads now") {
+		t.Errorf("leader transfer output: %q", out)
+	}
+	if got := c.WaitForLeader(); got != target {
+		t.Errorf("after the transfer %s leads, want %s", got.ID, target.ID)
+	}
+	ctl(n1, "node", "set-state", leader.ID, "maintenance")
+	ctlFails(n1, "a leader must apply the log", "leader", "transfer", "--to", leader.ID)
+	ctl(n1, "node", "set-state", leader.ID, "active")
+	if out := ctl(n3, "leader", "transfer"); !strings.Contains(out, "leads now") {
+		t.Errorf("leader transfer to any node: %q", out)
+	}
+	waitStates(map[string]string{"n1": "active", "n2": "active", "n3": "active"})
+	for _, n := range c.Nodes {
+		if err := n.WaitReady(e2e.ConvergeTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.AssertIdentical(t)
 }
 

@@ -93,7 +93,7 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	}
 	// Node states are decided for every record, also those applied before
 	// a restart: they live in memory and are rebuilt from the log.
-	f.decideStates(l.Index, entries)
+	f.decideStates(l.Index, l.Term, entries)
 	if l.Index <= f.skipThrough {
 		return nil
 	}
@@ -136,7 +136,7 @@ func (f *fsm) applyRecord(index uint64, entries []*command.Entry) bool {
 			}
 			si++
 		}
-		if e.ID.Node == f.self && e.Kind != command.KindNodeState {
+		if e.ID.Node == f.self && e.Kind != command.KindNodeState && e.Kind != command.KindLeaderTransfer {
 			f.n.waiters.deliver(e.ID, delivery{index: index, results: res})
 		}
 	}

@@ -98,8 +98,12 @@ func decideState(states map[string]NodeState, ch *command.NodeStateChange) *comm
 // delivers their results to local waiters, and switches this node between
 // applying records as they come (direct) and leaving them in the log for
 // the drain goroutine (deferred).
-func (f *fsm) decideStates(index uint64, entries []*command.Entry) {
+func (f *fsm) decideStates(index, term uint64, entries []*command.Entry) {
 	for _, e := range entries {
+		if e.Kind == command.KindLeaderTransfer && e.Transfer != nil {
+			f.decideTransfer(index, term, e)
+			continue
+		}
 		if e.Kind != command.KindNodeState || e.NodeState == nil {
 			continue
 		}
@@ -239,4 +243,84 @@ func (n *Node) SetNodeState(ctx context.Context, node string, state NodeState, r
 		return idx, fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
 	}
 	return idx, nil
+}
+
+// decideTransfer validates a leadership transfer the same way on every node
+// (the target must be a known node whose state applies the log), delivers
+// the decision to a local waiter, and, on the leader that appended the entry
+// (it still leads in the entry's term), starts the transfer — a later leader
+// applying the same entry must not transfer again.
+func (f *fsm) decideTransfer(index, term uint64, e *command.Entry) {
+	to := e.Transfer.To
+	var refused *command.Error
+	f.mu.Lock()
+	st, known := f.states[to]
+	f.mu.Unlock()
+	switch {
+	case to != "" && !known:
+		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("unknown node %q", to)}
+	case to != "" && !st.Applies():
+		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("node %s is %s: a leader must apply the log. Make it active first", to, st)}
+	}
+	if e.ID.Node == f.self {
+		f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
+	}
+	r := f.n.raftPtr.Load()
+	if refused != nil || index <= f.skipThrough || r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() || to == f.self {
+		return
+	}
+	var addr raft.ServerAddress
+	if to != "" {
+		for _, srv := range r.GetConfiguration().Configuration().Servers {
+			if string(srv.ID) == to {
+				addr = srv.Address
+			}
+		}
+	}
+	f.n.wg.Add(1)
+	go func() {
+		defer f.n.wg.Done()
+		var fut raft.Future
+		if to == "" {
+			fut = r.LeadershipTransfer()
+		} else {
+			fut = r.LeadershipTransferToServer(raft.ServerID(to), addr)
+		}
+		if err := fut.Error(); err != nil {
+			f.logger.Warn("leadership transfer failed", "to", to, "err", err)
+		} else {
+			f.logger.Info("leadership transferred", "to", to)
+		}
+	}()
+}
+
+// TransferLeadership asks the current leader to hand leadership to node to
+// ("" = any suitable node) and waits until another node leads (or ctx
+// ends). It returns the new leader's id.
+func (n *Node) TransferLeadership(ctx context.Context, to string) (string, error) {
+	before := n.LeaderID()
+	if to != "" && to == before {
+		return before, nil
+	}
+	e := &command.Entry{Kind: command.KindLeaderTransfer, Transfer: &command.LeaderTransfer{To: to}}
+	_, res, err := n.submitIndexed(ctx, e)
+	if err != nil {
+		return "", err
+	}
+	if len(res) == 1 && res[0].Err != nil {
+		return "", fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
+	}
+	for {
+		now := n.LeaderID()
+		if now != "" && now != before && (to == "" || now == to) {
+			return now, nil
+		}
+		select {
+		case <-ctx.Done():
+			return now, fmt.Errorf("leadership did not move within the deadline (leader now %q): %w", now, ctx.Err())
+		case <-n.stop:
+			return "", command.ErrShuttingDown
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

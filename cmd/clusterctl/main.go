@@ -53,7 +53,7 @@ LOCKSTEP_TOKEN (the node's --admin-token).`,
 	pf.StringVar(&g.token, "token", os.Getenv("LOCKSTEP_TOKEN"), "admin token (env LOCKSTEP_TOKEN)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of a table")
 	pf.DurationVar(&g.timeout, "timeout", 40*time.Second, "how long to wait for an answer")
-	root.AddCommand(newStatusCmd(g), newNodeCmd(g), newChecksumCmd(g))
+	root.AddCommand(newStatusCmd(g), newNodeCmd(g), newChecksumCmd(g), newLeaderCmd(g))
 	return root
 }
 

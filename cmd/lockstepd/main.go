@@ -241,6 +241,14 @@ func (s statusSource) Checksum(ctx context.Context) (admin.ChecksumResult, error
 	return admin.CompareChecksums(res.ID, res.Index, hashes, errs, res.Missing), nil
 }
 
+func (s statusSource) TransferLeadership(ctx context.Context, to string) (string, error) {
+	leader, err := s.node.TransferLeadership(ctx, to)
+	if errors.Is(err, ordering.ErrStateRefused) {
+		return "", &admin.RefusedError{Msg: strings.TrimPrefix(err.Error(), ordering.ErrStateRefused.Error()+": ")}
+	}
+	return leader, err
+}
+
 func (s statusSource) SetNodeState(ctx context.Context, node, state, reason string) (uint64, error) {
 	idx, err := s.node.SetNodeState(ctx, node, ordering.NodeState(state), reason)
 	if errors.Is(err, ordering.ErrStateRefused) {

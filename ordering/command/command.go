@@ -54,6 +54,10 @@ const (
 	// KindChecksumReport carries one node's table hashes for a marker
 	// (Entry.Checksum).
 	KindChecksumReport Kind = 9
+	// KindLeaderTransfer asks the node that leads when it applies the entry
+	// to hand leadership over (Entry.Transfer). Every node validates it the
+	// same way (the target must be a node whose state applies the log).
+	KindLeaderTransfer Kind = 10
 )
 
 // Applied reports whether entries of kind k are executed by the local
@@ -82,6 +86,8 @@ func (k Kind) String() string {
 		return "checksum"
 	case KindChecksumReport:
 		return "checksum-report"
+	case KindLeaderTransfer:
+		return "leader-transfer"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -115,6 +121,13 @@ type Entry struct {
 	NodeState *NodeStateChange `json:"ns,omitempty"`
 	// Checksum is set on KindChecksum and KindChecksumReport entries.
 	Checksum *ChecksumOp `json:"cs,omitempty"`
+	// Transfer is set on KindLeaderTransfer entries.
+	Transfer *LeaderTransfer `json:"lt,omitempty"`
+}
+
+// LeaderTransfer names the node that should lead next ("" = any suitable).
+type LeaderTransfer struct {
+	To string `json:"to,omitempty"`
 }
 
 // ChecksumOp is a checksum marker (ID only) or one node's report for it.
