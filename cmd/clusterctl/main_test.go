@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/lockstepdb/lockstep/admin"
+)
+
+// fakeSource is an admin.Source for the command tests.
+type fakeSource struct{}
+
+func (fakeSource) AdminStatus() admin.Status {
+	return admin.Status{ID: "n1", Role: "leader", Leader: "n1", State: "serving", CommitIndex: 9, AppliedIndex: 7}
+}
+
+func (fakeSource) Nodes() admin.NodeList {
+	return admin.NodeList{Reporter: "n1", Nodes: []admin.Node{
+		{ID: "n1", State: "active", Leader: true, RaftAddr: "10.0.0.1:7401", Suffrage: "Voter"},
+		{ID: "n2", State: "maintenance", RaftAddr: "10.0.0.2:7401", Suffrage: "Voter"}}}
+}
+
+func (fakeSource) SetNodeState(_ context.Context, node, state, _ string) (uint64, error) {
+	if node == "n1" {
+		return 0, &admin.RefusedError{Msg: "node n1 is the only active node"}
+	}
+	return 12, nil
+}
+
+func (fakeSource) Checksum(context.Context) (admin.ChecksumResult, error) {
+	return admin.CompareChecksums("c", 20, map[string]map[string]string{"n1": {"a.t": "1:2:3"}, "n2": {"a.t": "1:2:4"}}, nil, nil), nil
+}
+
+func (fakeSource) TransferLeadership(context.Context, string) (string, error) {
+	return "", errors.New("no leader")
+}
+
+func run(t *testing.T, endpoint string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	root := newRoot(&out)
+	root.SetArgs(append([]string{"--endpoint", endpoint, "--token", "tok"}, args...))
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestCommands(t *testing.T) {
+	s, err := admin.New(admin.Config{Listen: "127.0.0.1:0", Token: "tok"}, fakeSource{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ep := s.Addr() // no scheme: clusterctl adds http://
+
+	out, err := run(t, ep, "status")
+	if err != nil || !strings.Contains(out, "node n1: leader, serving") || !strings.Contains(out, "lag 2") || !strings.Contains(out, "maintenance") {
+		t.Errorf("status: %v\n%s", err, out)
+	}
+	out, err = run(t, ep, "node", "list")
+	if err != nil || !strings.Contains(out, "NODE") || !strings.Contains(out, "n2    maintenance") {
+		t.Errorf("node list: %v\n%s", err, out)
+	}
+	out, err = run(t, ep, "node", "set-state", "n2", "active")
+	if err != nil || !strings.Contains(out, "node n2 is now active (log index 12)") {
+		t.Errorf("set-state: %v\n%s", err, out)
+	}
+	if _, err := run(t, ep, "node", "set-state", "n1", "standby"); err == nil || !strings.Contains(err.Error(), "only active node") {
+		t.Errorf("refused set-state: %v", err)
+	}
+	if _, err := run(t, ep, "node", "set-state", "n1"); err == nil {
+		t.Error("set-state with one argument accepted")
+	}
+	out, err = run(t, ep, "checksum")
+	if err == nil || !strings.Contains(err.Error(), "differ in 1 table(s): a.t") || !strings.Contains(out, "NO") {
+		t.Errorf("checksum with a difference: %v\n%s", err, out)
+	}
+	if _, err := run(t, ep, "leader", "transfer"); err == nil || !strings.Contains(err.Error(), "no leader") {
+		t.Errorf("leader transfer failing: %v", err)
+	}
+	// No token; a wrong token; nothing listening.
+	var buf bytes.Buffer
+	root := newRoot(&buf)
+	t.Setenv("LOCKSTEP_TOKEN", "")
+	root.SetArgs([]string{"--endpoint", ep, "--token", "", "status"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "LOCKSTEP_TOKEN") {
+		t.Errorf("no token: %v", err)
+	}
+	root = newRoot(&buf)
+	root.SetArgs([]string{"--endpoint", ep, "--token", "bad", "status"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "wrong admin token") {
+		t.Errorf("wrong token: %v", err)
+	}
+	if _, err := run(t, "127.0.0.1:1", "status"); err == nil || !strings.Contains(err.Error(), "cannot reach the admin API") {
+		t.Errorf("nothing listening: %v", err)
+	}
+}
