@@ -47,7 +47,12 @@ type config struct {
 	args        []string
 	backendArgs []string
 	netns       bool
+	witness     bool
 }
+
+// WithWitness adds a witness, "w1": a lockstepd --witness (a Raft voter
+// without a database), in Cluster.Witness, not in Nodes.
+func WithWitness() Option { return func(c *config) { c.witness = true } }
 
 // WithNetns runs every lockstepd in its own network namespace (netns.go), so
 // Node.Partition can cut it off from the other nodes. The test is skipped
@@ -69,6 +74,7 @@ func WithBackendArgs(args ...string) Option {
 type Cluster struct {
 	t        testing.TB
 	Nodes    []*Node
+	Witness  *Node  // WithWitness: the witness (no backend), else nil
 	Token    string // admin API bearer token
 	Password string // password of AppUser
 	bin      string
@@ -210,7 +216,7 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	defer cancel()
 
 	var peers []string
-	ports := freePorts(t, 4*cfg.nodes)
+	ports := freePorts(t, 4*cfg.nodes+2)
 	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
 	var nn *netns
 	if cfg.netns {
@@ -230,6 +236,14 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 		n.LogPath = filepath.Join(n.Dir, "lockstepd.log")
 		c.Nodes = append(c.Nodes, n)
 		peers = append(peers, n.ID+"="+n.RaftAddr)
+	}
+	if cfg.witness {
+		p := ports[4*cfg.nodes:]
+		w := &Node{c: c, ID: "w1", Dir: t.TempDir(), AdminAddr: addr(p[0]), RaftAddr: addr(p[1])}
+		w.LogPath = filepath.Join(w.Dir, "lockstepd.log")
+		c.Witness = w
+		peers = append(peers, w.ID+"="+w.RaftAddr)
+		cfg.args = append(cfg.args, "--witnesses", w.ID)
 	}
 	// Registered after the t.TempDir calls: cleanups run last-in first-out,
 	// so the processes stop (and logs are read) before the dirs are removed.
@@ -279,10 +293,36 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 			t.Fatal(err)
 		}
 	}
+	if w := c.Witness; w != nil {
+		w.argv = append([]string{c.bin,
+			"--node-id", w.ID,
+			"--data-dir", filepath.Join(w.Dir, "raft"),
+			"--raft-addr", w.RaftAddr,
+			"--admin-addr", w.AdminAddr,
+			"--peers", strings.Join(peers, ","),
+			"--admin-token", c.Token,
+			"--witness",
+		}, cfg.args...)
+		if err := w.start(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, n := range c.Nodes {
 		if err := n.WaitReady(ReadyTimeout); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if w := c.Witness; w != nil {
+		Eventually(t, ReadyTimeout, "the witness knows the leader", func() error {
+			if !w.Running() {
+				return fmt.Errorf("the witness exited; log tail:\n%s", w.Tail(20))
+			}
+			st, err := w.Status()
+			if err == nil && st.Leader == "" {
+				err = errors.New("no leader known")
+			}
+			return err
+		})
 	}
 	return c
 }
@@ -300,12 +340,20 @@ func (n *Node) createAppUser(ctx context.Context) error {
 	return nil
 }
 
+// all is Nodes and the witness, if any.
+func (c *Cluster) all() []*Node {
+	if c.Witness == nil {
+		return c.Nodes
+	}
+	return append(append([]*Node(nil), c.Nodes...), c.Witness)
+}
+
 func (c *Cluster) shutdown() {
 	if c.t.Failed() {
 		// LOCKSTEP_E2E_KEEP_LOGS=<dir> keeps failed tests' whole lockstepd
 		// logs there (<test>-<node>.log); the temporary dirs go.
 		keep := os.Getenv("LOCKSTEP_E2E_KEEP_LOGS")
-		for _, n := range c.Nodes {
+		for _, n := range c.all() {
 			if keep != "" {
 				if b, err := os.ReadFile(n.LogPath); err == nil && os.MkdirAll(keep, 0o755) == nil {
 					name := strings.NewReplacer("/", "_", " ", "_").Replace(c.t.Name()) + "-" + n.ID + ".log"
@@ -320,7 +368,7 @@ func (c *Cluster) shutdown() {
 		}
 	}
 	var wg sync.WaitGroup
-	for _, n := range c.Nodes {
+	for _, n := range c.all() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -27,6 +27,10 @@ type Config struct {
 	// Used only to bootstrap a brand new cluster (same map on every node);
 	// an existing Raft state in DataDir is reused as it is.
 	Peers map[string]string
+	// Witnesses are the Peers that are witnesses: Raft voters without a
+	// database (same list on every node). They vote and store the log but
+	// never apply it, report hashes or serve; their state is "witness".
+	Witnesses []string
 
 	// HeartbeatTimeout is how long a follower waits without contact from the
 	// leader before starting an election.
@@ -126,6 +130,16 @@ func (c Config) Validate() error {
 		if id == "" || addr == "" {
 			return fmt.Errorf("ordering: Peers has an empty id or address (%q=%q)", id, addr)
 		}
+	}
+	witnesses := 0
+	for _, w := range c.Witnesses {
+		if _, ok := c.Peers[w]; !ok {
+			return fmt.Errorf("ordering: witness %q is not in Peers", w)
+		}
+		witnesses++
+	}
+	if witnesses >= len(c.Peers) {
+		return errors.New("ordering: every peer is a witness: at least one node must have a database")
 	}
 	if c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond || c.LeaderLeaseTimeout < 5*time.Millisecond {
 		return errors.New("ordering: HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout must be at least 5ms")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -67,6 +68,9 @@ func newFSM(n *Node, applier Applier, skipThrough uint64, logger *slog.Logger) *
 	states := map[string]NodeState{}
 	for id := range n.cfg.Peers {
 		states[id] = StateActive
+	}
+	for _, id := range n.cfg.Witnesses {
+		states[id] = StateWitness
 	}
 	return &fsm{
 		n: n, logger: logger, applier: applier, self: n.cfg.NodeID,
@@ -144,12 +148,15 @@ func (f *fsm) applyRecord(index uint64, entries []*command.Entry) bool {
 	for pos, e := range entries {
 		switch e.Kind {
 		case command.KindCheckpoint:
+			if f.witness() {
+				continue // no database: nothing to compare
+			}
 			_, h := f.applier.OutcomeHash()
 			f.own[index] = h
 			f.n.reportHash(command.HashReport{Node: f.self, Index: index, Pos: pos, Hash: h})
 			f.judge(index)
 		case command.KindChecksum:
-			if e.Checksum != nil {
+			if e.Checksum != nil && !f.witness() {
 				f.startChecksum(index, e.Checksum.ID)
 			}
 		case command.KindChecksumReport:
@@ -279,6 +286,11 @@ func (f *fsm) prune(cur uint64) {
 		delete(f.reports, i)
 		delete(f.decided, i)
 	}
+}
+
+// witness reports whether this node is a witness (no database).
+func (f *fsm) witness() bool {
+	return slices.Contains(f.n.cfg.Witnesses, f.self)
 }
 
 func (f *fsm) appliedIndex() uint64 {

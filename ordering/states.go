@@ -32,6 +32,9 @@ const (
 	// StateOffline: out of serving and applying, like maintenance, for a
 	// node that is being taken away.
 	StateOffline NodeState = "offline"
+	// StateWitness: a Raft voter without a database (lockstepd --witness);
+	// fixed, never applies or serves.
+	StateWitness NodeState = "witness"
 )
 
 // OperatorStates are the states an operator may set.
@@ -75,6 +78,9 @@ func decideState(states map[string]NodeState, ch *command.NodeStateChange) *comm
 	}
 	if cur == to {
 		return nil
+	}
+	if cur == StateWitness {
+		return refuse("node %s is a witness (a voter without a database); its state cannot change", ch.Node)
 	}
 	if cur == StateJoining {
 		return refuse("node %s is joining; it becomes active by itself when it has caught up", ch.Node)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,6 +42,12 @@ type Config struct {
 	// Peers lists every voter as id=raft-addr,...; the same list on every node.
 	// On first start (empty data dir) the cluster is bootstrapped from it.
 	Peers string
+	// Witness: this node is a witness, a Raft voter without a database (no
+	// --backend-dsn, no SQL listener), so a two-node cluster keeps a quorum
+	// when either database node is lost.
+	Witness bool
+	// Witnesses lists the witness node ids, the same on every node.
+	Witnesses string
 	// ElectionTimeout is Raft's heartbeat and election timeout.
 	ElectionTimeout time.Duration
 	// FenceGrace is the node's lease: how long after it last heard from a
@@ -103,6 +110,8 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (required)")
 	fs.StringVar(&c.BackendDSN, "backend-dsn", c.BackendDSN, "DSN of a privileged account on the local MariaDB/MySQL")
 	fs.StringVar(&c.Peers, "peers", c.Peers, "every voter as id=host:port,... (same on every node)")
+	fs.BoolVar(&c.Witness, "witness", c.Witness, "run this node as a witness: a Raft voter without a database (--backend-dsn and --sql-addr are ignored)")
+	fs.StringVar(&c.Witnesses, "witnesses", c.Witnesses, "ids of the --peers that are witnesses, comma separated (same on every node)")
 	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "Raft heartbeat/election timeout")
 	fs.DurationVar(&c.FenceGrace, "fence-grace", c.FenceGrace, "lease: how long a node keeps serving after it last heard from a leader (a partitioned node stops serving within this bound)")
 	fs.DurationVar(&c.SubmitTimeout, "submit-timeout", c.SubmitTimeout, "how long a write may wait to be ordered and applied")
@@ -176,6 +185,17 @@ func (c *Config) PeerMap() (map[string]string, error) {
 	return peers, nil
 }
 
+// WitnessList is --witnesses as a list.
+func (c *Config) WitnessList() []string {
+	var out []string
+	for _, w := range strings.Split(c.Witnesses, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // BackendAddr is the host:port of the local database, from BackendDSN.
 func (c *Config) BackendAddr() (string, error) {
 	dsn, err := mysql.ParseDSN(c.BackendDSN)
@@ -200,13 +220,22 @@ func (c *Config) Validate() error {
 	if c.AdminToken == "" {
 		errs = append(errs, errors.New("--admin-token is required (or LOCKSTEP_ADMIN_TOKEN): the admin API refuses requests without it"))
 	}
-	for name, addr := range map[string]string{"--raft-addr": c.RaftAddr, "--sql-addr": c.SQLAddr, "--admin-addr": c.AdminAddr} {
+	addrs := map[string]string{"--raft-addr": c.RaftAddr, "--sql-addr": c.SQLAddr, "--admin-addr": c.AdminAddr}
+	if c.Witness {
+		delete(addrs, "--sql-addr")
+	}
+	for name, addr := range addrs {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
 		}
 	}
-	if _, err := c.BackendAddr(); err != nil {
-		errs = append(errs, err)
+	if !c.Witness {
+		if _, err := c.BackendAddr(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if slices.Contains(c.WitnessList(), c.NodeID) != c.Witness {
+		errs = append(errs, fmt.Errorf("--witnesses and --witness disagree about this node %q: list it in --witnesses on every node exactly when it runs with --witness", c.NodeID))
 	}
 	peers, err := c.PeerMap()
 	switch {

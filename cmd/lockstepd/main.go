@@ -75,6 +75,21 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("node", cfg.NodeID)
 	backendAddr, _ := cfg.BackendAddr()
 	peers, _ := cfg.PeerMap()
+	ocfg := ordering.DefaultConfig()
+	ocfg.NodeID = cfg.NodeID
+	ocfg.RaftAddr = cfg.RaftAddr
+	ocfg.DataDir = cfg.DataDir
+	ocfg.Peers = peers
+	ocfg.Witnesses = cfg.WitnessList()
+	ocfg.HeartbeatTimeout = cfg.ElectionTimeout
+	ocfg.ElectionTimeout = cfg.ElectionTimeout
+	ocfg.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
+	ocfg.SubmitTimeout = cfg.SubmitTimeout
+	ocfg.CommitTimeout = cfg.CommitTimeout
+	ocfg.MaxInflight = cfg.MaxInflight
+	if cfg.Witness {
+		return runWitness(ctx, cfg, log, ocfg)
+	}
 
 	// 1. Local database: connect, check determinism settings, load the
 	// applied index.
@@ -90,17 +105,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 
 	// 2. Ordering: Raft log, FSM applying to the local database.
-	ocfg := ordering.DefaultConfig()
-	ocfg.NodeID = cfg.NodeID
-	ocfg.RaftAddr = cfg.RaftAddr
-	ocfg.DataDir = cfg.DataDir
-	ocfg.Peers = peers
-	ocfg.HeartbeatTimeout = cfg.ElectionTimeout
-	ocfg.ElectionTimeout = cfg.ElectionTimeout
-	ocfg.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
-	ocfg.SubmitTimeout = cfg.SubmitTimeout
-	ocfg.CommitTimeout = cfg.CommitTimeout
-	ocfg.MaxInflight = cfg.MaxInflight
 	node, err := ordering.New(ocfg, db, log)
 	if err != nil {
 		return fmt.Errorf("ordering: %w", err)
