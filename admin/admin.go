@@ -38,6 +38,10 @@ type Status struct {
 	NodeState string `json:"node_state"`
 	SQLAddr   string `json:"sql_addr"`
 	RaftAddr  string `json:"raft_addr"`
+	// BatchedRecords and BatchedEntries count the log records (and the
+	// entries in them) this node proposed while leader.
+	BatchedRecords uint64 `json:"batched_records"`
+	BatchedEntries uint64 `json:"batched_entries"`
 }
 
 // Node is one member of the cluster as this node knows it (GET /nodes).
@@ -123,6 +127,8 @@ func New(cfg Config, src Source, logger *slog.Logger) (*Server, error) {
 	mux.Handle("POST /nodes/{id}/state", s.auth(http.HandlerFunc(s.setState)))
 	mux.Handle("POST /checksum", s.auth(http.HandlerFunc(s.checksum)))
 	mux.Handle("POST /leader/transfer", s.auth(http.HandlerFunc(s.transfer)))
+	mux.Handle("GET /metrics", s.auth(metricsHandler(src)))
+	mux.Handle("GET /metrics/stream", s.auth(http.HandlerFunc(s.stream)))
 	// Go profiles for performance work, behind the token like everything else.
 	mux.Handle("GET /debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))

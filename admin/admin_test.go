@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -137,5 +139,56 @@ func TestCompareChecksums(t *testing.T) {
 	}
 	if r := CompareChecksums("z", 9, map[string]map[string]string{"n1": {"a.t": "1"}}, map[string]string{"n2": "boom"}, nil); r.Identical {
 		t.Fatalf("a failed node cannot prove identity: %+v", r)
+	}
+}
+
+func TestMetricsAndStream(t *testing.T) {
+	s, err := New(Config{Listen: "127.0.0.1:0", Token: "tok"}, &src{st: Status{ID: "n1", Role: "leader", State: "serving", CommitIndex: 10, AppliedIndex: 7, BatchedRecords: 3}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	get := func(path, token string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.Addr()+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if resp := get("/metrics", ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/metrics without a token: %d", resp.StatusCode)
+	}
+	resp := get("/metrics", "tok")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"lockstep_applied_index 7", "lockstep_apply_lag 3", "lockstep_is_leader 1", "lockstep_serving 1",
+		"lockstep_batched_records_total 3", `lockstep_node_state{node="n2",state="standby"} 1`, "go_goroutines", "tok"} {
+		if want == "tok" {
+			if strings.Contains(string(b), want) {
+				t.Errorf("/metrics shows the token")
+			}
+			continue
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	resp = get("/metrics/stream", "tok")
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("stream content type %q", ct)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	var st Status
+	if err != nil || !strings.HasPrefix(line, "data: ") || json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &st) != nil || st.AppliedIndex != 7 {
+		t.Errorf("first stream event %q: %v", line, err)
 	}
 }

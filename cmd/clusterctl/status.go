@@ -38,7 +38,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(out, "node %s: %s, %s (%s), leader %s, term %d\n", st.ID, st.Role, st.State, orDash(st.StateDetail), orDash(st.Leader), st.Term)
 			fmt.Fprintf(out, "  commit index %d, applied %d (lag %d), outcome hash %s at %d\n",
-				st.CommitIndex, st.AppliedIndex, lag(st), short(st.OutcomeHash), st.HashIndex)
+				st.CommitIndex, st.AppliedIndex, admin.Lag(st), short(st.OutcomeHash), st.HashIndex)
 			if st.Diverged {
 				fmt.Fprintf(out, "  DIVERGED: %s\n", st.DivergedDetail)
 			}
@@ -46,13 +46,6 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return nodeTable(out, nodes)
 		},
 	}
-}
-
-func lag(st admin.Status) uint64 {
-	if st.CommitIndex > st.AppliedIndex {
-		return st.CommitIndex - st.AppliedIndex
-	}
-	return 0
 }
 
 func short(h string) string {

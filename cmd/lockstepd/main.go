@@ -196,7 +196,8 @@ func (s statusSource) AdminStatus() admin.Status {
 		Diverged: st.Diverged, DivergedDetail: st.DivergedDetail,
 		State: string(state), StateDetail: detail,
 		SQLAddr: s.cfg.SQLAddr, RaftAddr: s.cfg.RaftAddr,
-		NodeState: string(s.node.NodeStates()[s.cfg.NodeID]),
+		NodeState:      string(s.node.NodeStates()[s.cfg.NodeID]),
+		BatchedRecords: st.BatchedRecords, BatchedEntries: st.BatchedEntries,
 	}
 }
 
