@@ -126,6 +126,7 @@ func New(cfg Config, src Source, logger *slog.Logger) (*Server, error) {
 	mux.Handle("GET /nodes", s.auth(http.HandlerFunc(s.nodes)))
 	mux.Handle("POST /nodes/{id}/state", s.auth(http.HandlerFunc(s.setState)))
 	mux.Handle("POST /checksum", s.auth(http.HandlerFunc(s.checksum)))
+	mux.Handle("DELETE /nodes/{id}", s.auth(http.HandlerFunc(s.removeNode)))
 	mux.Handle("POST /leader/transfer", s.auth(http.HandlerFunc(s.transfer)))
 	mux.Handle("GET /metrics", s.auth(metricsHandler(src)))
 	mux.Handle("GET /metrics/stream", s.auth(http.HandlerFunc(s.stream)))
@@ -206,6 +207,39 @@ func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.log.Info("node state change ordered", "node", id, "state", req.State, "index", idx, "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusOK, StateChanged{Node: id, State: req.State, Index: idx})
+	}
+}
+
+// NodeRemover is the part of Source behind DELETE /nodes/{id}.
+type NodeRemover interface {
+	RemoveNode(ctx context.Context, node string) (uint64, error)
+}
+
+// NodeRemoved is the answer to an accepted removal.
+type NodeRemoved struct {
+	Node  string `json:"node"`
+	Index uint64 `json:"index"`
+}
+
+func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
+	rm, ok := s.src.(NodeRemover)
+	if !ok {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "this node cannot remove nodes"})
+		return
+	}
+	id := r.PathValue("id")
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	idx, err := rm.RemoveNode(ctx, id)
+	var refused *RefusedError
+	switch {
+	case errors.As(err, &refused):
+		writeJSON(w, http.StatusConflict, map[string]string{"error": refused.Msg})
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+	default:
+		s.log.Info("node removed", "node", id, "index", idx, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, NodeRemoved{Node: id, Index: idx})
 	}
 }
 
@@ -319,6 +353,13 @@ func (c *Client) Nodes(ctx context.Context) (NodeList, error) {
 func (c *Client) SetNodeState(ctx context.Context, node, state, reason string) (StateChanged, error) {
 	var out StateChanged
 	err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/state", StateChange{State: state, Reason: reason}, &out)
+	return out, err
+}
+
+// RemoveNode removes a node from the cluster.
+func (c *Client) RemoveNode(ctx context.Context, node string) (NodeRemoved, error) {
+	var out NodeRemoved
+	err := c.do(ctx, http.MethodDelete, "/nodes/"+url.PathEscape(node), nil, &out)
 	return out, err
 }
 

@@ -349,6 +349,17 @@ func (c *Cluster) all() []*Node {
 }
 
 func (c *Cluster) shutdown() {
+	// Nothing secret in the logs: the admin token and the app user's
+	// password are on every node's command line or in its sessions.
+	for _, n := range c.all() {
+		if b, err := os.ReadFile(n.LogPath); err == nil {
+			for name, secret := range map[string]string{"admin token": c.Token, "app password": c.Password} {
+				if strings.Contains(string(b), secret) {
+					c.t.Errorf("%s's lockstepd log (%s) contains the %s", n.ID, n.LogPath, name)
+				}
+			}
+		}
+	}
 	if c.t.Failed() {
 		// LOCKSTEP_E2E_KEEP_LOGS=<dir> keeps failed tests' whole lockstepd
 		// logs there (<test>-<node>.log); the temporary dirs go.

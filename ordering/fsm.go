@@ -140,7 +140,7 @@ func (f *fsm) applyRecord(index uint64, entries []*command.Entry) bool {
 			}
 			si++
 		}
-		if e.ID.Node == f.self && e.Kind != command.KindNodeState && e.Kind != command.KindLeaderTransfer {
+		if e.ID.Node == f.self && e.Kind != command.KindNodeState && e.Kind != command.KindLeaderTransfer && e.Kind != command.KindNodeRemove {
 			f.n.waiters.deliver(e.ID, delivery{index: index, results: res})
 		}
 	}

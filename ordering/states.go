@@ -35,6 +35,8 @@ const (
 	// StateWitness: a Raft voter without a database (lockstepd --witness);
 	// fixed, never applies or serves.
 	StateWitness NodeState = "witness"
+	// StateRemoved: this node was removed from the cluster (OwnState only).
+	StateRemoved NodeState = "removed"
 )
 
 // OperatorStates are the states an operator may set.
@@ -108,6 +110,10 @@ func (f *fsm) decideStates(index, term uint64, entries []*command.Entry) {
 	for _, e := range entries {
 		if e.Kind == command.KindLeaderTransfer && e.Transfer != nil {
 			f.decideTransfer(index, term, e)
+			continue
+		}
+		if e.Kind == command.KindNodeRemove && e.NodeState != nil {
+			f.decideRemove(index, term, e)
 			continue
 		}
 		if e.Kind != command.KindNodeState || e.NodeState == nil {
@@ -233,7 +239,11 @@ func (n *Node) NodeStates() map[string]NodeState {
 func (n *Node) OwnState() (NodeState, bool) {
 	n.fsm.mu.Lock()
 	defer n.fsm.mu.Unlock()
-	return n.fsm.states[n.cfg.NodeID], n.fsm.deferred
+	st, ok := n.fsm.states[n.cfg.NodeID]
+	if !ok {
+		st = StateRemoved
+	}
+	return st, n.fsm.deferred
 }
 
 // SetNodeState orders a state change for node and waits for the decision:
@@ -326,6 +336,82 @@ func (n *Node) TransferLeadership(ctx context.Context, to string) (string, error
 			return now, fmt.Errorf("leadership did not move within the deadline (leader now %q): %w", now, ctx.Err())
 		case <-n.stop:
 			return "", command.ErrShuttingDown
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// decideRemove validates a node removal alike on every node (a known node,
+// and at least one active node with a database must remain), forgets the
+// node's state, delivers the decision, and on the leader that appended the
+// entry removes the node from the Raft configuration.
+func (f *fsm) decideRemove(index, term uint64, e *command.Entry) {
+	id := e.NodeState.Node
+	var refused *command.Error
+	f.mu.Lock()
+	st, known := f.states[id]
+	active := 0
+	for other, s := range f.states {
+		if other != id && s == StateActive {
+			active++
+		}
+	}
+	switch {
+	case !known:
+		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("unknown node %q", id)}
+	case active == 0:
+		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("removing %s would leave no active node to serve clients. Make another node active first", id)}
+	default:
+		delete(f.states, id)
+	}
+	f.mu.Unlock()
+	replay := index <= f.skipThrough
+	if refused == nil && !replay {
+		f.logger.Info("node removed from the cluster", "index", index, "target", id, "was", st, "by", e.ID.Node)
+	}
+	if e.ID.Node == f.self {
+		f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
+	}
+	r := f.n.raftPtr.Load()
+	if refused != nil || replay || r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() {
+		return
+	}
+	f.n.wg.Add(1)
+	go func() {
+		defer f.n.wg.Done()
+		if err := r.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+			f.logger.Warn("removing a node from the Raft configuration failed; run node remove again", "node", id, "err", err)
+		}
+	}()
+}
+
+// RemoveNode removes node from the cluster: an ordered entry every node
+// validates alike, then (on the leader) a Raft configuration change. It
+// waits until the node is out of the configuration.
+func (n *Node) RemoveNode(ctx context.Context, node string) (uint64, error) {
+	e := &command.Entry{Kind: command.KindNodeRemove, NodeState: &command.NodeStateChange{Node: node}}
+	idx, res, err := n.submitIndexed(ctx, e)
+	if err != nil {
+		return 0, err
+	}
+	if len(res) == 1 && res[0].Err != nil {
+		return idx, fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
+	}
+	for {
+		in := false
+		for _, p := range n.Status().Peers {
+			if p.ID == node {
+				in = true
+			}
+		}
+		if !in {
+			return idx, nil
+		}
+		select {
+		case <-ctx.Done():
+			return idx, fmt.Errorf("node %s is still in the Raft configuration: %w", node, ctx.Err())
+		case <-n.stop:
+			return idx, command.ErrShuttingDown
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -94,6 +94,9 @@ func (g *Guard) State() (State, string) {
 	if v.Diverged {
 		return Diverged, v.DivergedDetail
 	}
+	if v.NodeState == "removed" {
+		return NotServing, "node state removed" // whatever its quorum says
+	}
 	g.mu.Lock()
 	now := g.now()
 	contact := v.LastContact
@@ -162,6 +165,10 @@ func (g *Guard) Admit(write bool) error {
 		return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
 			Message: "Lockstep: this node has no quorum (" + detail + "); it serves no reads or writes until it rejoins the majority. Connect to another node."}}
 	case NotServing:
+		if detail == "node state removed" {
+			return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
+				Message: "Lockstep: this node was removed from the cluster; it serves no clients. Connect to another node."}}
+		}
 		return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
 			Message: "Lockstep: this node is out of service (" + detail + "); it serves no clients until an operator makes it active (clusterctl node set-state <node> active). Connect to another node."}}
 	case CatchingUp:

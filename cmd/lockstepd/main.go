@@ -246,6 +246,14 @@ func (s statusSource) Checksum(ctx context.Context) (admin.ChecksumResult, error
 	return admin.CompareChecksums(res.ID, res.Index, hashes, errs, res.Missing), nil
 }
 
+func (s statusSource) RemoveNode(ctx context.Context, node string) (uint64, error) {
+	idx, err := s.node.RemoveNode(ctx, node)
+	if errors.Is(err, ordering.ErrStateRefused) {
+		return idx, &admin.RefusedError{Msg: strings.TrimPrefix(err.Error(), ordering.ErrStateRefused.Error()+": ")}
+	}
+	return idx, err
+}
+
 func (s statusSource) TransferLeadership(ctx context.Context, to string) (string, error) {
 	leader, err := s.node.TransferLeadership(ctx, to)
 	if errors.Is(err, ordering.ErrStateRefused) {

@@ -58,6 +58,10 @@ const (
 	// to hand leadership over (Entry.Transfer). Every node validates it the
 	// same way (the target must be a node whose state applies the log).
 	KindLeaderTransfer Kind = 10
+	// KindNodeRemove removes a node from the cluster (Entry.NodeState.Node):
+	// every node validates it alike and forgets the node's state; the
+	// leader that appended it removes the node from the Raft configuration.
+	KindNodeRemove Kind = 11
 )
 
 // Applied reports whether entries of kind k are executed by the local
@@ -88,6 +92,8 @@ func (k Kind) String() string {
 		return "checksum-report"
 	case KindLeaderTransfer:
 		return "leader-transfer"
+	case KindNodeRemove:
+		return "node-remove"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

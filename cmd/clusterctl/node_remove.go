@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newNodeRemoveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove <node>",
+		Short: "Remove a node from the cluster (its Raft vote and its state)",
+		Long: `Remove a node from the cluster: an ordered change every node agrees on, then a
+Raft configuration change. The removed node stops serving clients; stop its lockstepd
+afterwards. Refused when it would leave no active node.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.ctx()
+			defer cancel()
+			res, err := c.RemoveNode(ctx, args[0])
+			if err != nil {
+				return g.explain(err)
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s removed (log index %d)\n", res.Node, res.Index)
+			return nil
+		},
+	}
+}
