@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -100,6 +101,8 @@ type Config struct {
 	Listen string
 	// Token is the bearer token every request but /healthz must carry.
 	Token string
+	// TLSCert and TLSKey (PEM files), when set, serve HTTPS.
+	TLSCert, TLSKey string
 }
 
 // Server is the admin HTTP server.
@@ -142,6 +145,14 @@ func (s *Server) Start() error {
 	l, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("admin: listen on %s: %w", s.cfg.Listen, err)
+	}
+	if s.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("admin: --admin-tls-cert/--admin-tls-key: %w", err)
+		}
+		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	s.l = l
 	go func() {

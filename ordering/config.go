@@ -1,6 +1,7 @@
 package ordering
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -27,6 +28,12 @@ type Config struct {
 	// Used only to bootstrap a brand new cluster (same map on every node);
 	// an existing Raft state in DataDir is reused as it is.
 	Peers map[string]string
+	// TLS, when set, puts every connection on the Raft port (Raft,
+	// forwarding) under mutual TLS: it must hold this node's certificate
+	// (Certificates), the cluster CA as RootCAs and ClientCAs, and
+	// ClientAuth tls.RequireAndVerifyClientCert. Peers are verified by
+	// their address's host (IP or DNS SAN) unless ServerName is set.
+	TLS *tls.Config
 	// Witnesses are the Peers that are witnesses: Raft voters without a
 	// database (same list on every node). They vote and store the log but
 	// never apply it, report hashes or serve; their state is "witness".

@@ -3,6 +3,7 @@ package ordering
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,10 +34,10 @@ type forwardResponse struct {
 	Message string `json:"message,omitempty"`
 }
 
-func newForwardClient() *http.Client {
+func newForwardClient(tlsConf *tls.Config) *http.Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialKind(ctx, addr, muxForward)
+			return dialKind(ctx, addr, muxForward, tlsConf)
 		},
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 128,

@@ -2,6 +2,7 @@ package ordering
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ const (
 // mux accepts connections on one listener and hands each to a sub-listener
 // chosen by the connection's first byte.
 type mux struct {
+	tls    *tls.Config // mutual TLS for every connection, or nil
 	ln     net.Listener
 	logger *slog.Logger
 	subs   map[byte]*subListener
@@ -32,8 +34,8 @@ type mux struct {
 	wg        sync.WaitGroup
 }
 
-func newMux(ln net.Listener, logger *slog.Logger) *mux {
-	m := &mux{ln: ln, logger: logger, subs: map[byte]*subListener{}, done: make(chan struct{})}
+func newMux(ln net.Listener, tlsConf *tls.Config, logger *slog.Logger) *mux {
+	m := &mux{ln: ln, tls: tlsConf, logger: logger, subs: map[byte]*subListener{}, done: make(chan struct{})}
 	for _, b := range []byte{muxRaft, muxForward} {
 		m.subs[b] = &subListener{addr: ln.Addr(), ch: make(chan net.Conn, 16), done: m.done, closed: make(chan struct{})}
 	}
@@ -69,6 +71,17 @@ func (m *mux) serve() {
 func (m *mux) route(c net.Conn) {
 	defer m.wg.Done()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if m.tls != nil {
+		// Mutual TLS: the handshake (the peer's certificate must chain to
+		// the cluster CA) happens before the kind byte is read.
+		tc := tls.Server(c, m.tls)
+		if err := tc.Handshake(); err != nil {
+			m.logger.Warn("raft port: TLS handshake failed; closing", "remote", c.RemoteAddr().String(), "err", err)
+			c.Close()
+			return
+		}
+		c = tc
+	}
 	var b [1]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		c.Close()
@@ -146,12 +159,25 @@ func (s *subListener) Close() error {
 
 func (s *subListener) Addr() net.Addr { return s.addr }
 
-// dialKind dials addr and writes the connection-kind byte.
-func dialKind(ctx context.Context, addr string, kind byte) (net.Conn, error) {
+// dialKind dials addr (over mutual TLS when tlsConf is set) and writes the
+// connection-kind byte.
+func dialKind(ctx context.Context, addr string, kind byte, tlsConf *tls.Config) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if tlsConf != nil {
+		conf := tlsConf.Clone()
+		if conf.ServerName == "" {
+			conf.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(c, conf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("ordering: TLS handshake with %s: %w", addr, err)
+		}
+		c = tc
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetWriteDeadline(dl)
@@ -168,6 +194,7 @@ func dialKind(ctx context.Context, addr string, kind byte) (net.Conn, error) {
 type streamLayer struct {
 	*subListener
 	advertise net.Addr
+	tls       *tls.Config
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -177,5 +204,5 @@ func (s *streamLayer) Addr() net.Addr { return s.advertise }
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return dialKind(ctx, string(address), muxRaft)
+	return dialKind(ctx, string(address), muxRaft, s.tls)
 }

@@ -133,10 +133,10 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		ln.Close()
 		return nil, fmt.Errorf("ordering: resolve advertise address %q: %w", cfg.Peers[cfg.NodeID], err)
 	}
-	n.mux = newMux(ln, logger)
+	n.mux = newMux(ln, cfg.TLS, logger)
 	go n.mux.serve()
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{subListener: n.mux.sub(muxRaft), advertise: adv},
+		Stream:  &streamLayer{subListener: n.mux.sub(muxRaft), advertise: adv, tls: cfg.TLS},
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
 		Logger:  hl.Named("transport"),
@@ -183,7 +183,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		logger.Info("reusing existing raft state", "applied_index", skip)
 	}
 
-	n.client = newForwardClient()
+	n.client = newForwardClient(cfg.TLS)
 	n.srv = &http.Server{Handler: n.forwardHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	fl := n.mux.sub(muxForward)
 	go func() { _ = n.srv.Serve(fl) }()

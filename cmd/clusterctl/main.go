@@ -5,11 +5,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -25,6 +28,7 @@ type globals struct {
 	token    string
 	json     bool
 	timeout  time.Duration
+	cacert   string
 }
 
 func main() {
@@ -52,6 +56,7 @@ LOCKSTEP_TOKEN (the node's --admin-token).`,
 	pf.StringVar(&g.endpoint, "endpoint", envOr("LOCKSTEP_ENDPOINT", "http://127.0.0.1:7402"), "admin API of any node (env LOCKSTEP_ENDPOINT)")
 	pf.StringVar(&g.token, "token", os.Getenv("LOCKSTEP_TOKEN"), "admin token (env LOCKSTEP_TOKEN)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of a table")
+	pf.StringVar(&g.cacert, "cacert", os.Getenv("LOCKSTEP_CACERT"), "PEM CA certificate to verify an https endpoint (env LOCKSTEP_CACERT)")
 	pf.DurationVar(&g.timeout, "timeout", 40*time.Second, "how long to wait for an answer")
 	root.AddCommand(newStatusCmd(g), newNodeCmd(g), newChecksumCmd(g), newLeaderCmd(g))
 	return root
@@ -74,7 +79,19 @@ func (g *globals) client() (*admin.Client, error) {
 	if !strings.Contains(ep, "://") {
 		ep = "http://" + ep
 	}
-	return &admin.Client{Endpoint: ep, Token: g.token}, nil
+	c := &admin.Client{Endpoint: ep, Token: g.token}
+	if g.cacert != "" {
+		pem, err := os.ReadFile(g.cacert)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cacert %s holds no PEM certificate", g.cacert)
+		}
+		c.HTTP = &http.Client{Timeout: g.timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	}
+	return c, nil
 }
 
 func (g *globals) ctx() (context.Context, context.CancelFunc) {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +44,11 @@ type Config struct {
 	// Peers lists every voter as id=raft-addr,...; the same list on every node.
 	// On first start (empty data dir) the cluster is bootstrapped from it.
 	Peers string
+	// ClusterTLSCert, ClusterTLSKey and ClusterTLSCA put Raft and write
+	// forwarding under mutual TLS (all three, or none).
+	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
+	// AdminTLSCert and AdminTLSKey serve the admin API over HTTPS.
+	AdminTLSCert, AdminTLSKey string
 	// Witness: this node is a witness, a Raft voter without a database (no
 	// --backend-dsn, no SQL listener), so a two-node cluster keeps a quorum
 	// when either database node is lost.
@@ -110,6 +117,11 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (required)")
 	fs.StringVar(&c.BackendDSN, "backend-dsn", c.BackendDSN, "DSN of a privileged account on the local MariaDB/MySQL")
 	fs.StringVar(&c.Peers, "peers", c.Peers, "every voter as id=host:port,... (same on every node)")
+	fs.StringVar(&c.ClusterTLSCert, "cluster-tls-cert", c.ClusterTLSCert, "PEM certificate of this node for mutual TLS between nodes (with --cluster-tls-key and --cluster-tls-ca)")
+	fs.StringVar(&c.ClusterTLSKey, "cluster-tls-key", c.ClusterTLSKey, "PEM private key for --cluster-tls-cert")
+	fs.StringVar(&c.ClusterTLSCA, "cluster-tls-ca", c.ClusterTLSCA, "PEM CA certificate(s) every node's certificate must chain to")
+	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", c.AdminTLSCert, "PEM certificate to serve the admin API over HTTPS (with --admin-tls-key)")
+	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", c.AdminTLSKey, "PEM private key for --admin-tls-cert")
 	fs.BoolVar(&c.Witness, "witness", c.Witness, "run this node as a witness: a Raft voter without a database (--backend-dsn and --sql-addr are ignored)")
 	fs.StringVar(&c.Witnesses, "witnesses", c.Witnesses, "ids of the --peers that are witnesses, comma separated (same on every node)")
 	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "Raft heartbeat/election timeout")
@@ -185,6 +197,38 @@ func (c *Config) PeerMap() (map[string]string, error) {
 	return peers, nil
 }
 
+func countSet(vals ...string) int {
+	n := 0
+	for _, v := range vals {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// ClusterTLS builds the mutual-TLS config for the Raft port, or nil when
+// not configured.
+func (c *Config) ClusterTLS() (*tls.Config, error) {
+	if c.ClusterTLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.ClusterTLSCert, c.ClusterTLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-tls-cert/--cluster-tls-key: %w", err)
+	}
+	pem, err := os.ReadFile(c.ClusterTLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--cluster-tls-ca %s holds no PEM certificate", c.ClusterTLSCA)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool,
+		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}, nil
+}
+
 // WitnessList is --witnesses as a list.
 func (c *Config) WitnessList() []string {
 	var out []string
@@ -233,6 +277,16 @@ func (c *Config) Validate() error {
 		if _, err := c.BackendAddr(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if n := countSet(c.ClusterTLSCert, c.ClusterTLSKey, c.ClusterTLSCA); n != 0 && n != 3 {
+		errs = append(errs, errors.New("mutual TLS between nodes needs all of --cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca"))
+	} else if n == 3 {
+		if _, err := c.ClusterTLS(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if countSet(c.AdminTLSCert, c.AdminTLSKey) == 1 {
+		errs = append(errs, errors.New("HTTPS for the admin API needs both --admin-tls-cert and --admin-tls-key"))
 	}
 	if slices.Contains(c.WitnessList(), c.NodeID) != c.Witness {
 		errs = append(errs, fmt.Errorf("--witnesses and --witness disagree about this node %q: list it in --witnesses on every node exactly when it runs with --witness", c.NodeID))

@@ -87,6 +87,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ocfg.SubmitTimeout = cfg.SubmitTimeout
 	ocfg.CommitTimeout = cfg.CommitTimeout
 	ocfg.MaxInflight = cfg.MaxInflight
+	clusterTLS, err := cfg.ClusterTLS()
+	if err != nil {
+		return err
+	}
+	ocfg.TLS = clusterTLS
 	if cfg.Witness {
 		return runWitness(ctx, cfg, log, ocfg)
 	}
@@ -115,7 +120,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	guard := quorum.NewGuard(quorumView{node}, cfg.FenceGrace)
 
 	// 4. Admin API.
-	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken}, statusSource{cfg: cfg, node: node, guard: guard}, log)
+	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, statusSource{cfg: cfg, node: node, guard: guard}, log)
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func runWitness(ctx context.Context, cfg Config, log *slog.Logger, ocfg ordering
 	}
 	defer node.Close()
 	guard := quorum.NewGuard(quorumView{node}, cfg.FenceGrace)
-	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken}, statusSource{cfg: cfg, node: node, guard: guard}, log)
+	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, statusSource{cfg: cfg, node: node, guard: guard}, log)
 	if err != nil {
 		return err
 	}
