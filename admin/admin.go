@@ -3,8 +3,8 @@ package admin
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
