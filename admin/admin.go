@@ -130,6 +130,7 @@ func New(cfg Config, src Source, logger *slog.Logger) (*Server, error) {
 	mux.Handle("POST /nodes/{id}/state", s.auth(http.HandlerFunc(s.setState)))
 	mux.Handle("POST /checksum", s.auth(http.HandlerFunc(s.checksum)))
 	mux.Handle("DELETE /nodes/{id}", s.auth(http.HandlerFunc(s.removeNode)))
+	mux.Handle("POST /nodes", s.auth(http.HandlerFunc(s.addNode)))
 	mux.Handle("POST /leader/transfer", s.auth(http.HandlerFunc(s.transfer)))
 	mux.Handle("GET /metrics", s.auth(metricsHandler(src)))
 	mux.Handle("GET /metrics/stream", s.auth(http.HandlerFunc(s.stream)))
@@ -218,6 +219,49 @@ func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.log.Info("node state change ordered", "node", id, "state", req.State, "index", idx, "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusOK, StateChanged{Node: id, State: req.State, Index: idx})
+	}
+}
+
+// NodeAdder is the part of Source behind POST /nodes.
+type NodeAdder interface {
+	AddNode(ctx context.Context, node, raftAddr string) (uint64, error)
+}
+
+// AddNodeRequest is the body of POST /nodes.
+type AddNodeRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+func (s *Server) addNode(w http.ResponseWriter, r *http.Request) {
+	ad, ok := s.src.(NodeAdder)
+	if !ok {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "this node cannot add nodes"})
+		return
+	}
+	var req AddNodeRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.ID == "" || req.RaftAddr == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be JSON {"id": "n4", "raft_addr": "host:port"}`})
+		return
+	}
+	if _, _, err := net.SplitHostPort(req.RaftAddr); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "raft_addr " + req.RaftAddr + ": " + err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	idx, err := ad.AddNode(ctx, req.ID, req.RaftAddr)
+	var refused *RefusedError
+	switch {
+	case errors.As(err, &refused):
+		writeJSON(w, http.StatusConflict, map[string]string{"error": refused.Msg})
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+	default:
+		s.log.Info("node added", "node", req.ID, "raft_addr", req.RaftAddr, "index", idx, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, StateChanged{Node: req.ID, State: "joining", Index: idx})
 	}
 }
 
@@ -364,6 +408,13 @@ func (c *Client) Nodes(ctx context.Context) (NodeList, error) {
 func (c *Client) SetNodeState(ctx context.Context, node, state, reason string) (StateChanged, error) {
 	var out StateChanged
 	err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/state", StateChange{State: state, Reason: reason}, &out)
+	return out, err
+}
+
+// AddNode adds a node (started with lockstepd --join) to the cluster.
+func (c *Client) AddNode(ctx context.Context, node, raftAddr string) (StateChanged, error) {
+	var out StateChanged
+	err := c.do(ctx, http.MethodPost, "/nodes", AddNodeRequest{ID: node, RaftAddr: raftAddr}, &out)
 	return out, err
 }
 

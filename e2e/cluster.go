@@ -78,6 +78,8 @@ type Cluster struct {
 	Token    string // admin API bearer token
 	Password string // password of AppUser
 	bin      string
+	cfg      config   // options the cluster was made with
+	peers    []string // id=raft-addr of every member started or added
 }
 
 // Node is one lockstepd process and its MariaDB.
@@ -293,6 +295,7 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 			t.Fatal(err)
 		}
 	}
+	c.cfg, c.peers = cfg, peers
 	if w := c.Witness; w != nil {
 		w.argv = append([]string{c.bin,
 			"--node-id", w.ID,
@@ -338,6 +341,50 @@ func (n *Node) createAppUser(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// StartJoiner starts a new node, "n<len(Nodes)+1>", with its own fresh
+// MariaDB (the app user created directly, like the first nodes: the
+// cluster's initial state) and lockstepd --join, and appends it to Nodes. It
+// does not wait: the node serves once it was added (clusterctl node add) and
+// caught up. RaftAddr is what node add needs.
+func (c *Cluster) StartJoiner(t testing.TB) *Node {
+	t.Helper()
+	if c.cfg.netns || c.Witness != nil {
+		t.Fatal("StartJoiner supports plain clusters only")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := freePorts(t, 4)
+	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
+	n := &Node{c: c, ID: fmt.Sprintf("n%d", len(c.Nodes)+1), Dir: t.TempDir(),
+		SQLAddr: addr(p[0]), AdminAddr: addr(p[1]), RaftAddr: addr(p[2]), backendPort: p[3]}
+	n.LogPath = filepath.Join(n.Dir, "lockstepd.log")
+	b, err := mysqld.Start(ctx, mysqld.Options{Dir: filepath.Join(n.Dir, "mariadb"), Port: n.backendPort, Args: c.cfg.backendArgs})
+	if err != nil {
+		t.Fatalf("%s: start mariadbd: %v", n.ID, err)
+	}
+	n.Backend = b
+	c.Nodes = append(c.Nodes, n) // stopped with the others at cleanup
+	if err := n.createAppUser(ctx); err != nil {
+		t.Fatalf("%s: create app user: %v", n.ID, err)
+	}
+	c.peers = append(c.peers, n.ID+"="+n.RaftAddr)
+	n.argv = append([]string{c.bin,
+		"--node-id", n.ID,
+		"--data-dir", filepath.Join(n.Dir, "raft"),
+		"--raft-addr", n.RaftAddr,
+		"--sql-addr", n.SQLAddr,
+		"--admin-addr", n.AdminAddr,
+		"--backend-dsn", n.Backend.RootDSN(),
+		"--peers", strings.Join(c.peers, ","),
+		"--admin-token", c.Token,
+		"--join",
+	}, c.cfg.args...)
+	if err := n.start(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // all is Nodes and the witness, if any.

@@ -28,6 +28,10 @@ type Config struct {
 	// Used only to bootstrap a brand new cluster (same map on every node);
 	// an existing Raft state in DataDir is reused as it is.
 	Peers map[string]string
+	// Join: with no Raft state in DataDir, do not bootstrap a cluster from
+	// Peers; wait to be added to an existing one (its leader contacts this
+	// node after clusterctl node add).
+	Join bool
 	// TLS, when set, puts every connection on the Raft port (Raft,
 	// forwarding) under mutual TLS: it must hold this node's certificate
 	// (Certificates), the cluster CA as RootCAs and ClientCAs, and

@@ -49,6 +49,7 @@ type fsm struct {
 
 	// Node states (states.go), rebuilt from the whole log on every start.
 	states map[string]NodeState
+	seeded bool // states seeded from the first Raft configuration
 	// deferred: records are left in the log instead of applied as they
 	// come (this node does not apply, or is catching up); lastSeen is the
 	// newest record the FSM was handed. runDrain applies them.
@@ -62,16 +63,15 @@ type fsm struct {
 	checksumC     chan struct{} // closed and replaced on every report
 }
 
-var _ raft.FSM = (*fsm)(nil)
+var (
+	_ raft.FSM                = (*fsm)(nil)
+	_ raft.ConfigurationStore = (*fsm)(nil)
+)
 
 func newFSM(n *Node, applier Applier, skipThrough uint64, logger *slog.Logger) *fsm {
+	// Node states are seeded from the cluster's first Raft configuration
+	// (StoreConfiguration), the same on every node, joiners included.
 	states := map[string]NodeState{}
-	for id := range n.cfg.Peers {
-		states[id] = StateActive
-	}
-	for _, id := range n.cfg.Witnesses {
-		states[id] = StateWitness
-	}
 	return &fsm{
 		n: n, logger: logger, applier: applier, self: n.cfg.NodeID,
 		skipThrough: skipThrough, applied: skipThrough, appliedC: make(chan struct{}),
@@ -140,7 +140,7 @@ func (f *fsm) applyRecord(index uint64, entries []*command.Entry) bool {
 			}
 			si++
 		}
-		if e.ID.Node == f.self && e.Kind != command.KindNodeState && e.Kind != command.KindLeaderTransfer && e.Kind != command.KindNodeRemove {
+		if e.ID.Node == f.self && !e.Kind.DecidedByOrdering() {
 			f.n.waiters.deliver(e.ID, delivery{index: index, results: res})
 		}
 	}
@@ -285,6 +285,26 @@ func (f *fsm) prune(cur uint64) {
 		delete(f.own, i)
 		delete(f.reports, i)
 		delete(f.decided, i)
+	}
+}
+
+// StoreConfiguration implements raft.ConfigurationStore. The first
+// configuration (the bootstrap, index 1 on every node) seeds the node
+// states: every server active, witnesses witness. Later configuration
+// changes follow KindNodeAdd/KindNodeRemove entries, which set the states.
+func (f *fsm) StoreConfiguration(index uint64, c raft.Configuration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.seeded {
+		return
+	}
+	f.seeded = true
+	for _, srv := range c.Servers {
+		id := string(srv.ID)
+		f.states[id] = StateActive
+		if slices.Contains(f.n.cfg.Witnesses, id) {
+			f.states[id] = StateWitness
+		}
 	}
 }
 

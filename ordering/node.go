@@ -169,7 +169,9 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	}
 	n.raft = r
 	n.raftPtr.Store(r)
-	if !has {
+	if !has && cfg.Join {
+		logger.Info("waiting to be added to a cluster (clusterctl node add " + cfg.NodeID + " " + cfg.RaftAddr + ")")
+	} else if !has {
 		var servers []raft.Server
 		for id, addr := range cfg.Peers {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
@@ -188,10 +190,11 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	fl := n.mux.sub(muxForward)
 	go func() { _ = n.srv.Serve(fl) }()
 
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.runBatcher()
 	go n.runCheckpoints()
 	go n.fsm.runDrain()
+	go n.runJoin()
 	ok = true
 	return n, nil
 }

@@ -57,7 +57,7 @@ var ErrStateRefused = errors.New("state change refused")
 // decideState applies one state change to states (every node runs this at
 // the same log position on the same map, so every node decides the same),
 // returning the refusal or nil.
-func decideState(states map[string]NodeState, ch *command.NodeStateChange) *command.Error {
+func decideState(states map[string]NodeState, ch *command.NodeStateChange, by string) *command.Error {
 	refuse := func(format string, a ...any) *command.Error {
 		return &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf(format, a...)}
 	}
@@ -84,7 +84,7 @@ func decideState(states map[string]NodeState, ch *command.NodeStateChange) *comm
 	if cur == StateWitness {
 		return refuse("node %s is a witness (a voter without a database); its state cannot change", ch.Node)
 	}
-	if cur == StateJoining {
+	if cur == StateJoining && !(by == ch.Node && to == StateActive) {
 		return refuse("node %s is joining; it becomes active by itself when it has caught up", ch.Node)
 	}
 	if cur == StateActive && !to.Serves() {
@@ -116,13 +116,17 @@ func (f *fsm) decideStates(index, term uint64, entries []*command.Entry) {
 			f.decideRemove(index, term, e)
 			continue
 		}
+		if e.Kind == command.KindNodeAdd && e.NodeState != nil {
+			f.decideAdd(index, term, e)
+			continue
+		}
 		if e.Kind != command.KindNodeState || e.NodeState == nil {
 			continue
 		}
 		ch := e.NodeState
 		f.mu.Lock()
 		before := f.states[f.self]
-		refused := decideState(f.states, ch)
+		refused := decideState(f.states, ch, e.ID.Node)
 		own := f.states[f.self]
 		f.mu.Unlock()
 		replay := index <= f.skipThrough
@@ -413,6 +417,101 @@ func (n *Node) RemoveNode(ctx context.Context, node string) (uint64, error) {
 		case <-n.stop:
 			return idx, command.ErrShuttingDown
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// decideAdd validates a node addition alike on every node (a new id), sets
+// the node joining, delivers the decision, and on the leader that appended
+// the entry adds the node to the Raft configuration as a voter.
+func (f *fsm) decideAdd(index, term uint64, e *command.Entry) {
+	id, addr := e.NodeState.Node, e.NodeState.State
+	var refused *command.Error
+	f.mu.Lock()
+	if _, known := f.states[id]; known {
+		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("node %q is already a member (remove it first to add it again)", id)}
+	} else {
+		f.states[id] = StateJoining
+	}
+	f.mu.Unlock()
+	replay := index <= f.skipThrough
+	if refused == nil && !replay {
+		f.logger.Info("node added; it is joining", "index", index, "target", id, "addr", addr, "by", e.ID.Node)
+	}
+	if e.ID.Node == f.self {
+		f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
+	}
+	r := f.n.raftPtr.Load()
+	if refused != nil || replay || r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() {
+		return
+	}
+	f.n.wg.Add(1)
+	go func() {
+		defer f.n.wg.Done()
+		if err := r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 0).Error(); err != nil {
+			f.logger.Warn("adding a node to the Raft configuration failed; remove it and add it again", "node", id, "err", err)
+		}
+	}()
+}
+
+// AddNode adds node (Raft address addr) to the cluster in state joining and
+// waits until it is in the Raft configuration. The node (started with
+// lockstepd --join on an empty data directory, its database in the
+// cluster's initial state) receives the log, and makes itself active once
+// it has caught up.
+func (n *Node) AddNode(ctx context.Context, node, addr string) (uint64, error) {
+	e := &command.Entry{Kind: command.KindNodeAdd, NodeState: &command.NodeStateChange{Node: node, State: addr}}
+	idx, res, err := n.submitIndexed(ctx, e)
+	if err != nil {
+		return 0, err
+	}
+	if len(res) == 1 && res[0].Err != nil {
+		return idx, fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
+	}
+	for {
+		for _, p := range n.Status().Peers {
+			if p.ID == node {
+				return idx, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return idx, fmt.Errorf("node %s is not in the Raft configuration yet: %w", node, ctx.Err())
+		case <-n.stop:
+			return idx, command.ErrShuttingDown
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// runJoin makes a joining node active once it has applied everything the
+// cluster committed (a leader is known and the applied index reached the
+// commit index).
+func (n *Node) runJoin() {
+	defer n.wg.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-n.stop:
+			return
+		}
+		st, deferred := n.OwnState()
+		if st != StateJoining || deferred || n.LeaderID() == "" {
+			continue
+		}
+		commit, applied := n.Indexes()
+		if commit == 0 || applied < commit {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		_, err := n.SetNodeState(ctx, n.cfg.NodeID, StateActive, "caught up after joining")
+		cancel()
+		if err != nil && !n.closed.Load() {
+			n.logger.Warn("could not make this node active after joining; retrying", "err", err)
+		} else if err == nil {
+			n.logger.Info("joined: caught up with the log and active", "applied_index", applied)
 		}
 	}
 }

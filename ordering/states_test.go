@@ -29,7 +29,7 @@ func TestDecideState(t *testing.T) {
 		{"n2", "offline", ""},
 		{"n1", "maintenance", "only active node"},
 	} {
-		err := decideState(states, &command.NodeStateChange{Node: tc.node, State: tc.state})
+		err := decideState(states, &command.NodeStateChange{Node: tc.node, State: tc.state}, "n1")
 		switch {
 		case tc.refused == "" && err != nil:
 			t.Errorf("%s -> %s refused: %s", tc.node, tc.state, err.Message)

@@ -7,6 +7,6 @@ func newNodeCmd(g *globals) *cobra.Command {
 		Use:   "node",
 		Short: "List nodes and change their states",
 	}
-	c.AddCommand(newNodeListCmd(g), newNodeSetStateCmd(g), newNodeRemoveCmd(g))
+	c.AddCommand(newNodeListCmd(g), newNodeSetStateCmd(g), newNodeAddCmd(g), newNodeRemoveCmd(g))
 	return c
 }

@@ -49,6 +49,9 @@ type Config struct {
 	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
 	// AdminTLSCert and AdminTLSKey serve the admin API over HTTPS.
 	AdminTLSCert, AdminTLSKey string
+	// Join: on first start (empty data dir) wait to be added to an existing
+	// cluster (clusterctl node add) instead of bootstrapping one.
+	Join bool
 	// Witness: this node is a witness, a Raft voter without a database (no
 	// --backend-dsn, no SQL listener), so a two-node cluster keeps a quorum
 	// when either database node is lost.
@@ -122,6 +125,7 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ClusterTLSCA, "cluster-tls-ca", c.ClusterTLSCA, "PEM CA certificate(s) every node's certificate must chain to")
 	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", c.AdminTLSCert, "PEM certificate to serve the admin API over HTTPS (with --admin-tls-key)")
 	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", c.AdminTLSKey, "PEM private key for --admin-tls-cert")
+	fs.BoolVar(&c.Join, "join", c.Join, "join an existing cluster: on first start wait to be added (clusterctl node add <id> <raft-addr>) instead of bootstrapping; the local database must hold the cluster's initial data")
 	fs.BoolVar(&c.Witness, "witness", c.Witness, "run this node as a witness: a Raft voter without a database (--backend-dsn and --sql-addr are ignored)")
 	fs.StringVar(&c.Witnesses, "witnesses", c.Witnesses, "ids of the --peers that are witnesses, comma separated (same on every node)")
 	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "Raft heartbeat/election timeout")

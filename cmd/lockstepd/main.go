@@ -92,6 +92,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	ocfg.TLS = clusterTLS
+	ocfg.Join = cfg.Join
 	if cfg.Witness {
 		return runWitness(ctx, cfg, log, ocfg)
 	}
@@ -249,6 +250,14 @@ func (s statusSource) Checksum(ctx context.Context) (admin.ChecksumResult, error
 		errs = nil
 	}
 	return admin.CompareChecksums(res.ID, res.Index, hashes, errs, res.Missing), nil
+}
+
+func (s statusSource) AddNode(ctx context.Context, node, raftAddr string) (uint64, error) {
+	idx, err := s.node.AddNode(ctx, node, raftAddr)
+	if errors.Is(err, ordering.ErrStateRefused) {
+		return idx, &admin.RefusedError{Msg: strings.TrimPrefix(err.Error(), ordering.ErrStateRefused.Error()+": ")}
+	}
+	return idx, err
 }
 
 func (s statusSource) RemoveNode(ctx context.Context, node string) (uint64, error) {

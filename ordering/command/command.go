@@ -62,12 +62,24 @@ const (
 	// every node validates it alike and forgets the node's state; the
 	// leader that appended it removes the node from the Raft configuration.
 	KindNodeRemove Kind = 11
+	// KindNodeAdd adds a node (Entry.NodeState: Node, and its Raft address
+	// in State) in state joining; the leader that appended it adds the node
+	// to the Raft configuration. The node becomes active by itself once it
+	// has caught up with the log.
+	KindNodeAdd Kind = 12
 )
 
 // Applied reports whether entries of kind k are executed by the local
 // database applier (the others are handled by ordering itself).
 func (k Kind) Applied() bool {
 	return k == KindStatements || k == KindTransaction || k == KindLock
+}
+
+// DecidedByOrdering reports whether entries of kind k are decided by the
+// ordering layer when the FSM receives them (their result is delivered
+// then, not after the local database applied the record).
+func (k Kind) DecidedByOrdering() bool {
+	return k == KindNodeState || k == KindLeaderTransfer || k == KindNodeRemove || k == KindNodeAdd
 }
 
 func (k Kind) String() string {
@@ -94,6 +106,8 @@ func (k Kind) String() string {
 		return "leader-transfer"
 	case KindNodeRemove:
 		return "node-remove"
+	case KindNodeAdd:
+		return "node-add"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -1,0 +1,56 @@
+package e2e_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstepdb/lockstep/e2e"
+)
+
+// TestNodeJoinUnderLoad: a fourth node joins while clients write through
+// the other three the whole time: lockstepd --join, then clusterctl node
+// add; it is joining (serving no clients) until it has caught up with the
+// log, then makes itself active, serves reads and writes, and every table is
+// identical on all four nodes (clusterctl checksum).
+func TestNodeJoinUnderLoad(t *testing.T) {
+	c := e2e.NewCluster(t, e2e.WithNodes(3))
+	setup(t, c, "CREATE DATABASE ld", loadSchema,
+		"CREATE DATABASE jn", "CREATE TABLE jn.t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO jn.t (v) VALUES ('before'), ('the'), ('join')")
+	l := startLoad(t, c, c.Nodes, 2)
+	l.waitMore(50, 30*time.Second, "load before the join")
+
+	n4 := c.StartJoiner(t)
+	start := time.Now()
+	out, errOut, err := c.Nodes[0].Clusterctl(t, "node", "add", n4.ID, n4.RaftAddr)
+	if err != nil || !strings.Contains(out, "joining") {
+		t.Fatalf("node add: %v\n%s%s", err, out, errOut)
+	}
+	if _, errOut, err := c.Nodes[1].Clusterctl(t, "node", "add", n4.ID, n4.RaftAddr); err == nil || !strings.Contains(errOut, "already a member") {
+		t.Errorf("adding the same node twice: %v %s", err, errOut)
+	}
+	if err := n4.WaitReady(e2e.ReadyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s active and ready %s after node add, under load", n4.ID, time.Since(start).Round(time.Millisecond))
+	for _, n := range c.Nodes {
+		out, _, err := n.Clusterctl(t, "node", "list")
+		if err != nil || !strings.Contains(out, "n4    active") {
+			t.Errorf("node list via %s: %v\n%s", n.ID, err, out)
+		}
+	}
+	l.waitMore(30, 60*time.Second, "writes after the join")
+	db4 := n4.Open(t, "jn")
+	if got := queryInt(t, db4, "SELECT COUNT(*) FROM t"); got != 3 {
+		t.Errorf("a read through the new node: %d rows, want 3", got)
+	}
+	mustExec(t, db4, "INSERT INTO t (v) VALUES ('via n4')")
+	l.halt()
+	c.WaitConverged()
+	l.verify(c)
+	c.AssertIdentical(t)
+	if out, errOut, err := n4.Clusterctl(t, "checksum"); err != nil || !strings.Contains(out, "identical on 4 nodes") {
+		t.Errorf("clusterctl checksum after the join: %v\n%s%s", err, out, errOut)
+	}
+}
