@@ -244,8 +244,8 @@ func (n *Node) OwnState() (NodeState, bool) {
 	n.fsm.mu.Lock()
 	defer n.fsm.mu.Unlock()
 	st, ok := n.fsm.states[n.cfg.NodeID]
-	if !ok {
-		st = StateRemoved
+	if !ok && n.fsm.seeded {
+		st = StateRemoved // "" until the first configuration seeded the states
 	}
 	return st, n.fsm.deferred
 }

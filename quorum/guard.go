@@ -85,7 +85,9 @@ type Guard struct {
 // steps down within its Raft leader lease and stops serving at once (its last
 // contact from another leader is older than its leadership).
 func NewGuard(src Source, lease time.Duration) *Guard {
-	return &Guard{src: src, lease: lease, now: time.Now, started: time.Now()}
+	// A node starts fenced: it serves once it has heard from a leader and
+	// applied what that leader had committed, never from its own old data.
+	return &Guard{src: src, lease: lease, now: time.Now, started: time.Now(), fenced: true}
 }
 
 // State reports the node's current serving state and a human detail.
@@ -123,7 +125,7 @@ func (g *Guard) State() (State, string) {
 		g.fenced, g.catchUpTo = true, 0
 		st, detail = NoQuorum, fmt.Sprintf("no contact with a leader for %s, lease %s", since.Round(time.Millisecond), g.lease)
 	case g.fenced && v.LeaderID == "":
-		st, detail = NoQuorum, "waiting for a leader after a lost lease"
+		st, detail = NoQuorum, "waiting for contact with a leader"
 	case g.fenced:
 		// Contact is back: serve once the log the leader had committed
 		// then is applied here.

@@ -13,11 +13,17 @@ func (f *fakeSource) QuorumView() View { return f.v }
 
 func TestGuard(t *testing.T) {
 	now := time.Unix(1000, 0)
-	src := &fakeSource{v: View{LeaderID: "n1", LastContact: now}}
+	src := &fakeSource{v: View{LeaderID: "n1", LastContact: now, CommitIndex: 5, AppliedIndex: 3}}
 	g := NewGuard(src, time.Second)
 	g.now, g.started = func() time.Time { return now }, now
+	// A starting node serves only after contact and catching up.
+	var qe *Error
+	if err := g.Admit(false); !errors.As(err, &qe) || qe.State != CatchingUp {
+		t.Fatalf("starting, behind the leader: %v", err)
+	}
+	src.v.AppliedIndex = 5
 	if err := g.Admit(true); err != nil {
-		t.Fatalf("with a leader: %v", err)
+		t.Fatalf("with a leader, caught up: %v", err)
 	}
 	// A follower that stops hearing from the leader serves until its lease
 	// runs out, even while it still names that leader.
@@ -26,7 +32,6 @@ func TestGuard(t *testing.T) {
 		t.Fatalf("within the lease: %v", err)
 	}
 	now = now.Add(200 * time.Millisecond)
-	var qe *Error
 	if err := g.Admit(false); !errors.As(err, &qe) || qe.State != NoQuorum || qe.MySQLError().Code != 1047 ||
 		!strings.Contains(qe.Error(), "no quorum") {
 		t.Fatalf("lease expired, stale leader id: got %v", err)
