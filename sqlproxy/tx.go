@@ -653,6 +653,32 @@ func unquoteIdentifier(s string) string {
 
 func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
+// WaitAborted waits, at most timeout, until the sessions of the given
+// backend connection ids no longer have an open optimistic transaction (an
+// interrupted session rolls back on its own goroutine).
+func (srv *Server) WaitAborted(ids []uint64, timeout time.Duration) {
+	want := make(map[uint64]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		open := false
+		srv.mu.Lock()
+		for sess := range srv.sessions {
+			if want[sess.connID] && sess.optimistic.Load() {
+				open = true
+				break
+			}
+		}
+		srv.mu.Unlock()
+		if !open || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // AbortBlockers aborts the optimistic transactions of the sessions whose
 // backend connection ids are given (all: every open optimistic
 // transaction; with rowLocks, every one that may hold row locks), because

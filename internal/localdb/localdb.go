@@ -27,7 +27,7 @@ type Config struct {
 	RetryFor time.Duration
 	// MaxRestarts bounds how often Apply re-runs a record whose local
 	// transaction the server rolled back as a whole (deadlock, lock wait
-	// timeout). Default 10.
+	// timeout). Default 20.
 	MaxRestarts int
 }
 
@@ -39,7 +39,7 @@ func (c *Config) setDefaults() {
 		c.RetryFor = 10 * time.Second
 	}
 	if c.MaxRestarts <= 0 {
-		c.MaxRestarts = 10
+		c.MaxRestarts = 20
 	}
 }
 

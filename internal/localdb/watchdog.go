@@ -21,6 +21,15 @@ import (
 // applier.
 type BlockerHandler func(ids []uint64, all, rowLocks bool) (aborted int, busy []uint64)
 
+// AbortWaiter waits (at most timeout) until the transactions of the given
+// backend connection ids, aborted by the BlockerHandler while they were in
+// the middle of a statement, have been rolled back.
+type AbortWaiter func(ids []uint64, timeout time.Duration)
+
+// abortWait bounds how long a re-run after a deadlock waits for the
+// interrupted holders to roll back.
+const abortWait = 500 * time.Millisecond
+
 // watchInterval is how long an apply may wait before the watchdog looks for
 // blockers, and how often it looks again.
 const watchInterval = 5 * time.Millisecond
@@ -30,6 +39,7 @@ const watchInterval = 5 * time.Millisecond
 // lock held by another session, and has the holders aborted.
 type watchdog struct {
 	handler atomic.Pointer[BlockerHandler]
+	waiter  atomic.Pointer[AbortWaiter]
 	start   atomic.Int64  // unix nanos of the running Apply's start, 0 when idle
 	connID  atomic.Uint64 // the applier session's connection id
 	stop    chan struct{}
@@ -44,9 +54,13 @@ type watchdog struct {
 // the server to refresh them (InnoDB's CACHE_MIN_IDLE_TIME_US, plus margin).
 const lockCacheIdle = 110 * time.Millisecond
 
-// SetBlockerHandler installs h (see BlockerHandler) and starts the watchdog.
-func (db *DB) SetBlockerHandler(h BlockerHandler) {
+// SetBlockerHandler installs h (see BlockerHandler) and w (may be nil) and
+// starts the watchdog.
+func (db *DB) SetBlockerHandler(h BlockerHandler, w AbortWaiter) {
 	db.wd.handler.Store(&h)
+	if w != nil {
+		db.wd.waiter.Store(&w)
+	}
 	if db.wd.started.CompareAndSwap(false, true) {
 		go db.watch()
 	}
@@ -131,6 +145,14 @@ WHERE r.trx_mysql_thread_id = ?`, id)
 	}
 	for _, b := range busy {
 		db.interrupt(ctx, b)
+	}
+	if force && len(busy) > 0 {
+		// The record is about to run again: if the interrupted holders
+		// have not rolled back yet, it would meet their locks (and lose
+		// the next deadlock) again.
+		if w := db.wd.waiter.Load(); w != nil {
+			(*w)(busy, abortWait)
+		}
 	}
 	return nil
 }
