@@ -131,6 +131,7 @@ func New(cfg Config, src Source, logger *slog.Logger) (*Server, error) {
 	mux.Handle("POST /checksum", s.auth(http.HandlerFunc(s.checksum)))
 	mux.Handle("DELETE /nodes/{id}", s.auth(http.HandlerFunc(s.removeNode)))
 	mux.Handle("POST /nodes", s.auth(http.HandlerFunc(s.addNode)))
+	mux.Handle("GET /snapshot", s.auth(http.HandlerFunc(s.snapshot)))
 	mux.Handle("POST /leader/transfer", s.auth(http.HandlerFunc(s.transfer)))
 	mux.Handle("GET /metrics", s.auth(metricsHandler(src)))
 	mux.Handle("GET /metrics/stream", s.auth(http.HandlerFunc(s.stream)))

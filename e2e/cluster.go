@@ -345,10 +345,11 @@ func (n *Node) createAppUser(ctx context.Context) error {
 
 // StartJoiner starts a new node, "n<len(Nodes)+1>", with its own fresh
 // MariaDB (the app user created directly, like the first nodes: the
-// cluster's initial state) and lockstepd --join, and appends it to Nodes. It
+// cluster's initial state) and lockstepd --join (plus extraArgs, e.g.
+// --join-from), and appends it to Nodes. It
 // does not wait: the node serves once it was added (clusterctl node add) and
 // caught up. RaftAddr is what node add needs.
-func (c *Cluster) StartJoiner(t testing.TB) *Node {
+func (c *Cluster) StartJoiner(t testing.TB, extraArgs ...string) *Node {
 	t.Helper()
 	if c.cfg.netns || c.Witness != nil {
 		t.Fatal("StartJoiner supports plain clusters only")
@@ -380,7 +381,7 @@ func (c *Cluster) StartJoiner(t testing.TB) *Node {
 		"--peers", strings.Join(c.peers, ","),
 		"--admin-token", c.Token,
 		"--join",
-	}, c.cfg.args...)
+	}, append(append([]string(nil), c.cfg.args...), extraArgs...)...)
 	if err := n.start(); err != nil {
 		t.Fatal(err)
 	}

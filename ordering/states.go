@@ -244,8 +244,11 @@ func (n *Node) OwnState() (NodeState, bool) {
 	n.fsm.mu.Lock()
 	defer n.fsm.mu.Unlock()
 	st, ok := n.fsm.states[n.cfg.NodeID]
-	if !ok && n.fsm.seeded {
-		st = StateRemoved // "" until the first configuration seeded the states
+	switch {
+	case !n.fsm.seeded:
+		st = StateJoining // starting: the log has not told yet (serves no clients)
+	case !ok:
+		st = StateRemoved
 	}
 	return st, n.fsm.deferred
 }
@@ -497,8 +500,10 @@ func (n *Node) runJoin() {
 		case <-n.stop:
 			return
 		}
-		st, deferred := n.OwnState()
-		if st != StateJoining || deferred || n.LeaderID() == "" {
+		n.fsm.mu.Lock()
+		st, seeded, deferred := n.fsm.states[n.cfg.NodeID], n.fsm.seeded, n.fsm.deferred
+		n.fsm.mu.Unlock()
+		if !seeded || st != StateJoining || deferred || n.LeaderID() == "" {
 			continue
 		}
 		commit, applied := n.Indexes()

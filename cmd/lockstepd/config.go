@@ -52,6 +52,10 @@ type Config struct {
 	// Join: on first start (empty data dir) wait to be added to an existing
 	// cluster (clusterctl node add) instead of bootstrapping one.
 	Join bool
+	// JoinFrom lists donors' admin API URLs: with --join, on first start
+	// the node loads a snapshot of one of them (trying the next when a
+	// transfer fails) and then applies only the log after its index.
+	JoinFrom string
 	// Witness: this node is a witness, a Raft voter without a database (no
 	// --backend-dsn, no SQL listener), so a two-node cluster keeps a quorum
 	// when either database node is lost.
@@ -126,6 +130,7 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", c.AdminTLSCert, "PEM certificate to serve the admin API over HTTPS (with --admin-tls-key)")
 	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", c.AdminTLSKey, "PEM private key for --admin-tls-cert")
 	fs.BoolVar(&c.Join, "join", c.Join, "join an existing cluster: on first start wait to be added (clusterctl node add <id> <raft-addr>) instead of bootstrapping; the local database must hold the cluster's initial data")
+	fs.StringVar(&c.JoinFrom, "join-from", c.JoinFrom, "with --join: admin API URLs of donor nodes, comma separated; the first start loads a snapshot of one of them (state transfer) instead of replaying the whole log")
 	fs.BoolVar(&c.Witness, "witness", c.Witness, "run this node as a witness: a Raft voter without a database (--backend-dsn and --sql-addr are ignored)")
 	fs.StringVar(&c.Witnesses, "witnesses", c.Witnesses, "ids of the --peers that are witnesses, comma separated (same on every node)")
 	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "Raft heartbeat/election timeout")

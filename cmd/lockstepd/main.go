@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -99,6 +100,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	// 1. Local database: connect, check determinism settings, load the
 	// applied index.
+	if cfg.Join && cfg.JoinFrom != "" {
+		if err := restoreFromDonor(ctx, cfg, log); err != nil {
+			return err
+		}
+	}
 	openCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	db, err := localdb.Open(openCtx, localdb.Config{DSN: cfg.BackendDSN}, log)
 	cancel()
@@ -121,7 +127,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	guard := quorum.NewGuard(quorumView{node}, cfg.FenceGrace)
 
 	// 4. Admin API.
-	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, statusSource{cfg: cfg, node: node, guard: guard}, log)
+	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, statusSource{cfg: cfg, node: node, guard: guard, db: db}, log)
 	if err != nil {
 		return err
 	}
@@ -190,6 +196,14 @@ type statusSource struct {
 	cfg   Config
 	node  *ordering.Node
 	guard *quorum.Guard
+	db    *localdb.DB // nil on a witness
+}
+
+func (s statusSource) Snapshot(ctx context.Context, w io.Writer) (uint64, error) {
+	if s.db == nil {
+		return 0, errors.New("a witness has no database to snapshot")
+	}
+	return s.db.Dump(ctx, w)
 }
 
 func (s statusSource) AdminStatus() admin.Status {
