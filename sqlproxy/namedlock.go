@@ -696,6 +696,15 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 			return nil, me, nil
 		}
 		if h == "" || h == owner {
+			if gone != nil {
+				// The release and the disconnect can arrive together: a
+				// client that is gone takes nothing.
+				select {
+				case <-gone:
+					return nil, nil, errors.New("client disconnected while waiting for a named lock")
+				default:
+				}
+			}
 			res, me := s.orderHeld(st, command.LockOp{Op: command.LockAcquire, Name: name, Owner: owner})
 			if me != nil {
 				return nil, me, nil
