@@ -52,7 +52,7 @@ func (db *DB) Dump(ctx context.Context, w io.Writer) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("localdb: dump: open the snapshot: %w", err)
 	}
-	zw := gzip.NewWriter(w)
+	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	bw := bufio.NewWriterSize(zw, 1<<16)
 	d := &dumper{ctx: ctx, conn: conn, w: bw}
 	d.emit(fmt.Sprintf("%s%d", snapshotMagic, index))
