@@ -209,18 +209,7 @@ func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	idx, err := s.src.SetNodeState(ctx, id, req.State, req.Reason)
-	var refused *RefusedError
-	switch {
-	case errors.As(err, &refused):
-		s.log.Info("node state change refused", "node", id, "state", req.State, "why", refused.Msg, "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusConflict, map[string]string{"error": refused.Msg})
-	case err != nil:
-		s.log.Warn("node state change failed", "node", id, "state", req.State, "err", err, "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error() + "; retry, or ask a node in the majority"})
-	default:
-		s.log.Info("node state change ordered", "node", id, "state", req.State, "index", idx, "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusOK, StateChanged{Node: id, State: req.State, Index: idx})
-	}
+	s.decision(w, r, err, "node state change ordered", func() any { return StateChanged{Node: id, State: req.State, Index: idx} }, "node", id, "state", req.State, "index", idx)
 }
 
 // NodeAdder is the part of Source behind POST /nodes.
@@ -254,16 +243,7 @@ func (s *Server) addNode(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	idx, err := ad.AddNode(ctx, req.ID, req.RaftAddr)
-	var refused *RefusedError
-	switch {
-	case errors.As(err, &refused):
-		writeJSON(w, http.StatusConflict, map[string]string{"error": refused.Msg})
-	case err != nil:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-	default:
-		s.log.Info("node added", "node", req.ID, "raft_addr", req.RaftAddr, "index", idx, "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusOK, StateChanged{Node: req.ID, State: "joining", Index: idx})
-	}
+	s.decision(w, r, err, "node added", func() any { return StateChanged{Node: req.ID, State: "joining", Index: idx} }, "node", req.ID, "raft_addr", req.RaftAddr, "index", idx)
 }
 
 // NodeRemover is the part of Source behind DELETE /nodes/{id}.
@@ -287,16 +267,7 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	idx, err := rm.RemoveNode(ctx, id)
-	var refused *RefusedError
-	switch {
-	case errors.As(err, &refused):
-		writeJSON(w, http.StatusConflict, map[string]string{"error": refused.Msg})
-	case err != nil:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-	default:
-		s.log.Info("node removed", "node", id, "index", idx, "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusOK, NodeRemoved{Node: id, Index: idx})
-	}
+	s.decision(w, r, err, "node removed", func() any { return NodeRemoved{Node: id, Index: idx} }, "node", id, "index", idx)
 }
 
 // LeaderTransferRequest is the body of POST /leader/transfer.
@@ -330,15 +301,26 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
 	leader, err := lt.TransferLeadership(ctx, req.To)
+	s.decision(w, r, err, "leadership transferred", func() any { return LeaderTransferred{Leader: leader} }, "to", req.To, "leader", leader)
+}
+
+// decision answers an operator request the cluster decided: 409 with the
+// cluster's reason when refused, 503 when it could not be decided (no
+// leader, timeout), else 200 with ok(); each is logged with the request's
+// fields.
+func (s *Server) decision(w http.ResponseWriter, r *http.Request, err error, what string, ok func() any, fields ...any) {
+	fields = append(fields, "remote", r.RemoteAddr)
 	var refused *RefusedError
 	switch {
 	case errors.As(err, &refused):
+		s.log.Info(what+": refused", append(fields, "why", refused.Msg)...)
 		writeJSON(w, http.StatusConflict, map[string]string{"error": refused.Msg})
 	case err != nil:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		s.log.Warn(what+": failed", append(fields, "err", err)...)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error() + "; retry, or ask a node in the majority"})
 	default:
-		s.log.Info("leadership transferred", "to", req.To, "leader", leader, "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusOK, LeaderTransferred{Leader: leader})
+		s.log.Info(what, fields...)
+		writeJSON(w, http.StatusOK, ok())
 	}
 }
 

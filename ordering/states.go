@@ -257,15 +257,7 @@ func (n *Node) OwnState() (NodeState, bool) {
 // nil, an error wrapping ErrStateRefused (with the reason), or an ordering
 // error (no leader, outcome unknown).
 func (n *Node) SetNodeState(ctx context.Context, node string, state NodeState, reason string) (uint64, error) {
-	e := &command.Entry{Kind: command.KindNodeState, NodeState: &command.NodeStateChange{Node: node, State: string(state), Reason: reason}}
-	idx, res, err := n.submitIndexed(ctx, e)
-	if err != nil {
-		return 0, err
-	}
-	if len(res) == 1 && res[0].Err != nil {
-		return idx, fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
-	}
-	return idx, nil
+	return n.submitDecided(ctx, &command.Entry{Kind: command.KindNodeState, NodeState: &command.NodeStateChange{Node: node, State: string(state), Reason: reason}})
 }
 
 // decideTransfer validates a leadership transfer the same way on every node
@@ -285,36 +277,21 @@ func (f *fsm) decideTransfer(index, term uint64, e *command.Entry) {
 	case to != "" && !st.Applies():
 		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("node %s is %s: a leader must apply the log. Make it active first", to, st)}
 	}
-	if e.ID.Node == f.self {
-		f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
-	}
-	r := f.n.raftPtr.Load()
-	if refused != nil || index <= f.skipThrough || r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() || to == f.self {
-		return
-	}
-	var addr raft.ServerAddress
-	if to != "" {
+	f.settle(index, term, e, refused, func(r *raft.Raft) error {
+		if to == f.self {
+			return nil // this node leads already
+		}
+		var addr raft.ServerAddress
 		for _, srv := range r.GetConfiguration().Configuration().Servers {
 			if string(srv.ID) == to {
 				addr = srv.Address
 			}
 		}
-	}
-	f.n.wg.Add(1)
-	go func() {
-		defer f.n.wg.Done()
-		var fut raft.Future
 		if to == "" {
-			fut = r.LeadershipTransfer()
-		} else {
-			fut = r.LeadershipTransferToServer(raft.ServerID(to), addr)
+			return r.LeadershipTransfer().Error()
 		}
-		if err := fut.Error(); err != nil {
-			f.logger.Warn("leadership transfer failed", "to", to, "err", err)
-		} else {
-			f.logger.Info("leadership transferred", "to", to)
-		}
-	}()
+		return r.LeadershipTransferToServer(raft.ServerID(to), addr).Error()
+	}, "leadership transfer failed")
 }
 
 // TransferLeadership asks the current leader to hand leadership to node to
@@ -325,13 +302,8 @@ func (n *Node) TransferLeadership(ctx context.Context, to string) (string, error
 	if to != "" && to == before {
 		return before, nil
 	}
-	e := &command.Entry{Kind: command.KindLeaderTransfer, Transfer: &command.LeaderTransfer{To: to}}
-	_, res, err := n.submitIndexed(ctx, e)
-	if err != nil {
+	if _, err := n.submitDecided(ctx, &command.Entry{Kind: command.KindLeaderTransfer, Transfer: &command.LeaderTransfer{To: to}}); err != nil {
 		return "", err
-	}
-	if len(res) == 1 && res[0].Err != nil {
-		return "", fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
 	}
 	for {
 		now := n.LeaderID()
@@ -376,52 +348,20 @@ func (f *fsm) decideRemove(index, term uint64, e *command.Entry) {
 	if refused == nil && !replay {
 		f.logger.Info("node removed from the cluster", "index", index, "target", id, "was", st, "by", e.ID.Node)
 	}
-	if e.ID.Node == f.self {
-		f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
-	}
-	r := f.n.raftPtr.Load()
-	if refused != nil || replay || r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() {
-		return
-	}
-	f.n.wg.Add(1)
-	go func() {
-		defer f.n.wg.Done()
-		if err := r.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
-			f.logger.Warn("removing a node from the Raft configuration failed; run node remove again", "node", id, "err", err)
-		}
-	}()
+	f.settle(index, term, e, refused, func(r *raft.Raft) error {
+		return r.RemoveServer(raft.ServerID(id), 0, 0).Error()
+	}, "removing a node from the Raft configuration failed; run node remove again")
 }
 
 // RemoveNode removes node from the cluster: an ordered entry every node
 // validates alike, then (on the leader) a Raft configuration change. It
 // waits until the node is out of the configuration.
 func (n *Node) RemoveNode(ctx context.Context, node string) (uint64, error) {
-	e := &command.Entry{Kind: command.KindNodeRemove, NodeState: &command.NodeStateChange{Node: node}}
-	idx, res, err := n.submitIndexed(ctx, e)
+	idx, err := n.submitDecided(ctx, &command.Entry{Kind: command.KindNodeRemove, NodeState: &command.NodeStateChange{Node: node}})
 	if err != nil {
-		return 0, err
+		return idx, err
 	}
-	if len(res) == 1 && res[0].Err != nil {
-		return idx, fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
-	}
-	for {
-		in := false
-		for _, p := range n.Status().Peers {
-			if p.ID == node {
-				in = true
-			}
-		}
-		if !in {
-			return idx, nil
-		}
-		select {
-		case <-ctx.Done():
-			return idx, fmt.Errorf("node %s is still in the Raft configuration: %w", node, ctx.Err())
-		case <-n.stop:
-			return idx, command.ErrShuttingDown
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return idx, n.waitMember(ctx, node, false)
 }
 
 // decideAdd validates a node addition alike on every node (a new id), sets
@@ -441,20 +381,9 @@ func (f *fsm) decideAdd(index, term uint64, e *command.Entry) {
 	if refused == nil && !replay {
 		f.logger.Info("node added; it is joining", "index", index, "target", id, "addr", addr, "by", e.ID.Node)
 	}
-	if e.ID.Node == f.self {
-		f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
-	}
-	r := f.n.raftPtr.Load()
-	if refused != nil || replay || r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() {
-		return
-	}
-	f.n.wg.Add(1)
-	go func() {
-		defer f.n.wg.Done()
-		if err := r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 0).Error(); err != nil {
-			f.logger.Warn("adding a node to the Raft configuration failed; remove it and add it again", "node", id, "err", err)
-		}
-	}()
+	f.settle(index, term, e, refused, func(r *raft.Raft) error {
+		return r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 0).Error()
+	}, "adding a node to the Raft configuration failed; remove it and add it again")
 }
 
 // AddNode adds node (Raft address addr) to the cluster in state joining and
@@ -463,28 +392,11 @@ func (f *fsm) decideAdd(index, term uint64, e *command.Entry) {
 // cluster's initial state) receives the log, and makes itself active once
 // it has caught up.
 func (n *Node) AddNode(ctx context.Context, node, addr string) (uint64, error) {
-	e := &command.Entry{Kind: command.KindNodeAdd, NodeState: &command.NodeStateChange{Node: node, State: addr}}
-	idx, res, err := n.submitIndexed(ctx, e)
+	idx, err := n.submitDecided(ctx, &command.Entry{Kind: command.KindNodeAdd, NodeState: &command.NodeStateChange{Node: node, State: addr}})
 	if err != nil {
-		return 0, err
+		return idx, err
 	}
-	if len(res) == 1 && res[0].Err != nil {
-		return idx, fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
-	}
-	for {
-		for _, p := range n.Status().Peers {
-			if p.ID == node {
-				return idx, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return idx, fmt.Errorf("node %s is not in the Raft configuration yet: %w", node, ctx.Err())
-		case <-n.stop:
-			return idx, command.ErrShuttingDown
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return idx, n.waitMember(ctx, node, true)
 }
 
 // runJoin makes a joining node active once it has applied everything the
@@ -517,6 +429,64 @@ func (n *Node) runJoin() {
 			n.logger.Warn("could not make this node active after joining; retrying", "err", err)
 		} else if err == nil {
 			n.logger.Info("joined: caught up with the log and active", "applied_index", applied)
+		}
+	}
+}
+
+// settle delivers a decided entry's result to its local waiter and, when
+// the entry was accepted and this node is the leader that appended it (it
+// still leads in the entry's term; a later leader applying the same entry
+// must not act again), runs act on a goroutine of its own.
+func (f *fsm) settle(index, term uint64, e *command.Entry, refused *command.Error, act func(r *raft.Raft) error, failed string) {
+	if e.ID.Node == f.self {
+		f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
+	}
+	r := f.n.raftPtr.Load()
+	if refused != nil || index <= f.skipThrough || r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() {
+		return
+	}
+	f.n.wg.Add(1)
+	go func() {
+		defer f.n.wg.Done()
+		if err := act(r); err != nil {
+			f.logger.Warn(failed, "err", err)
+		}
+	}()
+}
+
+// submitDecided orders an entry the ordering layer decides (a state
+// change, membership, leadership) and returns its index, or an error
+// wrapping ErrStateRefused with the cluster's reason.
+func (n *Node) submitDecided(ctx context.Context, e *command.Entry) (uint64, error) {
+	idx, res, err := n.submitIndexed(ctx, e)
+	if err != nil {
+		return 0, err
+	}
+	if len(res) == 1 && res[0].Err != nil {
+		return idx, fmt.Errorf("%w: %s", ErrStateRefused, res[0].Err.Message)
+	}
+	return idx, nil
+}
+
+// waitMember waits until node is (in) or is not (!in) in the Raft
+// configuration.
+func (n *Node) waitMember(ctx context.Context, node string, in bool) error {
+	for {
+		found := false
+		for _, p := range n.Status().Peers {
+			if p.ID == node {
+				found = true
+			}
+		}
+		if found == in {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s: Raft configuration not changed yet: %w", node, ctx.Err())
+		case <-n.stop:
+			return command.ErrShuttingDown
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

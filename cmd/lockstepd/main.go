@@ -171,6 +171,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 }
 
+// refusal turns a cluster's refusal (ordering.ErrStateRefused) into the
+// admin API's, which answers 409 with the reason.
+func refusal(err error) error {
+	if errors.Is(err, ordering.ErrStateRefused) {
+		return &admin.RefusedError{Msg: strings.TrimPrefix(err.Error(), ordering.ErrStateRefused.Error()+": ")}
+	}
+	return err
+}
+
 // newIncarnation names this run of the node.
 func newIncarnation() string {
 	var b [8]byte
@@ -268,32 +277,20 @@ func (s statusSource) Checksum(ctx context.Context) (admin.ChecksumResult, error
 
 func (s statusSource) AddNode(ctx context.Context, node, raftAddr string) (uint64, error) {
 	idx, err := s.node.AddNode(ctx, node, raftAddr)
-	if errors.Is(err, ordering.ErrStateRefused) {
-		return idx, &admin.RefusedError{Msg: strings.TrimPrefix(err.Error(), ordering.ErrStateRefused.Error()+": ")}
-	}
-	return idx, err
+	return idx, refusal(err)
 }
 
 func (s statusSource) RemoveNode(ctx context.Context, node string) (uint64, error) {
 	idx, err := s.node.RemoveNode(ctx, node)
-	if errors.Is(err, ordering.ErrStateRefused) {
-		return idx, &admin.RefusedError{Msg: strings.TrimPrefix(err.Error(), ordering.ErrStateRefused.Error()+": ")}
-	}
-	return idx, err
+	return idx, refusal(err)
 }
 
 func (s statusSource) TransferLeadership(ctx context.Context, to string) (string, error) {
 	leader, err := s.node.TransferLeadership(ctx, to)
-	if errors.Is(err, ordering.ErrStateRefused) {
-		return "", &admin.RefusedError{Msg: strings.TrimPrefix(err.Error(), ordering.ErrStateRefused.Error()+": ")}
-	}
-	return leader, err
+	return leader, refusal(err)
 }
 
 func (s statusSource) SetNodeState(ctx context.Context, node, state, reason string) (uint64, error) {
 	idx, err := s.node.SetNodeState(ctx, node, ordering.NodeState(state), reason)
-	if errors.Is(err, ordering.ErrStateRefused) {
-		return idx, &admin.RefusedError{Msg: strings.TrimPrefix(err.Error(), ordering.ErrStateRefused.Error()+": ")}
-	}
-	return idx, err
+	return idx, refusal(err)
 }
