@@ -200,9 +200,7 @@ func (s *Server) nodes(w http.ResponseWriter, r *http.Request) {
 func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var req StateChange
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || req.State == "" {
+	if err := readJSON(r, &req); err != nil || req.State == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be JSON {"state": "active|standby|maintenance|offline", "reason": "..."}`})
 		return
 	}
@@ -230,9 +228,7 @@ func (s *Server) addNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req AddNodeRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || req.ID == "" || req.RaftAddr == "" {
+	if err := readJSON(r, &req); err != nil || req.ID == "" || req.RaftAddr == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be JSON {"id": "n4", "raft_addr": "host:port"}`})
 		return
 	}
@@ -293,7 +289,7 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 	}
 	var req LeaderTransferRequest
 	if r.ContentLength != 0 {
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		if err := readJSON(r, &req); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be JSON {"to": "<node id>"} or empty`})
 			return
 		}
@@ -345,6 +341,13 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]any{"ready": ok, "detail": why})
+}
+
+// readJSON decodes a request body (at most 64 KiB, no unknown fields).
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -9,6 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lockstepdb/lockstep/admin"
 )
 
 func newChecksumCmd(g *globals) *cobra.Command {
@@ -21,15 +24,12 @@ log position while they keep serving), and the hashes are compared per table.
 Exits non-zero when a table differs, a node could not hash, or a node did not report.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
+			var res admin.ChecksumResult
+			if err := g.call(func(ctx context.Context, c *admin.Client) (err error) {
+				res, err = c.Checksum(ctx)
 				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			res, err := c.Checksum(ctx)
-			if err != nil {
-				return g.explain(err)
+			}); err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if g.json {

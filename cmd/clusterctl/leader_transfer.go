@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -18,15 +19,12 @@ chosen. The target must be a node whose state applies the log (active or standby
 Waits until another node leads and prints it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
+			var leader string
+			if err := g.call(func(ctx context.Context, c *admin.Client) (err error) {
+				leader, err = c.TransferLeadership(ctx, to)
 				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			leader, err := c.TransferLeadership(ctx, to)
-			if err != nil {
-				return g.explain(err)
+			}); err != nil {
+				return err
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), admin.LeaderTransferred{Leader: leader})

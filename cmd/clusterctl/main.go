@@ -98,6 +98,18 @@ func (g *globals) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), g.timeout)
 }
 
+// call runs one admin request within --timeout: the client (token checked
+// first), and transport errors turned into advice.
+func (g *globals) call(f func(ctx context.Context, c *admin.Client) error) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := g.ctx()
+	defer cancel()
+	return g.explain(f(ctx, c))
+}
+
 // explain turns transport errors into advice.
 func (g *globals) explain(err error) error {
 	var ne net.Error

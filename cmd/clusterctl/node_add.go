@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lockstepdb/lockstep/admin"
 )
 
 func newNodeAddCmd(g *globals) *cobra.Command {
@@ -16,15 +19,12 @@ a member in state joining. It receives the log, applies it, and makes itself act
 it has caught up (watch it with clusterctl node list).`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
+			var res admin.StateChanged
+			if err := g.call(func(ctx context.Context, c *admin.Client) (err error) {
+				res, err = c.AddNode(ctx, args[0], args[1])
 				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			res, err := c.AddNode(ctx, args[0], args[1])
-			if err != nil {
-				return g.explain(err)
+			}); err != nil {
+				return err
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), res)

@@ -1,6 +1,12 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lockstepdb/lockstep/admin"
+)
 
 func newNodeListCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -8,15 +14,12 @@ func newNodeListCmd(g *globals) *cobra.Command {
 		Short: "List the cluster's nodes with their states",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
+			var l admin.NodeList
+			if err := g.call(func(ctx context.Context, c *admin.Client) (err error) {
+				l, err = c.Nodes(ctx)
 				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			l, err := c.Nodes(ctx)
-			if err != nil {
-				return g.explain(err)
+			}); err != nil {
+				return err
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), l)

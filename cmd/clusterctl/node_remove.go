@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lockstepdb/lockstep/admin"
 )
 
 func newNodeRemoveCmd(g *globals) *cobra.Command {
@@ -15,15 +18,12 @@ Raft configuration change. The removed node stops serving clients; stop its lock
 afterwards. Refused when it would leave no active node.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
+			var res admin.NodeRemoved
+			if err := g.call(func(ctx context.Context, c *admin.Client) (err error) {
+				res, err = c.RemoveNode(ctx, args[0])
 				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			res, err := c.RemoveNode(ctx, args[0])
-			if err != nil {
-				return g.explain(err)
+			}); err != nil {
+				return err
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), res)

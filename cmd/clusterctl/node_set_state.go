@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lockstepdb/lockstep/admin"
 )
 
 func newNodeSetStateCmd(g *globals) *cobra.Command {
@@ -24,15 +27,12 @@ so every node agrees on it; the command waits for the cluster's decision.
 A change that would leave no active node is refused.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
+			var res admin.StateChanged
+			if err := g.call(func(ctx context.Context, c *admin.Client) (err error) {
+				res, err = c.SetNodeState(ctx, args[0], args[1], reason)
 				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			res, err := c.SetNodeState(ctx, args[0], args[1], reason)
-			if err != nil {
-				return g.explain(err)
+			}); err != nil {
+				return err
 			}
 			if g.json {
 				return printJSON(cmd.OutOrStdout(), res)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 
@@ -15,19 +16,16 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show the answering node's status and every node's state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
+			var st admin.Status
+			var nodes admin.NodeList
+			if err := g.call(func(ctx context.Context, c *admin.Client) (err error) {
+				if st, err = c.Status(ctx); err != nil {
+					return err
+				}
+				nodes, err = c.Nodes(ctx)
 				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			st, err := c.Status(ctx)
-			if err != nil {
-				return g.explain(err)
-			}
-			nodes, err := c.Nodes(ctx)
-			if err != nil {
-				return g.explain(err)
+			}); err != nil {
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if g.json {
