@@ -35,16 +35,25 @@ func newLockSession(t *testing.T, c *e2e.Cluster, n *e2e.Node) *lockSession {
 // val runs a one-value query ("NULL" for NULL).
 func (s *lockSession) val(q string, args ...any) string {
 	s.t.Helper()
+	v, err := s.try(q, args...)
+	if err != nil {
+		s.t.Fatalf("%s: %v", q, err)
+	}
+	return v
+}
+
+// try runs a one-value query and returns its error.
+func (s *lockSession) try(q string, args ...any) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var v sql.NullString
 	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&v); err != nil {
-		s.t.Fatalf("%s: %v", q, err)
+		return "", err
 	}
 	if !v.Valid {
-		return "NULL"
+		return "NULL", nil
 	}
-	return v.String
+	return v.String, nil
 }
 
 func (s *lockSession) end() { s.db.Close() }
@@ -164,9 +173,21 @@ func TestNamedLockCluster(t *testing.T) {
 	n2.Kill()
 	killed := time.Now()
 	survivor := newLockSession(t, c, n1)
-	if got := survivor.val("SELECT GET_LOCK('kill-me', 60)"); got != "1" {
-		t.Fatalf("GET_LOCK through %s after %s was killed = %s", n1.ID, n2.ID, got)
-	}
+	// When the killed node led, the survivors refuse clients (1047, no
+	// quorum) until they have elected a new leader; a client retries.
+	e2e.Eventually(t, e2e.ConvergeTimeout, "GET_LOCK through "+n1.ID+" after "+n2.ID+" was killed", func() error {
+		got, err := survivor.try("SELECT GET_LOCK('kill-me', 60)")
+		if err != nil {
+			if me := (*mysql.MySQLError)(nil); !errors.As(err, &me) || me.Number != 1047 {
+				t.Fatalf("GET_LOCK through %s after %s was killed: %v", n1.ID, n2.ID, err)
+			}
+			return err
+		}
+		if got != "1" {
+			t.Fatalf("GET_LOCK through %s after %s was killed = %s", n1.ID, n2.ID, got)
+		}
+		return nil
+	})
 	t.Logf("lock of the killed node released %s after the kill", time.Since(killed).Round(time.Millisecond))
 	n2.Restart()
 	c.WaitConverged()
