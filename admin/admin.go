@@ -20,12 +20,16 @@ import (
 
 // Status is a node's view of itself and the cluster, as GET /status returns it.
 type Status struct {
-	ID             string `json:"id"`
-	Role           string `json:"role"`
-	Leader         string `json:"leader"`
-	Term           uint64 `json:"term"`
-	CommitIndex    uint64 `json:"commit_index"`
-	AppliedIndex   uint64 `json:"applied_index"`
+	ID           string `json:"id"`
+	Role         string `json:"role"`
+	Leader       string `json:"leader"`
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// FirstLogIndex is the oldest record in this node's Raft log and
+	// SnapshotIndex its latest snapshot (log compaction).
+	FirstLogIndex  uint64 `json:"first_log_index"`
+	SnapshotIndex  uint64 `json:"snapshot_index"`
 	OutcomeHash    string `json:"outcome_hash"`
 	HashIndex      uint64 `json:"hash_index"`
 	Diverged       bool   `json:"diverged"`

@@ -118,3 +118,53 @@ func grepLine(s, sub string) string {
 	}
 	return ""
 }
+
+// TestJoinDonorDiesMidTransfer: the joiner's first donor is killed while
+// it streams its snapshot (paced with --snapshot-rate so the transfer
+// takes seconds); the joiner drops the partial copy, takes the whole
+// snapshot from the next donor, joins, and every table matches.
+func TestJoinDonorDiesMidTransfer(t *testing.T) {
+	c := e2e.NewCluster(t, e2e.WithNodes(3), e2e.WithArgs("--snapshot-rate=0.4"))
+	setup(t, c, "CREATE DATABASE big", "CREATE TABLE big.b (id INT PRIMARY KEY, h TEXT)",
+		"INSERT INTO big.b SELECT seq, CONCAT(SHA2(seq * 7919 + 1, 512), SHA2(seq, 512)) FROM big.seq_1_to_8000",
+		"CREATE DATABASE ld", loadSchema)
+	donor, next := c.Nodes[0], c.Nodes[1]
+	l := startLoad(t, c, []*e2e.Node{next, c.Nodes[2]}, 1)
+	l.waitMore(20, 30*time.Second, "load before the join")
+
+	n4 := c.StartJoiner(t, "--join-from", "http://"+donor.AdminAddr+",http://"+next.AdminAddr)
+	e2e.Eventually(t, 60*time.Second, "n4 to start receiving big.b from "+donor.ID, func() error {
+		var n int
+		if err := n4.BackendDB().QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'big'").Scan(&n); err != nil || n == 0 {
+			return fmt.Errorf("big.b not created on n4 yet (%v)", err)
+		}
+		return nil
+	})
+	donor.Kill()
+	e2e.Eventually(t, 120*time.Second, "n4 restored a snapshot from "+next.ID, func() error {
+		if strings.Contains(n4.Tail(200), "state transfer: restored a snapshot") {
+			return nil
+		}
+		return fmt.Errorf("log tail:\n%s", n4.Tail(5))
+	})
+	if line := grepLine(n4.Tail(200), "state transfer from a donor failed; trying the next"); !strings.Contains(line, donor.AdminAddr) {
+		t.Errorf("n4 did not report the transfer from %s failing:\n%s", donor.ID, n4.Tail(20))
+	} else {
+		t.Logf("n4: %s", line)
+	}
+	if line := grepLine(n4.Tail(200), "state transfer: restored a snapshot"); !strings.Contains(line, next.AdminAddr) {
+		t.Errorf("n4 restored from the wrong donor: %s", line)
+	}
+	if out, errOut, err := next.Clusterctl(t, "node", "add", n4.ID, n4.RaftAddr); err != nil {
+		t.Fatalf("node add: %v\n%s%s", err, out, errOut)
+	}
+	if err := n4.WaitReady(e2e.ReadyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	donor.Restart()
+	l.waitMore(20, 60*time.Second, "writes after the join")
+	l.halt()
+	c.WaitConverged()
+	l.verify(c)
+	c.AssertIdentical(t)
+}

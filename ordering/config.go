@@ -75,10 +75,15 @@ type Config struct {
 	// applied index behind the commit index. Zero disables both.
 	CheckpointInterval time.Duration
 	// SnapshotThreshold is the number of log records after which Raft takes a
-	// snapshot. Snapshots are not implemented yet: keep it huge.
+	// snapshot (snapshot.go: the node states and the index; the database
+	// is its own durable copy) and compacts the log before it, keeping
+	// TrailingLogs records for followers a little behind. A node behind the
+	// compacted log copies a peer's database.
 	SnapshotThreshold uint64
 	// SnapshotInterval is how often Raft checks SnapshotThreshold.
 	SnapshotInterval time.Duration
+	// TrailingLogs is how many records stay in the log after a snapshot.
+	TrailingLogs uint64
 	// MaxAppendEntries is the maximum number of log records sent in one
 	// AppendEntries RPC.
 	MaxAppendEntries int
@@ -101,8 +106,9 @@ func DefaultConfig() Config {
 		MaxBatch:           256,
 		MaxInflight:        1,
 		CheckpointInterval: time.Second,
-		SnapshotThreshold:  1 << 62,
-		SnapshotInterval:   24 * time.Hour,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   30 * time.Second,
+		TrailingLogs:       10240,
 		MaxAppendEntries:   256,
 	}
 }

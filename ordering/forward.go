@@ -51,6 +51,7 @@ func (n *Node) forwardHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+pathSubmit, n.handleSubmit)
 	mux.HandleFunc("GET "+pathBarrier, n.handleBarrier)
+	mux.HandleFunc("GET "+pathSnapshot, n.handleSnapshot)
 	return mux
 }
 

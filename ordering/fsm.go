@@ -2,9 +2,7 @@ package ordering
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sort"
@@ -15,10 +13,6 @@ import (
 
 	"github.com/lockstepdb/lockstep/ordering/command"
 )
-
-// errSnapshotsNotImplemented is returned by Snapshot and Restore until state
-// transfer exists.
-var errSnapshotsNotImplemented = errors.New("ordering: snapshots are not implemented yet")
 
 // fsm is the thin Raft FSM: it decodes a record, hands its statements to the
 // Applier, delivers results to local waiters and runs divergence detection.
@@ -56,6 +50,17 @@ type fsm struct {
 	deferred bool
 	lastSeen uint64
 	drainC   chan struct{}
+	// drainMu is held by runDrain while it applies a record and by
+	// adoptSnapshot.
+	drainMu sync.Mutex
+
+	// Snapshots (snapshot.go). position is the last record or
+	// configuration Raft handed the FSM (Raft's snapshot index);
+	// lastCommand the last command record. needDB > 0: the database must
+	// be copied from a peer (it is behind a snapshot) before applying;
+	// the snapshot's index is snapIndex.
+	position, lastCommand uint64
+	needDB, snapIndex     uint64
 
 	// Checksum reports (checksum.go): marker id -> node -> report.
 	checksums     map[string]map[string]*command.ChecksumOp
@@ -86,6 +91,9 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	f.mu.Lock()
+	f.position, f.lastCommand = l.Index, l.Index
+	f.mu.Unlock()
 	entries, err := command.Decode(l.Data)
 	if err != nil {
 		// The same bytes are in every node's log, so every node treats the
@@ -295,6 +303,7 @@ func (f *fsm) prune(cur uint64) {
 func (f *fsm) StoreConfiguration(index uint64, c raft.Configuration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.position = max(f.position, index)
 	if f.seeded {
 		return
 	}
@@ -350,14 +359,4 @@ func (f *fsm) checkpointDue() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.stmtSinceCheckpoint
-}
-
-// Snapshot implements raft.FSM. Not implemented yet (snapshots are disabled
-// by configuration).
-func (f *fsm) Snapshot() (raft.FSMSnapshot, error) { return nil, errSnapshotsNotImplemented }
-
-// Restore implements raft.FSM. Not implemented yet.
-func (f *fsm) Restore(rc io.ReadCloser) error {
-	rc.Close()
-	return errSnapshotsNotImplemented
 }

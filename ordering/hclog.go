@@ -32,6 +32,17 @@ func isNotableInfo(msg string) bool {
 	return false
 }
 
+// refusedSnapshot reports whether a log record's error is errNotApplying.
+func refusedSnapshot(args []any) bool {
+	for _, a := range args {
+		// Raft wraps it with %v: compare the text.
+		if err, ok := a.(error); ok && strings.Contains(err.Error(), errNotApplying.Error()) {
+			return true
+		}
+	}
+	return false
+}
+
 func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 	var lv slog.Level
 	switch level {
@@ -46,6 +57,11 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 		lv = slog.LevelWarn
 	default:
 		lv = slog.LevelError
+		if msg == "failed to take snapshot" && refusedSnapshot(args) {
+			// Expected while the node catches up (errNotApplying);
+			// Raft asks again every SnapshotInterval.
+			lv = slog.LevelDebug
+		}
 	}
 	ctx := context.Background()
 	if !a.l.Enabled(ctx, lv) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,6 +151,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	rc.CommitTimeout = cfg.CommitTimeout
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
 	rc.MaxAppendEntries = cfg.MaxAppendEntries
 	rc.BatchApplyCh = true
 	rc.NoSnapshotRestoreOnStart = true
@@ -163,6 +165,14 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("ordering: inspect raft state: %w", err)
 	}
 	n.fsm = newFSM(n, applier, skip, logger)
+	// Raft does not restore its own snapshot on start (the database is
+	// already there); the FSM takes the node states from it and checks
+	// the database is not behind it.
+	if m, err := latestSnapshot(snaps); err != nil {
+		return nil, fmt.Errorf("ordering: %w", err)
+	} else if m != nil {
+		n.fsm.adoptSnapshot(*m, "this node's latest, at startup")
+	}
 	r, err := raft.NewRaft(rc, n.fsm, n.bolt, n.bolt, snaps, n.transport)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: start raft: %w", err)
@@ -399,6 +409,10 @@ type Status struct {
 	// skipped as already applied by the applier before a restart).
 	AppliedIndex uint64 `json:"applied_index"`
 	LastLogIndex uint64 `json:"last_log_index"`
+	// FirstLogIndex is the oldest record still in this node's log and
+	// SnapshotIndex its latest snapshot's index (log compaction).
+	FirstLogIndex uint64 `json:"first_log_index"`
+	SnapshotIndex uint64 `json:"snapshot_index"`
 	// OutcomeIndex and OutcomeHash are the applier's running outcome hash.
 	OutcomeIndex   uint64 `json:"hash_index"`
 	OutcomeHash    string `json:"outcome_hash"`
@@ -429,6 +443,8 @@ func (n *Node) Status() Status {
 	s.Term = n.raft.CurrentTerm()
 	s.CommitIndex = n.raft.CommitIndex()
 	s.LastLogIndex = n.raft.LastIndex()
+	s.FirstLogIndex, _ = n.bolt.FirstIndex()
+	s.SnapshotIndex, _ = strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
 	s.AppliedIndex = n.fsm.appliedIndex()
 	s.OutcomeIndex, s.OutcomeHash = n.applier.OutcomeHash()
 	s.Diverged, s.DivergedDetail = n.fsm.divergence()

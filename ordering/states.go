@@ -190,12 +190,21 @@ func (f *fsm) runDrain() {
 				f.mu.Unlock()
 				break
 			}
+			if need := f.needDB; need > 0 {
+				// Behind a snapshot: copy a peer's database first
+				// (snapshot.go).
+				f.mu.Unlock()
+				if !f.transferDatabase(need) {
+					return
+				}
+				continue
+			}
 			next := f.applied + 1
 			if next > f.lastSeen {
 				f.deferred = false
 				caughtUp = true
 				f.mu.Unlock()
-				f.logger.Info("caught up with the log after leaving maintenance/offline", "applied_index", next-1)
+				f.logger.Info("caught up with the log", "applied_index", next-1)
 				break
 			}
 			f.mu.Unlock()
@@ -211,7 +220,7 @@ func (f *fsm) runDrain() {
 			}
 			if l.Type != raft.LogCommand {
 				f.mu.Lock()
-				f.applied = next
+				f.applied = max(f.applied, next)
 				f.mu.Unlock()
 				continue
 			}
@@ -220,7 +229,13 @@ func (f *fsm) runDrain() {
 				f.logger.Error("undecodable log record; applying it as empty", "index", next, "err", err)
 				entries = nil
 			}
-			if !f.applyRecord(next, entries) {
+			f.drainMu.Lock()
+			ok := true
+			if f.appliedIndex() == next-1 { // else adoptSnapshot moved on
+				ok = f.applyRecord(next, entries)
+			}
+			f.drainMu.Unlock()
+			if !ok {
 				return
 			}
 		}

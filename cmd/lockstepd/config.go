@@ -68,6 +68,14 @@ type Config struct {
 	// leader (or stopped being one) it keeps serving. A node cut off from
 	// the majority refuses reads and writes within this bound.
 	FenceGrace time.Duration
+	// SnapshotThreshold, SnapshotInterval and TrailingLogs govern Raft log
+	// compaction (ordering.Config).
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	// SnapshotRate caps how fast this node sends a database snapshot to
+	// another node (MB/s, 0 = unlimited).
+	SnapshotRate float64
 	// SubmitTimeout bounds how long a write waits to be ordered and applied.
 	SubmitTimeout time.Duration
 	// CommitTimeout is the longest an idle leader waits before telling
@@ -96,20 +104,23 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:         "./lockstep-data",
-		RaftAddr:        "127.0.0.1:7401",
-		SQLAddr:         "127.0.0.1:3307",
-		AdminAddr:       "127.0.0.1:7402",
-		BackendDSN:      "root@tcp(127.0.0.1:3306)/",
-		ElectionTimeout: 500 * time.Millisecond,
-		FenceGrace:      900 * time.Millisecond,
-		SubmitTimeout:   10 * time.Second,
-		CommitTimeout:   2 * time.Millisecond,
-		MaxInflight:     1,
-		MaxTxStatements: 10000,
-		MaxTxBytes:      16 << 20,
-		ValidateReads:   true,
-		LogLevel:        "info",
+		DataDir:           "./lockstep-data",
+		RaftAddr:          "127.0.0.1:7401",
+		SQLAddr:           "127.0.0.1:3307",
+		AdminAddr:         "127.0.0.1:7402",
+		BackendDSN:        "root@tcp(127.0.0.1:3306)/",
+		ElectionTimeout:   500 * time.Millisecond,
+		FenceGrace:        900 * time.Millisecond,
+		SnapshotThreshold: 8192,
+		SnapshotInterval:  30 * time.Second,
+		TrailingLogs:      10240,
+		SubmitTimeout:     10 * time.Second,
+		CommitTimeout:     2 * time.Millisecond,
+		MaxInflight:       1,
+		MaxTxStatements:   10000,
+		MaxTxBytes:        16 << 20,
+		ValidateReads:     true,
+		LogLevel:          "info",
 	}
 }
 
@@ -134,6 +145,10 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.Witness, "witness", c.Witness, "run this node as a witness: a Raft voter without a database (--backend-dsn and --sql-addr are ignored)")
 	fs.StringVar(&c.Witnesses, "witnesses", c.Witnesses, "ids of the --peers that are witnesses, comma separated (same on every node)")
 	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "Raft heartbeat/election timeout")
+	fs.Uint64Var(&c.SnapshotThreshold, "snapshot-threshold", c.SnapshotThreshold, "Raft log records between snapshots; the log before a snapshot is dropped, keeping --trailing-logs records (a node further behind copies a peer's database)")
+	fs.Float64Var(&c.SnapshotRate, "snapshot-rate", c.SnapshotRate, "MB/s cap on sending a database snapshot to a joining or catching-up node (0 = unlimited), so a donor keeps serving its clients")
+	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "how often Raft checks --snapshot-threshold")
+	fs.Uint64Var(&c.TrailingLogs, "trailing-logs", c.TrailingLogs, "Raft log records kept after a snapshot, so a follower a little behind catches up from the log")
 	fs.DurationVar(&c.FenceGrace, "fence-grace", c.FenceGrace, "lease: how long a node keeps serving after it last heard from a leader (a partitioned node stops serving within this bound)")
 	fs.DurationVar(&c.SubmitTimeout, "submit-timeout", c.SubmitTimeout, "how long a write may wait to be ordered and applied")
 	fs.DurationVar(&c.CommitTimeout, "commit-timeout", c.CommitTimeout, "longest an idle leader waits to tell followers the commit index")
@@ -317,6 +332,15 @@ func (c *Config) Validate() error {
 		} else if addr != c.RaftAddr {
 			errs = append(errs, fmt.Errorf("--peers gives %s for this node but --raft-addr is %s: they must match", addr, c.RaftAddr))
 		}
+	}
+	if c.SnapshotThreshold < 1 {
+		errs = append(errs, errors.New("--snapshot-threshold must be at least 1"))
+	}
+	if c.SnapshotRate < 0 {
+		errs = append(errs, errors.New("--snapshot-rate must be 0 (unlimited) or a positive MB/s"))
+	}
+	if c.SnapshotInterval < 10*time.Millisecond {
+		errs = append(errs, errors.New("--snapshot-interval must be at least 10ms"))
 	}
 	if c.ElectionTimeout < 50*time.Millisecond {
 		errs = append(errs, errors.New("--election-timeout must be at least 50ms"))

@@ -86,6 +86,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	ocfg.ElectionTimeout = cfg.ElectionTimeout
 	ocfg.LeaderLeaseTimeout = cfg.ElectionTimeout / 2
 	ocfg.SubmitTimeout = cfg.SubmitTimeout
+	ocfg.SnapshotThreshold = cfg.SnapshotThreshold
+	ocfg.SnapshotInterval = cfg.SnapshotInterval
+	ocfg.TrailingLogs = cfg.TrailingLogs
 	ocfg.CommitTimeout = cfg.CommitTimeout
 	ocfg.MaxInflight = cfg.MaxInflight
 	clusterTLS, err := cfg.ClusterTLS()
@@ -106,7 +109,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	db, err := localdb.Open(openCtx, localdb.Config{DSN: cfg.BackendDSN}, log)
+	db, err := localdb.Open(openCtx, localdb.Config{DSN: cfg.BackendDSN, SnapshotRate: int64(cfg.SnapshotRate * 1e6)}, log)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("local database at %s: %w", backendAddr, err)
@@ -221,6 +224,7 @@ func (s statusSource) AdminStatus() admin.Status {
 	return admin.Status{
 		ID: s.cfg.NodeID, Role: st.Role, Leader: st.LeaderID, Term: st.Term,
 		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
+		FirstLogIndex: st.FirstLogIndex, SnapshotIndex: st.SnapshotIndex,
 		OutcomeHash: st.OutcomeHash, HashIndex: st.OutcomeIndex,
 		Diverged: st.Diverged, DivergedDetail: st.DivergedDetail,
 		State: string(state), StateDetail: detail,

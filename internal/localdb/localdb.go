@@ -29,6 +29,10 @@ type Config struct {
 	// transaction the server rolled back as a whole (deadlock, lock wait
 	// timeout). Default 20.
 	MaxRestarts int
+	// SnapshotRate caps how fast Dump writes a snapshot for another node,
+	// in bytes per second (compressed), so a donor's disk and network keep
+	// serving clients. 0: unlimited.
+	SnapshotRate int64
 }
 
 func (c *Config) setDefaults() {

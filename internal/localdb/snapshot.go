@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Snapshots are consistent logical dumps of a node's database at an exact
@@ -52,13 +53,19 @@ func (db *DB) Dump(ctx context.Context, w io.Writer) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("localdb: dump: open the snapshot: %w", err)
 	}
+	if db.cfg.SnapshotRate > 0 {
+		w = &paced{w: w, rate: db.cfg.SnapshotRate, start: time.Now()}
+	}
 	zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
 	bw := bufio.NewWriterSize(zw, 1<<16)
 	d := &dumper{ctx: ctx, conn: conn, w: bw}
 	d.emit(fmt.Sprintf("%s%d", snapshotMagic, index))
 	d.emit("SET FOREIGN_KEY_CHECKS=0, UNIQUE_CHECKS=0, SQL_MODE='NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'")
 	d.users()
-	schemas := d.strings("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ('mysql','information_schema','performance_schema','sys') ORDER BY 1")
+	// Lockstep's metadata (the applied index) comes last: a restore cut
+	// short leaves no applied index behind, never one that claims the
+	// whole snapshot (RestoreSnapshot drops it first).
+	schemas := d.strings("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ('mysql','information_schema','performance_schema','sys', ?) ORDER BY 1", MetaSchema)
 	for _, s := range schemas {
 		d.schema(s)
 	}
@@ -68,6 +75,7 @@ func (db *DB) Dump(ctx context.Context, w io.Writer) (uint64, error) {
 	for _, s := range schemas {
 		d.programs(s)
 	}
+	d.schema(MetaSchema)
 	d.emit("SET FOREIGN_KEY_CHECKS=1, UNIQUE_CHECKS=1")
 	if d.err != nil {
 		return 0, fmt.Errorf("localdb: dump at index %d: %w", index, d.err)
@@ -79,6 +87,23 @@ func (db *DB) Dump(ctx context.Context, w io.Writer) (uint64, error) {
 		return 0, err
 	}
 	return index, nil
+}
+
+// paced is a writer that keeps to rate bytes per second on average.
+type paced struct {
+	w     io.Writer
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (p *paced) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	if ahead := time.Duration(float64(p.n)/float64(p.rate)*float64(time.Second)) - time.Since(p.start); ahead > 0 {
+		time.Sleep(ahead)
+	}
+	return n, err
 }
 
 type dumper struct {
@@ -308,16 +333,24 @@ func (d *dumper) programs(s string) {
 // must not be serving: it replaces every schema the snapshot holds,
 // Lockstep's metadata included, and returns the snapshot's log index.
 func Restore(ctx context.Context, db *sql.DB, r io.Reader) (uint64, error) {
-	zr, err := gzip.NewReader(r)
-	if err != nil {
-		return 0, fmt.Errorf("localdb: restore: not a snapshot stream: %w", err)
-	}
-	br := bufio.NewReaderSize(zr, 1<<16)
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
+	return restoreStream(r, func(stmt string) error {
+		_, err := conn.ExecContext(ctx, stmt)
+		return err
+	})
+}
+
+// restoreStream reads a snapshot stream and runs each statement with exec.
+func restoreStream(r io.Reader, exec func(string) error) (uint64, error) {
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return 0, fmt.Errorf("localdb: restore: not a snapshot stream: %w", err)
+	}
+	br := bufio.NewReaderSize(zr, 1<<16)
 	var index uint64
 	for n := 0; ; n++ {
 		size, err := binary.ReadUvarint(br)
@@ -345,7 +378,7 @@ func Restore(ctx context.Context, db *sql.DB, r io.Reader) (uint64, error) {
 			}
 			continue
 		}
-		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+		if err := exec(stmt); err != nil {
 			short := stmt
 			if len(short) > 200 {
 				short = short[:200] + "..."
@@ -356,5 +389,74 @@ func Restore(ctx context.Context, db *sql.DB, r io.Reader) (uint64, error) {
 	if index == 0 {
 		return 0, errors.New("localdb: restore: empty snapshot")
 	}
+	return index, nil
+}
+
+// RestoreSnapshot replaces this node's whole database with a snapshot
+// stream (Dump) taken by another node, while the node neither applies nor
+// serves (it is catching up): Lockstep's metadata goes first (a restore cut
+// short leaves applied index 0, never a false one), then every other schema
+// and every account but the server's own and the one Lockstep connects as;
+// then the stream is executed on the applier's session, so client
+// transactions in the way are aborted as they would be for an Apply. It
+// returns the snapshot's index, now the applied index.
+func (db *DB) RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, error) {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	if db.reload || db.cn == nil || db.cn.broken {
+		if err := db.connect(ctx); err != nil {
+			return 0, fmt.Errorf("localdb: restore: %w", err)
+		}
+	}
+	db.wd.start.Store(time.Now().UnixNano())
+	defer db.wd.start.Store(0)
+	db.reload = true // whatever happens, the next Apply starts afresh
+	exec := func(q string) error {
+		_, err := db.cn.exec(ctx, q)
+		return err
+	}
+	if err := exec("DROP DATABASE IF EXISTS " + quoteIdent(MetaSchema)); err != nil {
+		return 0, fmt.Errorf("localdb: restore: drop the old metadata: %w", err)
+	}
+	var drop []string
+	rs, err := db.cn.exec(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ('mysql','information_schema','performance_schema','sys')")
+	if err != nil {
+		return 0, fmt.Errorf("localdb: restore: list schemas: %w", err)
+	}
+	for i := 0; i < rs.RowNumber(); i++ {
+		name, _ := rs.GetString(i, 0)
+		drop = append(drop, "DROP DATABASE "+quoteIdent(name))
+	}
+	rs, err = db.cn.exec(ctx, "SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.user WHERE User NOT IN ('root', 'mariadb.sys', 'mysql', '') AND is_role = 'N' AND CONCAT(User, '@', Host) <> CURRENT_USER()")
+	if err != nil {
+		return 0, fmt.Errorf("localdb: restore: list accounts: %w", err)
+	}
+	for i := 0; i < rs.RowNumber(); i++ {
+		acct, _ := rs.GetString(i, 0)
+		drop = append(drop, "DROP USER "+acct)
+	}
+	for _, q := range drop {
+		if err := exec(q); err != nil {
+			return 0, fmt.Errorf("localdb: restore: %s: %w", q, err)
+		}
+	}
+	index, err := restoreStream(r, exec)
+	if err != nil {
+		return 0, err
+	}
+	if err := db.connect(ctx); err != nil {
+		return 0, fmt.Errorf("localdb: restore: reconnect: %w", err)
+	}
+	if err := db.loadProgress(ctx); err != nil {
+		return 0, err
+	}
+	if db.st.idx != index {
+		return 0, fmt.Errorf("localdb: restore: the snapshot says index %d but its metadata %d", index, db.st.idx)
+	}
+	db.aiCols = map[string]string{}
+	clear(db.aiDirty)
+	db.retryIndex = 0
+	db.reload = false
+	db.log.Info("database replaced by a snapshot", "applied_index", index, "outcome_hash", db.st.hash)
 	return index, nil
 }

@@ -1,0 +1,316 @@
+package ordering
+
+// Raft log compaction and state transfer between members.
+//
+// A node's replicated state is its local database (which records, in the
+// same transaction as each record's effects, the index it has applied) plus
+// a little in memory: every node's state. So a Raft snapshot is small: the
+// node states and the index it is taken at (snapshotMeta). Raft takes one
+// every SnapshotThreshold records and then drops the log before it (keeping
+// TrailingLogs records for followers that are only a little behind).
+//
+// A node whose database is behind a snapshot — a follower that was down
+// while the leader compacted its log past it (Raft sends it the leader's
+// snapshot, FSM.Restore), a joiner, or a node whose database lost commits
+// (power loss) — cannot replay the log it needs. It adopts the snapshot's
+// node states, stops applying (deferred), and its drain goroutine copies a
+// peer's whole database: the same consistent logical dump a joiner gets
+// from --join-from (localdb Dump/RestoreSnapshot), streamed over the
+// cluster port (mutual TLS when configured) from GET /ordering/v1/snapshot.
+// The dump's index is at least the snapshot's; the node then applies the
+// log after it and serves again.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// StateTransferer is implemented by appliers whose database can be copied
+// between nodes. Dump writes a consistent snapshot of the database taken
+// between two Applies and returns its index; RestoreSnapshot replaces the
+// whole database with one (the node neither applies nor serves meanwhile)
+// and returns its index, now the applied index.
+type StateTransferer interface {
+	Dump(ctx context.Context, w io.Writer) (uint64, error)
+	RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, error)
+}
+
+const (
+	pathSnapshot       = "/ordering/v1/snapshot"
+	snapshotIndexTrail = "Lockstep-Index"
+	snapshotVersion    = 1
+)
+
+// snapshotMeta is the content of a Raft snapshot.
+type snapshotMeta struct {
+	Version int `json:"version"`
+	// Index is the FSM's position (the last record or configuration Raft
+	// handed it): Raft's snapshot index.
+	Index uint64 `json:"index"`
+	// CommandIndex is the last command record at or before Index: a
+	// database that applied it has everything the snapshot covers.
+	CommandIndex uint64               `json:"command_index"`
+	States       map[string]NodeState `json:"states"`
+	Seeded       bool                 `json:"seeded"`
+}
+
+type metaSnapshot struct{ meta snapshotMeta }
+
+func (s *metaSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(s.meta); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *metaSnapshot) Release() {}
+
+// errNotApplying refuses a snapshot while the database is behind the log.
+var errNotApplying = errors.New("ordering: this node is not applying the log (maintenance, offline or catching up): no snapshot until it has caught up; the log is kept meanwhile")
+
+// Snapshot implements raft.FSM. Called on the FSM goroutine between two
+// Applies: when not deferred, the database has applied every command record
+// up to the FSM's position.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.deferred || f.needDB > 0 {
+		return nil, errNotApplying
+	}
+	return &metaSnapshot{meta: snapshotMeta{
+		Version: snapshotVersion, Index: f.position, CommandIndex: f.lastCommand,
+		States: maps.Clone(f.states), Seeded: f.seeded,
+	}}, nil
+}
+
+// Restore implements raft.FSM: Raft installed a snapshot from the leader
+// (this node was too far behind for the leader's log). It must return
+// quickly (Raft's main loop waits): the database is copied by runDrain.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	m, err := decodeSnapshotMeta(rc)
+	if err != nil {
+		return err
+	}
+	f.adoptSnapshot(m, "installed from the leader")
+	return nil
+}
+
+func decodeSnapshotMeta(r io.Reader) (snapshotMeta, error) {
+	var m snapshotMeta
+	if err := json.NewDecoder(r).Decode(&m); err != nil {
+		return m, fmt.Errorf("ordering: read snapshot: %w", err)
+	}
+	if m.Version != snapshotVersion {
+		return m, fmt.Errorf("ordering: snapshot version %d, this lockstepd reads %d", m.Version, snapshotVersion)
+	}
+	if m.States == nil {
+		m.States = map[string]NodeState{}
+	}
+	return m, nil
+}
+
+// adoptSnapshot makes the FSM continue from a snapshot: node states as of
+// its index, and a database that must have applied its CommandIndex (a
+// copy from a peer when it has not).
+func (f *fsm) adoptSnapshot(m snapshotMeta, how string) {
+	f.drainMu.Lock() // not while the drain applies a record
+	defer f.drainMu.Unlock()
+	f.mu.Lock()
+	f.states, f.seeded = m.States, m.Seeded
+	f.position, f.lastCommand = m.Index, m.CommandIndex
+	f.lastSeen = max(f.lastSeen, m.Index)
+	applied := f.applied
+	behind := applied < m.CommandIndex && !f.witness()
+	if behind {
+		f.needDB, f.snapIndex = m.CommandIndex, m.Index
+		f.deferred = true
+	} else if f.applied < m.Index {
+		f.applied = m.Index
+		close(f.appliedC)
+		f.appliedC = make(chan struct{})
+	}
+	f.mu.Unlock()
+	if behind {
+		f.logger.Warn("the database is behind a Raft snapshot ("+how+"): the log before it is gone, so the database will be copied from a peer",
+			"snapshot_index", m.Index, "applied_index", applied)
+		f.kickDrain()
+	} else {
+		f.logger.Info("continuing from a Raft snapshot ("+how+")", "snapshot_index", m.Index, "applied_index", applied)
+	}
+}
+
+// latestSnapshot reads the newest snapshot of the store (nil when none).
+func latestSnapshot(store raft.SnapshotStore) (*snapshotMeta, error) {
+	list, err := store.List()
+	if err != nil || len(list) == 0 {
+		return nil, err
+	}
+	_, rc, err := store.Open(list[0].ID)
+	if err != nil {
+		return nil, fmt.Errorf("ordering: open snapshot %s: %w", list[0].ID, err)
+	}
+	defer rc.Close()
+	m, err := decodeSnapshotMeta(rc)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// transferDatabase copies a peer's database until one at index >= need is
+// restored. false: the node is closing.
+func (f *fsm) transferDatabase(need uint64) bool {
+	st, ok := f.applier.(StateTransferer)
+	if !ok {
+		f.logger.Error("the applier cannot restore a snapshot; this node cannot catch up", "need_index", need)
+		<-f.n.stop
+		return false
+	}
+	for round := 1; ; round++ {
+		for _, p := range f.donors() {
+			start := time.Now()
+			f.logger.Info("state transfer: copying a peer's database", "donor", p.ID, "addr", p.Address, "need_index", need)
+			idx, n, err := f.fetchSnapshot(st, string(p.Address))
+			switch {
+			case err == nil && idx >= need:
+				took := time.Since(start)
+				f.logger.Info("state transfer: database restored from a peer", "donor", p.ID, "index", idx, "bytes", n,
+					"took", took.Round(time.Millisecond), "mb_per_s", fmt.Sprintf("%.1f", float64(n)/1e6/max(took.Seconds(), 1e-3)))
+				f.mu.Lock()
+				f.applied = max(idx, f.snapIndex)
+				f.lastSeen = max(f.lastSeen, f.applied)
+				f.needDB = 0
+				close(f.appliedC)
+				f.appliedC = make(chan struct{})
+				f.mu.Unlock()
+				return true
+			case err == nil:
+				f.logger.Warn("state transfer: the donor is behind the snapshot; trying another", "donor", p.ID, "index", idx, "need_index", need)
+			default:
+				f.logger.Warn("state transfer from a peer failed; trying another", "donor", p.ID, "err", err)
+			}
+			if f.n.closed.Load() {
+				return false
+			}
+		}
+		select {
+		case <-time.After(min(time.Duration(round)*time.Second, 10*time.Second)):
+		case <-f.n.stop:
+			return false
+		}
+	}
+}
+
+// donors lists the members that can serve a database copy: voters with a
+// database whose state applies the log, other than this node.
+func (f *fsm) donors() []raft.Server {
+	r := f.n.raftPtr.Load()
+	if r == nil {
+		return nil
+	}
+	fut := r.GetConfiguration()
+	if fut.Error() != nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []raft.Server
+	for _, s := range fut.Configuration().Servers {
+		id := string(s.ID)
+		if id == f.self || slices.Contains(f.n.cfg.Witnesses, id) || !f.states[id].Applies() {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// fetchSnapshot streams a peer's dump into the local database.
+func (f *fsm) fetchSnapshot(st StateTransferer, addr string) (uint64, int64, error) {
+	ctx, cancel := context.WithCancel(f.n.ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+pathSnapshot, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := f.n.client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, 0, fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	cr := &countingReader{r: resp.Body}
+	idx, err := st.RestoreSnapshot(ctx, cr)
+	if err != nil {
+		return 0, cr.n, err
+	}
+	// The trailer arrives after the body: read to EOF first.
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return 0, cr.n, err
+	}
+	sent, err := strconv.ParseUint(resp.Trailer.Get(snapshotIndexTrail), 10, 64)
+	if err != nil {
+		return 0, cr.n, fmt.Errorf("the donor did not finish the snapshot (no index trailer): %w", err)
+	}
+	if sent != idx {
+		return 0, cr.n, fmt.Errorf("the snapshot's header says index %d, the donor %d", idx, sent)
+	}
+	return idx, cr.n, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// handleSnapshot streams this node's database to a peer catching up.
+func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
+	st, ok := n.applier.(StateTransferer)
+	if !ok {
+		http.Error(w, "this node has no database (a witness)", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Trailer", snapshotIndexTrail)
+	start := time.Now()
+	cw := &countingWriter{w: w}
+	idx, err := st.Dump(r.Context(), cw)
+	if err != nil {
+		n.logger.Warn("serving a database snapshot to a peer failed", "peer", r.RemoteAddr, "err", err)
+		return // no trailer: the peer sees an unfinished snapshot
+	}
+	w.Header().Set(snapshotIndexTrail, strconv.FormatUint(idx, 10))
+	n.logger.Info("served a database snapshot to a peer", "peer", r.RemoteAddr, "index", idx, "bytes", cw.n, "took", time.Since(start).Round(time.Millisecond))
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
