@@ -28,12 +28,15 @@ type Status struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	// FirstLogIndex is the oldest record in this node's Raft log and
 	// SnapshotIndex its latest snapshot (log compaction).
-	FirstLogIndex  uint64 `json:"first_log_index"`
-	SnapshotIndex  uint64 `json:"snapshot_index"`
-	OutcomeHash    string `json:"outcome_hash"`
-	HashIndex      uint64 `json:"hash_index"`
-	Diverged       bool   `json:"diverged"`
-	DivergedDetail string `json:"diverged_detail,omitempty"`
+	// Unreachable lists the voters the leader cannot reach (on the
+	// leader only).
+	Unreachable    []string `json:"unreachable,omitempty"`
+	FirstLogIndex  uint64   `json:"first_log_index"`
+	SnapshotIndex  uint64   `json:"snapshot_index"`
+	OutcomeHash    string   `json:"outcome_hash"`
+	HashIndex      uint64   `json:"hash_index"`
+	Diverged       bool     `json:"diverged"`
+	DivergedDetail string   `json:"diverged_detail,omitempty"`
 	// State is the serving state: serving, no-quorum, diverged,
 	// not-serving (NodeState is not active) or catching-up.
 	State       string `json:"state"`
@@ -72,6 +75,9 @@ type NodeList struct {
 type StateChange struct {
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
+	// Force skips the quorum check of maintenance and offline (a change
+	// that leaves too few voters able to keep a quorum is refused).
+	Force bool `json:"force,omitempty"`
 }
 
 // StateChanged is the answer to an accepted state change.
@@ -96,7 +102,7 @@ type Source interface {
 	// SetNodeState orders a state change and waits for the cluster's
 	// decision: a *RefusedError, another error (no leader: 503), or nil
 	// and the change's log index.
-	SetNodeState(ctx context.Context, node, state, reason string) (uint64, error)
+	SetNodeState(ctx context.Context, node, state, reason string, force bool) (uint64, error)
 }
 
 // Config configures the admin server.
@@ -210,7 +216,7 @@ func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	idx, err := s.src.SetNodeState(ctx, id, req.State, req.Reason)
+	idx, err := s.src.SetNodeState(ctx, id, req.State, req.Reason, req.Force)
 	s.decision(w, r, err, "node state change ordered", func() any { return StateChanged{Node: id, State: req.State, Index: idx} }, "node", id, "state", req.State, "index", idx)
 }
 
@@ -248,7 +254,7 @@ func (s *Server) addNode(w http.ResponseWriter, r *http.Request) {
 
 // NodeRemover is the part of Source behind DELETE /nodes/{id}.
 type NodeRemover interface {
-	RemoveNode(ctx context.Context, node string) (uint64, error)
+	RemoveNode(ctx context.Context, node string, force bool) (uint64, error)
 }
 
 // NodeRemoved is the answer to an accepted removal.
@@ -266,7 +272,7 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	idx, err := rm.RemoveNode(ctx, id)
+	idx, err := rm.RemoveNode(ctx, id, r.URL.Query().Get("force") == "true")
 	s.decision(w, r, err, "node removed", func() any { return NodeRemoved{Node: id, Index: idx} }, "node", id, "index", idx)
 }
 
@@ -395,9 +401,9 @@ func (c *Client) Nodes(ctx context.Context) (NodeList, error) {
 }
 
 // SetNodeState posts a state change and returns the cluster's answer.
-func (c *Client) SetNodeState(ctx context.Context, node, state, reason string) (StateChanged, error) {
+func (c *Client) SetNodeState(ctx context.Context, node, state, reason string, force bool) (StateChanged, error) {
 	var out StateChanged
-	err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/state", StateChange{State: state, Reason: reason}, &out)
+	err := c.do(ctx, http.MethodPost, "/nodes/"+url.PathEscape(node)+"/state", StateChange{State: state, Reason: reason, Force: force}, &out)
 	return out, err
 }
 
@@ -409,9 +415,13 @@ func (c *Client) AddNode(ctx context.Context, node, raftAddr string) (StateChang
 }
 
 // RemoveNode removes a node from the cluster.
-func (c *Client) RemoveNode(ctx context.Context, node string) (NodeRemoved, error) {
+func (c *Client) RemoveNode(ctx context.Context, node string, force bool) (NodeRemoved, error) {
 	var out NodeRemoved
-	err := c.do(ctx, http.MethodDelete, "/nodes/"+url.PathEscape(node), nil, &out)
+	path := "/nodes/" + url.PathEscape(node)
+	if force {
+		path += "?force=true"
+	}
+	err := c.do(ctx, http.MethodDelete, path, nil, &out)
 	return out, err
 }
 

@@ -24,7 +24,7 @@ func (s *src) Nodes() NodeList {
 	return NodeList{Reporter: s.st.ID, Nodes: []Node{{ID: "n1", State: "active", Leader: true}, {ID: "n2", State: "standby"}}}
 }
 
-func (s *src) SetNodeState(_ context.Context, node, state, reason string) (uint64, error) {
+func (s *src) SetNodeState(_ context.Context, node, state, reason string, _ bool) (uint64, error) {
 	if state == "standby" && node == "n1" {
 		return 0, &RefusedError{Msg: "node n1 is the only active node"}
 	}
@@ -80,7 +80,7 @@ func TestNodesAndStateChanges(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	if _, err := (&Client{Endpoint: "http://" + s.Addr(), Token: "nope"}).SetNodeState(ctx, "n2", "active", ""); err == nil {
+	if _, err := (&Client{Endpoint: "http://" + s.Addr(), Token: "nope"}).SetNodeState(ctx, "n2", "active", "", false); err == nil {
 		t.Fatal("state change with a wrong token accepted")
 	}
 	c := &Client{Endpoint: "http://" + s.Addr(), Token: "tok"}
@@ -88,7 +88,7 @@ func TestNodesAndStateChanges(t *testing.T) {
 	if err != nil || len(l.Nodes) != 2 || l.Nodes[1].State != "standby" || l.Reporter != "n1" {
 		t.Fatalf("nodes: %+v %v", l, err)
 	}
-	got, err := c.SetNodeState(ctx, "n2", "active", "back from lunch")
+	got, err := c.SetNodeState(ctx, "n2", "active", "back from lunch", false)
 	if err != nil || got.Index != 42 || got.Node != "n2" || got.State != "active" {
 		t.Fatalf("accepted change: %+v %v", got, err)
 	}
@@ -103,7 +103,7 @@ func TestNodesAndStateChanges(t *testing.T) {
 		{"n1", "standby", http.StatusConflict, "only active node"},
 		{"down", "active", http.StatusServiceUnavailable, "no leader reachable"},
 	} {
-		_, err := c.SetNodeState(ctx, tc.node, tc.state, "")
+		_, err := c.SetNodeState(ctx, tc.node, tc.state, "", false)
 		var he *HTTPError
 		if !errors.As(err, &he) || he.Code != tc.code || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s -> %s: %v, want HTTP %d saying %q", tc.node, tc.state, err, tc.code, tc.msg)

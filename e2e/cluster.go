@@ -530,9 +530,16 @@ func (n *Node) signal(sig syscall.Signal, wait time.Duration) error {
 	case <-done:
 		return nil
 	case <-time.After(wait):
-		_ = cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("lockstepd pid %d did not exit within %s of %v; killed", cmd.Process.Pid, wait, sig)
+		// SIGQUIT first: the Go runtime writes every goroutine's stack
+		// to the log, to show what the stop waited for.
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		return fmt.Errorf("lockstepd pid %d did not exit within %s of %v; stopped with SIGQUIT (goroutine stacks in %s)", cmd.Process.Pid, wait, sig, n.LogPath)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,7 +123,7 @@ func TestNodeStates(t *testing.T) {
 
 	// Maintenance, through the admin API of another node: n3 stops applying.
 	cl2 := &admin.Client{Endpoint: "http://" + n2.AdminAddr, Token: c.Token}
-	if _, err := cl2.SetNodeState(context.Background(), "n3", "maintenance", "dba work"); err != nil {
+	if _, err := cl2.SetNodeState(context.Background(), "n3", "maintenance", "dba work", false); err != nil {
 		t.Fatal(err)
 	}
 	waitStates(map[string]string{"n3": "maintenance"})
@@ -141,11 +142,12 @@ func TestNodeStates(t *testing.T) {
 	// token; an unknown node.
 	ctl(n1, "node", "set-state", "n2", "standby")
 	waitStates(map[string]string{"n2": "standby"})
-	ctlFails(n2, "only active node", "node", "set-state", "n1", "maintenance")
+	ctlFails(n2, "would leave 1 voter(s) that can keep a quorum", "node", "set-state", "n1", "maintenance")
+	ctlFails(n2, "only active node", "node", "set-state", "n1", "maintenance", "--force")
 	ctlFails(n1, `unknown state "sleeping"`, "node", "set-state", "n3", "sleeping")
 	ctlFails(n1, `unknown node "n9"`, "node", "set-state", "n9", "active")
 	ctlFails(n1, "missing or wrong admin token", "--token", "wrong", "node", "list")
-	_, err = (&admin.Client{Endpoint: "http://" + n1.AdminAddr, Token: "wrong"}).SetNodeState(context.Background(), "n3", "active", "")
+	_, err = (&admin.Client{Endpoint: "http://" + n1.AdminAddr, Token: "wrong"}).SetNodeState(context.Background(), "n3", "active", "", false)
 	var he *admin.HTTPError
 	if !errors.As(err, &he) || he.Code != http.StatusUnauthorized {
 		t.Errorf("state change with a wrong token: %v, want 401", err)
@@ -211,5 +213,60 @@ func waitCount(t *testing.T, n *e2e.Node, want int64, what string) {
 			t.Fatalf("%s: %s holds %d rows (err %v), want %d", what, n.ID, got, err, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestQuorumLossRefused: taking a node out of service or out of the
+// cluster is refused when the voters left that the leader reaches (and
+// that are not in maintenance or offline) could not keep a quorum once it
+// stops; --force overrides.
+func TestQuorumLossRefused(t *testing.T) {
+	c := e2e.NewCluster(t, e2e.WithNodes(3))
+	leader := c.WaitForLeader()
+	others := c.Other(leader)
+	a, down := others[0], others[1]
+	down.Kill()
+	e2e.Eventually(t, 10*time.Second, "the leader to notice "+down.ID+" is down", func() error {
+		if st := leader.MustStatus(t); !slices.Contains(st.Unreachable, down.ID) {
+			return fmt.Errorf("unreachable according to the leader: %v", st.Unreachable)
+		}
+		return nil
+	})
+	for _, args := range [][]string{
+		{"node", "set-state", a.ID, "maintenance"},
+		{"node", "set-state", a.ID, "offline"},
+		{"node", "remove", a.ID},
+	} {
+		// Through the leader and through a follower (which asks the leader).
+		for _, via := range []*e2e.Node{leader, a} {
+			_, errOut, err := via.Clusterctl(t, args...)
+			if err == nil || !strings.Contains(errOut, "quorum") || !strings.Contains(errOut, down.ID+" (unreachable)") {
+				t.Errorf("%v via %s with %s down: %v\n%s", args, via.ID, down.ID, err, errOut)
+			}
+		}
+	}
+	if out, errOut, err := leader.Clusterctl(t, "node", "set-state", a.ID, "maintenance", "--force"); err != nil {
+		t.Fatalf("set-state --force: %v\n%s%s", err, out, errOut)
+	}
+	if out, errOut, err := leader.Clusterctl(t, "node", "set-state", a.ID, "active"); err != nil {
+		t.Fatalf("back to active: %v\n%s%s", err, out, errOut)
+	}
+	down.Restart()
+	e2e.Eventually(t, 30*time.Second, "maintenance allowed once "+down.ID+" is back", func() error {
+		_, errOut, err := leader.Clusterctl(t, "node", "set-state", down.ID, "maintenance")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, errOut)
+		}
+		return nil
+	})
+	// A second node out while one is in maintenance: refused.
+	if _, errOut, err := leader.Clusterctl(t, "node", "set-state", a.ID, "offline"); err == nil || !strings.Contains(errOut, down.ID+" (maintenance)") {
+		t.Errorf("a second node offline while %s is in maintenance: %v\n%s", down.ID, err, errOut)
+	}
+	if out, errOut, err := leader.Clusterctl(t, "node", "set-state", down.ID, "active"); err != nil {
+		t.Fatalf("back to active: %v\n%s%s", err, out, errOut)
+	}
+	if err := down.WaitReady(e2e.ReadyTimeout); err != nil {
+		t.Fatal(err)
 	}
 }

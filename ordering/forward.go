@@ -52,6 +52,7 @@ func (n *Node) forwardHandler() http.Handler {
 	mux.HandleFunc("POST "+pathSubmit, n.handleSubmit)
 	mux.HandleFunc("GET "+pathBarrier, n.handleBarrier)
 	mux.HandleFunc("GET "+pathSnapshot, n.handleSnapshot)
+	mux.HandleFunc("GET "+pathHealth, n.handleHealth)
 	return mux
 }
 

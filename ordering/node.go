@@ -47,6 +47,7 @@ type Node struct {
 
 	seq     atomic.Uint64
 	waiters waiters
+	health  peerHealth
 	propCh  chan *proposal
 
 	readyTerm atomic.Uint64 // term in which this leader committed a barrier
@@ -80,6 +81,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	n := &Node{
 		cfg: cfg, logger: logger, applier: applier,
 		waiters: waiters{m: map[command.EntryID]chan delivery{}},
+		health:  peerHealth{failing: map[string]bool{}},
 		propCh:  make(chan *proposal, 4*cfg.MaxBatch),
 		stop:    make(chan struct{}),
 	}
@@ -200,6 +202,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	fl := n.mux.sub(muxForward)
 	go func() { _ = n.srv.Serve(fl) }()
 
+	n.watchHealth()
 	n.wg.Add(4)
 	go n.runBatcher()
 	go n.runCheckpoints()
@@ -413,6 +416,8 @@ type Status struct {
 	// SnapshotIndex its latest snapshot's index (log compaction).
 	FirstLogIndex uint64 `json:"first_log_index"`
 	SnapshotIndex uint64 `json:"snapshot_index"`
+	// Unreachable lists the voters whose heartbeats fail (leader only).
+	Unreachable []string `json:"unreachable,omitempty"`
 	// OutcomeIndex and OutcomeHash are the applier's running outcome hash.
 	OutcomeIndex   uint64 `json:"hash_index"`
 	OutcomeHash    string `json:"outcome_hash"`
@@ -454,6 +459,9 @@ func (n *Node) Status() Status {
 		}
 	}
 	s.BatchedRecords, s.BatchedEntries = n.batchRecords.Load(), n.batchEntries.Load()
+	if s.Role == "leader" {
+		s.Unreachable, _ = n.unreachable(context.Background())
+	}
 	return s
 }
 

@@ -36,7 +36,7 @@ func (fakeSource) Nodes() admin.NodeList {
 		{ID: "n2", State: "maintenance", RaftAddr: "10.0.0.2:7401", Suffrage: "Voter"}}}
 }
 
-func (fakeSource) SetNodeState(_ context.Context, node, state, _ string) (uint64, error) {
+func (fakeSource) SetNodeState(_ context.Context, node, state, _ string, _ bool) (uint64, error) {
 	if node == "n1" {
 		return 0, &admin.RefusedError{Msg: "node n1 is the only active node"}
 	}

@@ -224,7 +224,7 @@ func (s statusSource) AdminStatus() admin.Status {
 	return admin.Status{
 		ID: s.cfg.NodeID, Role: st.Role, Leader: st.LeaderID, Term: st.Term,
 		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
-		FirstLogIndex: st.FirstLogIndex, SnapshotIndex: st.SnapshotIndex,
+		FirstLogIndex: st.FirstLogIndex, SnapshotIndex: st.SnapshotIndex, Unreachable: st.Unreachable,
 		OutcomeHash: st.OutcomeHash, HashIndex: st.OutcomeIndex,
 		Diverged: st.Diverged, DivergedDetail: st.DivergedDetail,
 		State: string(state), StateDetail: detail,
@@ -284,7 +284,12 @@ func (s statusSource) AddNode(ctx context.Context, node, raftAddr string) (uint6
 	return idx, refusal(err)
 }
 
-func (s statusSource) RemoveNode(ctx context.Context, node string) (uint64, error) {
+func (s statusSource) RemoveNode(ctx context.Context, node string, force bool) (uint64, error) {
+	if !force {
+		if err := s.node.CheckQuorumLoss(ctx, node, "", true); err != nil {
+			return 0, refusal(err)
+		}
+	}
 	idx, err := s.node.RemoveNode(ctx, node)
 	return idx, refusal(err)
 }
@@ -294,7 +299,12 @@ func (s statusSource) TransferLeadership(ctx context.Context, to string) (string
 	return leader, refusal(err)
 }
 
-func (s statusSource) SetNodeState(ctx context.Context, node, state, reason string) (uint64, error) {
+func (s statusSource) SetNodeState(ctx context.Context, node, state, reason string, force bool) (uint64, error) {
+	if !force {
+		if err := s.node.CheckQuorumLoss(ctx, node, ordering.NodeState(state), false); err != nil {
+			return 0, refusal(err)
+		}
+	}
 	idx, err := s.node.SetNodeState(ctx, node, ordering.NodeState(state), reason)
 	return idx, refusal(err)
 }

@@ -1,0 +1,160 @@
+package ordering
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// Which voters the leader can reach, for refusing operator actions that
+// would cost the cluster its quorum (CheckQuorumLoss). Only the leader sends
+// heartbeats, so only its view counts; other nodes ask it.
+
+const pathHealth = "/ordering/v1/unreachable"
+
+// peerHealth is the leader's set of voters whose heartbeats fail.
+type peerHealth struct {
+	mu      sync.Mutex
+	failing map[string]bool
+}
+
+// watchHealth follows heartbeat observations (started by New).
+func (n *Node) watchHealth() {
+	ch := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
+			return true
+		}
+		return false
+	})
+	n.raft.RegisterObserver(obs)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.raft.DeregisterObserver(obs)
+		for {
+			select {
+			case <-n.stop:
+				return
+			case o := <-ch:
+				n.health.mu.Lock()
+				switch d := o.Data.(type) {
+				case raft.FailedHeartbeatObservation:
+					n.health.failing[string(d.PeerID)] = true
+				case raft.ResumedHeartbeatObservation:
+					delete(n.health.failing, string(d.PeerID))
+				case raft.LeaderObservation:
+					clear(n.health.failing) // a new leader's own view starts afresh
+				}
+				n.health.mu.Unlock()
+			}
+		}
+	}()
+}
+
+// unreachable returns the voters the leader cannot reach: its own view when
+// it leads, else the leader's answer.
+func (n *Node) unreachable(ctx context.Context) ([]string, error) {
+	if n.IsLeader() {
+		n.health.mu.Lock()
+		defer n.health.mu.Unlock()
+		var out []string
+		for id := range n.health.failing {
+			out = append(out, id)
+		}
+		sort.Strings(out)
+		return out, nil
+	}
+	addr, _ := n.raft.LeaderWithID()
+	if addr == "" {
+		return nil, fmt.Errorf("%w: no leader known", command.ErrNoLeader)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+string(addr)+pathHealth, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask the leader which nodes it reaches: %w", err)
+	}
+	defer resp.Body.Close()
+	var out []string
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return nil, fmt.Errorf("ask the leader which nodes it reaches: %w", err)
+	}
+	return out, nil
+}
+
+func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if !n.IsLeader() {
+		http.Error(w, "not the leader", http.StatusConflict)
+		return
+	}
+	out, _ := n.unreachable(r.Context())
+	if out == nil {
+		out = []string{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// CheckQuorumLoss refuses (ErrStateRefused) taking node out of service
+// (state maintenance or offline) or out of the cluster (remove) when the
+// voters left — reachable by the leader now, and not in maintenance or
+// offline themselves, so they can be expected to keep running — could not
+// form a majority once node stops. Other changes pass.
+func (n *Node) CheckQuorumLoss(ctx context.Context, node string, state NodeState, remove bool) error {
+	if !remove && state != StateMaintenance && state != StateOffline {
+		return nil
+	}
+	var voters []string
+	for _, p := range n.Status().Peers {
+		if p.Suffrage == raft.Voter.String() {
+			voters = append(voters, p.ID)
+		}
+	}
+	if !slices.Contains(voters, node) {
+		return nil // not a voter (or unknown: the log refuses it)
+	}
+	down, err := n.unreachable(ctx)
+	if err != nil {
+		return err
+	}
+	states := n.NodeStates()
+	total := len(voters)
+	if remove {
+		total--
+	}
+	var left, gone []string
+	for _, id := range voters {
+		switch {
+		case id == node:
+		case slices.Contains(down, id):
+			gone = append(gone, id+" (unreachable)")
+		case states[id] == StateMaintenance || states[id] == StateOffline:
+			gone = append(gone, fmt.Sprintf("%s (%s)", id, states[id]))
+		default:
+			left = append(left, id)
+		}
+	}
+	if need := total/2 + 1; len(left) < need {
+		what := fmt.Sprintf("setting %s %s", node, state)
+		if remove {
+			what = "removing " + node
+		}
+		return fmt.Errorf("%w: %s would leave %d voter(s) that can keep a quorum (%s) where %d of %d are needed (%s): the cluster would stop serving when %s stops. Bring those nodes back first, or repeat with --force",
+			ErrStateRefused, what, len(left), strings.Join(left, ", "), need, total, strings.Join(gone, ", "), node)
+	}
+	return nil
+}
