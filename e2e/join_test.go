@@ -11,9 +11,11 @@ import (
 
 // TestNodeJoinUnderLoad: a fourth node joins while clients write through
 // the other three the whole time: lockstepd --join, then clusterctl node
-// add; it is joining (serving no clients) until it has caught up with the
-// log, then makes itself active, serves reads and writes, and every table is
-// identical on all four nodes (clusterctl checksum).
+// add; it copies a member's database over the cluster port (a consistent
+// snapshot at a log index), is joining (serving no clients) until it has
+// applied the log after it, then makes itself active, serves reads and
+// writes, and every table is identical on all four nodes (clusterctl
+// checksum).
 func TestNodeJoinUnderLoad(t *testing.T) {
 	c := e2e.NewCluster(t, e2e.WithNodes(3))
 	setup(t, c, "CREATE DATABASE ld", loadSchema,
@@ -35,6 +37,11 @@ func TestNodeJoinUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%s active and ready %s after node add, under load", n4.ID, time.Since(start).Round(time.Millisecond))
+	if line := grepLine(n4.Tail(400), "state transfer: database restored from a peer"); line == "" {
+		t.Errorf("%s joined without copying a member's database:\n%s", n4.ID, n4.Tail(30))
+	} else {
+		t.Logf("%s: %s", n4.ID, line)
+	}
 	for _, n := range c.Nodes {
 		out, _, err := n.Clusterctl(t, "node", "list")
 		if err != nil || !strings.Contains(out, "n4    active") {

@@ -232,6 +232,9 @@ func TestQuorumLossRefused(t *testing.T) {
 		}
 		return nil
 	})
+	if out, _, err := leader.Clusterctl(t, "status"); err != nil || !strings.Contains(out, "UNREACHABLE from the leader: "+down.ID) {
+		t.Errorf("clusterctl status on the leader with %s down: %v\n%s", down.ID, err, out)
+	}
 	for _, args := range [][]string{
 		{"node", "set-state", a.ID, "maintenance"},
 		{"node", "set-state", a.ID, "offline"},

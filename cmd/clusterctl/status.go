@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -37,6 +38,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(out, "node %s: %s, %s (%s), leader %s, term %d\n", st.ID, st.Role, st.State, orDash(st.StateDetail), orDash(st.Leader), st.Term)
 			fmt.Fprintf(out, "  commit index %d, applied %d (lag %d), outcome hash %s at %d\n",
 				st.CommitIndex, st.AppliedIndex, admin.Lag(st), short(st.OutcomeHash), st.HashIndex)
+			fmt.Fprintf(out, "  raft log from index %d, latest snapshot at %d\n", st.FirstLogIndex, st.SnapshotIndex)
+			if len(st.Unreachable) > 0 {
+				fmt.Fprintf(out, "  UNREACHABLE from the leader: %s\n", strings.Join(st.Unreachable, ", "))
+			}
 			if st.Diverged {
 				fmt.Fprintf(out, "  DIVERGED: %s\n", st.DivergedDetail)
 			}
