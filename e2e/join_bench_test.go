@@ -18,8 +18,12 @@ import (
 //	go test ./e2e -run '^$' -bench JoinState -benchtime 1x -timeout 60m
 //
 // LOCKSTEP_BENCH_JOIN_MB sets the dataset size (default 1024 MB of rows,
-// written through the cluster before the join).
+// written through the cluster before the join). LOCKSTEP_BENCH_JOIN_VIA=cluster
+// joins without --join-from: the joiner copies a member's database over the
+// cluster port (the path of nodes behind the compacted log) instead of the
+// admin API.
 func BenchmarkJoinState(b *testing.B) {
+	viaCluster := os.Getenv("LOCKSTEP_BENCH_JOIN_VIA") == "cluster"
 	mb := 1024
 	if v, err := strconv.Atoi(os.Getenv("LOCKSTEP_BENCH_JOIN_MB")); err == nil && v > 0 {
 		mb = v
@@ -41,6 +45,7 @@ func BenchmarkJoinState(b *testing.B) {
 				b.Fatalf("fill: %v", err)
 			}
 		}
+		c.WaitConverged()
 		var bytes int64
 		if err := c.Nodes[1].BackendDB().QueryRow("SELECT SUM(LENGTH(pad)) + 4 * COUNT(*) FROM big.t").Scan(&bytes); err != nil {
 			b.Fatal(err)
@@ -49,9 +54,23 @@ func BenchmarkJoinState(b *testing.B) {
 		setup2(b, c)
 		l := startLoadB(b, c)
 		start := time.Now()
-		n4 := c.StartJoiner(b, "--join-from", "http://"+c.Nodes[1].AdminAddr+",http://"+c.Nodes[2].AdminAddr)
+		var n4 *e2e.Node
+		if viaCluster {
+			// No --join-from: added at once, the joiner copies a member's
+			// database over the cluster port.
+			n4 = c.StartJoiner(b)
+			if out, errOut, err := c.Nodes[0].Clusterctl(b, "node", "add", n4.ID, n4.RaftAddr); err != nil {
+				b.Fatalf("node add: %v\n%s%s", err, out, errOut)
+			}
+		} else {
+			n4 = c.StartJoiner(b, "--join-from", "http://"+c.Nodes[1].AdminAddr+",http://"+c.Nodes[2].AdminAddr)
+		}
+		done := "state transfer: restored a snapshot"
+		if viaCluster {
+			done = "state transfer: database restored from a peer"
+		}
 		e2e.Eventually(b, 60*time.Minute, "the snapshot is restored", func() error {
-			if strings.Contains(n4.Tail(300), "state transfer: restored a snapshot") {
+			if strings.Contains(n4.Tail(300), done) {
 				return nil
 			}
 			if !n4.Running() {
@@ -60,9 +79,11 @@ func BenchmarkJoinState(b *testing.B) {
 			return fmt.Errorf("not yet")
 		})
 		restored := time.Since(start)
-		b.Logf("n4: %s", grepLine(n4.Tail(300), "state transfer: restored a snapshot"))
-		if out, errOut, err := c.Nodes[0].Clusterctl(b, "node", "add", n4.ID, n4.RaftAddr); err != nil {
-			b.Fatalf("node add: %v\n%s%s", err, out, errOut)
+		b.Logf("n4: %s", grepLine(n4.Tail(300), done))
+		if !viaCluster {
+			if out, errOut, err := c.Nodes[0].Clusterctl(b, "node", "add", n4.ID, n4.RaftAddr); err != nil {
+				b.Fatalf("node add: %v\n%s%s", err, out, errOut)
+			}
 		}
 		if err := n4.WaitReady(30 * time.Minute); err != nil {
 			b.Fatal(err)

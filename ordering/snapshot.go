@@ -179,7 +179,13 @@ func (f *fsm) transferDatabase(need uint64) bool {
 		return false
 	}
 	for round := 1; ; round++ {
-		for _, p := range f.donors() {
+		donors := f.donors()
+		if len(donors) == 0 {
+			// Not told the cluster's members yet (a joiner before its
+			// first records): look again soon.
+			round = 0
+		}
+		for _, p := range donors {
 			start := time.Now()
 			f.logger.Info("state transfer: copying a peer's database", "donor", p.ID, "addr", p.Address, "need_index", need)
 			idx, n, err := f.fetchSnapshot(st, string(p.Address))
@@ -206,7 +212,7 @@ func (f *fsm) transferDatabase(need uint64) bool {
 			}
 		}
 		select {
-		case <-time.After(min(time.Duration(round)*time.Second, 10*time.Second)):
+		case <-time.After(min(max(time.Duration(round)*time.Second, 200*time.Millisecond), 10*time.Second)):
 		case <-f.n.stop:
 			return false
 		}
