@@ -175,3 +175,43 @@ func TestJoinDonorDiesMidTransfer(t *testing.T) {
 	l.verify(c)
 	c.AssertIdentical(t)
 }
+
+// TestJoinerRestartsMidCopy: a joiner (no --join-from) copying a member's
+// database over the cluster port is killed mid-copy and started again: it
+// does not apply the log onto the partial copy, copies again, joins, and
+// every table matches.
+func TestJoinerRestartsMidCopy(t *testing.T) {
+	c := e2e.NewCluster(t, e2e.WithNodes(3), e2e.WithArgs("--snapshot-rate=0.4"))
+	setup(t, c, "CREATE DATABASE big", "CREATE TABLE big.b (id INT PRIMARY KEY, h TEXT)",
+		"INSERT INTO big.b SELECT seq, CONCAT(SHA2(seq * 7919 + 1, 512), SHA2(seq, 512)) FROM big.seq_1_to_8000",
+		"CREATE DATABASE ld", loadSchema)
+	l := startLoad(t, c, c.Nodes, 1)
+	l.waitMore(20, 30*time.Second, "load before the join")
+	n4 := c.StartJoiner(t)
+	if out, errOut, err := c.Nodes[0].Clusterctl(t, "node", "add", n4.ID, n4.RaftAddr); err != nil {
+		t.Fatalf("node add: %v\n%s%s", err, out, errOut)
+	}
+	e2e.Eventually(t, 60*time.Second, "n4 to start receiving big.b", func() error {
+		var n int
+		if err := n4.BackendDB().QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'big'").Scan(&n); err != nil || n == 0 {
+			return fmt.Errorf("big.b not created on n4 yet (%v)", err)
+		}
+		return nil
+	})
+	if strings.Contains(n4.Tail(200), "state transfer: database restored from a peer") {
+		t.Fatal("the copy finished before the kill: slow it down (--snapshot-rate) or grow big.b")
+	}
+	n4.Kill()
+	n4.Start()
+	if err := n4.WaitReady(e2e.ReadyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if line := grepLine(n4.Tail(400), "state transfer: database restored from a peer"); line == "" {
+		t.Errorf("%s became ready without a finished copy:\n%s", n4.ID, n4.Tail(30))
+	}
+	l.waitMore(20, 60*time.Second, "writes after the join")
+	l.halt()
+	c.WaitConverged()
+	l.verify(c)
+	c.AssertIdentical(t)
+}

@@ -175,10 +175,11 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("ordering: %w", err)
 	} else if m != nil {
 		n.fsm.adoptSnapshot(*m, "this node's latest, at startup")
-	} else if !has && cfg.Join && skip == 0 && !slices.Contains(cfg.Witnesses, cfg.NodeID) {
-		// A joiner without a restored snapshot (--join-from): copy a
-		// peer's database once the cluster has added this node, then
-		// apply the log after the copy's index.
+	} else if cfg.Join && skip == 0 && !slices.Contains(cfg.Witnesses, cfg.NodeID) {
+		// A joiner without a restored snapshot (--join-from), or one
+		// restarted before its copy finished (a cut copy leaves applied
+		// index 0): copy a peer's database once the cluster has added
+		// this node, then apply the log after the copy's index.
 		n.fsm.needDB = 1
 		n.fsm.deferred = true
 		logger.Info("joining with an empty database: it will be copied from a member once this node is added")

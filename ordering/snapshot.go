@@ -195,6 +195,13 @@ func (f *fsm) transferDatabase(need uint64) bool {
 				f.logger.Info("state transfer: database restored from a peer", "donor", p.ID, "index", idx, "bytes", n,
 					"took", took.Round(time.Millisecond), "mb_per_s", fmt.Sprintf("%.1f", float64(n)/1e6/max(took.Seconds(), 1e-3)))
 				f.mu.Lock()
+				if idx < f.needDB {
+					// Raft installed a newer snapshot during the copy:
+					// copy again (runDrain calls back with the new need).
+					f.mu.Unlock()
+					f.logger.Info("state transfer: a newer Raft snapshot arrived during the copy; copying again", "index", idx)
+					return true
+				}
 				f.applied = max(idx, f.snapIndex)
 				f.lastSeen = max(f.lastSeen, f.applied)
 				f.needDB = 0

@@ -463,8 +463,16 @@ func (f *fsm) settle(index, term uint64, e *command.Entry, refused *command.Erro
 	f.n.wg.Add(1)
 	go func() {
 		defer f.n.wg.Done()
-		if err := act(r); err != nil {
-			f.logger.Warn(failed, "err", err)
+		// Not waited for past Close: Raft may never answer a future it
+		// dropped (a leader removing itself shuts its Raft down first).
+		errc := make(chan error, 1)
+		go func() { errc <- act(r) }()
+		select {
+		case err := <-errc:
+			if err != nil {
+				f.logger.Warn(failed, "err", err)
+			}
+		case <-f.n.stop:
 		}
 	}()
 }
