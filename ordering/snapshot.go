@@ -29,10 +29,11 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/lockstepdb/lockstep/internal/snapstream"
 )
 
 // StateTransferer is implemented by appliers whose database can be copied
@@ -46,9 +47,8 @@ type StateTransferer interface {
 }
 
 const (
-	pathSnapshot       = "/ordering/v1/snapshot"
-	snapshotIndexTrail = "Lockstep-Index"
-	snapshotVersion    = 1
+	pathSnapshot    = "/ordering/v1/snapshot"
+	snapshotVersion = 1
 )
 
 // snapshotMeta is the content of a Raft snapshot.
@@ -267,34 +267,18 @@ func (f *fsm) fetchSnapshot(st StateTransferer, addr string) (uint64, int64, err
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return 0, 0, fmt.Errorf("%s: %s", resp.Status, b)
 	}
-	cr := &countingReader{r: resp.Body}
-	idx, err := st.RestoreSnapshot(ctx, cr)
+	var idx uint64
+	sent, n, err := snapstream.Receive(resp, func(r io.Reader) (err error) {
+		idx, err = st.RestoreSnapshot(ctx, r)
+		return err
+	})
 	if err != nil {
-		return 0, cr.n, err
-	}
-	// The trailer arrives after the body: read to EOF first.
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return 0, cr.n, err
-	}
-	sent, err := strconv.ParseUint(resp.Trailer.Get(snapshotIndexTrail), 10, 64)
-	if err != nil {
-		return 0, cr.n, fmt.Errorf("the donor did not finish the snapshot (no index trailer): %w", err)
+		return 0, n, err
 	}
 	if sent != idx {
-		return 0, cr.n, fmt.Errorf("the snapshot's header says index %d, the donor %d", idx, sent)
+		return 0, n, fmt.Errorf("the snapshot's header says index %d, the donor %d", idx, sent)
 	}
-	return idx, cr.n, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+	return idx, n, nil
 }
 
 // handleSnapshot streams this node's database to a peer catching up.
@@ -304,26 +288,11 @@ func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this node has no database (a witness)", http.StatusNotFound)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Trailer", snapshotIndexTrail)
 	start := time.Now()
-	cw := &countingWriter{w: w}
-	idx, err := st.Dump(r.Context(), cw)
+	idx, bytes, err := snapstream.Serve(w, "application/octet-stream", func(w io.Writer) (uint64, error) { return st.Dump(r.Context(), w) })
 	if err != nil {
 		n.logger.Warn("serving a database snapshot to a peer failed", "peer", r.RemoteAddr, "err", err)
 		return // no trailer: the peer sees an unfinished snapshot
 	}
-	w.Header().Set(snapshotIndexTrail, strconv.FormatUint(idx, 10))
-	n.logger.Info("served a database snapshot to a peer", "peer", r.RemoteAddr, "index", idx, "bytes", cw.n, "took", time.Since(start).Round(time.Millisecond))
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	n.logger.Info("served a database snapshot to a peer", "peer", r.RemoteAddr, "index", idx, "bytes", bytes, "took", time.Since(start).Round(time.Millisecond))
 }
