@@ -126,27 +126,42 @@ func grepLine(s, sub string) string {
 	return ""
 }
 
+// slowTransferCluster is a 3-node cluster whose snapshots are paced
+// (--snapshot-rate) and whose table big.b takes seconds to transfer, so a
+// test can kill a node mid-transfer; ld is ready for startLoad.
+func slowTransferCluster(t *testing.T) *e2e.Cluster {
+	c := e2e.NewCluster(t, e2e.WithNodes(3), e2e.WithArgs("--snapshot-rate=0.4"))
+	setup(t, c, "CREATE DATABASE big", "CREATE TABLE big.b (id INT PRIMARY KEY, h TEXT)",
+		"INSERT INTO big.b SELECT seq, CONCAT(SHA2(seq * 7919 + 1, 512), SHA2(seq, 512)) FROM big.seq_1_to_8000",
+		"CREATE DATABASE ld", loadSchema)
+	return c
+}
+
+// waitReceiving waits until a joiner's database has big.b: a transfer to
+// it is under way.
+func waitReceiving(t *testing.T, n *e2e.Node) {
+	t.Helper()
+	e2e.Eventually(t, 60*time.Second, n.ID+" to start receiving big.b", func() error {
+		var k int
+		if err := n.BackendDB().QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'big'").Scan(&k); err != nil || k == 0 {
+			return fmt.Errorf("big.b not created on %s yet (%v)", n.ID, err)
+		}
+		return nil
+	})
+}
+
 // TestJoinDonorDiesMidTransfer: the joiner's first donor is killed while
 // it streams its snapshot (paced with --snapshot-rate so the transfer
 // takes seconds); the joiner drops the partial copy, takes the whole
 // snapshot from the next donor, joins, and every table matches.
 func TestJoinDonorDiesMidTransfer(t *testing.T) {
-	c := e2e.NewCluster(t, e2e.WithNodes(3), e2e.WithArgs("--snapshot-rate=0.4"))
-	setup(t, c, "CREATE DATABASE big", "CREATE TABLE big.b (id INT PRIMARY KEY, h TEXT)",
-		"INSERT INTO big.b SELECT seq, CONCAT(SHA2(seq * 7919 + 1, 512), SHA2(seq, 512)) FROM big.seq_1_to_8000",
-		"CREATE DATABASE ld", loadSchema)
+	c := slowTransferCluster(t)
 	donor, next := c.Nodes[0], c.Nodes[1]
 	l := startLoad(t, c, []*e2e.Node{next, c.Nodes[2]}, 1)
 	l.waitMore(20, 30*time.Second, "load before the join")
 
 	n4 := c.StartJoiner(t, "--join-from", "http://"+donor.AdminAddr+",http://"+next.AdminAddr)
-	e2e.Eventually(t, 60*time.Second, "n4 to start receiving big.b from "+donor.ID, func() error {
-		var n int
-		if err := n4.BackendDB().QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'big'").Scan(&n); err != nil || n == 0 {
-			return fmt.Errorf("big.b not created on n4 yet (%v)", err)
-		}
-		return nil
-	})
+	waitReceiving(t, n4)
 	donor.Kill()
 	e2e.Eventually(t, 120*time.Second, "n4 restored a snapshot from "+next.ID, func() error {
 		if strings.Contains(n4.Tail(200), "state transfer: restored a snapshot") {
@@ -181,23 +196,14 @@ func TestJoinDonorDiesMidTransfer(t *testing.T) {
 // does not apply the log onto the partial copy, copies again, joins, and
 // every table matches.
 func TestJoinerRestartsMidCopy(t *testing.T) {
-	c := e2e.NewCluster(t, e2e.WithNodes(3), e2e.WithArgs("--snapshot-rate=0.4"))
-	setup(t, c, "CREATE DATABASE big", "CREATE TABLE big.b (id INT PRIMARY KEY, h TEXT)",
-		"INSERT INTO big.b SELECT seq, CONCAT(SHA2(seq * 7919 + 1, 512), SHA2(seq, 512)) FROM big.seq_1_to_8000",
-		"CREATE DATABASE ld", loadSchema)
+	c := slowTransferCluster(t)
 	l := startLoad(t, c, c.Nodes, 1)
 	l.waitMore(20, 30*time.Second, "load before the join")
 	n4 := c.StartJoiner(t)
 	if out, errOut, err := c.Nodes[0].Clusterctl(t, "node", "add", n4.ID, n4.RaftAddr); err != nil {
 		t.Fatalf("node add: %v\n%s%s", err, out, errOut)
 	}
-	e2e.Eventually(t, 60*time.Second, "n4 to start receiving big.b", func() error {
-		var n int
-		if err := n4.BackendDB().QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'big'").Scan(&n); err != nil || n == 0 {
-			return fmt.Errorf("big.b not created on n4 yet (%v)", err)
-		}
-		return nil
-	})
+	waitReceiving(t, n4)
 	if strings.Contains(n4.Tail(200), "state transfer: database restored from a peer") {
 		t.Fatal("the copy finished before the kill: slow it down (--snapshot-rate) or grow big.b")
 	}
