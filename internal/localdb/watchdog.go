@@ -48,7 +48,14 @@ type watchdog struct {
 	// The server refreshes that table's cache only when it has not been
 	// read for 100ms, so reading it more often would keep it stale.
 	lastLockRead atomic.Int64
+	// lastStallLog is when a stalled apply was last reported (unix nanos).
+	lastStallLog atomic.Int64
 }
+
+// stallReport is how long an apply may run before the watchdog logs what
+// the applier session is doing and which other sessions are open, and how
+// often it repeats that.
+const stallReport = 5 * time.Second
 
 // lockCacheIdle is how long INNODB_TRX/INNODB_LOCK_WAITS must go unread for
 // the server to refresh them (InnoDB's CACHE_MIN_IDLE_TIME_US, plus margin).
@@ -82,7 +89,35 @@ func (db *DB) watch() {
 		if err := db.releaseBlockers(context.Background(), false, false); err != nil {
 			db.log.Debug("watchdog: could not look for blockers", "err", err)
 		}
+		if since := time.Since(time.Unix(0, st)); since >= stallReport && time.Since(time.Unix(0, db.wd.lastStallLog.Load())) >= stallReport {
+			db.wd.lastStallLog.Store(time.Now().UnixNano())
+			db.reportStall(since)
+		}
 	}
+}
+
+// reportStall logs, for an apply that has run for since, the server's
+// process list: what the applier session waits for and who else is there
+// (the operator's lead when the node is stuck catching up).
+func (db *DB) reportStall(since time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	rows, err := db.admin.QueryContext(ctx, "SELECT ID, USER, COMMAND, TIME, COALESCE(STATE, ''), LEFT(COALESCE(INFO, ''), 120) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() ORDER BY ID")
+	if err != nil {
+		db.log.Warn("apply stalled; could not read the process list", "running_for", since.Round(time.Second), "err", err)
+		return
+	}
+	defer rows.Close()
+	var sessions []string
+	for rows.Next() {
+		var id, t uint64
+		var user, cmd, state, info string
+		if rows.Scan(&id, &user, &cmd, &t, &state, &info) == nil {
+			sessions = append(sessions, fmt.Sprintf("%d %s %s %ds %q %q", id, user, cmd, t, state, info))
+		}
+	}
+	db.log.Warn("apply stalled: the applier session has run one record for a long time; the server's sessions follow (id user command time state query)",
+		"running_for", since.Round(time.Second), "applier_conn", db.wd.connID.Load(), "sessions", strings.Join(sessions, "; "))
 }
 
 // releaseBlockers finds the sessions the applier waits for and has them
