@@ -87,9 +87,6 @@ type Config struct {
 	// MaxAppendEntries is the maximum number of log records sent in one
 	// AppendEntries RPC.
 	MaxAppendEntries int
-	// NoSync disables fsync of the Raft log (tests and benchmarks only: a
-	// crash can lose committed entries).
-	NoSync bool
 }
 
 // DefaultConfig returns a Config with LAN defaults tuned for a busy machine

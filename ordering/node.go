@@ -16,7 +16,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/lockstepdb/lockstep/ordering/command"
 )
@@ -40,7 +41,9 @@ type Node struct {
 	raft      *raft.Raft
 	raftPtr   atomic.Pointer[raft.Raft]
 	fsm       *fsm
-	bolt      *raftboltdb.BoltStore
+	wal       *raftwal.WAL       // the Raft log and stable store (DataDir/raft)
+	walMeta   *metadb.BoltMetaDB // wal's metadata; WAL.Close does not close it
+	logs      raft.LogStore      // wal behind an in-memory cache of recent records
 	transport *raft.NetworkTransport
 	mux       *mux
 	srv       *http.Server
@@ -100,8 +103,11 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 			} else if cfg.Listener != nil {
 				cfg.Listener.Close()
 			}
-			if n.bolt != nil {
-				n.bolt.Close()
+			if n.wal != nil {
+				n.wal.Close()
+			}
+			if n.walMeta != nil {
+				n.walMeta.Close()
 			}
 		}
 	}()
@@ -116,10 +122,21 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(raftDir, 0o750); err != nil {
 		return nil, fmt.Errorf("ordering: create %s: %w", raftDir, err)
 	}
+	if _, err := os.Stat(filepath.Join(raftDir, legacyLogFile)); err == nil {
+		return nil, fmt.Errorf("ordering: %s holds a Raft log in the raft-boltdb format of earlier Lockstep versions (%s), which this version no longer reads: "+
+			"give this node a fresh data directory and let it copy its database from the cluster (clusterctl node remove %s, then start it with an empty --data-dir and --join, then clusterctl node add %s %s); "+
+			"for a demo cluster, remove the demo directory", raftDir, legacyLogFile, cfg.NodeID, cfg.NodeID, cfg.RaftAddr)
+	}
 	hl := newHclogAdapter(logger)
-	n.bolt, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"), NoSync: cfg.NoSync})
+	n.walMeta = &metadb.BoltMetaDB{}
+	n.wal, err = raftwal.Open(raftDir, raftwal.WithLogger(hl.Named("wal")), raftwal.WithMetaStore(n.walMeta))
 	if err != nil {
-		return nil, fmt.Errorf("ordering: open raft log store: %w", err)
+		return nil, fmt.Errorf("ordering: open raft log store in %s: %w", raftDir, err)
+	}
+	// Raft reads every record back from the store to replicate it (and the
+	// drain reads them to catch up): keep the newest in memory.
+	if n.logs, err = raft.NewLogCache(logCacheSize, n.wal); err != nil {
+		return nil, fmt.Errorf("ordering: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshots"))
 	if err != nil {
@@ -163,7 +180,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("ordering: %w", err)
 	}
 
-	has, err := raft.HasExistingState(n.bolt, n.bolt, snaps)
+	has, err := raft.HasExistingState(n.logs, n.wal, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: inspect raft state: %w", err)
 	}
@@ -184,7 +201,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		n.fsm.deferred = true
 		logger.Info("joining with an empty database: it will be copied from a member once this node is added")
 	}
-	r, err := raft.NewRaft(rc, n.fsm, n.bolt, n.bolt, snaps, n.transport)
+	r, err := raft.NewRaft(rc, n.fsm, n.logs, n.wal, snaps, n.transport)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: start raft: %w", err)
 	}
@@ -219,6 +236,29 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	go n.runJoin()
 	ok = true
 	return n, nil
+}
+
+const (
+	// legacyLogFile is the raft-boltdb store of data directories written
+	// before the log moved to raft-wal.
+	legacyLogFile = "raft.db"
+	// walMetaFile is raft-wal's metadata file: present once a node has
+	// opened its log.
+	walMetaFile = "wal-meta.db"
+	// logCacheSize is how many recent log records stay in memory.
+	logCacheSize = 4096
+)
+
+// HasLocalState reports whether dataDir (Config.DataDir) already holds this
+// node's Raft log, in the current or the legacy format: a node that has
+// started before.
+func HasLocalState(dataDir string) bool {
+	for _, f := range []string{walMetaFile, legacyLogFile} {
+		if _, err := os.Stat(filepath.Join(dataDir, "raft", f)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // IsLeader reports whether this node is the Raft leader right now.
@@ -457,7 +497,7 @@ func (n *Node) Status() Status {
 	s.Term = n.raft.CurrentTerm()
 	s.CommitIndex = n.raft.CommitIndex()
 	s.LastLogIndex = n.raft.LastIndex()
-	s.FirstLogIndex, _ = n.bolt.FirstIndex()
+	s.FirstLogIndex, _ = n.logs.FirstIndex()
 	s.SnapshotIndex, _ = strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
 	s.AppliedIndex = n.fsm.appliedIndex()
 	s.OutcomeIndex, s.OutcomeHash = n.applier.OutcomeHash()
@@ -564,8 +604,11 @@ func (n *Node) Close() error {
 		_ = n.transport.Close()
 		_ = n.mux.Close()
 		n.client.CloseIdleConnections()
-		if err := n.bolt.Close(); err != nil && n.closeErr == nil {
+		if err := n.wal.Close(); err != nil && n.closeErr == nil {
 			n.closeErr = fmt.Errorf("ordering: close raft log: %w", err)
+		}
+		if err := n.walMeta.Close(); err != nil && n.closeErr == nil {
+			n.closeErr = fmt.Errorf("ordering: close raft log metadata: %w", err)
 		}
 		n.logger.Info("ordering stopped")
 	})

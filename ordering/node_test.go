@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -428,5 +431,38 @@ func BenchmarkSubmitSerial(b *testing.B) {
 		if _, err := tc.nodes[l].Submit(context.Background(), stmtEntry("INSERT INTO t VALUES (1)")); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLegacyLogStoreRefused: a data directory written by a Lockstep that
+// kept its Raft log in raft-boltdb is refused at start with what to do, and
+// nothing in it is changed.
+func TestLegacyLogStoreRefused(t *testing.T) {
+	dir := t.TempDir()
+	legacy := filepath.Join(dir, "raft", legacyLogFile)
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacy, []byte("old bolt file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !HasLocalState(dir) {
+		t.Fatal("HasLocalState: a legacy log counts as local state")
+	}
+	c := DefaultConfig()
+	c.NodeID, c.RaftAddr, c.DataDir = "n1", "127.0.0.1:1", dir
+	c.Peers = map[string]string{"n1": c.RaftAddr}
+	_, err := New(c, &fakeApplier{}, testLogger())
+	if err == nil || !strings.Contains(err.Error(), "raft-boltdb") || !strings.Contains(err.Error(), "clusterctl node add") {
+		t.Fatalf("want a refusal naming the old format and what to do, got %v", err)
+	}
+	if b, _ := os.ReadFile(legacy); string(b) != "old bolt file" {
+		t.Fatal("the legacy log was changed")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "raft", walMetaFile)); err == nil {
+		t.Fatal("a new log was created beside the legacy one")
+	}
+	if HasLocalState(t.TempDir()) {
+		t.Fatal("HasLocalState: an empty directory has no state")
 	}
 }

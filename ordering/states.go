@@ -209,7 +209,7 @@ func (f *fsm) runDrain() {
 			}
 			f.mu.Unlock()
 			var l raft.Log
-			if err := f.n.bolt.GetLog(next, &l); err != nil {
+			if err := f.n.logs.GetLog(next, &l); err != nil {
 				f.logger.Error("cannot read a stored log record to catch up; retrying", "index", next, "err", err)
 				select {
 				case <-time.After(time.Second):

@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/lockstepdb/lockstep/admin"
 	"github.com/lockstepdb/lockstep/internal/localdb"
+	"github.com/lockstepdb/lockstep/ordering"
 )
 
 // restoreFromDonor is a joiner's state transfer: on the first start (no
@@ -24,7 +23,7 @@ import (
 // node then opens its database at the snapshot's index and applies only the
 // log after it.
 func restoreFromDonor(ctx context.Context, cfg Config, log *slog.Logger) error {
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "raft", "raft.db")); err == nil {
+	if ordering.HasLocalState(cfg.DataDir) {
 		return nil // not the first start: the database already holds our state
 	}
 	var donors []string
