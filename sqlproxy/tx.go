@@ -679,6 +679,20 @@ func (srv *Server) WaitAborted(ids []uint64, timeout time.Duration) {
 	}
 }
 
+// OptimisticOpen reports whether any session has an optimistic transaction
+// open: only those can block the applier in a way AbortBlockers can end
+// (localdb.BlockersPossible). Called from the applier's watchdog goroutine.
+func (srv *Server) OptimisticOpen() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for sess := range srv.sessions {
+		if sess.optimistic.Load() {
+			return true
+		}
+	}
+	return false
+}
+
 // AbortBlockers aborts the optimistic transactions of the sessions whose
 // backend connection ids are given (all: every open optimistic
 // transaction; with rowLocks, every one that may hold row locks), because

@@ -84,7 +84,7 @@ func newTxProxy(t *testing.T, cfg func(*sqlproxy.Config)) (*sqlproxytest.Server,
 		opts = append(opts, sqlproxytest.WithConfig(cfg))
 	}
 	srv := sqlproxytest.NewServer(t, opts...)
-	txOrd.db.SetBlockerHandler(srv.Proxy.AbortBlockers, srv.Proxy.WaitAborted)
+	txOrd.db.SetBlockerHandler(srv.Proxy.AbortBlockers, srv.Proxy.WaitAborted, srv.Proxy.OptimisticOpen)
 	name := "t_" + strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name()))
 	root := open(t, backend.RootDSN())
 	mustExec(t, root, "DROP DATABASE IF EXISTS "+name)

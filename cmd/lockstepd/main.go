@@ -151,7 +151,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	// The applier always wins: client transactions that hold locks it
 	// needs are aborted.
-	db.SetBlockerHandler(proxy.AbortBlockers, proxy.WaitAborted)
+	db.SetBlockerHandler(proxy.AbortBlockers, proxy.WaitAborted, proxy.OptimisticOpen)
 	l, err := net.Listen("tcp", cfg.SQLAddr)
 	if err != nil {
 		return fmt.Errorf("SQL listener on %s: %w", cfg.SQLAddr, err)

@@ -180,17 +180,12 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 		if !inTx {
 			return nil
 		}
-		if err := db.flushAutoInc(ctx); err != nil {
-			rollback()
-			return err
-		}
 		b, _ := json.Marshal(results)
 		q := fmt.Sprintf("UPDATE lockstep.applied SET part_idx=%d, part_pos=%d, part_hash='%s', results=%s WHERE id=1", index, p, hash, hexLiteral(b))
-		if _, err := cn.exec(ctx, q); err != nil {
-			rollback()
-			return err
-		}
-		if _, err := cn.exec(ctx, "COMMIT"); err != nil {
+		if atCommit, err := db.recordProgress(ctx, q, true); err != nil {
+			if !atCommit {
+				rollback()
+			}
 			inTx = false
 			return err
 		}
@@ -226,21 +221,23 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 			}
 			continue
 		}
-		if !inTx {
+		var res command.Result
+		var err error
+		begin := !inTx
+		if begin && f.e.Kind != command.KindStatements {
 			if _, err := cn.exec(ctx, "BEGIN"); err != nil {
 				return nil, err
 			}
-			inTx = true
+			begin = false
 		}
-		var res command.Result
-		var err error
+		inTx = true
 		switch f.e.Kind {
 		case command.KindTransaction:
 			res, err = db.applyTx(ctx, f)
 		case command.KindLock:
 			res, err = db.applyLock(ctx, f.e)
 		default:
-			res, err = db.runStmt(ctx, f, true)
+			res, err = db.runStmt(ctx, f, true, begin) // BEGIN in the same round trip
 		}
 		if err != nil {
 			rollback()
@@ -250,22 +247,15 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 		results[f.ent] = append(results[f.ent], res)
 	}
 	if inTx || len(flat) == 0 || !flat[len(flat)-1].stmt.DDL {
-		if err := db.flushAutoInc(ctx); err != nil {
-			rollback()
-			return nil, err
-		}
 		b, _ := json.Marshal(results)
 		q := fmt.Sprintf("UPDATE lockstep.applied SET idx=%d, hash='%s', part_idx=0, part_pos=0, part_hash='', results=%s WHERE id=1", index, hash, hexLiteral(b))
-		if _, err := cn.exec(ctx, q); err != nil {
-			rollback()
+		if atCommit, err := db.recordProgress(ctx, q, inTx); err != nil {
+			if !atCommit {
+				rollback()
+			}
 			return nil, err
 		}
-		if inTx {
-			if _, err := cn.exec(ctx, "COMMIT"); err != nil {
-				return nil, err
-			}
-			inTx = false
-		}
+		inTx = false
 		if db.testAfterCommit != nil {
 			if err := db.testAfterCommit(); err != nil {
 				return nil, &errHook{err}
@@ -281,22 +271,61 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 
 // runStmt sets up the session for f and executes it. Statement errors are
 // returned in the Result; a Go error means the record cannot continue.
-func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx bool) (command.Result, error) {
+// begin prepends BEGIN (the record's local transaction starts with this
+// statement): the session setup, the statement and the BEGIN go to the
+// server in one round trip.
+func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx, begin bool) (command.Result, error) {
 	cn := db.cn
 	ai, err := db.autoIncFor(ctx, f)
 	if err != nil {
 		return command.Result{}, err
 	}
-	if err := db.setup(ctx, f, ai); err != nil {
-		var se *stmtError
-		if errors.As(err, &se) {
-			return command.Result{Err: &command.Error{Code: se.me.Code, State: se.me.State, Message: se.me.Message}}, nil
-		}
+	s := db.setupSQL(f, ai)
+	var qs []string
+	if begin {
+		qs = append(qs, "BEGIN")
+	}
+	if s.use != "" {
+		qs = append(qs, s.use)
+	}
+	qs = append(qs, s.set, f.stmt.SQL)
+	rs, err := cn.execMulti(ctx, qs)
+	var me *mysql.MyError
+	if err != nil && !errors.As(err, &me) {
 		return command.Result{}, err
 	}
-	r, err := cn.exec(ctx, f.stmt.SQL)
+	done := len(rs) // statements of qs that succeeded
+	if begin && done == 0 {
+		return command.Result{}, err // BEGIN itself failed
+	}
+	// qs ends with [USE,] SET, the statement.
+	if s.use != "" {
+		if done == len(qs)-3 {
+			// Unknown database: the statement fails with USE's error, as
+			// it would have in the client's session.
+			return command.Result{Err: &command.Error{Code: me.Code, State: me.State, Message: me.Message}}, nil
+		}
+		cn.curDB = f.e.Ctx.DB
+	}
+	var r *mysql.Result
+	switch {
+	case done == len(qs)-2:
+		// The SET failed: a bad value in the context. Set what can be set
+		// one by one so the session state stays known, then run the
+		// statement on its own.
+		db.log.Warn("applier session setup failed", "err", me.Error())
+		cn.vars = map[string]string{}
+		if err := db.setupSlow(ctx, f, ai); err != nil {
+			return command.Result{}, err
+		}
+		r, err = cn.exec(ctx, f.stmt.SQL)
+	case done == len(qs):
+		s.commit(cn)
+		r = rs[len(rs)-1]
+	default:
+		s.commit(cn) // the SET took effect; the statement failed
+	}
 	if err != nil {
-		var me *mysql.MyError
 		if !errors.As(err, &me) {
 			return command.Result{}, err
 		}
@@ -334,7 +363,7 @@ func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx bool) (command.Resul
 	}
 	if ai.col != "" && r.AffectedRows > 0 {
 		// The counter row is brought up to date once per table at the end
-		// of the local transaction (flushAutoInc); until then the highest
+		// of the local transaction (recordProgress); until then the highest
 		// id this record generated is remembered here.
 		k := ai.key()
 		d := db.aiDirty[k]
@@ -353,25 +382,34 @@ type dirtyAutoInc struct {
 	hw uint64 // one past the highest generated id seen (from LAST_INSERT_ID)
 }
 
-// flushAutoInc records, in the current local transaction, the counters of
-// the tables inserted into since the last flush: next = max(next,
-// MAX(col)+1, highest generated id + 1).
-func (db *DB) flushAutoInc(ctx context.Context) error {
+// recordProgress ends a stretch of the record's local transaction in one
+// round trip: the auto-increment counters of the tables inserted into
+// since the last flush (next = max(next, MAX(col)+1, highest generated id
+// + 1)), update (the lockstep.applied row) and, with commit, COMMIT.
+// atCommit reports that the error came from the COMMIT itself (the server
+// then ended the transaction).
+func (db *DB) recordProgress(ctx context.Context, update string, commit bool) (atCommit bool, err error) {
 	keys := make([]string, 0, len(db.aiDirty))
 	for k := range db.aiDirty {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	qs := make([]string, 0, len(keys)+2)
 	for _, k := range keys {
 		d := db.aiDirty[k]
-		q := fmt.Sprintf("INSERT INTO lockstep.autoinc (db, tbl, next) SELECT %s, %s, GREATEST(COALESCE(MAX(%s),0)+1, %d) FROM %s.%s ON DUPLICATE KEY UPDATE next=GREATEST(next, VALUES(next))",
-			quoteString(d.db), quoteString(d.tbl), quoteIdent(d.col), d.hw, quoteIdent(d.db), quoteIdent(d.tbl))
-		if _, err := db.cn.exec(ctx, q); err != nil {
-			return err
-		}
+		qs = append(qs, fmt.Sprintf("INSERT INTO lockstep.autoinc (db, tbl, next) SELECT %s, %s, GREATEST(COALESCE(MAX(%s),0)+1, %d) FROM %s.%s ON DUPLICATE KEY UPDATE next=GREATEST(next, VALUES(next))",
+			quoteString(d.db), quoteString(d.tbl), quoteIdent(d.col), d.hw, quoteIdent(d.db), quoteIdent(d.tbl)))
+	}
+	qs = append(qs, update)
+	if commit {
+		qs = append(qs, "COMMIT")
+	}
+	rs, err := db.cn.execMulti(ctx, qs)
+	if err != nil {
+		return commit && len(rs) == len(qs)-1, err
 	}
 	clear(db.aiDirty)
-	return nil
+	return false, nil
 }
 
 func showWarnings(ctx context.Context, cn *conn) ([]command.Warning, error) {
@@ -401,22 +439,33 @@ var managedVars = map[string]bool{
 	"rand_seed1": true, "rand_seed2": true, "identity": true,
 }
 
-// setup brings the session to f's context in at most two round trips
-// (USE, SET).
-func (db *DB) setup(ctx context.Context, f flatStmt, ai autoInc) error {
+// sessionSetup is the SQL that brings the applier session to a
+// statement's context: use (USE db, or "" when the session is there) and
+// set (one SET of the pins, user variables and changed session
+// variables). commit records in the session cache what set changed, once
+// the server took it.
+type sessionSetup struct {
+	use, set string
+	changed  map[string]string
+	reset    []string
+}
+
+func (s sessionSetup) commit(cn *conn) {
+	for k, v := range s.changed {
+		cn.vars[k] = v
+	}
+	for _, k := range s.reset {
+		delete(cn.vars, k)
+	}
+}
+
+// setupSQL builds the session setup for f (see sessionSetup).
+func (db *DB) setupSQL(f flatStmt, ai autoInc) sessionSetup {
 	cn := db.cn
 	c := &f.e.Ctx
+	var s sessionSetup
 	if c.DB != "" && c.DB != cn.curDB {
-		if _, err := cn.exec(ctx, "USE "+quoteIdent(c.DB)); err != nil {
-			var me *mysql.MyError
-			if !errors.As(err, &me) {
-				return err
-			}
-			// Unknown database: the statement fails with USE's error, as
-			// it would have in the client's session.
-			return &stmtError{me}
-		}
-		cn.curDB = c.DB
+		s.use = "USE " + quoteIdent(c.DB)
 	}
 	var b strings.Builder
 	b.WriteString("SET ")
@@ -436,7 +485,6 @@ func (db *DB) setup(ctx context.Context, f flatStmt, ai autoInc) error {
 	for name, lit := range c.UserVars {
 		fmt.Fprintf(&b, ", @%s=%s", quoteIdent(name), lit)
 	}
-	var changed map[string]string
 	for name, lit := range c.Vars {
 		lname := strings.ToLower(name)
 		if !varName.MatchString(name) || managedVars[lname] {
@@ -446,19 +494,39 @@ func (db *DB) setup(ctx context.Context, f flatStmt, ai autoInc) error {
 			continue
 		}
 		fmt.Fprintf(&b, ", SESSION %s=%s", lname, lit)
-		if changed == nil {
-			changed = map[string]string{}
+		if s.changed == nil {
+			s.changed = map[string]string{}
 		}
-		changed[lname] = lit
+		s.changed[lname] = lit
 	}
-	var reset []string
 	for lname := range cn.vars {
 		if _, ok := lookupFold(c.Vars, lname); !ok {
 			fmt.Fprintf(&b, ", SESSION %s=DEFAULT", lname)
-			reset = append(reset, lname)
+			s.reset = append(s.reset, lname)
 		}
 	}
-	if _, err := cn.exec(ctx, b.String()); err != nil {
+	s.set = b.String()
+	return s
+}
+
+// setup brings the session to f's context in at most two round trips
+// (USE, SET).
+func (db *DB) setup(ctx context.Context, f flatStmt, ai autoInc) error {
+	cn := db.cn
+	s := db.setupSQL(f, ai)
+	if s.use != "" {
+		if _, err := cn.exec(ctx, s.use); err != nil {
+			var me *mysql.MyError
+			if !errors.As(err, &me) {
+				return err
+			}
+			// Unknown database: the statement fails with USE's error, as
+			// it would have in the client's session.
+			return &stmtError{me}
+		}
+		cn.curDB = f.e.Ctx.DB
+	}
+	if _, err := cn.exec(ctx, s.set); err != nil {
 		var me *mysql.MyError
 		if !errors.As(err, &me) {
 			return err
@@ -469,12 +537,7 @@ func (db *DB) setup(ctx context.Context, f flatStmt, ai autoInc) error {
 		cn.vars = map[string]string{}
 		return db.setupSlow(ctx, f, ai)
 	}
-	for k, v := range changed {
-		cn.vars[k] = v
-	}
-	for _, k := range reset {
-		delete(cn.vars, k)
-	}
+	s.commit(cn)
 	return nil
 }
 

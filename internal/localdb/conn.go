@@ -50,7 +50,14 @@ func dial(ctx context.Context, p dsnParts, timeout time.Duration) (*conn, error)
 		nc = c
 		return c, err
 	}
-	opt := func(c *client.Conn) error { return c.SetCapability(mysql.CLIENT_SESSION_TRACK) }
+	opt := func(c *client.Conn) error {
+		// Multi-statements: the applier sends a statement and its session
+		// setup (execMulti) in one round trip.
+		if err := c.SetCapability(mysql.CLIENT_MULTI_STATEMENTS); err != nil {
+			return err
+		}
+		return c.SetCapability(mysql.CLIENT_SESSION_TRACK)
+	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// The handshake itself has no context: bound it with a deadline.
@@ -98,6 +105,67 @@ func (cn *conn) exec(ctx context.Context, q string) (*mysql.Result, error) {
 	}
 	return r, nil
 }
+
+// execMulti runs qs as one multi-statement query (one round trip) and
+// returns one result per statement that succeeded, in order: the server
+// stops at the first statement that fails, whose index is then len(results)
+// and whose error (a *mysql.MyError) is returned. A statement that returns
+// result sets before its final OK (CALL) counts once, by that OK; the last
+// statement's result is whatever the server sent last. Errors other than a
+// *mysql.MyError mean the session is unusable, as for exec.
+func (cn *conn) execMulti(ctx context.Context, qs []string) ([]*mysql.Result, error) {
+	if len(qs) == 1 {
+		r, err := cn.exec(ctx, qs[0])
+		if err != nil {
+			return nil, err
+		}
+		return []*mysql.Result{r}, nil
+	}
+	if cn.broken {
+		return nil, errUnavailable("session is broken")
+	}
+	results := make([]*mysql.Result, 0, len(qs))
+	var stmtErr error
+	var last *mysql.Result
+	stop := context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(time.Unix(1, 0)) })
+	_, err := cn.c.ExecuteMultiple(strings.Join(qs, ";\n"), func(r *mysql.Result, err error) {
+		switch {
+		case err != nil:
+			stmtErr = err
+		case isRows(r) && len(results) < len(qs)-1:
+			// Rows of a statement that ends with an OK (CALL): wait for it.
+		case isRows(r):
+			last = r
+		default:
+			results = append(results, r)
+		}
+	})
+	if !stop() {
+		cn.broken = true
+		return nil, fmt.Errorf("%w: %v", ctx.Err(), err)
+	}
+	if err == nil && stmtErr == nil && last != nil && len(results) < len(qs) {
+		results = append(results, last)
+	}
+	if err == nil {
+		err = stmtErr
+	}
+	if err != nil {
+		if me := asMyError(err); me != nil && !fatalCode(me.Code) {
+			return results, me
+		}
+		cn.broken = true
+		return nil, &unavailableError{err: err}
+	}
+	for _, r := range results {
+		r.Status &^= mysql.SERVER_MORE_RESULTS_EXISTS
+	}
+	return results, nil
+}
+
+// isRows reports whether r is a result set (an OK packet's Result has an
+// empty Resultset too).
+func isRows(r *mysql.Result) bool { return r.Resultset != nil && len(r.Fields) > 0 }
 
 func asMyError(err error) *mysql.MyError {
 	var me *mysql.MyError

@@ -42,7 +42,7 @@ func (db *DB) runDDL(ctx context.Context, index uint64, pos int, f flatStmt) (co
 		}
 		db.st.ddlIdx, db.st.ddlPos, db.st.ddlDig, db.st.ddlFP = index, pos, digest, before
 	}
-	res, err := db.runStmt(ctx, f, false)
+	res, err := db.runStmt(ctx, f, false, false)
 	db.aiCols = map[string]string{}
 	if err != nil {
 		return command.Result{}, err

@@ -361,3 +361,33 @@ func TestDropOfTheDefaultDatabase(t *testing.T) {
 		t.Fatalf("insert into the dropped database: %+v, want 1049", res[1][0])
 	}
 }
+
+// TestOneRoundTripSetupFailures: the session setup travels with the
+// statement in one multi-statement round trip; a failing USE or SET in
+// the middle of a record still gives each statement the result it had with
+// separate round trips, and the record goes on.
+func TestOneRoundTripSetupFailures(t *testing.T) {
+	s := startServer(t)
+	db := openDB(t, s, Config{})
+	mustApply(t, db, 1, ent("", 1700000000, ddl("CREATE DATABASE app")))
+	mustApply(t, db, 2, ent("app", 1700000001, ddl("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, tz VARCHAR(64))")))
+	bad := ent("app", 1700000002, ins("t", "INSERT INTO t (tz) VALUES (@@time_zone)"))
+	bad.Ctx.Vars = map[string]string{"time_zone": "'No/Such_Zone'"}
+	res := mustApply(t, db, 3,
+		bad,
+		ent("nosuchdb", 1700000003, ins("t", "INSERT INTO t (tz) VALUES ('x')")),
+		ent("app", 1700000004, ins("t", "INSERT INTO t (tz) VALUES (@@time_zone)")))
+	if r := res[0][0]; r.Err != nil || r.LastInsertID != 1 || r.AffectedRows != 1 {
+		t.Fatalf("insert after a rejected session variable: %+v, want id 1 (the variable is skipped, the statement runs)", r)
+	}
+	if e := res[1][0].Err; e == nil || e.Code != 1049 {
+		t.Fatalf("statement in an unknown database: %+v, want 1049", res[1][0])
+	}
+	if r := res[2][0]; r.Err != nil || r.LastInsertID != 2 {
+		t.Fatalf("insert after the failures: %+v, want id 2", r)
+	}
+	var n int
+	if err := sqlDB(t, s).QueryRow("SELECT COUNT(*) FROM app.t WHERE tz = @@global.time_zone").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows with the server's time zone: %d, %v; want 2", n, err)
+	}
+}

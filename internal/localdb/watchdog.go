@@ -26,6 +26,13 @@ type BlockerHandler func(ids []uint64, all, rowLocks bool) (aborted int, busy []
 // the middle of a statement, have been rolled back.
 type AbortWaiter func(ids []uint64, timeout time.Duration)
 
+// BlockersPossible reports whether any client transaction is open that the
+// BlockerHandler could abort. While none is, the watchdog does not ask the
+// server who blocks the applier (those queries cost the server and this
+// process a round trip every watchInterval of a long apply). Called from
+// the watchdog goroutine; must be cheap and must not block on the applier.
+type BlockersPossible func() bool
+
 // abortWait bounds how long a re-run after a deadlock waits for the
 // interrupted holders to roll back.
 const abortWait = 500 * time.Millisecond
@@ -38,12 +45,13 @@ const watchInterval = 5 * time.Millisecond
 // watchInterval, it asks the server whether the applier session waits for a
 // lock held by another session, and has the holders aborted.
 type watchdog struct {
-	handler atomic.Pointer[BlockerHandler]
-	waiter  atomic.Pointer[AbortWaiter]
-	start   atomic.Int64  // unix nanos of the running Apply's start, 0 when idle
-	connID  atomic.Uint64 // the applier session's connection id
-	stop    chan struct{}
-	started atomic.Bool
+	handler  atomic.Pointer[BlockerHandler]
+	waiter   atomic.Pointer[AbortWaiter]
+	possible atomic.Pointer[BlockersPossible]
+	start    atomic.Int64  // unix nanos of the running Apply's start, 0 when idle
+	connID   atomic.Uint64 // the applier session's connection id
+	stop     chan struct{}
+	started  atomic.Bool
 	// lastLockRead is when INNODB_LOCK_WAITS was last read (unix nanos).
 	// The server refreshes that table's cache only when it has not been
 	// read for 100ms, so reading it more often would keep it stale.
@@ -61,12 +69,15 @@ const stallReport = 5 * time.Second
 // the server to refresh them (InnoDB's CACHE_MIN_IDLE_TIME_US, plus margin).
 const lockCacheIdle = 110 * time.Millisecond
 
-// SetBlockerHandler installs h (see BlockerHandler) and w (may be nil) and
-// starts the watchdog.
-func (db *DB) SetBlockerHandler(h BlockerHandler, w AbortWaiter) {
+// SetBlockerHandler installs h (see BlockerHandler), w and possible (each
+// may be nil) and starts the watchdog.
+func (db *DB) SetBlockerHandler(h BlockerHandler, w AbortWaiter, possible BlockersPossible) {
 	db.wd.handler.Store(&h)
 	if w != nil {
 		db.wd.waiter.Store(&w)
+	}
+	if possible != nil {
+		db.wd.possible.Store(&possible)
 	}
 	if db.wd.started.CompareAndSwap(false, true) {
 		go db.watch()
@@ -86,8 +97,10 @@ func (db *DB) watch() {
 		if st == 0 || time.Since(time.Unix(0, st)) < watchInterval {
 			continue
 		}
-		if err := db.releaseBlockers(context.Background(), false, false); err != nil {
-			db.log.Debug("watchdog: could not look for blockers", "err", err)
+		if p := db.wd.possible.Load(); p == nil || (*p)() {
+			if err := db.releaseBlockers(context.Background(), false, false); err != nil {
+				db.log.Debug("watchdog: could not look for blockers", "err", err)
+			}
 		}
 		if since := time.Since(time.Unix(0, st)); since >= stallReport && time.Since(time.Unix(0, db.wd.lastStallLog.Load())) >= stallReport {
 			db.wd.lastStallLog.Store(time.Now().UnixNano())
