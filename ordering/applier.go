@@ -10,7 +10,7 @@ import (
 // by internal/localdb and knows nothing about Raft.
 //
 // Contract:
-//   - Apply is called only from the FSM goroutine, one call at a time, in
+//   - Apply is called only from the FSM's apply goroutine, one call at a time, in
 //     strictly increasing index order (gaps are normal: Raft's own records
 //     are not passed on). Each call is one Raft log record.
 //   - entries holds only entries whose Kind.Applied() is true (statements,
@@ -38,6 +38,18 @@ type Applier interface {
 	AppliedIndex(ctx context.Context) (uint64, error)
 	Apply(ctx context.Context, index uint64, entries []*command.Entry) ([][]command.Result, error)
 	OutcomeHash() (index uint64, hash string)
+}
+
+// GroupApplier is implemented by appliers that can apply several consecutive
+// committed records at once (fewer round trips, one local transaction).
+// ApplyGroup is called like Apply (same goroutine rules, records in
+// strictly increasing order, each holding only applied entries) and must
+// give each record exactly the results and the outcome hash that one Apply
+// per record would: nodes group records differently. On an error it returns
+// the results of the records it applied (a prefix of recs, possibly none);
+// the FSM delivers those and calls it again with the rest.
+type GroupApplier interface {
+	ApplyGroup(ctx context.Context, recs []command.Record) ([][][]command.Result, error)
 }
 
 // Checksummer is implemented by appliers that can hash their database at a

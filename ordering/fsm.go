@@ -25,7 +25,7 @@ type fsm struct {
 	// or below it were applied before a restart and are not applied again.
 	skipThrough uint64
 
-	// Only touched from the FSM goroutine.
+	// Only touched by applyRecord (under drainMu).
 	lastStmtIndex uint64                       // last record that carried statements
 	own           map[uint64]string            // checkpoint index -> own hash
 	reports       map[uint64]map[string]string // checkpoint index -> node -> hash
@@ -50,6 +50,10 @@ type fsm struct {
 	deferred bool
 	lastSeen uint64
 	drainC   chan struct{}
+	// applyQ carries committed records from Raft's FSM goroutine to
+	// runApply; queued is the newest record handed to it.
+	applyQ chan queuedRecord
+	queued uint64
 	// drainMu is held by runDrain while it applies a record and by
 	// adoptSnapshot.
 	drainMu sync.Mutex
@@ -82,6 +86,7 @@ func newFSM(n *Node, applier Applier, skipThrough uint64, logger *slog.Logger) *
 		skipThrough: skipThrough, applied: skipThrough, appliedC: make(chan struct{}),
 		own: map[uint64]string{}, reports: map[uint64]map[string]string{}, decided: map[uint64]bool{},
 		states: states, lastSeen: skipThrough, drainC: make(chan struct{}, 1),
+		applyQ:    make(chan queuedRecord, applyQueueLen),
 		checksums: map[string]map[string]*command.ChecksumOp{}, checksumC: make(chan struct{}),
 	}
 }
@@ -119,25 +124,207 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 		f.kickDrain()
 		return nil
 	}
-	f.applyRecord(l.Index, entries)
+	// Hand the record to the apply goroutine and return: Raft answers the
+	// record's future at commit, not after this node's database applied
+	// it, so the leader's next record is appended while this one applies
+	// (the origin still waits for its own node's apply, via its waiter).
+	f.mu.Lock()
+	f.queued = l.Index
+	f.mu.Unlock()
+	select {
+	case f.applyQ <- queuedRecord{index: l.Index, entries: entries}:
+	case <-f.n.stop:
+	}
 	return nil
+}
+
+// queuedRecord is a committed record waiting for the apply goroutine.
+type queuedRecord struct {
+	index   uint64
+	entries []*command.Entry
+}
+
+// applyQueueLen bounds the records committed but not yet applied here; when
+// it is full, Raft's FSM goroutine waits (and with it the futures of newer
+// records), so a slow database slows the cluster instead of filling memory.
+const applyQueueLen = 1024
+
+// maxGroupStmts bounds the statements of one group of records applied
+// together (GroupApplier).
+const maxGroupStmts = 512
+
+// runApply applies the queued records in log order: whatever has queued up
+// while the previous group applied goes to the applier as one group (when
+// it is a GroupApplier), so the local database's work per record shrinks
+// as load grows. A record the drain (states.go) already applied from the
+// log store, or one a snapshot overtook, is skipped: both run under
+// drainMu and apply only past the applied index.
+func (f *fsm) runApply() {
+	defer f.n.wg.Done()
+	ga, _ := f.applier.(GroupApplier)
+	var next *queuedRecord
+	for {
+		var q queuedRecord
+		if next != nil {
+			q, next = *next, nil
+		} else {
+			select {
+			case q = <-f.applyQ:
+			case <-f.n.stop:
+				return
+			}
+		}
+		group := []queuedRecord{q}
+		if ga != nil && !endsGroup(q.entries) {
+			n := countStmts(q.entries)
+		collect:
+			for n < maxGroupStmts {
+				select {
+				case r := <-f.applyQ:
+					if !groupable(r.entries) {
+						next = &r
+						break collect
+					}
+					group = append(group, r)
+					n += countStmts(r.entries)
+					if endsGroup(r.entries) {
+						break collect
+					}
+				default:
+					break collect
+				}
+			}
+		}
+		f.drainMu.Lock()
+		f.mu.Lock()
+		for len(group) > 0 && (f.applied >= group[0].index || f.needDB > 0) {
+			group = group[1:]
+		}
+		f.mu.Unlock()
+		ok := true
+		switch {
+		case len(group) == 1:
+			ok = f.applyRecord(group[0].index, group[0].entries)
+		case len(group) > 1:
+			ok = f.applyGroup(ga, group)
+		}
+		f.drainMu.Unlock()
+		if !ok {
+			return // closing; the records are applied again after restart
+		}
+	}
+}
+
+// groupable reports whether a record may join a group: it has no entry
+// whose effect depends on where a record boundary is (see endsGroup) other
+// than at its end.
+func groupable(entries []*command.Entry) bool {
+	for _, e := range entries {
+		switch e.Kind {
+		case command.KindStatements, command.KindNoop, command.KindHashReport, command.KindChecksumReport,
+			command.KindCheckpoint, command.KindChecksum:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// endsGroup reports whether a record must be the last of its group: a
+// checkpoint reads the outcome hash, and a checksum marker the database,
+// right after its record.
+func endsGroup(entries []*command.Entry) bool {
+	for _, e := range entries {
+		if e.Kind == command.KindCheckpoint || e.Kind == command.KindChecksum || !groupable([]*command.Entry{e}) {
+			return true
+		}
+	}
+	return false
+}
+
+func countStmts(entries []*command.Entry) int {
+	n := 0
+	for _, e := range entries {
+		n += len(e.Stmts)
+	}
+	return n
+}
+
+// applyGroup applies consecutive records with one GroupApplier call (more
+// calls when it fails part way), then finishes each record in order as
+// applyRecord does. false: the node is closing.
+func (f *fsm) applyGroup(ga GroupApplier, group []queuedRecord) bool {
+	recs := make([]command.Record, len(group))
+	for i, q := range group {
+		recs[i] = command.Record{Index: q.index, Entries: appliedEntries(q.entries)}
+	}
+	ctx := f.n.ctx
+	backoff := 50 * time.Millisecond
+	done := 0
+	for attempt := 1; done < len(recs); attempt++ {
+		res, err := ga.ApplyGroup(ctx, recs[done:])
+		for _, r := range res {
+			f.finishRecord(group[done].index, group[done].entries, recs[done].Entries, r)
+			done++
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		f.logger.Error("local apply failed; the node is stalled at this index and retries (is the local database down?)",
+			"index", recs[done].Index, "attempt", attempt, "retry_in", backoff, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return false
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	return true
+}
+
+// waitQueue waits (at most timeout) until the records handed to the apply
+// goroutine are applied; false when they are not by then.
+func (f *fsm) waitQueue(timeout time.Duration) bool {
+	f.mu.Lock()
+	q := f.queued
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(f.n.ctx, timeout)
+	defer cancel()
+	return f.waitApplied(ctx, q, f.n.stop) == nil
 }
 
 // applyRecord applies one record's entries to the local database, delivers
 // results to local waiters, runs divergence detection and advances the
-// applied index. Called from the FSM goroutine (direct) or runDrain
-// (deferred), never both at once. false: the node is closing.
+// applied index. Called from runApply (direct) or runDrain (deferred),
+// always under drainMu. false: the node is closing.
 func (f *fsm) applyRecord(index uint64, entries []*command.Entry) bool {
+	stmts := appliedEntries(entries)
+	results, ok := f.applyWithRetry(index, stmts)
+	if !ok {
+		return false // closing; the record is applied again after restart
+	}
+	f.finishRecord(index, entries, stmts, results)
+	return true
+}
+
+// appliedEntries returns the entries of a record the applier executes.
+func appliedEntries(entries []*command.Entry) []*command.Entry {
 	var stmts []*command.Entry
 	for _, e := range entries {
 		if e.Kind.Applied() {
 			stmts = append(stmts, e)
 		}
 	}
-	results, ok := f.applyWithRetry(index, stmts)
-	if !ok {
-		return false // closing; the record is applied again after restart
-	}
+	return stmts
+}
+
+// finishRecord is the rest of applying a record once the applier applied
+// it: results to the local waiters, divergence detection and checksums,
+// the applied index.
+func (f *fsm) finishRecord(index uint64, entries, stmts []*command.Entry, results [][]command.Result) {
 	// Deliver results to the local waiters.
 	si := 0
 	for _, e := range entries {
@@ -203,7 +390,6 @@ func (f *fsm) applyRecord(index uint64, entries []*command.Entry) bool {
 	close(f.appliedC)
 	f.appliedC = make(chan struct{})
 	f.mu.Unlock()
-	return true
 }
 
 // applyWithRetry calls the applier until it succeeds; false means the node is

@@ -229,7 +229,8 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	go func() { _ = n.srv.Serve(fl) }()
 
 	n.watchHealth()
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.fsm.runApply()
 	go n.runBatcher()
 	go n.runCheckpoints()
 	go n.fsm.runDrain()

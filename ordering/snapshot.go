@@ -83,6 +83,12 @@ var errNotApplying = errors.New("ordering: this node is not applying the log (ma
 // Applies: when not deferred, the database has applied every command record
 // up to the FSM's position.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	// The snapshot says the database applied lastCommand (a restart
+	// compares the two): let the apply goroutine get there first. Raft
+	// calls this on its FSM goroutine, so nothing new is queued meanwhile.
+	if !f.waitQueue(5 * time.Second) {
+		return nil, errNotApplying
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.deferred || f.needDB > 0 {
@@ -103,6 +109,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	// Records still queued for the database count towards the snapshot:
+	// give them a moment, or the database looks behind and is copied.
+	f.waitQueue(5 * time.Second)
 	f.adoptSnapshot(m, "installed from the leader")
 	return nil
 }

@@ -41,6 +41,22 @@ type flatStmt struct {
 	stmt *command.Stmt
 }
 
+// flatten numbers the statements of a record's entries; a transaction or a
+// lock operation is one unit.
+func flatten(entries []*command.Entry) []flatStmt {
+	var flat []flatStmt
+	for i, e := range entries {
+		if e.Kind == command.KindTransaction || e.Kind == command.KindLock {
+			flat = append(flat, flatStmt{ent: i, e: e, stmt: &command.Stmt{}})
+			continue
+		}
+		for j := range e.Stmts {
+			flat = append(flat, flatStmt{ent: i, e: e, stmt: &e.Stmts[j]})
+		}
+	}
+	return flat
+}
+
 // Apply executes the statements of the entries of the Raft log record at
 // index, records index and the running outcome hash in the same local
 // transaction, and returns one result per statement per entry. See the
@@ -54,18 +70,24 @@ func (db *DB) Apply(ctx context.Context, index uint64, entries []*command.Entry)
 	if closed {
 		return nil, errors.New("localdb: closed")
 	}
+	return db.applyLocked(ctx, index, entries)
+}
+
+// applyLocked is Apply under applyMu.
+func (db *DB) applyLocked(ctx context.Context, index uint64, entries []*command.Entry) ([][]command.Result, error) {
 	if index <= db.st.idx && !db.reload {
 		return db.alreadyApplied(index, len(entries))
 	}
-	var flat []flatStmt
-	for i, e := range entries {
-		if e.Kind == command.KindTransaction || e.Kind == command.KindLock {
-			// One unit: the whole transaction or lock operation.
-			flat = append(flat, flatStmt{ent: i, e: e, stmt: &command.Stmt{}})
-			continue
+	flat := flatten(entries)
+	if !db.testNoPipeline && pipelinable(flat) {
+		res, err := db.applyPipelined(ctx, []command.Record{{Index: index, Entries: entries}})
+		if err == nil {
+			return res[0], nil
 		}
-		for j := range e.Stmts {
-			flat = append(flat, flatStmt{ent: i, e: e, stmt: &e.Stmts[j]})
+		if !errors.Is(err, errNoPipeline) {
+			db.retryIndex = index
+			db.reload = true
+			return nil, fmt.Errorf("localdb: apply index %d: %w", index, err)
 		}
 	}
 	db.wd.start.Store(time.Now().UnixNano())
@@ -134,16 +156,26 @@ func (db *DB) alreadyApplied(index uint64, n int) ([][]command.Result, error) {
 	return nil, nil
 }
 
-func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.Entry, flat []flatStmt) ([][]command.Result, error) {
+// ensureSession connects the applier session and reloads the recorded
+// progress when the last attempt left it unknown.
+func (db *DB) ensureSession(ctx context.Context) error {
 	if db.reload || db.cn == nil || db.cn.broken {
 		if err := db.connect(ctx); err != nil {
-			return nil, &unavailableError{err: err}
+			return &unavailableError{err: err}
 		}
 		if err := db.loadProgress(ctx); err != nil {
-			return nil, err
+			return err
 		}
 		db.aiCols = map[string]string{}
+		db.hwPending = ""
 		db.reload = false
+	}
+	return nil
+}
+
+func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.Entry, flat []flatStmt) ([][]command.Result, error) {
+	if err := db.ensureSession(ctx); err != nil {
+		return nil, err
 	}
 	if index <= db.st.idx {
 		// Found recorded after a reconnect: the COMMIT of an earlier
@@ -158,6 +190,7 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 		return nil, fmt.Errorf("localdb: record %d is partially applied (up to statement %d); it must be applied before index %d", db.st.partIdx, db.st.partPos, index)
 	}
 	clear(db.aiDirty)
+	db.hwPending = ""
 	results := make([][]command.Result, len(entries))
 	start, hash := 0, db.st.hash
 	if db.st.partIdx == index {
@@ -224,6 +257,21 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 		var res command.Result
 		var err error
 		begin := !inTx
+		if db.hwPending != "" && f.e.Kind != command.KindStatements {
+			// The high-water mark of the statement before, taken before a
+			// transaction or lock operation can change its table.
+			if begin {
+				if _, err := cn.exec(ctx, "BEGIN"); err != nil {
+					return nil, err
+				}
+				begin, inTx = false, true
+			}
+			if _, err := cn.exec(ctx, db.hwPending); err != nil {
+				rollback()
+				return nil, err
+			}
+			db.hwPending = ""
+		}
 		if begin && f.e.Kind != command.KindStatements {
 			if _, err := cn.exec(ctx, "BEGIN"); err != nil {
 				return nil, err
@@ -285,6 +333,11 @@ func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx, begin bool) (comman
 	if begin {
 		qs = append(qs, "BEGIN")
 	}
+	if db.hwPending != "" {
+		// The previous statement's auto-increment high-water mark: it must
+		// be taken before this statement can change the table.
+		qs = append(qs, db.hwPending)
+	}
 	if s.use != "" {
 		qs = append(qs, s.use)
 	}
@@ -294,10 +347,15 @@ func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx, begin bool) (comman
 	if err != nil && !errors.As(err, &me) {
 		return command.Result{}, err
 	}
-	done := len(rs) // statements of qs that succeeded
-	if begin && done == 0 {
-		return command.Result{}, err // BEGIN itself failed
+	done := len(rs)       // statements of qs that succeeded
+	prefix := len(qs) - 2 // BEGIN, the high-water mark, USE
+	if s.use != "" {
+		prefix--
 	}
+	if done < prefix {
+		return command.Result{}, err // BEGIN or the high-water mark failed
+	}
+	db.hwPending = ""
 	// qs ends with [USE,] SET, the statement.
 	if s.use != "" {
 		if done == len(qs)-3 {
@@ -361,45 +419,72 @@ func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx, begin bool) (comman
 			return command.Result{}, err
 		}
 	}
-	if ai.col != "" && r.AffectedRows > 0 {
+	if ai.col != "" {
 		// The counter row is brought up to date once per table at the end
-		// of the local transaction (recordProgress); until then the highest
-		// id this record generated is remembered here.
-		k := ai.key()
-		d := db.aiDirty[k]
-		d.autoInc = ai
-		if r.InsertId > 0 && r.InsertId+1 > d.hw {
-			d.hw = r.InsertId + 1
-		}
-		db.aiDirty[k] = d
+		// of the local transaction (recordProgress); until then the
+		// table's high-water mark is kept in a session variable, taken
+		// right after the statement (before the next one runs).
+		db.hwPending = db.noteInsert(ai)
 	}
 	return res, nil
+}
+
+// noteInsert marks ai's table as inserted into by a statement of the
+// current record and returns the SET that records its high-water mark
+// (MAX(col)+1, kept in a session variable: the pins of later inserts of the
+// record include it, so an id a later statement deleted is not given out
+// again). Server-side, so a record applied in one round trip (pipeline.go)
+// and one applied statement by statement compute the same ids.
+func (db *DB) noteInsert(ai autoInc) string {
+	k := ai.key()
+	d, seen := db.aiDirty[k]
+	d.autoInc = ai
+	v := db.hwVarFor(k)
+	prev := "0"
+	if seen && d.serverHW {
+		prev = "COALESCE(" + v + ",0)"
+	}
+	d.serverHW = true
+	db.aiDirty[k] = d
+	return fmt.Sprintf("SET %s = GREATEST(%s, COALESCE((SELECT MAX(%s) FROM %s.%s),0)+1)", v, prev, quoteIdent(ai.col), quoteIdent(ai.db), quoteIdent(ai.tbl))
+}
+
+// hwVarFor names the session variable holding a table's high-water mark.
+func (db *DB) hwVarFor(key string) string {
+	v, ok := db.hwVars[key]
+	if !ok {
+		v = fmt.Sprintf("@lockstep_hw%d", len(db.hwVars))
+		db.hwVars[key] = v
+	}
+	return v
 }
 
 // dirtyAutoInc is a table the current local transaction inserted into.
 type dirtyAutoInc struct {
 	autoInc
-	hw uint64 // one past the highest generated id seen (from LAST_INSERT_ID)
+	hw uint64 // one past the highest id a transaction entry generated (its LAST_INSERT_ID)
+	// serverHW: a statement entry inserted; its high-water mark is in the
+	// session variable hwVarFor(key).
+	serverHW bool
+}
+
+// hwExpr is the SQL of d's high-water marks for a pin.
+func (db *DB) hwExpr(key string) string {
+	d := db.aiDirty[key]
+	if !d.serverHW {
+		return strconv.FormatUint(d.hw, 10)
+	}
+	return fmt.Sprintf("GREATEST(%d, COALESCE(%s,0))", d.hw, db.hwVarFor(key))
 }
 
 // recordProgress ends a stretch of the record's local transaction in one
 // round trip: the auto-increment counters of the tables inserted into
-// since the last flush (next = max(next, MAX(col)+1, highest generated id
-// + 1)), update (the lockstep.applied row) and, with commit, COMMIT.
+// since the last flush (counterSQL), update (the lockstep.applied row) and,
+// with commit, COMMIT.
 // atCommit reports that the error came from the COMMIT itself (the server
 // then ended the transaction).
 func (db *DB) recordProgress(ctx context.Context, update string, commit bool) (atCommit bool, err error) {
-	keys := make([]string, 0, len(db.aiDirty))
-	for k := range db.aiDirty {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	qs := make([]string, 0, len(keys)+2)
-	for _, k := range keys {
-		d := db.aiDirty[k]
-		qs = append(qs, fmt.Sprintf("INSERT INTO lockstep.autoinc (db, tbl, next) SELECT %s, %s, GREATEST(COALESCE(MAX(%s),0)+1, %d) FROM %s.%s ON DUPLICATE KEY UPDATE next=GREATEST(next, VALUES(next))",
-			quoteString(d.db), quoteString(d.tbl), quoteIdent(d.col), d.hw, quoteIdent(d.db), quoteIdent(d.tbl)))
-	}
+	qs := db.counterSQL(make([]string, 0, len(db.aiDirty)+3))
 	qs = append(qs, update)
 	if commit {
 		qs = append(qs, "COMMIT")
@@ -409,7 +494,29 @@ func (db *DB) recordProgress(ctx context.Context, update string, commit bool) (a
 		return commit && len(rs) == len(qs)-1, err
 	}
 	clear(db.aiDirty)
+	db.hwPending = ""
 	return false, nil
+}
+
+// counterSQL appends the statements that bring the auto-increment counters
+// of the tables inserted into (aiDirty) up to date, after the pending
+// high-water mark, in a fixed order: next = max(next, MAX(col)+1, the
+// high-water marks).
+func (db *DB) counterSQL(qs []string) []string {
+	if db.hwPending != "" {
+		qs = append(qs, db.hwPending)
+	}
+	keys := make([]string, 0, len(db.aiDirty))
+	for k := range db.aiDirty {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		d := db.aiDirty[k]
+		qs = append(qs, fmt.Sprintf("INSERT INTO lockstep.autoinc (db, tbl, next) SELECT %s, %s, GREATEST(COALESCE(MAX(%s),0)+1, %s) FROM %s.%s ON DUPLICATE KEY UPDATE next=GREATEST(next, VALUES(next))",
+			quoteString(d.db), quoteString(d.tbl), quoteIdent(d.col), db.hwExpr(k), quoteIdent(d.db), quoteIdent(d.tbl)))
+	}
+	return qs
 }
 
 func showWarnings(ctx context.Context, cn *conn) ([]command.Warning, error) {
@@ -480,7 +587,7 @@ func (db *DB) setupSQL(f flatStmt, ai autoInc) sessionSetup {
 	}
 	fmt.Fprintf(&b, ", last_insert_id=%d", c.LastInsertID)
 	if ai.col != "" {
-		fmt.Fprintf(&b, ", insert_id=%s", ai.expr(db.aiDirty[ai.key()].hw))
+		fmt.Fprintf(&b, ", insert_id=%s", ai.expr(db.hwExpr(ai.key())))
 	}
 	for name, lit := range c.UserVars {
 		fmt.Fprintf(&b, ", @%s=%s", quoteIdent(name), lit)
@@ -554,7 +661,7 @@ func (db *DB) setupSlow(ctx context.Context, f flatStmt, ai autoInc) error {
 	}
 	qs = append(qs, fmt.Sprintf("SET last_insert_id=%d", c.LastInsertID))
 	if ai.col != "" {
-		qs = append(qs, "SET insert_id="+ai.expr(db.aiDirty[ai.key()].hw))
+		qs = append(qs, "SET insert_id="+ai.expr(db.hwExpr(ai.key())))
 	}
 	for name, lit := range c.UserVars {
 		qs = append(qs, fmt.Sprintf("SET @%s=%s", quoteIdent(name), lit))
@@ -611,8 +718,8 @@ func (a autoInc) key() string { return a.db + "\x00" + a.tbl }
 // the replicated counter, the table's current maximum, and ids generated
 // earlier in the same local transaction (hw), aligned to
 // auto_increment_increment/offset.
-func (a autoInc) expr(hw uint64) string {
-	base := fmt.Sprintf("GREATEST(COALESCE((SELECT next FROM lockstep.autoinc WHERE db=%s AND tbl=%s),1), COALESCE((SELECT MAX(%s) FROM %s.%s),0)+1, %d)",
+func (a autoInc) expr(hw string) string {
+	base := fmt.Sprintf("GREATEST(COALESCE((SELECT next FROM lockstep.autoinc WHERE db=%s AND tbl=%s),1), COALESCE((SELECT MAX(%s) FROM %s.%s),0)+1, %s)",
 		quoteString(a.db), quoteString(a.tbl), quoteIdent(a.col), quoteIdent(a.db), quoteIdent(a.tbl), hw)
 	if a.inc <= 1 {
 		return "(SELECT " + base + ")"

@@ -129,6 +129,10 @@ func (cn *conn) execMulti(ctx context.Context, qs []string) ([]*mysql.Result, er
 	var last *mysql.Result
 	stop := context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(time.Unix(1, 0)) })
 	_, err := cn.c.ExecuteMultiple(strings.Join(qs, ";\n"), func(r *mysql.Result, err error) {
+		if r != nil {
+			// The info string aliases the read buffer of the next packet.
+			r.StatusMessage = strings.Clone(r.StatusMessage)
+		}
 		switch {
 		case err != nil:
 			stmtErr = err

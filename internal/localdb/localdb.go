@@ -80,6 +80,10 @@ type DB struct {
 	retryIndex uint64            // Apply returned an error for this index
 	aiCols     map[string]string // "db\x00tbl" -> auto-increment column ("" = none)
 	aiDirty    map[string]dirtyAutoInc
+	hwVars     map[string]string // "db\x00tbl" -> session variable of its high-water mark
+	// hwPending is the SET of the high-water mark of the statement just
+	// run, sent before the next statement (runStmt, recordProgress).
+	hwPending string
 
 	mu       sync.Mutex // guards the copies below, read by other goroutines
 	pubIdx   uint64
@@ -97,6 +101,7 @@ type DB struct {
 	// testAfterCommit, when set, runs right after a record's COMMIT (a lost
 	// acknowledgement when it fails).
 	testAfterCommit func() error
+	testNoPipeline  bool // every record the careful way (pipeline tests)
 
 	wd watchdog
 }
@@ -118,7 +123,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("localdb: %w", err)
 	}
 	admin.SetMaxOpenConns(2)
-	db := &DB{cfg: cfg, dsn: p, log: logger.With("component", "localdb"), admin: admin, aiCols: map[string]string{}, aiDirty: map[string]dirtyAutoInc{}}
+	db := &DB{cfg: cfg, dsn: p, log: logger.With("component", "localdb"), admin: admin, aiCols: map[string]string{}, aiDirty: map[string]dirtyAutoInc{}, hwVars: map[string]string{}}
 	db.wd.stop = make(chan struct{})
 	backoff := 100 * time.Millisecond
 	for {
@@ -295,7 +300,7 @@ func (db *DB) NextInsertID(ctx context.Context, dbName, table string) (string, u
 	}
 	a := autoInc{db: dbName, tbl: table, col: col, inc: 1, off: 1}
 	var next uint64
-	if err := db.admin.QueryRowContext(ctx, "SELECT "+a.expr(0)).Scan(&next); err != nil {
+	if err := db.admin.QueryRowContext(ctx, "SELECT "+a.expr("0")).Scan(&next); err != nil {
 		return col, 0, err
 	}
 	return col, next, nil

@@ -102,7 +102,7 @@ func (db *DB) txStmt(ctx context.Context, e *command.Entry, st *command.Stmt) (c
 		return command.Outcome{}, err
 	}
 	if ai.col != "" {
-		if _, err := cn.exec(ctx, "SET insert_id="+ai.expr(db.aiDirty[ai.key()].hw)); err != nil {
+		if _, err := cn.exec(ctx, "SET insert_id="+ai.expr(db.hwExpr(ai.key()))); err != nil {
 			return command.Outcome{}, err
 		}
 	}

@@ -146,6 +146,13 @@ type Entry struct {
 	Transfer *LeaderTransfer `json:"lt,omitempty"`
 }
 
+// Record is one committed Raft log record as an applier sees it: its log
+// index and the entries of it that the applier executes.
+type Record struct {
+	Index   uint64
+	Entries []*Entry
+}
+
 // LeaderTransfer names the node that should lead next ("" = any suitable).
 type LeaderTransfer struct {
 	To string `json:"to,omitempty"`

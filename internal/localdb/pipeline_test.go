@@ -1,0 +1,104 @@
+package localdb
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// groupRecords is a write workload whose records a node may apply one by one
+// or in groups: inserts into an auto-increment table (ids handed out,
+// deleted and not handed out again), updates, a duplicate key (an error
+// result), a value that warns, multi-row inserts, and an entry of another
+// database.
+func groupRecords() [][]*command.Entry {
+	seq = 0
+	e := func(ts int64, s ...command.Stmt) *command.Entry { return ent("app", ts, s...) }
+	return [][]*command.Entry{
+		{e(1700000010, ins("t", "INSERT INTO t (v, c) VALUES (1, 'a')"))},
+		{e(1700000011, ins("t", "INSERT INTO t (v, c) VALUES (2, 'b'), (3, 'c'), (4, 'd')")), e(1700000012, dml("UPDATE t SET v = v + 10 WHERE v > 2"))},
+		{e(1700000013, dml("DELETE FROM t WHERE id >= 3"))},
+		{e(1700000014, ins("t", "INSERT INTO t (v, c) VALUES (5, 'e')"))}, // not 3 or 4 again
+		{e(1700000015, ins("t", "INSERT INTO t (v, c) VALUES (6, 'f')")), e(1700000016, dml("DELETE FROM t WHERE v = 6")), e(1700000017, ins("t", "INSERT INTO t (v, c) VALUES (7, 'g')"))},
+		{e(1700000018, ins("t", "INSERT INTO t (v, c) VALUES (8, 'a')"))},            // duplicate c: 1062
+		{e(1700000019, ins("t", "INSERT INTO t (v, c) VALUES (9, 'hhhhhhhhhhhh')"))}, // truncated: a warning
+		{e(1700000020, ins("t", "INSERT INTO t (v, c) VALUES (10, 'i')")), ent("other", 1700000021, ins("u", "INSERT INTO u VALUES ()"))},
+		{e(1700000022, dml("UPDATE t SET v = v * 2")), e(1700000023, ins("t", "INSERT INTO t (v, c) VALUES (11, 'j')"))},
+	}
+}
+
+// TestApplyGroupSameAsOneByOne: records applied in groups (one round trip
+// for a group's statements, pipeline.go) leave the same database, results
+// and outcome hash as the same records applied one Apply at a time, also
+// when a statement of a group fails or warns (the group is then applied the
+// careful way). The reference applies every statement in round trips of
+// its own.
+func TestApplyGroupSameAsOneByOne(t *testing.T) {
+	sa, sb := startServer(t, "--sql-mode="), startServer(t, "--sql-mode=")
+	a, b := openDB(t, sa, Config{}), openDB(t, sb, Config{})
+	a.testNoPipeline = true // statement by statement, as before pipelining
+	setup := [][]*command.Entry{
+		{ent("", 1700000000, ddl("CREATE DATABASE app")), ent("", 1700000000, ddl("CREATE DATABASE other"))},
+		{ent("app", 1700000001, ddl("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, c CHAR(4) UNIQUE)"))},
+		{ent("other", 1700000002, ddl("CREATE TABLE u (id BIGINT AUTO_INCREMENT PRIMARY KEY)"))},
+	}
+	for i, rec := range setup {
+		mustApply(t, a, uint64(i+1), rec...)
+		mustApply(t, b, uint64(i+1), rec...)
+	}
+	base := uint64(len(setup))
+	recs := groupRecords()
+	var resA [][][]command.Result
+	for i, rec := range recs {
+		resA = append(resA, mustApply(t, a, base+1+uint64(2*i), rec...)) // gaps, as Raft's own records leave
+	}
+	var resB [][][]command.Result
+	for _, size := range []int{3, 2, 4} {
+		if len(resB) >= len(recs) {
+			break
+		}
+		var group []command.Record
+		for i := len(resB); i < len(recs) && len(group) < size; i++ {
+			group = append(group, command.Record{Index: base + 1 + uint64(2*i), Entries: recs[i]})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		res, err := b.ApplyGroup(ctx, group)
+		cancel()
+		if err != nil || len(res) != len(group) {
+			t.Fatalf("ApplyGroup(%d..%d): %d results, %v", group[0].Index, group[len(group)-1].Index, len(res), err)
+		}
+		resB = append(resB, res...)
+	}
+	for len(resB) < len(recs) {
+		i := len(resB)
+		res, err := b.ApplyGroup(context.Background(), []command.Record{{Index: base + 1 + uint64(2*i), Entries: recs[i]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resB = append(resB, res...)
+	}
+	if fmt.Sprint(resA) != fmt.Sprint(resB) {
+		t.Fatalf("results differ:\n one by one %v\n grouped    %v", resA, resB)
+	}
+	ia, ha := a.OutcomeHash()
+	ib, hb := b.OutcomeHash()
+	if ia != ib || ha != hb {
+		t.Fatalf("outcome hashes differ: one by one %d/%s, grouped %d/%s", ia, ha, ib, hb)
+	}
+	if ca, cb := checksum(t, a), checksum(t, b); !sameMap(ca, cb) {
+		t.Fatalf("databases differ: one by one %v, grouped %v", ca, cb)
+	}
+	ids := func(i, e int) uint64 { return resA[i][e][0].LastInsertID }
+	if ids(0, 0) != 1 || ids(1, 0) != 2 || ids(3, 0) != 5 || ids(4, 0) != 6 || ids(4, 2) != 7 {
+		t.Fatalf("auto-increment ids %d %d %d %d %d, want 1 2 5 6 7 (deleted ids not handed out again)", ids(0, 0), ids(1, 0), ids(3, 0), ids(4, 0), ids(4, 2))
+	}
+	if e := resA[5][0][0].Err; e == nil || e.Code != 1062 {
+		t.Fatalf("duplicate key: %+v, want 1062", resA[5][0][0])
+	}
+	if w := resA[6][0][0].Warnings; len(w) != 1 || w[0].Code != 1265 {
+		t.Fatalf("truncated value: %+v, want warning 1265", resA[6][0][0])
+	}
+}
