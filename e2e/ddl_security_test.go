@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -193,6 +194,35 @@ func TestSecurity(t *testing.T) {
 		}
 		if got := queryInt(t, n.BackendDB(), "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='db'"); got != 1 {
 			t.Errorf("%s: db has %d tables, want 1", n.ID, got)
+		}
+	}
+
+	// A session's cached privilege check (one PREPARE per statement shape)
+	// goes stale when a REVOKE, ordered through another node, is applied
+	// on the session's node.
+	mustExec(t, db, "CREATE TABLE db.p (id INT PRIMARY KEY)")
+	mustExec(t, db, "GRANT INSERT ON db.p TO 'ro'@'%'")
+	c.WaitConverged()
+	ctx := context.Background()
+	ro, err := e2e.OpenDB(t, c.Nodes[2].DSN("ro", "x", "db")).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for i := 1; i <= 3; i++ { // the same shape: checked once, then cached
+		if _, err := ro.ExecContext(ctx, fmt.Sprintf("INSERT INTO p VALUES (%d)", i)); err != nil {
+			t.Fatalf("INSERT as ro with INSERT granted: %v", err)
+		}
+	}
+	mustExec(t, c.Nodes[1].Open(t, ""), "REVOKE INSERT ON db.p FROM 'ro'@'%'")
+	c.WaitConverged()
+	_, err = ro.ExecContext(ctx, "INSERT INTO p VALUES (4)")
+	if me := mysqlErr(err); me == nil || me.Number != 1142 {
+		t.Fatalf("%s: INSERT of a cached shape after REVOKE through %s gave %v; want 1142", c.Nodes[2].ID, c.Nodes[1].ID, err)
+	}
+	for _, n := range c.Nodes {
+		if got := queryInt(t, n.BackendDB(), "SELECT COUNT(*) FROM db.p"); got != 3 {
+			t.Errorf("%s: db.p has %d rows, want 3", n.ID, got)
 		}
 	}
 	c.AssertIdentical(t)

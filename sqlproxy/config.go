@@ -138,4 +138,15 @@ type Deps struct {
 	// AutoInc lets transactions pin insert ids as the applier will
 	// (optional; see AutoIncs).
 	AutoInc AutoIncs
+	// Privileges lets sessions cache the origin's privilege check of a
+	// write (optional; nil checks every write with a PREPARE).
+	Privileges Privileges
+}
+
+// Privileges tells when cached privilege checks go stale:
+// PrivilegeGeneration changes whenever this node applied a statement that
+// may change the schema or the grants (DDL, account management) or
+// restored a snapshot. Called concurrently from sessions; must be cheap.
+type Privileges interface {
+	PrivilegeGeneration() uint64
 }

@@ -37,7 +37,8 @@ type session struct {
 	db      string // initial database from the handshake
 	status  uint16 // last status flags seen from the backend
 
-	currentUser string // CURRENT_USER() as 'user'@'host'
+	currentUser string    // CURRENT_USER() as 'user'@'host'
+	privs       privCache // writes whose privilege check passed (privcache.go)
 	connID      uint64
 	clientHost  string // host part of USER(): what MariaDB names in access errors
 

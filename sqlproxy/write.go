@@ -92,6 +92,7 @@ func (s *session) refreshContext() error {
 	}
 	s.ctxVars, s.ctxRaw = vars, raw // replaced, never mutated: entries share them
 	s.ctxDirty = false
+	s.privs = privCache{} // the role or default database may have changed
 	return nil
 }
 
@@ -176,10 +177,16 @@ func (s *session) checkPrivileges(sql string, ddl bool) (*mysql.MyError, error) 
 			return me, err
 		}
 	}
+	key := s.privKey(sql, ddl)
+	if s.privPassed(key) {
+		return nil, nil // this shape passed at this generation
+	}
+	gen := s.privs.gen
 	// Re-preparing the same name replaces the previous statement, so no
 	// DEALLOCATE round trip is needed.
 	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(sql, s.clientCharset()))
 	if err == nil {
+		s.privRemember(key, gen)
 		return nil, nil
 	}
 	me, ok := stmtError(err)

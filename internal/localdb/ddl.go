@@ -44,6 +44,7 @@ func (db *DB) runDDL(ctx context.Context, index uint64, pos int, f flatStmt) (co
 	}
 	res, err := db.runStmt(ctx, f, false, false)
 	db.aiCols = map[string]string{}
+	db.privGen.Add(1) // the schema or the grants may have changed
 	if err != nil {
 		return command.Result{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lockstepdb/lockstep/ordering/command"
@@ -84,6 +85,10 @@ type DB struct {
 	// hwPending is the SET of the high-water mark of the statement just
 	// run, sent before the next statement (runStmt, recordProgress).
 	hwPending string
+
+	// privGen changes whenever an applied statement may have changed the
+	// schema or the privileges (DDL, account management, a restore).
+	privGen atomic.Uint64
 
 	mu       sync.Mutex // guards the copies below, read by other goroutines
 	pubIdx   uint64
@@ -235,6 +240,12 @@ func (db *DB) publish() {
 	db.pubIdx, db.pubHash = db.st.idx, db.st.hash
 	db.mu.Unlock()
 }
+
+// PrivilegeGeneration changes whenever this node applied a statement that
+// may change the schema or privileges (DDL, account management) or restored
+// a snapshot: a privilege check cached at one generation is stale at
+// another (sqlproxy's Privileges). Safe from any goroutine.
+func (db *DB) PrivilegeGeneration() uint64 { return db.privGen.Load() }
 
 // AppliedIndex returns the highest log index whose record is fully applied
 // and recorded in the local database.

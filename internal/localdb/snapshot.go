@@ -401,6 +401,7 @@ func restoreStream(r io.Reader, exec func(string) error) (uint64, error) {
 // transactions in the way are aborted as they would be for an Apply. It
 // returns the snapshot's index, now the applied index.
 func (db *DB) RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, error) {
+	defer db.privGen.Add(1)
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	if db.reload || db.cn == nil || db.cn.broken {

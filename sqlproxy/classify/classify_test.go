@@ -223,3 +223,35 @@ func BenchmarkClassify(b *testing.B) {
 		})
 	}
 }
+
+// TestShape: literals become ?, identifiers (case kept, quoted or not) and
+// double-quoted strings (identifiers under ANSI_QUOTES) stay, so two
+// statements share a shape only when they name the same objects.
+func TestShape(t *testing.T) {
+	for _, c := range []struct{ a, b string }{
+		{"INSERT INTO t (a, b) VALUES (1, 'x')", "INSERT  INTO t (a,b) VALUES (22,'it''s')"},
+		{"UPDATE t SET v = v + 1.5 WHERE id = 0x41 /* c */", "UPDATE t SET v = v + 7 WHERE id = 3"},
+	} {
+		sa, oka := Shape(c.a)
+		sb, okb := Shape(c.b)
+		if !oka || !okb || sa != sb {
+			t.Errorf("Shape(%q)=%q, Shape(%q)=%q: want the same shape", c.a, sa, c.b, sb)
+		}
+	}
+	for _, c := range []struct{ a, b string }{
+		{"INSERT INTO t VALUES (1)", "INSERT INTO T VALUES (1)"},
+		{"INSERT INTO `t` VALUES (1)", "INSERT INTO `u` VALUES (1)"},
+		{`INSERT INTO "t" VALUES (1)`, `INSERT INTO "u" VALUES (1)`},
+		{"DELETE FROM t WHERE a = 1", "DELETE FROM t WHERE b = 1"},
+		{"INSERT INTO t SELECT * FROM u", "INSERT INTO t SELECT * FROM v"},
+	} {
+		sa, _ := Shape(c.a)
+		sb, _ := Shape(c.b)
+		if sa == sb {
+			t.Errorf("Shape(%q) = Shape(%q) = %q: want different shapes", c.a, c.b, sa)
+		}
+	}
+	if _, ok := Shape("INSERT INTO t VALUES ('unterminated"); ok {
+		t.Error("an unterminated string must not scan")
+	}
+}

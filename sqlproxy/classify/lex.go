@@ -251,3 +251,31 @@ func callEnd(s string, pos int) (nameEnd, end int, ok bool) {
 	_ = save
 	return name.end, t.end, true
 }
+
+// Shape returns the text of statement s with its single-quoted string
+// literals and its numbers replaced by ?, tokens separated by one space:
+// statements of one shape reference the same objects, so they need the same
+// privileges. Identifiers keep their case (table names may be case
+// sensitive) and double-quoted strings are kept whole (under ANSI_QUOTES
+// they are identifiers). ok is false when s does not scan.
+func Shape(s string) (shape string, ok bool) {
+	sc := scanner{s: s}
+	var b strings.Builder
+	b.Grow(len(s))
+	for {
+		t := sc.next()
+		if t.kind == tkEOF {
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		switch {
+		case t.kind == tkNumber, t.kind == tkString && s[t.start] == '\'':
+			b.WriteByte('?')
+		default:
+			b.WriteString(s[t.start:t.end])
+		}
+	}
+	return b.String(), sc.err == nil
+}
