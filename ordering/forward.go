@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,20 @@ type forwardResponse struct {
 	Code    string `json:"code"`
 	Index   uint64 `json:"index,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Results holds, for a submit of several entries, one answer per
+	// entry in order (Code then applies to the request as a whole).
+	Results []forwardResponse `json:"results,omitempty"`
+}
+
+// forwardInflight bounds the batched submit requests a follower has open to
+// the leader at once; submissions queue (and batch) behind them.
+const forwardInflight = 4
+
+// forwardReq is one entry waiting for the follower's forwarder.
+type forwardReq struct {
+	addr string
+	e    *command.Entry
+	done chan proposeResult // buffered(1)
 }
 
 func newForwardClient(tlsConf *tls.Config) *http.Client {
@@ -61,7 +76,9 @@ func writeForward(w http.ResponseWriter, r forwardResponse) {
 	_ = json.NewEncoder(w).Encode(r)
 }
 
-// handleSubmit orders one forwarded entry on this (leader) node. It never
+// handleSubmit orders forwarded entries on this (leader) node: each goes to
+// the batcher (so entries of one request usually share a record) and the
+// answer lists, per entry, its index or why it was not ordered. It never
 // forwards again: a follower answers not_leader and the origin follows the
 // leader itself.
 func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
@@ -77,25 +94,35 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entries, err := command.Decode(body)
-	if err != nil || len(entries) != 1 {
-		writeForward(w, forwardResponse{Code: "bad_request", Message: fmt.Sprintf("want one entry: %v", err)})
+	if err != nil || len(entries) == 0 {
+		writeForward(w, forwardResponse{Code: "bad_request", Message: fmt.Sprintf("want entries: %v", err)})
 		return
 	}
 	if !n.IsLeader() {
 		writeForward(w, forwardResponse{Code: "not_leader", Message: "not the leader"})
 		return
 	}
-	idx, err := n.propose(r.Context(), entries[0])
-	switch {
-	case err == nil:
-		writeForward(w, forwardResponse{Code: "ok", Index: idx})
-	case errors.Is(err, errNotHanded):
-		writeForward(w, forwardResponse{Code: "not_leader", Message: err.Error()})
-	case errors.Is(err, errUnknown):
-		writeForward(w, forwardResponse{Code: "unknown", Message: err.Error()})
-	default:
-		writeForward(w, forwardResponse{Code: "bad_request", Message: err.Error()})
+	out := forwardResponse{Code: "ok", Results: make([]forwardResponse, len(entries))}
+	var wg sync.WaitGroup
+	for i, e := range entries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			idx, err := n.propose(r.Context(), e)
+			switch {
+			case err == nil:
+				out.Results[i] = forwardResponse{Code: "ok", Index: idx}
+			case errors.Is(err, errNotHanded):
+				out.Results[i] = forwardResponse{Code: "not_leader", Message: err.Error()}
+			case errors.Is(err, errUnknown):
+				out.Results[i] = forwardResponse{Code: "unknown", Message: err.Error()}
+			default:
+				out.Results[i] = forwardResponse{Code: "bad_request", Message: err.Error()}
+			}
+		}()
 	}
+	wg.Wait()
+	writeForward(w, out)
 }
 
 func (n *Node) handleBarrier(w http.ResponseWriter, r *http.Request) {
@@ -111,16 +138,101 @@ func (n *Node) handleBarrier(w http.ResponseWriter, r *http.Request) {
 	writeForward(w, forwardResponse{Code: "ok", Index: idx})
 }
 
-// forward sends e to the leader at addr. Whether the request was completely
-// written decides between "not handed" and "unknown" when the exchange fails.
+// forward hands e to the forwarder for the leader at addr and waits for the
+// leader's answer. Concurrent submissions on a follower travel to the
+// leader together (runForwarder), as the leader's batcher groups them into
+// records.
 func (n *Node) forward(ctx context.Context, addr string, e *command.Entry) (uint64, error) {
-	body, err := command.Encode([]*command.Entry{e})
+	req := &forwardReq{addr: addr, e: e, done: make(chan proposeResult, 1)}
+	select {
+	case n.fwdCh <- req:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: forward queue full: %v", errNotHanded, ctx.Err())
+	case <-n.stop:
+		return 0, fmt.Errorf("%w: %w", errNotHanded, command.ErrShuttingDown)
+	}
+	select {
+	case r := <-req.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: %v", errUnknown, ctx.Err())
+	case <-n.stop:
+		return 0, fmt.Errorf("%w: %w", errUnknown, command.ErrShuttingDown)
+	}
+}
+
+// runForwarder sends queued forwards to the leader: whatever has queued up
+// (up to MaxBatch, same leader address) goes in one request, with at most
+// forwardInflight requests open at once.
+func (n *Node) runForwarder() {
+	defer n.wg.Done()
+	sem := make(chan struct{}, forwardInflight)
+	for {
+		var first *forwardReq
+		select {
+		case first = <-n.fwdCh:
+		case <-n.stop:
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-n.stop:
+			first.done <- proposeResult{err: fmt.Errorf("%w: %w", errNotHanded, command.ErrShuttingDown)}
+			return
+		}
+		batches := map[string][]*forwardReq{first.addr: {first}}
+		total := 1
+	drain:
+		for total < n.cfg.MaxBatch {
+			select {
+			case r := <-n.fwdCh:
+				batches[r.addr] = append(batches[r.addr], r)
+				total++
+			default:
+				break drain
+			}
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer func() { <-sem }()
+			for addr, b := range batches {
+				n.sendForward(addr, b)
+			}
+		}()
+	}
+}
+
+// sendForward sends one batch to the leader at addr and answers each
+// request. Whether the request was completely written decides between
+// "not handed" and "unknown" when the exchange fails.
+func (n *Node) sendForward(addr string, batch []*forwardReq) {
+	answer := func(err error) {
+		for _, r := range batch {
+			r.done <- proposeResult{err: err}
+		}
+	}
+	entries := make([]*command.Entry, len(batch))
+	for i, r := range batch {
+		entries[i] = r.e
+	}
+	body, err := command.Encode(entries)
 	if err != nil {
-		return 0, fmt.Errorf("ordering: encode entry: %w", err)
+		answer(fmt.Errorf("ordering: encode entry: %w", err))
+		return
 	}
 	if len(body) > maxForwardBody {
-		return 0, command.ErrTooLarge
+		if len(batch) > 1 { // one by one: only the large one is refused
+			for _, r := range batch {
+				n.sendForward(addr, []*forwardReq{r})
+			}
+			return
+		}
+		answer(command.ErrTooLarge)
+		return
 	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.SubmitTimeout)
+	defer cancel()
 	var wrote atomic.Bool
 	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
 		if i.Err == nil {
@@ -129,30 +241,50 @@ func (n *Node) forward(ctx context.Context, addr string, e *command.Entry) (uint
 	}}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, "http://"+addr+pathSubmit, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		answer(fmt.Errorf("%w: %v", errNotHanded, err))
+		return
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := n.client.Do(req)
 	if err != nil {
 		if wrote.Load() {
-			return 0, fmt.Errorf("%w: forward to leader %s: %v", errUnknown, addr, err)
+			answer(fmt.Errorf("%w: forward to leader %s: %v", errUnknown, addr, err))
+		} else {
+			answer(fmt.Errorf("%w: forward to leader %s: %v", errNotHanded, addr, err))
 		}
-		return 0, fmt.Errorf("%w: forward to leader %s: %v", errNotHanded, addr, err)
+		return
 	}
 	defer resp.Body.Close()
 	var fr forwardResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&fr); err != nil {
-		return 0, fmt.Errorf("%w: read answer of leader %s: %v", errUnknown, addr, err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&fr); err != nil {
+		answer(fmt.Errorf("%w: read answer of leader %s: %v", errUnknown, addr, err))
+		return
 	}
+	if fr.Code != "ok" || len(fr.Results) != len(batch) {
+		if fr.Code == "ok" {
+			fr = forwardResponse{Code: "unknown", Message: fmt.Sprintf("%d answers for %d entries", len(fr.Results), len(batch))}
+		}
+		answer(forwardErr(addr, fr))
+		return
+	}
+	for i, r := range batch {
+		if fr.Results[i].Code == "ok" {
+			r.done <- proposeResult{index: fr.Results[i].Index}
+		} else {
+			r.done <- proposeResult{err: forwardErr(addr, fr.Results[i])}
+		}
+	}
+}
+
+// forwardErr is the error of a leader's answer that is not "ok".
+func forwardErr(addr string, fr forwardResponse) error {
 	switch fr.Code {
-	case "ok":
-		return fr.Index, nil
 	case "not_leader":
-		return 0, fmt.Errorf("%w: %s: %s", errNotHanded, addr, fr.Message)
+		return fmt.Errorf("%w: %s: %s", errNotHanded, addr, fr.Message)
 	case "unknown":
-		return 0, fmt.Errorf("%w: leader %s: %s", errUnknown, addr, fr.Message)
+		return fmt.Errorf("%w: leader %s: %s", errUnknown, addr, fr.Message)
 	default:
-		return 0, fmt.Errorf("ordering: leader %s refused the entry: %s", addr, fr.Message)
+		return fmt.Errorf("ordering: leader %s refused the entry: %s", addr, fr.Message)
 	}
 }
 

@@ -53,6 +53,7 @@ type Node struct {
 	waiters waiters
 	health  peerHealth
 	propCh  chan *proposal
+	fwdCh   chan *forwardReq // a follower's submissions for the leader
 
 	readyTerm atomic.Uint64 // term in which this leader committed a barrier
 
@@ -87,6 +88,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		waiters: waiters{m: map[command.EntryID]chan delivery{}},
 		health:  peerHealth{failing: map[string]bool{}},
 		propCh:  make(chan *proposal, 4*cfg.MaxBatch),
+		fwdCh:   make(chan *forwardReq, 4*cfg.MaxBatch),
 		stop:    make(chan struct{}),
 	}
 	n.seq.Store(uint64(time.Now().UnixNano())) // unique across restarts
@@ -229,8 +231,9 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	go func() { _ = n.srv.Serve(fl) }()
 
 	n.watchHealth()
-	n.wg.Add(5)
+	n.wg.Add(6)
 	go n.fsm.runApply()
+	go n.runForwarder()
 	go n.runBatcher()
 	go n.runCheckpoints()
 	go n.fsm.runDrain()
