@@ -25,7 +25,7 @@ type rows struct {
 // error means the backend connection is unusable.
 func (s *session) query(sql string) (*rows, error) {
 	s.be.seq = 0
-	if err := s.be.writePacket(append([]byte{mysql.COM_QUERY}, sql...)); err != nil {
+	if err := s.be.writeCommand(mysql.COM_QUERY, sql); err != nil {
 		return nil, err
 	}
 	if err := s.be.flush(); err != nil {

@@ -87,7 +87,7 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 		if st.class != classRead {
 			s.ctxDirty = true
 		}
-		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+		if err := s.sendBackendQuery(st.sql); err != nil {
 			return false, err
 		}
 		return s.relayResponse(respGeneric, last)
@@ -149,12 +149,33 @@ func normalize(sql string) string {
 	return strings.Join(f, " ")
 }
 
+// mayNameSwitch reports whether sql may hold "lockstep_" in any letter
+// case: false only when normalize(sql) surely does not (pure ASCII text
+// without it; other text is left to normalize, whose lower-casing is
+// Unicode's).
+func mayNameSwitch(sql string) bool {
+	const w = "lockstep_"
+	for i := 0; i < len(sql); i++ {
+		c := sql[i]
+		if c >= 0x80 {
+			return true
+		}
+		if c|0x20 == 'l' && i+len(w) <= len(sql) && strings.EqualFold(sql[i:i+len(w)], w) {
+			return true
+		}
+	}
+	return false
+}
+
 // sessionSwitch intercepts the proxy's own session variables:
 //
 //	SET [SESSION] lockstep_linearizable_reads = ON|OFF|1|0
 //	SET [SESSION] lockstep_validate_reads = ON|OFF|1|0
 //	SELECT @@lockstep_linearizable_reads (or @@session.…)
 func (s *session) sessionSwitch(sql string, last bool) (handled, ok bool, err error) {
+	if !mayNameSwitch(sql) {
+		return false, false, nil // every statement passes here: no allocation
+	}
 	n := normalize(sql)
 	if !strings.Contains(n, "lockstep_") {
 		return false, false, nil

@@ -330,6 +330,30 @@ func (s *session) admit(write bool) error {
 
 // sendBackend sends one command packet to the backend.
 func (s *session) sendBackend(p []byte) error {
+	if err := s.beforeBackend(); err != nil {
+		return err
+	}
+	if err := s.be.writePacket(p); err != nil {
+		return err
+	}
+	return s.be.flush()
+}
+
+// sendBackendQuery sends sql to the backend as a COM_QUERY, as sendBackend
+// does, without copying it into a packet first.
+func (s *session) sendBackendQuery(sql string) error {
+	if err := s.beforeBackend(); err != nil {
+		return err
+	}
+	if err := s.be.writeCommand(mysql.COM_QUERY, sql); err != nil {
+		return err
+	}
+	return s.be.flush()
+}
+
+// beforeBackend brings the backend session up to date before a client
+// command reaches it, and starts a new command (sequence 0).
+func (s *session) beforeBackend() error {
 	var set []string
 	if s.lastIDPending {
 		s.lastIDPending = false
@@ -352,10 +376,7 @@ func (s *session) sendBackend(p []byte) error {
 	// a reset connection): the next write asks the backend again.
 	s.lastIDKnown = false
 	s.be.seq = 0
-	if err := s.be.writePacket(p); err != nil {
-		return err
-	}
-	return s.be.flush()
+	return nil
 }
 
 // writeErr writes an ERR packet to the client and records it as the

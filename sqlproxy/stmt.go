@@ -508,7 +508,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 		return nil
 	}
 	// The digest: the same read as text, in the same transaction.
-	if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+	if err := s.sendBackendQuery(st.sql); err != nil {
 		return err
 	}
 	_, err = s.txRecordResponse(command.Stmt{SQL: st.sql, Read: true, UsesRand: st.usesRand}, true, true)

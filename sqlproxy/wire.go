@@ -88,6 +88,23 @@ func (p *pconn) writePacket(payload []byte) error {
 	}
 }
 
+// writeCommand buffers a command packet made of cmd and arg without
+// building it in memory first (a COM_QUERY's text is written straight into
+// the buffer).
+func (p *pconn) writeCommand(cmd byte, arg string) error {
+	n := 1 + len(arg)
+	if n >= 0xffffff {
+		return p.writePacket(append([]byte{cmd}, arg...)) // split packets: rare
+	}
+	hdr := [5]byte{byte(n), byte(n >> 8), byte(n >> 16), p.seq, cmd}
+	p.seq++
+	if _, err := p.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := p.w.WriteString(arg)
+	return err
+}
+
 func (p *pconn) flush() error { return p.w.Flush() }
 
 // packetBuffered reports whether a whole packet is already buffered, so
