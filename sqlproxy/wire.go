@@ -25,7 +25,8 @@ type pconn struct {
 }
 
 func newPconn(c net.Conn, max int) *pconn {
-	return &pconn{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), max: max}
+	rw := newRawIO(c)
+	return &pconn{c: c, r: bufio.NewReaderSize(rw, 64<<10), w: bufio.NewWriterSize(rw, 64<<10), max: max}
 }
 
 var errPacketTooLarge = errors.New("packet exceeds the configured maximum")
