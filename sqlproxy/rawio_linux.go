@@ -50,7 +50,7 @@ func (r *rawIO) Read(b []byte) (int, error) {
 			case syscall.EAGAIN:
 				return false // wait until readable
 			}
-			n, errno = int(m), e
+			n, errno = m, e
 			return true
 		}
 	})
