@@ -19,6 +19,17 @@ import (
 // writes of a socket return at once, so nothing is lost by not handing off.
 type rawIO struct {
 	rc syscall.RawConn
+	// The calls' arguments and results, and the callbacks made once
+	// (closures built per call would be heap allocations per call). Reads
+	// and writes may run at the same time; each has its own fields.
+	rb      []byte
+	rn      int
+	rerr    syscall.Errno
+	readFn  func(uintptr) bool
+	wb      []byte
+	wn      int
+	werr    syscall.Errno
+	writeFn func(uintptr) bool
 }
 
 // newRawIO returns c's raw reader/writer, or c itself when it has no file
@@ -32,28 +43,19 @@ func newRawIO(c net.Conn) io.ReadWriter {
 	if err != nil {
 		return c
 	}
-	return &rawIO{rc: rc}
+	r := &rawIO{rc: rc}
+	r.readFn, r.writeFn = r.read, r.write
+	return r
 }
 
 func (r *rawIO) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			m, e := sysRead(fd, b)
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait until readable
-			}
-			n, errno = m, e
-			return true
-		}
-	})
+	r.rb, r.rn, r.rerr = b, 0, 0
+	err := r.rc.Read(r.readFn)
+	n, errno := r.rn, r.rerr
+	r.rb = nil
 	switch {
 	case err != nil:
 		return 0, err
@@ -65,27 +67,46 @@ func (r *rawIO) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-func (r *rawIO) Write(b []byte) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := r.rc.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, e := sysWrite(fd, b[n:])
-			switch e {
-			case 0:
-				n += int(m)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until writable
-			default:
-				errno = e
-				return true
-			}
+// read is Read's callback: false means wait until readable.
+func (r *rawIO) read(fd uintptr) bool {
+	for {
+		n, e := sysRead(fd, r.rb)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
 		}
+		r.rn, r.rerr = n, e
 		return true
-	})
+	}
+}
+
+func (r *rawIO) Write(b []byte) (int, error) {
+	r.wb, r.wn, r.werr = b, 0, 0
+	err := r.rc.Write(r.writeFn)
+	n, errno := r.wn, r.werr
+	r.wb = nil
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("write", errno)
 	}
 	return n, err
+}
+
+// write is Write's callback: false means wait until writable.
+func (r *rawIO) write(fd uintptr) bool {
+	for r.wn < len(r.wb) {
+		n, e := sysWrite(fd, r.wb[r.wn:])
+		switch e {
+		case 0:
+			r.wn += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			r.werr = e
+			return true
+		}
+	}
+	return true
 }

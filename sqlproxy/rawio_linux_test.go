@@ -95,3 +95,29 @@ func TestRawIO(t *testing.T) {
 		t.Fatalf("empty read: %v", err)
 	}
 }
+
+// Relaying a packet allocates nothing: not the headers, not the raw calls.
+func TestPacketRelayAllocs(t *testing.T) {
+	a, b := tcpPair(t)
+	pa, pb := newPconn(a, 0), newPconn(b, 0)
+	row := bytes.Repeat([]byte{'r'}, 200)
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := pa.writePacket(row); err != nil {
+			t.Fatal(err)
+		}
+		if err := pa.writeCommand(3, "SELECT c FROM sbtest1 WHERE id=1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := pa.flush(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if _, err := pb.readPacket(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if allocs > 0 {
+		t.Errorf("%.1f allocations per relayed packet pair", allocs)
+	}
+}

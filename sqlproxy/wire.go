@@ -22,6 +22,10 @@ type pconn struct {
 	seq uint8
 	max int // largest logical packet accepted; 0 = no limit
 	buf []byte
+	// Packet headers live here: a local array would escape to the heap
+	// through the io.Reader/io.Writer calls (one allocation per packet).
+	rhdr [4]byte
+	whdr [5]byte
 }
 
 func newPconn(c net.Conn, max int) *pconn {
@@ -35,9 +39,9 @@ var errPacketTooLarge = errors.New("packet exceeds the configured maximum")
 // slice is valid until the next read. The sequence counter follows the peer.
 func (p *pconn) readPacket() ([]byte, error) {
 	p.buf = p.buf[:0]
-	var hdr [4]byte
+	hdr := p.rhdr[:]
 	for {
-		if _, err := io.ReadFull(p.r, hdr[:]); err != nil {
+		if _, err := io.ReadFull(p.r, hdr); err != nil {
 			return nil, err
 		}
 		n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
@@ -74,9 +78,9 @@ func (p *pconn) writePacket(payload []byte) error {
 		if n > 0xffffff {
 			n = 0xffffff
 		}
-		hdr := [4]byte{byte(n), byte(n >> 8), byte(n >> 16), p.seq}
+		p.whdr = [5]byte{byte(n), byte(n >> 8), byte(n >> 16), p.seq}
 		p.seq++
-		if _, err := p.w.Write(hdr[:]); err != nil {
+		if _, err := p.w.Write(p.whdr[:4]); err != nil {
 			return err
 		}
 		if _, err := p.w.Write(payload[:n]); err != nil {
@@ -97,9 +101,9 @@ func (p *pconn) writeCommand(cmd byte, arg string) error {
 	if n >= 0xffffff {
 		return p.writePacket(append([]byte{cmd}, arg...)) // split packets: rare
 	}
-	hdr := [5]byte{byte(n), byte(n >> 8), byte(n >> 16), p.seq, cmd}
+	p.whdr = [5]byte{byte(n), byte(n >> 8), byte(n >> 16), p.seq, cmd}
 	p.seq++
-	if _, err := p.w.Write(hdr[:]); err != nil {
+	if _, err := p.w.Write(p.whdr[:]); err != nil {
 		return err
 	}
 	_, err := p.w.WriteString(arg)
