@@ -68,7 +68,7 @@ func TestPreparedReadRelayedUnparsed(t *testing.T) {
 	ts := time.Date(2024, 2, 29, 13, 14, 15, 123456000, time.UTC)
 	args := []any{
 		nil, true, false, int64(0), int64(-1) << 62, int64(127), int64(-32768), int64(1) << 40,
-		uint64(1) << 63, uint64(18446744073709551615), 3.25, -0.0, 1e300, float32(0.5),
+		uint64(1) << 63, uint64(18446744073709551615), 3.25, -2.5e-300, 1e300, float32(0.5),
 		"", "it's \\ ünïcode ? -- x", strings.Repeat("x", 70000), []byte{0, 1, 0xff, '\'', '"'},
 		[]byte{}, ts, time.Time{}, json.RawMessage(`{"a":[1,2]}`), sql.NullString{String: "one", Valid: true},
 	}
