@@ -26,6 +26,13 @@ type Status struct {
 	Term         uint64 `json:"term"`
 	CommitIndex  uint64 `json:"commit_index"`
 	AppliedIndex uint64 `json:"applied_index"`
+	// ApplyLagMS is how far the database is behind the commit index, in
+	// milliseconds: how long ago the commit index was where the database
+	// is (0 when it applied everything committed).
+	ApplyLagMS int64 `json:"apply_lag_ms"`
+	// LastLogIndex is the newest record in this node's Raft log (stored,
+	// maybe not yet committed or applied).
+	LastLogIndex uint64 `json:"last_log_index"`
 	// FirstLogIndex is the oldest record in this node's Raft log and
 	// SnapshotIndex its latest snapshot (log compaction).
 	// Unreachable lists the voters the leader cannot reach (on the
@@ -330,16 +337,22 @@ func (s *Server) decision(w http.ResponseWriter, r *http.Request, err error, wha
 	}
 }
 
+// ReadyLag is the apply lag (Status.ApplyLagMS) up to which a serving node
+// counts as ready: under write load every node applies a record a moment
+// after it commits, so "applied everything committed" would rarely hold.
+const ReadyLag = time.Second
+
 // Ready reports whether a status means the node is ready for clients: it
-// knows a leader, serves, and has applied everything it knows is committed.
+// knows a leader, serves, and has applied what was committed up to ReadyLag
+// ago.
 func Ready(st Status) (bool, string) {
 	switch {
 	case st.Leader == "":
 		return false, "no leader known"
 	case st.State != "serving":
 		return false, "state " + st.State
-	case st.AppliedIndex < st.CommitIndex:
-		return false, fmt.Sprintf("catching up: applied %d of %d", st.AppliedIndex, st.CommitIndex)
+	case st.AppliedIndex < st.CommitIndex && time.Duration(st.ApplyLagMS)*time.Millisecond > ReadyLag:
+		return false, fmt.Sprintf("catching up: applied %d of %d (%d ms behind)", st.AppliedIndex, st.CommitIndex, st.ApplyLagMS)
 	}
 	return true, "ready"
 }

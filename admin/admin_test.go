@@ -36,7 +36,7 @@ func (s *src) SetNodeState(_ context.Context, node, state, reason string, _ bool
 }
 
 func TestAuthAndReady(t *testing.T) {
-	s, err := New(Config{Listen: "127.0.0.1:0", Token: "secret-token"}, &src{st: Status{ID: "n1", Leader: "n1", State: "serving", CommitIndex: 5, AppliedIndex: 4}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(Config{Listen: "127.0.0.1:0", Token: "secret-token"}, &src{st: Status{ID: "n1", Leader: "n1", State: "serving", CommitIndex: 5, AppliedIndex: 4, ApplyLagMS: 3000}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,5 +190,29 @@ func TestMetricsAndStream(t *testing.T) {
 	var st Status
 	if err != nil || !strings.HasPrefix(line, "data: ") || json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &st) != nil || st.AppliedIndex != 7 {
 		t.Errorf("first stream event %q: %v", line, err)
+	}
+}
+
+// TestReadyUnderApplyLag: a serving node that applies a moment after each
+// commit is ready; one whose database is more than ReadyLag behind, or that
+// does not serve, is not.
+func TestReadyUnderApplyLag(t *testing.T) {
+	base := Status{Leader: "n1", State: "serving", CommitIndex: 100}
+	for _, c := range []struct {
+		applied uint64
+		lagMS   int64
+		state   string
+		want    bool
+	}{
+		{100, 0, "serving", true},
+		{97, 40, "serving", true},
+		{60, 2500, "serving", false},
+		{100, 0, "no-quorum", false},
+	} {
+		st := base
+		st.AppliedIndex, st.ApplyLagMS, st.State = c.applied, c.lagMS, c.state
+		if got, why := Ready(st); got != c.want {
+			t.Errorf("Ready(applied %d of 100, %d ms behind, %s) = %v (%s), want %v", c.applied, c.lagMS, c.state, got, why, c.want)
+		}
 	}
 }

@@ -45,9 +45,10 @@ type Applier interface {
 // ApplyGroup is called like Apply (same goroutine rules, records in
 // strictly increasing order, each holding only applied entries) and must
 // give each record exactly the results and the outcome hash that one Apply
-// per record would: nodes group records differently. On an error it returns
-// the results of the records it applied (a prefix of recs, possibly none);
-// the FSM delivers those and calls it again with the rest.
+// per record would: nodes group records differently. It applies all of
+// recs or none: command.ErrApplyAlone means it cannot apply them together
+// (the FSM then calls Apply for each); another error is handled like
+// Apply's (retried with the same group).
 type GroupApplier interface {
 	ApplyGroup(ctx context.Context, recs []command.Record) ([][][]command.Result, error)
 }

@@ -2,6 +2,7 @@ package ordering
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -54,6 +55,9 @@ type fsm struct {
 	// runApply; queued is the newest record handed to it.
 	applyQ chan queuedRecord
 	queued uint64
+	// samples of Raft's commit index as records are applied (applyLag).
+	samples    [16]commitSample
+	sampleNext int
 	// drainMu is held by runDrain while it applies a record and by
 	// adoptSnapshot.
 	drainMu sync.Mutex
@@ -221,7 +225,13 @@ func (f *fsm) runApply() {
 func groupable(entries []*command.Entry) bool {
 	for _, e := range entries {
 		switch e.Kind {
-		case command.KindStatements, command.KindNoop, command.KindHashReport, command.KindChecksumReport,
+		case command.KindStatements:
+			for _, st := range e.Stmts {
+				if st.DDL {
+					return false // applied alone, progress per record
+				}
+			}
+		case command.KindNoop, command.KindHashReport, command.KindChecksumReport,
 			command.KindCheckpoint, command.KindChecksum:
 		default:
 			return false
@@ -250,9 +260,10 @@ func countStmts(entries []*command.Entry) int {
 	return n
 }
 
-// applyGroup applies consecutive records with one GroupApplier call (more
-// calls when it fails part way), then finishes each record in order as
-// applyRecord does. false: the node is closing.
+// applyGroup applies consecutive records with one GroupApplier call, then
+// finishes each record in order as applyRecord does; when the applier
+// answers ErrApplyAlone, each record goes through applyRecord. false: the
+// node is closing.
 func (f *fsm) applyGroup(ga GroupApplier, group []queuedRecord) bool {
 	recs := make([]command.Record, len(group))
 	for i, q := range group {
@@ -260,21 +271,26 @@ func (f *fsm) applyGroup(ga GroupApplier, group []queuedRecord) bool {
 	}
 	ctx := f.n.ctx
 	backoff := 50 * time.Millisecond
-	done := 0
-	for attempt := 1; done < len(recs); attempt++ {
-		res, err := ga.ApplyGroup(ctx, recs[done:])
-		for _, r := range res {
-			f.finishRecord(group[done].index, group[done].entries, recs[done].Entries, r)
-			done++
-		}
-		if err == nil {
-			continue
-		}
-		if ctx.Err() != nil {
+	for attempt := 1; ; attempt++ {
+		res, err := ga.ApplyGroup(ctx, recs)
+		switch {
+		case err == nil:
+			for i, r := range res {
+				f.finishRecord(group[i].index, group[i].entries, recs[i].Entries, r)
+			}
+			return true
+		case errors.Is(err, command.ErrApplyAlone):
+			for _, q := range group {
+				if !f.applyRecord(q.index, q.entries) {
+					return false
+				}
+			}
+			return true
+		case ctx.Err() != nil:
 			return false
 		}
 		f.logger.Error("local apply failed; the node is stalled at this index and retries (is the local database down?)",
-			"index", recs[done].Index, "attempt", attempt, "retry_in", backoff, "err", err)
+			"index", recs[0].Index, "records", len(recs), "attempt", attempt, "retry_in", backoff, "err", err)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -282,18 +298,6 @@ func (f *fsm) applyGroup(ga GroupApplier, group []queuedRecord) bool {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
-	return true
-}
-
-// waitQueue waits (at most timeout) until the records handed to the apply
-// goroutine are applied; false when they are not by then.
-func (f *fsm) waitQueue(timeout time.Duration) bool {
-	f.mu.Lock()
-	q := f.queued
-	f.mu.Unlock()
-	ctx, cancel := context.WithTimeout(f.n.ctx, timeout)
-	defer cancel()
-	return f.waitApplied(ctx, q, f.n.stop) == nil
 }
 
 // applyRecord applies one record's entries to the local database, delivers
@@ -387,9 +391,65 @@ func (f *fsm) finishRecord(index uint64, entries, stmts []*command.Entry, result
 			f.stmtSinceCheckpoint = false
 		}
 	}
+	f.sampleCommit()
 	close(f.appliedC)
 	f.appliedC = make(chan struct{})
 	f.mu.Unlock()
+}
+
+// commitSample is the commit index Raft knew at a moment (applyLag).
+type commitSample struct {
+	at     time.Time
+	commit uint64
+}
+
+// sampleCommit records Raft's commit index every 100 ms or so, as records
+// are applied. Called with f.mu held.
+func (f *fsm) sampleCommit() {
+	r := f.n.raftPtr.Load()
+	if r == nil {
+		return
+	}
+	now := time.Now()
+	last := f.samples[(f.sampleNext+len(f.samples)-1)%len(f.samples)]
+	if now.Sub(last.at) < 100*time.Millisecond {
+		return
+	}
+	f.samples[f.sampleNext] = commitSample{at: now, commit: r.CommitIndex()}
+	f.sampleNext = (f.sampleNext + 1) % len(f.samples)
+}
+
+// applyLag is how far this node's database is behind the commit index, in
+// time: zero when it has applied everything committed, else how long ago
+// the commit index was last at or below what it has applied (at least the
+// age of the oldest sample when none was).
+func (f *fsm) applyLag(commit uint64) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.applied >= commit {
+		return 0
+	}
+	now := time.Now()
+	var lag time.Duration
+	for _, s := range f.samples {
+		if s.at.IsZero() {
+			continue
+		}
+		d := now.Sub(s.at)
+		if s.commit <= f.applied {
+			if lag == 0 || d < lag {
+				lag = d
+			}
+		}
+	}
+	if lag == 0 { // every sample is ahead of the database: older than all
+		for _, s := range f.samples {
+			if !s.at.IsZero() {
+				lag = max(lag, now.Sub(s.at))
+			}
+		}
+	}
+	return lag
 }
 
 // applyWithRetry calls the applier until it succeeds; false means the node is
@@ -545,4 +605,15 @@ func (f *fsm) checkpointDue() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.stmtSinceCheckpoint
+}
+
+// waitQueue waits (at most timeout) until the records handed to the apply
+// goroutine are applied; false when they are not by then.
+func (f *fsm) waitQueue(timeout time.Duration) bool {
+	f.mu.Lock()
+	q := f.queued
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(f.n.ctx, timeout)
+	defer cancel()
+	return f.waitApplied(ctx, q, f.n.stop) == nil
 }

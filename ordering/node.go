@@ -137,7 +137,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	}
 	// Raft reads every record back from the store to replicate it (and the
 	// drain reads them to catch up): keep the newest in memory.
-	if n.logs, err = raft.NewLogCache(logCacheSize, n.wal); err != nil {
+	if n.logs, err = raft.NewLogCache(logCacheSize, compactedWAL{n.wal}); err != nil {
 		return nil, fmt.Errorf("ordering: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshots"))
@@ -252,6 +252,20 @@ const (
 	// logCacheSize is how many recent log records stay in memory.
 	logCacheSize = 4096
 )
+
+// compactedWAL is raft-wal with the log compaction Raft asked for: raft-wal
+// drops only whole segments, and keeps serving records below its first index
+// from the segment it still holds; here they are gone (raft.ErrLogNotFound),
+// so a follower behind the compacted log gets the leader's snapshot however
+// large the segments are.
+type compactedWAL struct{ *raftwal.WAL }
+
+func (w compactedWAL) GetLog(index uint64, l *raft.Log) error {
+	if first, err := w.WAL.FirstIndex(); err == nil && index < first {
+		return raft.ErrLogNotFound
+	}
+	return w.WAL.GetLog(index, l)
+}
 
 // HasLocalState reports whether dataDir (Config.DataDir) already holds this
 // node's Raft log, in the current or the legacy format: a node that has
@@ -477,6 +491,9 @@ type Status struct {
 	Diverged       bool   `json:"diverged"`
 	DivergedDetail string `json:"diverged_detail,omitempty"`
 	Peers          []Peer `json:"peers"`
+	// ApplyLag is how far this node's database is behind the commit index,
+	// in time (zero when it applied everything committed).
+	ApplyLag time.Duration `json:"apply_lag"`
 	// BatchedRecords and BatchedEntries count the log records this node's
 	// batcher proposed while leader and the entries in them.
 	BatchedRecords uint64 `json:"batched_records"`
@@ -504,6 +521,7 @@ func (n *Node) Status() Status {
 	s.FirstLogIndex, _ = n.logs.FirstIndex()
 	s.SnapshotIndex, _ = strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
 	s.AppliedIndex = n.fsm.appliedIndex()
+	s.ApplyLag = n.fsm.applyLag(s.CommitIndex)
 	s.OutcomeIndex, s.OutcomeHash = n.applier.OutcomeHash()
 	s.Diverged, s.DivergedDetail = n.fsm.divergence()
 	if f := n.raft.GetConfiguration(); f.Error() == nil {

@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+
 	"github.com/lockstepdb/lockstep/ordering/command"
 )
 
@@ -464,5 +468,39 @@ func TestLegacyLogStoreRefused(t *testing.T) {
 	}
 	if HasLocalState(t.TempDir()) {
 		t.Fatal("HasLocalState: an empty directory has no state")
+	}
+}
+
+// TestCompactedWALDropsTruncatedRecords: raft-wal keeps records below its
+// first index in the segment it still holds; compactedWAL does not serve
+// them, so Raft sends a snapshot to a follower that needs them.
+func TestCompactedWALDropsTruncatedRecords(t *testing.T) {
+	meta := &metadb.BoltMetaDB{}
+	w, err := raftwal.Open(t.TempDir(), raftwal.WithMetaStore(meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	defer w.Close()
+	var logs []*raft.Log
+	for i := uint64(1); i <= 10; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	if err := w.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.DeleteRange(1, 5); err != nil {
+		t.Fatal(err)
+	}
+	var l raft.Log
+	if err := w.GetLog(3, &l); err != nil {
+		t.Skipf("raft-wal no longer serves truncated records (%v): compactedWAL may be unnecessary", err)
+	}
+	c := compactedWAL{w}
+	if err := c.GetLog(3, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog(3) after DeleteRange(1, 5) = %v, want ErrLogNotFound", err)
+	}
+	if err := c.GetLog(6, &l); err != nil || l.Index != 6 {
+		t.Fatalf("GetLog(6) = %v (index %d), want record 6", err, l.Index)
 	}
 }

@@ -223,8 +223,8 @@ func (s statusSource) AdminStatus() admin.Status {
 	state, detail := s.guard.State()
 	return admin.Status{
 		ID: s.cfg.NodeID, Role: st.Role, Leader: st.LeaderID, Term: st.Term,
-		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
-		FirstLogIndex: st.FirstLogIndex, SnapshotIndex: st.SnapshotIndex, Unreachable: st.Unreachable,
+		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, ApplyLagMS: st.ApplyLag.Milliseconds(),
+		FirstLogIndex: st.FirstLogIndex, SnapshotIndex: st.SnapshotIndex, Unreachable: st.Unreachable, LastLogIndex: st.LastLogIndex,
 		OutcomeHash: st.OutcomeHash, HashIndex: st.OutcomeIndex,
 		Diverged: st.Diverged, DivergedDetail: st.DivergedDetail,
 		State: string(state), StateDetail: detail,

@@ -48,14 +48,15 @@ func plainWrite(q string) bool {
 }
 
 // ApplyGroup applies consecutive committed records (ordering's
-// GroupApplier) and returns their results in order: with one round trip for
-// all their statements and one for the progress and COMMIT when they
-// qualify (pipelinable), else record by record as Apply does. The outcome
-// hash, the results and the database are the same as with one Apply per
-// record: every statement is folded by its own record's index and position,
-// and every record's auto-increment counters are brought up to date at the
-// record's end. On an error it returns the results of the records applied
-// before it (a prefix of recs); the caller retries the rest.
+// GroupApplier) as one local transaction with one round trip for all their
+// statements and one for the progress row and COMMIT, when every statement
+// qualifies (pipelinable) and none fails or warns. The outcome hash, the
+// results and the database are the same as with one Apply per record: every
+// statement is folded by its own record's index and position, and every
+// record's auto-increment counters are brought up to date at the record's
+// end. Otherwise nothing of the group took effect and it returns
+// command.ErrApplyAlone: the caller applies the records one by one (Apply,
+// with exact errors and warnings and progress recorded per record).
 func (db *DB) ApplyGroup(ctx context.Context, recs []command.Record) ([][][]command.Result, error) {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
@@ -65,33 +66,25 @@ func (db *DB) ApplyGroup(ctx context.Context, recs []command.Record) ([][][]comm
 	if closed {
 		return nil, errors.New("localdb: closed")
 	}
-	if len(recs) > 1 && !db.testNoPipeline {
-		all := true
-		for _, r := range recs {
-			all = all && pipelinable(flatten(r.Entries))
-		}
-		if all {
-			res, err := db.applyPipelined(ctx, recs)
-			if err == nil {
-				return res, nil
-			}
-			if !errors.Is(err, errNoPipeline) {
-				last := recs[len(recs)-1].Index
-				db.retryIndex = last
-				db.reload = true
-				return nil, fmt.Errorf("localdb: apply records %d..%d: %w", recs[0].Index, last, err)
-			}
-		}
+	if db.testNoPipeline {
+		return nil, command.ErrApplyAlone
 	}
-	var out [][][]command.Result
 	for _, r := range recs {
-		res, err := db.applyLocked(ctx, r.Index, r.Entries)
-		if err != nil {
-			return out, err
+		if !pipelinable(flatten(r.Entries)) {
+			return nil, command.ErrApplyAlone
 		}
-		out = append(out, res)
 	}
-	return out, nil
+	res, err := db.applyPipelined(ctx, recs)
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, errNoPipeline):
+		return nil, command.ErrApplyAlone
+	}
+	last := recs[len(recs)-1].Index
+	db.retryIndex = last
+	db.reload = true
+	return nil, fmt.Errorf("localdb: apply records %d..%d: %w", recs[0].Index, last, err)
 }
 
 // applyPipelined applies pipelinable records as one local transaction in two

@@ -364,6 +364,10 @@ var (
 	ErrShuttingDown = errors.New("node is shutting down")
 	// ErrTooLarge: the entry exceeds the configured size limit.
 	ErrTooLarge = errors.New("entry too large")
+	// ErrApplyAlone: an applier's answer to a group of records it cannot
+	// apply together (nothing of them took effect); the caller applies
+	// them one record at a time.
+	ErrApplyAlone = errors.New("records must be applied one at a time")
 )
 
 // Encode serialises entries for the Raft log (and forwarding) as MessagePack
