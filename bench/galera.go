@@ -239,6 +239,11 @@ func benchGalera(ctx context.Context, o options, dir string, rep *report) error 
 		if err := insertSeries(ctx, o, rep, ins, "MariaDB Galera (3 nodes)"); err != nil {
 			return err
 		}
+		var dsns []string
+		for _, g := range nodes {
+			dsns = append(dsns, g.rootDSN())
+		}
+		rep.insChecks = append(rep.insChecks, "Galera: "+compareNodes(ctx, dsns, "sbins", 1))
 	}
 	if o.only.want("tx", "galera") {
 		spread := target{ports: mysqlPorts, user: "bench", pw: "bench", db: "sbtx"}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lockstepdb/lockstep/admin"
 )
 
 // demoInfo is the line `lockstepd demo --json` prints once ready.
@@ -22,12 +24,30 @@ type demoInfo struct {
 	Nodes []struct {
 		ID         string `json:"id"`
 		SQL        string `json:"sql"`
+		Admin      string `json:"admin"`
 		Backend    string `json:"backend"`
 		PID        int    `json:"pid"`
 		BackendPID int    `json:"backend_pid"`
 	} `json:"nodes"`
-	User     string `json:"user"`
-	Password string `json:"password"`
+	User       string `json:"user"`
+	Password   string `json:"password"`
+	AdminToken string `json:"admin_token"`
+}
+
+// follower returns the index of a node of the demo that is not the leader
+// (by node 1's admin API), or -1.
+func (info *demoInfo) follower(ctx context.Context) int {
+	c := &admin.Client{Endpoint: "http://" + info.Nodes[0].Admin, Token: info.AdminToken}
+	st, err := c.Status(ctx)
+	if err != nil || st.Leader == "" {
+		return -1
+	}
+	for i, n := range info.Nodes {
+		if n.ID != st.Leader {
+			return i
+		}
+	}
+	return -1
 }
 
 func port(addr string) (int, error) {
@@ -222,6 +242,20 @@ func benchLockstep(ctx context.Context, o options, lc lockstepCluster, dir strin
 		if err := insertSeries(ctx, o, rep, ins, "Lockstep (3 nodes)"); err != nil {
 			return err
 		}
+		// Single-thread latency of a write that a follower forwards to the
+		// leader (the 1-thread row above connects to node 1, often the
+		// leader).
+		if f := info.follower(ctx); f >= 0 {
+			one := ins
+			one.ports = []int{sqlPorts[f]}
+			logf("insert, Lockstep through follower %s, 1 thread, %s...", info.Nodes[f].ID, o.dur)
+			r := runSysbench(ctx, "oltp_insert", one, 1, o.dur, 1000)
+			r.system = "Lockstep via follower " + info.Nodes[f].ID
+			rep.ins = append(rep.ins, r)
+		} else {
+			rep.notes = append(rep.notes, "Lockstep: no follower found for the single-thread follower insert run")
+		}
+		rep.insChecks = append(rep.insChecks, lc.label+": "+compareNodes(ctx, backends, "sbins", 1))
 	}
 
 	// (c) transactions through n1, and spread over all three nodes.

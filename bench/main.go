@@ -256,14 +256,15 @@ type result struct {
 }
 
 type report struct {
-	opts     options
-	started  time.Time
-	finished time.Time
-	ps       []result
-	ins      []result
-	tx       []result
-	txChecks []string // data comparisons across nodes after the transaction runs
-	notes    []string
+	opts      options
+	started   time.Time
+	finished  time.Time
+	ps        []result
+	ins       []result
+	tx        []result
+	txChecks  []string // data comparisons across nodes after the transaction runs
+	insChecks []string // and after the insert runs
+	notes     []string
 }
 
 // resultPath is bench/results/<start time><suffix>.
@@ -311,11 +312,15 @@ func (r *report) String() string {
 			}
 			w("  %-26s %8d %10.0f %9.2f %9.2f %8d\n", x.system, x.threads, x.tps, x.p50, x.p99, x.errors)
 		}
+		for _, c := range r.insChecks {
+			w("  %s\n", c)
+		}
 		w("\n")
 	}
 	if len(r.tx) > 0 || len(r.txChecks) > 0 {
 		r.writeTx(&b)
 	}
+	r.writeTargets(&b)
 	for _, n := range r.notes {
 		w("NOTE: %s\n", n)
 	}
@@ -332,4 +337,62 @@ func sysbenchVersion() string {
 		return "?"
 	}
 	return strings.TrimPrefix(strings.TrimSpace(out), "sysbench ")
+}
+
+// writeTargets prints the ratios the performance work aims at, from this
+// run's rows (a missing row leaves its line out).
+func (r *report) writeTargets(b *strings.Builder) {
+	var lines []string
+	add := func(format string, a ...any) { lines = append(lines, fmt.Sprintf(format, a...)) }
+	find := func(rs []result, system, workload string, threads int) (result, bool) {
+		for _, x := range rs {
+			if x.err == nil && x.system == system && (workload == "" || x.workload == workload) && (threads == 0 || x.threads == threads) {
+				return x, true
+			}
+		}
+		return result{}, false
+	}
+	if d, ok := find(r.ps, "MariaDB direct (n1's backend)", "", 0); ok {
+		if l, ok := find(r.ps, "through Lockstep n1", "", 0); ok && d.qps > 0 {
+			add("point select through a node / direct MariaDB: %.2f (target >= 0.85)", l.qps/d.qps)
+		}
+	}
+	for _, th := range r.opts.threads {
+		g, okG := find(r.ins, "MariaDB Galera (3 nodes)", "", th)
+		l, okL := find(r.ins, "Lockstep (3 nodes)", "", th)
+		if okG && okL && g.tps > 0 {
+			add("autocommit insert, %2d threads, Lockstep / Galera: %.2f (target >= 1.0 at 8 and 32)", th, l.tps/g.tps)
+		}
+	}
+	for _, x := range r.ins {
+		if x.err == nil && strings.HasPrefix(x.system, "Lockstep via follower") {
+			add("single-thread insert p50 through a follower: %.2f ms (target <= 2 ms)", x.p50)
+		}
+	}
+	for _, c := range []struct{ wl, col, target string }{
+		{"oltp_write_only", "Lockstep spread", "target >= 1.0 at 8 and 32"},
+		{"oltp_read_write", "Lockstep RR spread", "target >= 0.8"},
+		{"oltp_read_write", "Lockstep spread", "serializable; see the latency line"},
+	} {
+		for _, th := range r.opts.threads {
+			g, okG := find(r.tx, "Galera spread", c.wl, th)
+			l, okL := find(r.tx, c.col, c.wl, th)
+			if okG && okL && g.tps > 0 {
+				add("%s, %s / Galera spread, %2d threads: %.2f (%s)", c.wl, c.col, th, l.tps/g.tps, c.target)
+			}
+		}
+	}
+	if g, ok := find(r.tx, "Galera spread", "oltp_read_write", 1); ok && g.p50 > 0 {
+		if l, ok := find(r.tx, "Lockstep spread", "oltp_read_write", 1); ok {
+			add("serializable oltp_read_write, 1 thread, p50 latency Lockstep / Galera: %.2f (target <= 1.5)", l.p50/g.p50)
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("Targets (ratios from this run)\n")
+	for _, l := range lines {
+		b.WriteString("  " + l + "\n")
+	}
+	b.WriteString("\n")
 }
