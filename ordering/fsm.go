@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -55,6 +56,9 @@ type fsm struct {
 	// runApply; queued is the newest record handed to it.
 	applyQ chan queuedRecord
 	queued uint64
+	// aheadRecords counts records applyAhead applied before Raft handed
+	// them over.
+	aheadRecords atomic.Uint64
 	// samples of Raft's commit index as records are applied (applyLag).
 	samples    [16]commitSample
 	sampleNext int

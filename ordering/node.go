@@ -44,6 +44,7 @@ type Node struct {
 	wal       *raftwal.WAL       // the Raft log and stable store (DataDir/raft)
 	walMeta   *metadb.BoltMetaDB // wal's metadata; WAL.Close does not close it
 	logs      raft.LogStore      // wal behind an in-memory cache of recent records
+	stored    *storedIndex       // how far the log store goes (applyAhead waits on it)
 	transport *raft.NetworkTransport
 	mux       *mux
 	srv       *http.Server
@@ -137,7 +138,11 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	}
 	// Raft reads every record back from the store to replicate it (and the
 	// drain reads them to catch up): keep the newest in memory.
-	if n.logs, err = raft.NewLogCache(logCacheSize, compactedWAL{n.wal}); err != nil {
+	n.stored = newStoredIndex()
+	if last, err := n.wal.LastIndex(); err == nil {
+		n.stored.set(last)
+	}
+	if n.logs, err = raft.NewLogCache(logCacheSize, compactedWAL{WAL: n.wal, stored: n.stored}); err != nil {
 		return nil, fmt.Errorf("ordering: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshots"))
@@ -258,7 +263,66 @@ const (
 // from the segment it still holds; here they are gone (raft.ErrLogNotFound),
 // so a follower behind the compacted log gets the leader's snapshot however
 // large the segments are.
-type compactedWAL struct{ *raftwal.WAL }
+type compactedWAL struct {
+	*raftwal.WAL
+	stored *storedIndex
+}
+
+// StoreLogs stores logs and tells waiters (applyAhead) how far the log goes.
+func (w compactedWAL) StoreLogs(logs []*raft.Log) error {
+	if err := w.WAL.StoreLogs(logs); err != nil {
+		return err
+	}
+	if len(logs) > 0 {
+		w.stored.set(logs[len(logs)-1].Index)
+	}
+	return nil
+}
+
+// StoreLog stores one log (raft.LogStore).
+func (w compactedWAL) StoreLog(l *raft.Log) error { return w.StoreLogs([]*raft.Log{l}) }
+
+// storedIndex is the newest index stored in the log, with a channel closed
+// and replaced whenever it moves.
+type storedIndex struct {
+	mu   sync.Mutex
+	last uint64
+	ch   chan struct{}
+}
+
+func newStoredIndex() *storedIndex { return &storedIndex{ch: make(chan struct{})} }
+
+func (s *storedIndex) set(idx uint64) {
+	s.mu.Lock()
+	if idx > s.last {
+		s.last = idx
+	}
+	close(s.ch)
+	s.ch = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// wait blocks until the log holds idx, the timer fires or stop closes;
+// it reports whether the log holds idx.
+func (s *storedIndex) wait(idx uint64, timeout time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		last, ch := s.last, s.ch
+		s.mu.Unlock()
+		if last >= idx {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		case <-stop:
+			return false
+		}
+	}
+}
 
 func (w compactedWAL) GetLog(index uint64, l *raft.Log) error {
 	if first, err := w.WAL.FirstIndex(); err == nil && index < first {
@@ -307,6 +371,9 @@ func (n *Node) submitIndexed(ctx context.Context, e *command.Entry) (uint64, []c
 	cancel()
 	switch {
 	case err == nil:
+		if n.raft.State() != raft.Leader {
+			n.fsm.applyAhead(idx, e.ID) // the leader said idx is committed
+		}
 		t := time.NewTimer(n.cfg.SubmitTimeout)
 		defer t.Stop()
 		select {
