@@ -26,19 +26,26 @@ type proposeResult struct {
 // leads) and waits for the record holding it to commit.
 func (n *Node) propose(ctx context.Context, e *command.Entry) (uint64, error) {
 	p := &proposal{e: e, done: make(chan proposeResult, 1)}
+	return handOff(ctx, n.stop, n.propCh, p, p.done, "batcher")
+}
+
+// handOff queues item on ch for a goroutine that answers on done, and waits
+// for the answer: errNotHanded when it could not be queued before ctx or
+// stop ended, errUnknown when the wait for the answer ended first.
+func handOff[T any](ctx context.Context, stop <-chan struct{}, ch chan<- T, item T, done <-chan proposeResult, queue string) (uint64, error) {
 	select {
-	case n.propCh <- p:
+	case ch <- item:
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: batcher queue full: %v", errNotHanded, ctx.Err())
-	case <-n.stop:
+		return 0, fmt.Errorf("%w: %s queue full: %v", errNotHanded, queue, ctx.Err())
+	case <-stop:
 		return 0, fmt.Errorf("%w: %w", errNotHanded, command.ErrShuttingDown)
 	}
 	select {
-	case r := <-p.done:
+	case r := <-done:
 		return r.index, r.err
 	case <-ctx.Done():
 		return 0, fmt.Errorf("%w: %v", errUnknown, ctx.Err())
-	case <-n.stop:
+	case <-stop:
 		return 0, fmt.Errorf("%w: %w", errUnknown, command.ErrShuttingDown)
 	}
 }

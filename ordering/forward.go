@@ -144,21 +144,7 @@ func (n *Node) handleBarrier(w http.ResponseWriter, r *http.Request) {
 // records.
 func (n *Node) forward(ctx context.Context, addr string, e *command.Entry) (uint64, error) {
 	req := &forwardReq{addr: addr, e: e, done: make(chan proposeResult, 1)}
-	select {
-	case n.fwdCh <- req:
-	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: forward queue full: %v", errNotHanded, ctx.Err())
-	case <-n.stop:
-		return 0, fmt.Errorf("%w: %w", errNotHanded, command.ErrShuttingDown)
-	}
-	select {
-	case r := <-req.done:
-		return r.index, r.err
-	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: %v", errUnknown, ctx.Err())
-	case <-n.stop:
-		return 0, fmt.Errorf("%w: %w", errUnknown, command.ErrShuttingDown)
-	}
+	return handOff(ctx, n.stop, n.fwdCh, req, req.done, "forward")
 }
 
 // runForwarder sends queued forwards to the leader: whatever has queued up

@@ -304,17 +304,26 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 			return nil, err
 		}
 		inTx = false
-		if db.testAfterCommit != nil {
-			if err := db.testAfterCommit(); err != nil {
-				return nil, &errHook{err}
-			}
+		if err := db.committed(index, hash, b); err != nil {
+			return nil, err
 		}
-		db.st.idx, db.st.hash, db.st.results = index, hash, b
-		db.st.partIdx, db.st.partPos, db.st.partHash = 0, 0, ""
 	}
 	db.publish()
 	db.locksApplied(entries)
 	return results, nil
+}
+
+// committed records in memory that the progress row now says index (with
+// hash and results) is fully applied, after the crash-test hook.
+func (db *DB) committed(index uint64, hash string, results []byte) error {
+	if db.testAfterCommit != nil {
+		if err := db.testAfterCommit(); err != nil {
+			return &errHook{err}
+		}
+	}
+	db.st.idx, db.st.hash, db.st.results = index, hash, results
+	db.st.partIdx, db.st.partPos, db.st.partHash = 0, 0, ""
+	return nil
 }
 
 // runStmt sets up the session for f and executes it. Statement errors are

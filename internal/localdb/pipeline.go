@@ -203,13 +203,9 @@ func (db *DB) applyPipelined(ctx context.Context, recs []command.Record) ([][][]
 		}
 		return nil, err
 	}
-	if db.testAfterCommit != nil {
-		if err := db.testAfterCommit(); err != nil {
-			return nil, &errHook{err}
-		}
+	if err := db.committed(last, hash, b); err != nil {
+		return nil, err
 	}
-	db.st.idx, db.st.hash, db.st.results = last, hash, b
-	db.st.partIdx, db.st.partPos, db.st.partHash = 0, 0, ""
 	db.publish()
 	return out, nil
 }
