@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -546,7 +545,25 @@ func showWarnings(ctx context.Context, cn *conn) ([]command.Warning, error) {
 	return ws, nil
 }
 
-var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// validVarName reports whether s is a plain system variable name
+// ([A-Za-z_][A-Za-z0-9_]*). A loop, not a regexp: it runs for every
+// session variable of every applied statement (a regexp was 10% of a
+// leader's CPU under insert load).
+func validVarName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // managedVars are session variables the applier sets itself; Ctx.Vars
 // entries for them are ignored.
@@ -603,7 +620,7 @@ func (db *DB) setupSQL(f flatStmt, ai autoInc) sessionSetup {
 	}
 	for name, lit := range c.Vars {
 		lname := strings.ToLower(name)
-		if !varName.MatchString(name) || managedVars[lname] {
+		if !validVarName(name) || managedVars[lname] {
 			continue
 		}
 		if cn.vars[lname] == lit {
@@ -679,7 +696,7 @@ func (db *DB) setupSlow(ctx context.Context, f flatStmt, ai autoInc) error {
 	// first, so that a rejected value leaves a known state.
 	for name, lit := range c.Vars {
 		lname := strings.ToLower(name)
-		if !varName.MatchString(name) || managedVars[lname] {
+		if !validVarName(name) || managedVars[lname] {
 			continue
 		}
 		qs = append(qs, fmt.Sprintf("SET SESSION %s=DEFAULT", lname), fmt.Sprintf("SET SESSION %s=%s", lname, lit))
@@ -696,7 +713,7 @@ func (db *DB) setupSlow(ctx context.Context, f flatStmt, ai autoInc) error {
 	cn.vars = map[string]string{}
 	for name := range c.Vars {
 		lname := strings.ToLower(name)
-		if varName.MatchString(name) && !managedVars[lname] {
+		if validVarName(name) && !managedVars[lname] {
 			cn.vars[lname] = "\x00unknown"
 		}
 	}

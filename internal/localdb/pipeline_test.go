@@ -117,3 +117,54 @@ func applyGroupOrAlone(t *testing.T, db *DB, group []command.Record) [][][]comma
 	}
 	return res
 }
+
+// TestGroupRetryAfterLostCommit: a group whose COMMIT took effect but whose
+// acknowledgement was lost (the session broke after COMMIT) is not applied
+// again when the FSM retries it: the retry returns every record's recorded
+// results, and the rows are there once.
+func TestGroupRetryAfterLostCommit(t *testing.T) {
+	s := startServer(t)
+	db := openDB(t, s, Config{})
+	mustApply(t, db, 1, ent("", 1700000000, ddl("CREATE DATABASE app")))
+	mustApply(t, db, 2, ent("app", 1700000001, ddl("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")))
+	group := []command.Record{
+		{Index: 3, Entries: []*command.Entry{ent("app", 1700000002, ins("t", "INSERT INTO t (v) VALUES (1), (2)"))}},
+		{Index: 5, Entries: []*command.Entry{ent("app", 1700000003, ins("t", "INSERT INTO t (v) VALUES (3)")), ent("app", 1700000004, dml("UPDATE t SET v = v + 10"))}},
+	}
+	db.testAfterCommit = func() error { return errors.New("connection lost after COMMIT") }
+	if _, err := db.ApplyGroup(context.Background(), group); err == nil || errors.Is(err, command.ErrApplyAlone) {
+		t.Fatalf("ApplyGroup with a lost COMMIT acknowledgement: %v, want an error to retry", err)
+	}
+	db.testAfterCommit = nil
+	res, err := db.ApplyGroup(context.Background(), group)
+	if err != nil || len(res) != 2 {
+		t.Fatalf("retry: %d results, %v", len(res), err)
+	}
+	if r := res[0][0][0]; r.LastInsertID != 1 || r.AffectedRows != 2 {
+		t.Fatalf("retry, record 3: %+v, want the recorded insert (id 1, 2 rows)", r)
+	}
+	if r := res[1][0][0]; r.LastInsertID != 3 {
+		t.Fatalf("retry, record 5: %+v, want the recorded insert (id 3)", r)
+	}
+	if r := res[1][1][0]; r.AffectedRows != 3 {
+		t.Fatalf("retry, record 5 update: %+v, want 3 rows", r)
+	}
+	var n, sum int
+	if err := sqlDB(t, s).QueryRow("SELECT COUNT(*), SUM(v) FROM app.t").Scan(&n, &sum); err != nil || n != 3 || sum != 36 {
+		t.Fatalf("rows = %d, sum = %d (%v); want 3 rows, 36: the group must not run twice", n, sum, err)
+	}
+	if idx, _ := db.OutcomeHash(); idx != 5 {
+		t.Fatalf("applied index %d, want 5", idx)
+	}
+}
+
+func TestValidVarName(t *testing.T) {
+	for s, want := range map[string]bool{
+		"sql_mode": true, "_x1": true, "A": true, "": false, "1abc": false,
+		"time zone": false, "a-b": false, "x;DROP": false, "café": false, "@@x": false,
+	} {
+		if got := validVarName(s); got != want {
+			t.Errorf("validVarName(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
