@@ -63,13 +63,20 @@ func flatten(entries []*command.Entry) []flatStmt {
 func (db *DB) Apply(ctx context.Context, index uint64, entries []*command.Entry) ([][]command.Result, error) {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
-	db.mu.Lock()
-	closed := db.closed
-	db.mu.Unlock()
-	if closed {
-		return nil, errors.New("localdb: closed")
+	if err := db.closedErr(); err != nil {
+		return nil, err
 	}
 	return db.applyLocked(ctx, index, entries)
+}
+
+// closedErr is the error of Apply and ApplyGroup after Close.
+func (db *DB) closedErr() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return errors.New("localdb: closed")
+	}
+	return nil
 }
 
 // applyLocked is Apply under applyMu.

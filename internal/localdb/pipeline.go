@@ -60,11 +60,8 @@ func plainWrite(q string) bool {
 func (db *DB) ApplyGroup(ctx context.Context, recs []command.Record) ([][][]command.Result, error) {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
-	db.mu.Lock()
-	closed := db.closed
-	db.mu.Unlock()
-	if closed {
-		return nil, errors.New("localdb: closed")
+	if err := db.closedErr(); err != nil {
+		return nil, err
 	}
 	if db.testNoPipeline {
 		return nil, command.ErrApplyAlone
