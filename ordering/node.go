@@ -16,8 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/lockstepdb/lockstep/ordering/command"
 )
@@ -41,10 +40,9 @@ type Node struct {
 	raft      *raft.Raft
 	raftPtr   atomic.Pointer[raft.Raft]
 	fsm       *fsm
-	wal       *raftwal.WAL       // the Raft log and stable store (DataDir/raft)
-	walMeta   *metadb.BoltMetaDB // wal's metadata; WAL.Close does not close it
-	logs      raft.LogStore      // wal behind an in-memory cache of recent records
-	stored    *storedIndex       // how far the log store goes (applyAhead waits on it)
+	bolt      *raftboltdb.BoltStore // the Raft log and stable store (DataDir/raft/raft.db)
+	logs      raft.LogStore         // bolt behind an in-memory cache of recent records
+	stored    *storedIndex          // how far the log store goes (applyAhead waits on it)
 	transport *raft.NetworkTransport
 	mux       *mux
 	srv       *http.Server
@@ -106,11 +104,8 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 			} else if cfg.Listener != nil {
 				cfg.Listener.Close()
 			}
-			if n.wal != nil {
-				n.wal.Close()
-			}
-			if n.walMeta != nil {
-				n.walMeta.Close()
+			if n.bolt != nil {
+				n.bolt.Close()
 			}
 		}
 	}()
@@ -125,24 +120,18 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	if err := os.MkdirAll(raftDir, 0o750); err != nil {
 		return nil, fmt.Errorf("ordering: create %s: %w", raftDir, err)
 	}
-	if _, err := os.Stat(filepath.Join(raftDir, legacyLogFile)); err == nil {
-		return nil, fmt.Errorf("ordering: %s holds a Raft log in the raft-boltdb format of earlier Lockstep versions (%s), which this version no longer reads: "+
-			"give this node a fresh data directory and let it copy its database from the cluster (clusterctl node remove %s, then start it with an empty --data-dir and --join, then clusterctl node add %s %s); "+
-			"for a demo cluster, remove the demo directory", raftDir, legacyLogFile, cfg.NodeID, cfg.NodeID, cfg.RaftAddr)
-	}
 	hl := newHclogAdapter(logger)
-	n.walMeta = &metadb.BoltMetaDB{}
-	n.wal, err = raftwal.Open(raftDir, raftwal.WithLogger(hl.Named("wal")), raftwal.WithMetaStore(n.walMeta))
+	n.bolt, err = openLogStore(raftDir)
 	if err != nil {
-		return nil, fmt.Errorf("ordering: open raft log store in %s: %w", raftDir, err)
+		return nil, fmt.Errorf("ordering: open raft log store: %w", err)
 	}
 	// Raft reads every record back from the store to replicate it (and the
 	// drain reads them to catch up): keep the newest in memory.
 	n.stored = newStoredIndex()
-	if last, err := n.wal.LastIndex(); err == nil {
+	if last, err := n.bolt.LastIndex(); err == nil {
 		n.stored.set(last)
 	}
-	if n.logs, err = raft.NewLogCache(logCacheSize, compactedWAL{WAL: n.wal, stored: n.stored}); err != nil {
+	if n.logs, err = raft.NewLogCache(logCacheSize, notifyingStore{LogStore: n.bolt, stored: n.stored}); err != nil {
 		return nil, fmt.Errorf("ordering: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshots"))
@@ -187,7 +176,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("ordering: %w", err)
 	}
 
-	has, err := raft.HasExistingState(n.logs, n.wal, snaps)
+	has, err := raft.HasExistingState(n.logs, n.bolt, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: inspect raft state: %w", err)
 	}
@@ -208,7 +197,7 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		n.fsm.deferred = true
 		logger.Info("joining with an empty database: it will be copied from a member once this node is added")
 	}
-	r, err := raft.NewRaft(rc, n.fsm, n.logs, n.wal, snaps, n.transport)
+	r, err := raft.NewRaft(rc, n.fsm, n.logs, n.bolt, snaps, n.transport)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: start raft: %w", err)
 	}
@@ -248,29 +237,31 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 }
 
 const (
-	// legacyLogFile is the raft-boltdb store of data directories written
-	// before the log moved to raft-wal.
-	legacyLogFile = "raft.db"
-	// walMetaFile is raft-wal's metadata file: present once a node has
-	// opened its log.
-	walMetaFile = "wal-meta.db"
+	// logFile is the raft-boltdb store in DataDir/raft.
+	logFile = "raft.db"
 	// logCacheSize is how many recent log records stay in memory.
 	logCacheSize = 4096
 )
 
-// compactedWAL is raft-wal with the log compaction Raft asked for: raft-wal
-// drops only whole segments, and keeps serving records below its first index
-// from the segment it still holds; here they are gone (raft.ErrLogNotFound),
-// so a follower behind the compacted log gets the leader's snapshot however
-// large the segments are.
-type compactedWAL struct {
-	*raftwal.WAL
+// openLogStore opens (or creates) the Raft log and stable store in raftDir.
+// raft-wal v0.4.0 was tried here and backed out: after a tail truncation
+// (Raft's "clearing log suffix" on a follower with an old leader's records)
+// it marks the segment sealed without writing its index, and the node then
+// cannot read its log after a restart ("sealed segment has no index block";
+// TestLogStoreSurvivesTailTruncation).
+func openLogStore(raftDir string) (*raftboltdb.BoltStore, error) {
+	return raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, logFile)})
+}
+
+// notifyingStore is the log store telling waiters (applyAhead) how far the
+// log goes whenever records are stored.
+type notifyingStore struct {
+	raft.LogStore
 	stored *storedIndex
 }
 
-// StoreLogs stores logs and tells waiters (applyAhead) how far the log goes.
-func (w compactedWAL) StoreLogs(logs []*raft.Log) error {
-	if err := w.WAL.StoreLogs(logs); err != nil {
+func (w notifyingStore) StoreLogs(logs []*raft.Log) error {
+	if err := w.LogStore.StoreLogs(logs); err != nil {
 		return err
 	}
 	if len(logs) > 0 {
@@ -279,8 +270,7 @@ func (w compactedWAL) StoreLogs(logs []*raft.Log) error {
 	return nil
 }
 
-// StoreLog stores one log (raft.LogStore).
-func (w compactedWAL) StoreLog(l *raft.Log) error { return w.StoreLogs([]*raft.Log{l}) }
+func (w notifyingStore) StoreLog(l *raft.Log) error { return w.StoreLogs([]*raft.Log{l}) }
 
 // storedIndex is the newest index stored in the log, with a channel closed
 // and replaced whenever it moves.
@@ -324,23 +314,11 @@ func (s *storedIndex) wait(idx uint64, timeout time.Duration, stop <-chan struct
 	}
 }
 
-func (w compactedWAL) GetLog(index uint64, l *raft.Log) error {
-	if first, err := w.WAL.FirstIndex(); err == nil && index < first {
-		return raft.ErrLogNotFound
-	}
-	return w.WAL.GetLog(index, l)
-}
-
 // HasLocalState reports whether dataDir (Config.DataDir) already holds this
-// node's Raft log, in the current or the legacy format: a node that has
-// started before.
+// node's Raft log: a node that has started before.
 func HasLocalState(dataDir string) bool {
-	for _, f := range []string{walMetaFile, legacyLogFile} {
-		if _, err := os.Stat(filepath.Join(dataDir, "raft", f)); err == nil {
-			return true
-		}
-	}
-	return false
+	_, err := os.Stat(filepath.Join(dataDir, "raft", logFile))
+	return err == nil
 }
 
 // IsLeader reports whether this node is the Raft leader right now.
@@ -693,11 +671,8 @@ func (n *Node) Close() error {
 		_ = n.transport.Close()
 		_ = n.mux.Close()
 		n.client.CloseIdleConnections()
-		if err := n.wal.Close(); err != nil && n.closeErr == nil {
+		if err := n.bolt.Close(); err != nil && n.closeErr == nil {
 			n.closeErr = fmt.Errorf("ordering: close raft log: %w", err)
-		}
-		if err := n.walMeta.Close(); err != nil && n.closeErr == nil {
-			n.closeErr = fmt.Errorf("ordering: close raft log metadata: %w", err)
 		}
 		n.logger.Info("ordering stopped")
 	})

@@ -5,17 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 
 	"github.com/lockstepdb/lockstep/ordering/command"
 )
@@ -438,73 +433,6 @@ func BenchmarkSubmitSerial(b *testing.B) {
 	}
 }
 
-// TestLegacyLogStoreRefused: a data directory written by a Lockstep that
-// kept its Raft log in raft-boltdb is refused at start with what to do, and
-// nothing in it is changed.
-func TestLegacyLogStoreRefused(t *testing.T) {
-	dir := t.TempDir()
-	legacy := filepath.Join(dir, "raft", legacyLogFile)
-	if err := os.MkdirAll(filepath.Dir(legacy), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(legacy, []byte("old bolt file"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if !HasLocalState(dir) {
-		t.Fatal("HasLocalState: a legacy log counts as local state")
-	}
-	c := DefaultConfig()
-	c.NodeID, c.RaftAddr, c.DataDir = "n1", "127.0.0.1:1", dir
-	c.Peers = map[string]string{"n1": c.RaftAddr}
-	_, err := New(c, &fakeApplier{}, testLogger())
-	if err == nil || !strings.Contains(err.Error(), "raft-boltdb") || !strings.Contains(err.Error(), "clusterctl node add") {
-		t.Fatalf("want a refusal naming the old format and what to do, got %v", err)
-	}
-	if b, _ := os.ReadFile(legacy); string(b) != "old bolt file" {
-		t.Fatal("the legacy log was changed")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "raft", walMetaFile)); err == nil {
-		t.Fatal("a new log was created beside the legacy one")
-	}
-	if HasLocalState(t.TempDir()) {
-		t.Fatal("HasLocalState: an empty directory has no state")
-	}
-}
-
-// TestCompactedWALDropsTruncatedRecords: raft-wal keeps records below its
-// first index in the segment it still holds; compactedWAL does not serve
-// them, so Raft sends a snapshot to a follower that needs them.
-func TestCompactedWALDropsTruncatedRecords(t *testing.T) {
-	meta := &metadb.BoltMetaDB{}
-	w, err := raftwal.Open(t.TempDir(), raftwal.WithMetaStore(meta))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer meta.Close()
-	defer w.Close()
-	var logs []*raft.Log
-	for i := uint64(1); i <= 10; i++ {
-		logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
-	}
-	if err := w.StoreLogs(logs); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.DeleteRange(1, 5); err != nil {
-		t.Fatal(err)
-	}
-	var l raft.Log
-	if err := w.GetLog(3, &l); err != nil {
-		t.Skipf("raft-wal no longer serves truncated records (%v): compactedWAL may be unnecessary", err)
-	}
-	c := compactedWAL{WAL: w, stored: newStoredIndex()}
-	if err := c.GetLog(3, &l); !errors.Is(err, raft.ErrLogNotFound) {
-		t.Fatalf("GetLog(3) after DeleteRange(1, 5) = %v, want ErrLogNotFound", err)
-	}
-	if err := c.GetLog(6, &l); err != nil || l.Index != 6 {
-		t.Fatalf("GetLog(6) = %v (index %d), want record 6", err, l.Index)
-	}
-}
-
 // TestFollowerAppliesAhead: with a commit timeout of seconds (Raft tells
 // followers the commit index only that often when no record follows),
 // a follower learns that its forwarded entry committed only from the
@@ -535,4 +463,48 @@ func TestFollowerAppliesAhead(t *testing.T) {
 		}
 	}
 	tc.waitConverged(30, all(3)...)
+}
+
+// TestLogStoreSurvivesTailTruncation: a follower's log loses its suffix
+// when a new leader overrules an old one's records (Raft's "clearing log
+// suffix"), gets the new records, and must read every record back after a
+// restart.
+func TestLogStoreSurvivesTailTruncation(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openLogStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []*raft.Log
+	for i := uint64(1); i <= 10; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	if err := st.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteRange(8, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.StoreLogs([]*raft.Log{{Index: 8, Term: 2, Type: raft.LogCommand}, {Index: 9, Term: 2, Type: raft.LogCommand}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = openLogStore(dir); err != nil {
+		t.Fatalf("reopen after a tail truncation: %v", err)
+	}
+	defer st.Close()
+	for i := uint64(1); i <= 9; i++ {
+		var l raft.Log
+		if err := st.GetLog(i, &l); err != nil {
+			t.Fatalf("record %d after the restart: %v", i, err)
+		}
+		if want := uint64(1 + i/8); l.Term != want {
+			t.Fatalf("record %d has term %d, want %d", i, l.Term, want)
+		}
+	}
+	if last, _ := st.LastIndex(); last != 9 {
+		t.Fatalf("last index %d, want 9", last)
+	}
 }
