@@ -46,6 +46,7 @@ type stmt struct {
 	userVars    []string
 	usesRand    bool
 	insertTable string
+	insertOne   bool // one VALUES row, no ON DUPLICATE KEY UPDATE (classify.Statement.InsertOne)
 	db          string
 	tx          txOp
 	err         *mysql.MyError

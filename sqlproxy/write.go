@@ -340,7 +340,7 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		Kind: command.KindStatements,
 		User: s.currentUser,
 		Stmts: []command.Stmt{{SQL: st.sql, DDL: st.class == classDDL,
-			InsertTable: st.insertTable, UsesRand: st.usesRand}},
+			InsertTable: st.insertTable, InsertOne: st.insertOne, UsesRand: st.usesRand}},
 		Ctx: command.Context{DB: s.ctxDB, Vars: s.ctxVars, UserVars: uv, LastInsertID: lastID},
 		Pinned: command.Pinned{TimestampMicros: now.UnixMicro(),
 			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,

@@ -172,7 +172,7 @@ func (db *DB) ensureSession(ctx context.Context) error {
 		if err := db.loadProgress(ctx); err != nil {
 			return err
 		}
-		db.aiCols = map[string]string{}
+		db.forgetTables()
 		db.hwPending = ""
 		db.reload = false
 	}
@@ -196,6 +196,7 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 		return nil, fmt.Errorf("localdb: record %d is partially applied (up to statement %d); it must be applied before index %d", db.st.partIdx, db.st.partPos, index)
 	}
 	clear(db.aiDirty)
+	clear(db.aiKnown) // statements of any kind follow: read the counters again after
 	db.hwPending = ""
 	results := make([][]command.Result, len(entries))
 	start, hash := 0, db.st.hash
@@ -492,6 +493,14 @@ func (db *DB) hwExpr(key string) string {
 	return fmt.Sprintf("GREATEST(%d, COALESCE(%s,0))", d.hw, db.hwVarFor(key))
 }
 
+// forgetTables drops what the applier knows of tables (auto-increment
+// columns, triggers, counters) after the schema may have changed.
+func (db *DB) forgetTables() {
+	db.aiCols = map[string]string{}
+	db.aiTrig = map[string]bool{}
+	clear(db.aiKnown)
+}
+
 // recordProgress ends a stretch of the record's local transaction in one
 // round trip: the auto-increment counters of the tables inserted into
 // since the last flush (counterSQL), update (the lockstep.applied row) and,
@@ -518,6 +527,12 @@ func (db *DB) recordProgress(ctx context.Context, update string, commit bool) (a
 // high-water mark, in a fixed order: next = max(next, MAX(col)+1, the
 // high-water marks).
 func (db *DB) counterSQL(qs []string) []string {
+	return db.counterSQLKnown(qs, nil)
+}
+
+// counterSQLKnown is counterSQL where known (pipeline.go) holds the exact
+// next value of some tables: their counter row gets it as a literal.
+func (db *DB) counterSQLKnown(qs []string, known map[string]uint64) []string {
 	if db.hwPending != "" {
 		qs = append(qs, db.hwPending)
 	}
@@ -528,6 +543,11 @@ func (db *DB) counterSQL(qs []string) []string {
 	sort.Strings(keys)
 	for _, k := range keys {
 		d := db.aiDirty[k]
+		if v, ok := known[k]; ok {
+			qs = append(qs, fmt.Sprintf("INSERT INTO lockstep.autoinc (db, tbl, next) VALUES (%s, %s, %d) ON DUPLICATE KEY UPDATE next=GREATEST(next, VALUES(next))",
+				quoteString(d.db), quoteString(d.tbl), v))
+			continue
+		}
 		qs = append(qs, fmt.Sprintf("INSERT INTO lockstep.autoinc (db, tbl, next) SELECT %s, %s, GREATEST(COALESCE(MAX(%s),0)+1, %s) FROM %s.%s ON DUPLICATE KEY UPDATE next=GREATEST(next, VALUES(next))",
 			quoteString(d.db), quoteString(d.tbl), quoteIdent(d.col), db.hwExpr(k), quoteIdent(d.db), quoteIdent(d.tbl)))
 	}
@@ -619,7 +639,10 @@ func (db *DB) setupSQL(f flatStmt, ai autoInc) sessionSetup {
 		fmt.Fprintf(&b, ", rand_seed1=%d, rand_seed2=%d", f.e.Pinned.RandSeed1, f.e.Pinned.RandSeed2)
 	}
 	fmt.Fprintf(&b, ", last_insert_id=%d", c.LastInsertID)
-	if ai.col != "" {
+	switch {
+	case ai.pin != 0:
+		fmt.Fprintf(&b, ", insert_id=%d", ai.pin)
+	case ai.col != "":
 		fmt.Fprintf(&b, ", insert_id=%s", ai.expr(db.hwExpr(ai.key())))
 	}
 	for name, lit := range c.UserVars {
@@ -739,10 +762,26 @@ func lookupFold(m map[string]string, k string) (string, bool) {
 	return "", false
 }
 
-// autoInc describes the insert_id pin for one INSERT.
+// autoInc describes the insert_id pin for one INSERT: its table and, when
+// col is set, the auto-increment column.
 type autoInc struct {
 	db, tbl, col string
 	inc, off     uint64
+	// pin, when not 0, is the insert_id itself, known in advance
+	// (pipeline.go): the value expr would give.
+	pin uint64
+}
+
+// align is the first id at or after b that auto_increment_increment and
+// _offset allow (expr's alignment, in Go).
+func (a autoInc) align(b uint64) uint64 {
+	if a.inc <= 1 {
+		return b
+	}
+	if b <= a.off {
+		return a.off
+	}
+	return a.off + ((b-a.off+a.inc-1)/a.inc)*a.inc
 }
 
 func (a autoInc) key() string { return a.db + "\x00" + a.tbl }
@@ -752,12 +791,18 @@ func (a autoInc) key() string { return a.db + "\x00" + a.tbl }
 // earlier in the same local transaction (hw), aligned to
 // auto_increment_increment/offset.
 func (a autoInc) expr(hw string) string {
-	base := fmt.Sprintf("GREATEST(COALESCE((SELECT next FROM lockstep.autoinc WHERE db=%s AND tbl=%s),1), COALESCE((SELECT MAX(%s) FROM %s.%s),0)+1, %s)",
-		quoteString(a.db), quoteString(a.tbl), quoteIdent(a.col), quoteIdent(a.db), quoteIdent(a.tbl), hw)
+	base := a.base(hw)
 	if a.inc <= 1 {
 		return "(SELECT " + base + ")"
 	}
 	return fmt.Sprintf("(SELECT IF(b<=%[2]d, %[2]d, %[2]d+((b-%[2]d+%[1]d-1) DIV %[1]d)*%[1]d) FROM (SELECT %[3]s AS b) AS lockstep_ai)", a.inc, a.off, base)
+}
+
+// base is expr before alignment: the greatest of the replicated counter,
+// MAX(col)+1 and hw.
+func (a autoInc) base(hw string) string {
+	return fmt.Sprintf("GREATEST(COALESCE((SELECT next FROM lockstep.autoinc WHERE db=%s AND tbl=%s),1), COALESCE((SELECT MAX(%s) FROM %s.%s),0)+1, %s)",
+		quoteString(a.db), quoteString(a.tbl), quoteIdent(a.col), quoteIdent(a.db), quoteIdent(a.tbl), hw)
 }
 
 // autoIncFor resolves the table f inserts into and, when it has an
@@ -790,7 +835,7 @@ func (db *DB) autoIncFor(ctx context.Context, f flatStmt) (autoInc, error) {
 		db.aiCols[key] = col
 	}
 	if col == "" {
-		return autoInc{}, nil
+		return a, nil // the table, without an auto-increment column
 	}
 	a.col = col
 	a.inc, a.off = 1, 1

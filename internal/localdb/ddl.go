@@ -43,7 +43,7 @@ func (db *DB) runDDL(ctx context.Context, index uint64, pos int, f flatStmt) (co
 		db.st.ddlIdx, db.st.ddlPos, db.st.ddlDig, db.st.ddlFP = index, pos, digest, before
 	}
 	res, err := db.runStmt(ctx, f, false, false)
-	db.aiCols = map[string]string{}
+	db.forgetTables()
 	db.privGen.Add(1) // the schema or the grants may have changed
 	if err != nil {
 		return command.Result{}, err

@@ -74,6 +74,16 @@
 // transaction, so ids of deleted rows are not reused across records.
 // Counters of tables that no longer exist are dropped after each DDL.
 //
+// The applier also keeps that value in memory (pipeline.go, predictPin):
+// read once per table, it stays exact while only one-row inserts
+// (Stmt.InsertOne) into trigger-free tables run, each raising it to one past
+// its id. A group applied in one round trip then pins such inserts with a
+// literal insert_id and writes the counter row as a literal, with no MAX()
+// per statement; the server's answer must show exactly one row with the
+// predicted id, or the group is rolled back and applied the careful way.
+// Any other statement, the careful path, a DDL or a restore forgets the
+// values, and the next group reads them again.
+//
 // NextInsertID gives the proxy the same rule on applied state, so optimistic
 // transactions at the origin pin the ids their re-execution will get.
 //

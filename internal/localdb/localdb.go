@@ -82,6 +82,14 @@ type DB struct {
 	aiCols     map[string]string // "db\x00tbl" -> auto-increment column ("" = none)
 	aiDirty    map[string]dirtyAutoInc
 	hwVars     map[string]string // "db\x00tbl" -> session variable of its high-water mark
+	// aiKnown holds, per table, the value the insert_id pin's expression
+	// (autoInc.expr, before alignment) has right now, while only one-row
+	// inserts into trigger-free tables ran since it was read (pipeline.go,
+	// knownPins); aiTrig caches whether a table has triggers.
+	aiKnown map[string]uint64
+	aiTrig  map[string]bool
+	// predicted counts inserts committed with a pin known in advance.
+	predicted uint64
 	// hwPending is the SET of the high-water mark of the statement just
 	// run, sent before the next statement (runStmt, recordProgress).
 	hwPending string
@@ -128,7 +136,8 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("localdb: %w", err)
 	}
 	admin.SetMaxOpenConns(2)
-	db := &DB{cfg: cfg, dsn: p, log: logger.With("component", "localdb"), admin: admin, aiCols: map[string]string{}, aiDirty: map[string]dirtyAutoInc{}, hwVars: map[string]string{}}
+	db := &DB{cfg: cfg, dsn: p, log: logger.With("component", "localdb"), admin: admin, aiCols: map[string]string{}, aiDirty: map[string]dirtyAutoInc{}, hwVars: map[string]string{},
+		aiKnown: map[string]uint64{}, aiTrig: map[string]bool{}}
 	db.wd.stop = make(chan struct{})
 	backoff := 100 * time.Millisecond
 	for {

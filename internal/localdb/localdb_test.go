@@ -67,6 +67,11 @@ func ins(table, q string) command.Stmt {
 	return command.Stmt{SQL: q, InsertTable: table}
 }
 
+// ins1 is a one-row INSERT (the proxy's classify.Statement.InsertOne).
+func ins1(table, q string) command.Stmt {
+	return command.Stmt{SQL: q, InsertTable: table, InsertOne: true}
+}
+
 func mustApply(t testing.TB, db *DB, index uint64, entries ...*command.Entry) [][]command.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -122,18 +123,33 @@ func (db *DB) applyPipelined(ctx context.Context, recs []command.Record) ([][][]
 		savedVars = append(savedVars, k)
 	}
 	var flats [][]flatStmt
-	var stmtQ []int // index in qs of each statement, records in order
-	var touched []string
-	qs := []string{"BEGIN"}
+	var ais [][]autoInc
 	for _, r := range recs {
 		flat := flatten(r.Entries)
 		flats = append(flats, flat)
-		for _, f := range flat {
-			ai, err := db.autoIncFor(ctx, f)
-			if err != nil {
-				db.forgetSession(savedVars, touched)
+		ai := make([]autoInc, len(flat))
+		for i, f := range flat {
+			var err error
+			if ai[i], err = db.autoIncFor(ctx, f); err != nil {
+				clear(db.aiKnown)
 				return nil, err
 			}
+		}
+		ais = append(ais, ai)
+	}
+	if err := db.loadPins(ctx, flats, ais); err != nil {
+		clear(db.aiKnown)
+		return nil, err
+	}
+	known := maps.Clone(db.aiKnown) // as it will be after each statement
+	var predicted []predictedID
+	var stmtQ []int // index in qs of each statement, records in order
+	var touched []string
+	qs := []string{"BEGIN"}
+	for ri := range recs {
+		for i, f := range flats[ri] {
+			ai := ais[ri][i]
+			fast := db.predictPin(f, &ai, known)
 			s := db.setupSQL(f, ai)
 			if s.use != "" {
 				qs = append(qs, s.use)
@@ -146,11 +162,17 @@ func (db *DB) applyPipelined(ctx context.Context, recs []command.Record) ([][][]
 			s.commit(cn) // what the next statement's SET starts from
 			qs = append(qs, f.stmt.SQL)
 			stmtQ = append(stmtQ, len(qs)-1)
-			if ai.col != "" {
+			switch {
+			case fast:
+				predicted = append(predicted, predictedID{q: len(qs) - 1, id: ai.pin})
+				d := db.aiDirty[ai.key()]
+				d.autoInc, d.hw = ai, max(d.hw, ai.pin+1)
+				db.aiDirty[ai.key()] = d
+			case ai.col != "":
 				qs = append(qs, db.noteInsert(ai))
 			}
 		}
-		qs = db.counterSQL(qs) // the record's end, as if applied alone
+		qs = db.counterSQLKnown(qs, known) // the record's end, as if applied alone
 		clear(db.aiDirty)
 	}
 	rs, err := cn.execMulti(ctx, qs)
@@ -158,7 +180,12 @@ func (db *DB) applyPipelined(ctx context.Context, recs []command.Record) ([][][]
 	for _, q := range stmtQ {
 		ok = ok && rs[q].Warnings == 0
 	}
+	for _, p := range predicted {
+		// The one row got the predicted id (else a later pin was wrong).
+		ok = ok && rs[p.q].AffectedRows == 1 && rs[p.q].InsertId == p.id
+	}
 	if !ok {
+		clear(db.aiKnown)
 		var me *mysql.MyError
 		if err != nil && !errors.As(err, &me) {
 			return nil, err // the session is gone; nothing was committed
@@ -195,16 +222,105 @@ func (db *DB) applyPipelined(ctx context.Context, recs []command.Record) ([][][]
 	b, _ := json.Marshal(flatRes)
 	q := fmt.Sprintf("UPDATE lockstep.applied SET idx=%d, hash='%s', part_idx=0, part_pos=0, part_hash='', results=%s WHERE id=1", last, hash, hexLiteral(b))
 	if atCommit, err := db.recordProgress(ctx, q, true); err != nil {
+		clear(db.aiKnown)
 		if !atCommit && !cn.broken {
 			_, _ = cn.exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 		return nil, err
 	}
+	db.aiKnown = known
+	db.predicted += uint64(len(predicted))
 	if err := db.committed(last, hash, b); err != nil {
 		return nil, err
 	}
 	db.publish()
 	return out, nil
+}
+
+// predictedID is a one-row insert whose id the pipeline pinned in advance:
+// statement q of the round trip must report exactly one row and id.
+type predictedID struct {
+	q  int
+	id uint64
+}
+
+// loadPins reads, in one round trip, what predictPin needs of the tables
+// the records insert one row into and that it does not know yet: whether
+// the table has triggers and, for a table with an auto-increment column, the
+// pin's value on committed state (autoInc.expr's base). A table that cannot
+// be read (it does not exist) stays unknown: its statement gets the general
+// pin and fails or succeeds as it would.
+func (db *DB) loadPins(ctx context.Context, flats [][]flatStmt, ais [][]autoInc) error {
+	var qs []string
+	var tables []autoInc
+	seen := map[string]bool{}
+	for ri, flat := range flats {
+		for i, f := range flat {
+			ai := ais[ri][i]
+			k := ai.key()
+			if !f.stmt.InsertOne || ai.db == "" || seen[k] {
+				continue
+			}
+			seen[k] = true
+			trig, ok := db.aiTrig[k]
+			if _, v := db.aiKnown[k]; ok && (trig || ai.col == "" || v) {
+				continue
+			}
+			val := "0"
+			if ai.col != "" {
+				val = ai.base("0")
+			}
+			tables = append(tables, ai)
+			qs = append(qs, fmt.Sprintf("SELECT %s, (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA=%s AND EVENT_OBJECT_TABLE=%s)",
+				val, quoteString(ai.db), quoteString(ai.tbl)))
+		}
+	}
+	if len(qs) == 0 {
+		return nil
+	}
+	rs, err := db.cn.execMulti(ctx, qs)
+	var me *mysql.MyError
+	if err != nil && !errors.As(err, &me) {
+		return err
+	}
+	for i, r := range rs {
+		if r.Resultset == nil || r.RowNumber() != 1 {
+			continue
+		}
+		v, err1 := r.GetUint(0, 0)
+		trig, err2 := r.GetInt(0, 1)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		k := tables[i].key()
+		db.aiTrig[k] = trig > 0
+		if trig == 0 && tables[i].col != "" && v > 0 {
+			db.aiKnown[k] = v
+		}
+	}
+	return nil
+}
+
+// predictPin decides f's insert_id in advance when it can, and keeps known
+// true to the state after f. A one-row insert into a trigger-free table
+// changes only that table: with an auto-increment column whose value is
+// known it gets a literal pin (true) and the table's next value is one past
+// it. Any other statement may change any table (a trigger, an UPDATE of an
+// id, a multi-row insert with explicit ids): nothing is known after it.
+func (db *DB) predictPin(f flatStmt, ai *autoInc, known map[string]uint64) bool {
+	k := ai.key()
+	trig, ok := db.aiTrig[k]
+	if !f.stmt.InsertOne || ai.db == "" || !ok || trig {
+		clear(known)
+		return false
+	}
+	v, ok := known[k]
+	if ai.col == "" || !ok {
+		return false
+	}
+	ai.pin = ai.align(v)
+	known[k] = ai.pin + 1
+	return true
 }
 
 // forgetSession marks the applier session's default database and the

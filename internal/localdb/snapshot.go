@@ -454,7 +454,7 @@ func (db *DB) RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, error) 
 	if db.st.idx != index {
 		return 0, fmt.Errorf("localdb: restore: the snapshot says index %d but its metadata %d", index, db.st.idx)
 	}
-	db.aiCols = map[string]string{}
+	db.forgetTables()
 	clear(db.aiDirty)
 	db.retryIndex = 0
 	db.reload = false

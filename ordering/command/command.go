@@ -190,6 +190,11 @@ type Stmt struct {
 	// "table" meaning Ctx.DB), so the applier can pin insert_id from
 	// replicated state. Empty for other statements.
 	InsertTable string `json:"it,omitempty"`
+	// InsertOne marks an INSERT/REPLACE of exactly one VALUES row without ON
+	// DUPLICATE KEY UPDATE or LAST_INSERT_ID(): it writes one row of
+	// InsertTable and nothing else, so the applier can predict the
+	// auto-increment counter after it (localdb, "Auto-increment").
+	InsertOne bool `json:"i1,omitempty"`
 	// UsesRand is set when the statement calls RAND() and the seeds must be
 	// pinned.
 	UsesRand bool `json:"ur,omitempty"`

@@ -100,6 +100,10 @@ type Statement struct {
 	UsesLastInsertID bool
 	// InsertTable is the INSERT/REPLACE target: "db.tbl" or "tbl" (unqualified).
 	InsertTable string
+	// InsertOne is set on an INSERT/REPLACE of exactly one VALUES row without
+	// ON DUPLICATE KEY UPDATE or LAST_INSERT_ID(): it writes one row of
+	// InsertTable and nothing else (the applier predicts its id).
+	InsertOne bool
 	// DB is the database of USE.
 	DB string
 	// Tx is the operation of a TxControl statement.

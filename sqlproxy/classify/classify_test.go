@@ -255,3 +255,19 @@ func TestShape(t *testing.T) {
 		t.Error("an unterminated string must not scan")
 	}
 }
+
+func TestInsertOne(t *testing.T) {
+	for q, want := range map[string]bool{
+		"INSERT INTO t (a) VALUES (1)":                               true,
+		"REPLACE INTO db.t VALUES (1, 'x')":                          true,
+		"INSERT INTO t (a) VALUES (1), (2)":                          false,
+		"INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2": false,
+		"INSERT INTO t (a) SELECT a FROM u ORDER BY a":               false,
+		"INSERT INTO t (a) VALUES (LAST_INSERT_ID())":                false,
+		"UPDATE t SET a = 1":                                         false,
+	} {
+		if got := Classify(q, Pins{}).InsertOne; got != want {
+			t.Errorf("InsertOne(%q) = %v, want %v", q, got, want)
+		}
+	}
+}

@@ -328,6 +328,7 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 				}
 			}
 		}
+		st.InsertOne = st.InsertTable != "" && len(x.Lists) == 1 && x.Select == nil && len(x.OnDuplicate) == 0 && !st.UsesLastInsertID
 		return st
 	case *ast.UpdateStmt:
 		w := newWalker(sql, p)
