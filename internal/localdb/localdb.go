@@ -88,11 +88,20 @@ type DB struct {
 	// knownPins); aiTrig caches whether a table has triggers.
 	aiKnown map[string]uint64
 	aiTrig  map[string]bool
-	// predicted counts inserts committed with a pin known in advance.
-	predicted uint64
+	// predicted counts inserts committed with a pin known in advance;
+	// txPipelined, transaction entries applied in one round trip.
+	predicted, txPipelined uint64
 	// hwPending is the SET of the high-water mark of the statement just
 	// run, sent before the next statement (runStmt, recordProgress).
 	hwPending string
+
+	// originCols caches auto-increment columns for NextInsertID (proxy
+	// goroutines), valid for one privGen.
+	originCols struct {
+		mu  sync.Mutex
+		gen uint64
+		m   map[string]string
+	}
 
 	// privGen changes whenever an applied statement may have changed the
 	// schema or the privileges (DDL, account management, a restore).
@@ -310,12 +319,8 @@ func decodeResults(b []byte, n int) ([][]command.Result, error) {
 // applied state: the replicated counter and the table's maximum. The proxy
 // pins the same inside optimistic transactions. Safe for concurrent use.
 func (db *DB) NextInsertID(ctx context.Context, dbName, table string) (string, uint64, error) {
-	var col string
-	err := db.admin.QueryRowContext(ctx, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=? AND TABLE_NAME=? AND EXTRA LIKE '%auto_increment%'", dbName, table).Scan(&col)
-	if err == sql.ErrNoRows {
-		return "", 0, nil
-	}
-	if err != nil {
+	col, err := db.autoIncColumn(ctx, dbName, table)
+	if err != nil || col == "" {
 		return "", 0, err
 	}
 	a := autoInc{db: dbName, tbl: table, col: col, inc: 1, off: 1}
@@ -324,4 +329,35 @@ func (db *DB) NextInsertID(ctx context.Context, dbName, table string) (string, u
 		return col, 0, err
 	}
 	return col, next, nil
+}
+
+// autoIncColumn is a table's AUTO_INCREMENT column ("" for none), cached
+// until the schema may have changed (PrivilegeGeneration). Safe for
+// concurrent use.
+func (db *DB) autoIncColumn(ctx context.Context, dbName, table string) (string, error) {
+	key := dbName + "\x00" + table
+	gen := db.privGen.Load() // before the read: a DDL after it makes the entry stale
+	c := &db.originCols
+	c.mu.Lock()
+	if c.gen != gen || c.m == nil {
+		c.gen, c.m = gen, map[string]string{}
+	}
+	col, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return col, nil
+	}
+	err := db.admin.QueryRowContext(ctx, fmt.Sprintf("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s AND EXTRA LIKE '%%auto_increment%%'", quoteString(dbName), quoteString(table))).Scan(&col)
+	switch {
+	case err == sql.ErrNoRows:
+		col = ""
+	case err != nil:
+		return "", err
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		c.m[key] = col
+	}
+	c.mu.Unlock()
+	return col, nil
 }
