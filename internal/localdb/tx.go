@@ -31,14 +31,17 @@ func conflict(pos int, why string) command.Result {
 func (db *DB) applyTx(ctx context.Context, f flatStmt) (command.Result, error) {
 	cn := db.cn
 	e := f.e
-	if _, err := cn.exec(ctx, "SAVEPOINT "+txSavepoint); err != nil {
-		return command.Result{}, err
-	}
-	aiBefore := maps.Clone(db.aiDirty)
 	session := false
 	for i := range e.Stmts {
 		session = session || e.Stmts[i].Session
 	}
+	if !session && db.txPipelinable(ctx, e) {
+		return db.applyTxPipelined(ctx, f)
+	}
+	if _, err := cn.exec(ctx, "SAVEPOINT "+txSavepoint); err != nil {
+		return command.Result{}, err
+	}
+	aiBefore := maps.Clone(db.aiDirty)
 	// The transaction's starting context: database, session variables,
 	// the pinned time and RAND() seeds, LAST_INSERT_ID() and the user
 	// variables it reads. Statements then run back to back, as they did in
@@ -70,6 +73,168 @@ func (db *DB) applyTx(ctx context.Context, f flatStmt) (command.Result, error) {
 	}
 	if err := db.txRestore(ctx, session); err != nil {
 		return command.Result{}, err
+	}
+	return command.Result{}, nil
+}
+
+// txPipelinable reports whether a transaction entry's statements can go to
+// the server in one round trip (applyTxPipelined): writes only (no rows to
+// digest, no session changes), and every insert's id pin computable before
+// any statement ran: at most one insert per auto-increment table, into a
+// table the record has not inserted into yet (its pin then depends only on
+// the data, not on ids generated earlier in the record).
+func (db *DB) txPipelinable(ctx context.Context, e *command.Entry) bool {
+	if db.testNoPipeline {
+		return false
+	}
+	seen := map[string]bool{}
+	for i := range e.Stmts {
+		st := &e.Stmts[i]
+		if st.Read || st.Session || st.DDL || !plainWrite(st.SQL) {
+			return false
+		}
+		if st.InsertTable == "" {
+			continue
+		}
+		ai, err := db.autoIncFor(ctx, flatStmt{e: e, stmt: st})
+		if err != nil {
+			return false
+		}
+		if ai.col == "" {
+			continue
+		}
+		k := ai.key()
+		if _, dirty := db.aiDirty[k]; dirty || seen[k] {
+			return false
+		}
+		seen[k] = true
+	}
+	return true
+}
+
+// applyTxPipelined is applyTx for a txPipelinable entry: the session setup,
+// SAVEPOINT and every statement with its id pin in one round trip; then
+// the outcomes are compared in order. A setup that fails is redone the
+// careful way (txSetup; nothing else ran), and when it is the transaction's
+// result the savepoint is not needed: nothing ran to roll back. Statements after a
+// mismatch ran too, but the savepoint rollback undoes them with the rest, so
+// the result and the data are what the statement-by-statement loop leaves.
+// A statement that fails ends the round trip; after it is judged, the rest
+// go in the next one. On success the savepoint is left to the record's
+// COMMIT (a later SAVEPOINT of the same name replaces it).
+func (db *DB) applyTxPipelined(ctx context.Context, f flatStmt) (command.Result, error) {
+	cn := db.cn
+	e := f.e
+	db.txPipelined++
+	aiBefore := maps.Clone(db.aiDirty)
+	ais := make([]autoInc, len(e.Stmts))
+	rs := false
+	for i := range e.Stmts {
+		var err error
+		if ais[i], err = db.autoIncFor(ctx, flatStmt{e: e, stmt: &e.Stmts[i]}); err != nil {
+			return command.Result{}, err
+		}
+		rs = rs || e.Stmts[i].UsesRand
+	}
+	setup := db.setupSQL(flatStmt{ent: f.ent, e: e, stmt: &command.Stmt{UsesRand: rs}}, autoInc{})
+	next := 0
+	first := true
+	for next < len(e.Stmts) {
+		var qs []string
+		var stmtQ []int // index in qs of statement next+j
+		nSetup := 0
+		if first {
+			if setup.use != "" {
+				qs = append(qs, setup.use)
+			}
+			qs = append(qs, setup.set, "SAVEPOINT "+txSavepoint)
+			nSetup = len(qs) - 1
+		}
+		for i := next; i < len(e.Stmts); i++ {
+			if ai := ais[i]; ai.col != "" {
+				qs = append(qs, "SET insert_id="+ai.expr(db.hwExpr(ai.key())))
+			}
+			qs = append(qs, e.Stmts[i].SQL)
+			stmtQ = append(stmtQ, len(qs)-1)
+		}
+		rs, err := cn.execMulti(ctx, qs)
+		var me *mysql.MyError
+		if err != nil && !errors.As(err, &me) {
+			return command.Result{}, err
+		}
+		if first && nSetup > 0 && len(rs) < nSetup {
+			// USE or SET failed, and nothing after it ran.
+			if setup.use != "" && len(rs) > 0 {
+				cn.curDB = e.Ctx.DB
+			}
+			res, err := db.txSetup(ctx, f)
+			if err != nil || res.Err != nil {
+				return res, err
+			}
+			if _, err := cn.exec(ctx, "SAVEPOINT "+txSavepoint); err != nil {
+				return command.Result{}, err
+			}
+			first = false
+			continue
+		}
+		if first {
+			if setup.use != "" {
+				cn.curDB = e.Ctx.DB
+			}
+			setup.commit(cn)
+		}
+		first = false
+		// Judge the statements that ran, in order.
+		start := next
+		for j, q := range stmtQ {
+			i := start + j
+			st := &e.Stmts[i]
+			want := command.Outcome{}
+			if st.Expect != nil {
+				want = *st.Expect
+			}
+			var got command.Outcome
+			switch {
+			case q < len(rs):
+				r := rs[q]
+				got.AffectedRows, got.LastInsertID = r.AffectedRows, r.InsertId
+				got.Warnings, got.Info = r.Warnings, r.StatusMessage
+				if ai := ais[i]; ai.col != "" && r.AffectedRows > 0 && r.InsertId > 0 {
+					k := ai.key()
+					d := db.aiDirty[k]
+					d.autoInc = ai
+					d.hw = max(d.hw, r.InsertId+1)
+					db.aiDirty[k] = d
+				}
+			case q == len(rs) && me != nil:
+				// This statement failed (as in txStmt).
+				if me.Code == 1213 || me.Code == 1205 {
+					return command.Result{}, errRestart
+				}
+				ok, err := cn.exec(ctx, "DO 0")
+				if err != nil {
+					return command.Result{}, err
+				}
+				if ok.Status&mysql.SERVER_STATUS_IN_TRANS == 0 {
+					return command.Result{}, errRestart
+				}
+				got.ErrCode = me.Code
+			default:
+				// Its id pin (or the SAVEPOINT) failed: as txStmt, an error.
+				return command.Result{}, me
+			}
+			got.CheckAffected = want.CheckAffected
+			if !want.Equal(got) {
+				return db.txRollback(ctx, aiBefore, false, conflict(i, describeMismatch(want, got)))
+			}
+			next = i + 1
+			if got.ErrCode != 0 {
+				break // the rest did not run
+			}
+		}
+		if me == nil {
+			break
+		}
 	}
 	return command.Result{}, nil
 }

@@ -1,0 +1,111 @@
+package localdb
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/lockstepdb/lockstep/ordering/command"
+)
+
+// txEnt is a transaction entry of db's statements, each with the outcome
+// its client saw.
+func txEnt(db string, stmts ...command.Stmt) *command.Entry {
+	e := ent(db, 1700000200, stmts...)
+	e.Kind = command.KindTransaction
+	return e
+}
+
+func txStmt(table, q string, want command.Outcome) command.Stmt {
+	return command.Stmt{SQL: q, InsertTable: table, Expect: &want}
+}
+
+// TestTxPipelinedSameAsOneByOne: transaction entries applied with all their
+// statements in one round trip (applyTxPipelined) give the same results,
+// data and outcome hash as statement by statement: kept; a mismatch in the
+// first statement (the rest ran, and are undone); an expected error in the
+// middle (the rest run after it); an unexpected error; a wrong insert id;
+// two inserts into one table (not pipelined); and a record of several
+// transactions (the second insert into a table in one record is not
+// pipelined either); a database that does not exist; a session variable
+// the server refuses.
+func TestTxPipelinedSameAsOneByOne(t *testing.T) {
+	sa, sb := startServer(t, "--sql-mode="), startServer(t, "--sql-mode=")
+	a, b := openDB(t, sa, Config{}), openDB(t, sb, Config{})
+	a.testNoPipeline = true
+	seq = 0
+	setup := [][]*command.Entry{
+		{ent("", 1700000000, ddl("CREATE DATABASE app"))},
+		{ent("app", 1700000001, ddl("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, c CHAR(4) UNIQUE)"))},
+		{ent("app", 1700000002, ins("t", "INSERT INTO t (v, c) VALUES (1, 'a'), (2, 'b'), (3, 'c')"))},
+	}
+	for i, rec := range setup {
+		mustApply(t, a, uint64(i+1), rec...)
+		mustApply(t, b, uint64(i+1), rec...)
+	}
+	upd := func(q string, n uint64, info string) command.Stmt {
+		return txStmt("", q, command.Outcome{AffectedRows: n, CheckAffected: true, Info: info})
+	}
+	one := "Rows matched: 1  Changed: 1  Warnings: 0"
+	recs := [][]*command.Entry{
+		{txEnt("app", upd("UPDATE t SET v = v + 1 WHERE id = 1", 1, one),
+			txStmt("t", "INSERT INTO t (v, c) VALUES (4, 'd')", command.Outcome{LastInsertID: 4}))},
+		{txEnt("app", upd("UPDATE t SET v = v + 1 WHERE id = 2", 0, one), // client saw 0 rows
+			txStmt("t", "INSERT INTO t (v, c) VALUES (5, 'e')", command.Outcome{LastInsertID: 5}))},
+		{txEnt("app", txStmt("t", "INSERT INTO t (v, c) VALUES (6, 'a')", command.Outcome{ErrCode: 1062}),
+			upd("UPDATE t SET v = v + 100 WHERE id = 3", 1, one),
+			upd("UPDATE t SET v = v + 1 WHERE id = 4", 1, one))},
+		{txEnt("app", upd("DELETE FROM t WHERE id = 1", 1, ""),
+			txStmt("t", "INSERT INTO t (v, c) VALUES (8, 'b')", command.Outcome{LastInsertID: 5}))}, // 1062 unexpected
+		{txEnt("app", txStmt("t", "INSERT INTO t (v, c) VALUES (9, 'g')", command.Outcome{LastInsertID: 99}))},
+		{txEnt("app", txStmt("t", "INSERT INTO t (v, c) VALUES (10, 'h')", command.Outcome{LastInsertID: 5}),
+			txStmt("t", "INSERT INTO t (v, c) VALUES (11, 'i')", command.Outcome{LastInsertID: 6}))},
+		{txEnt("app", upd("UPDATE t SET v = 0 WHERE id = 2", 1, one)),
+			txEnt("app", txStmt("t", "INSERT INTO t (v, c) VALUES (12, 'j')", command.Outcome{LastInsertID: 7})),
+			txEnt("app", txStmt("t", "INSERT INTO t (v, c) VALUES (13, 'k')", command.Outcome{LastInsertID: 8}))},
+	}
+	nodb := txEnt("nodb", upd("UPDATE t SET v = 1 WHERE id = 2", 1, one)) // USE fails: 1213
+	badVar := txEnt("app", upd("UPDATE t SET v = v + 1 WHERE id = 2", 1, one))
+	badVar.Ctx.Vars = map[string]string{"sql_mode": "'NO_SUCH_MODE'"} // SET fails: set one by one
+	recs = append(recs, []*command.Entry{nodb}, []*command.Entry{badVar})
+	base := uint64(len(setup))
+	var resA, resB [][][]command.Result
+	for i, rec := range recs {
+		resA = append(resA, mustApply(t, a, base+1+uint64(i), rec...))
+		resB = append(resB, mustApply(t, b, base+1+uint64(i), rec...))
+	}
+	if a.txPipelined != 0 || b.txPipelined != 9 {
+		t.Fatalf("transactions applied in one round trip: %d and %d, want 0 and 9 (not those inserting twice into t in one record)", a.txPipelined, b.txPipelined)
+	}
+	if fmt.Sprint(resA) != fmt.Sprint(resB) {
+		t.Fatalf("results differ:\n one by one %v\n pipelined  %v", resA, resB)
+	}
+	ia, ha := a.OutcomeHash()
+	ib, hb := b.OutcomeHash()
+	if ia != ib || ha != hb {
+		t.Fatalf("outcome hashes differ: one by one %d/%s, pipelined %d/%s", ia, ha, ib, hb)
+	}
+	if ca, cb := checksum(t, a), checksum(t, b); !sameMap(ca, cb) {
+		t.Fatalf("databases differ: one by one %v, pipelined %v", ca, cb)
+	}
+	// Kept, conflict, kept, conflict, conflict, kept, kept x3.
+	var got []string
+	for _, r := range resB {
+		for _, e := range r {
+			code := 0
+			if len(e) == 1 && e[0].Err != nil {
+				code = int(e[0].Err.Code)
+			}
+			got = append(got, fmt.Sprint(code))
+		}
+	}
+	if want := "[0 1213 0 1213 1213 0 0 0 0 1213 0]"; fmt.Sprint(got) != want {
+		t.Fatalf("transaction results %v, want %s", got, want)
+	}
+	var ids string
+	if err := sqlDB(t, sb).QueryRow("SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.t").Scan(&ids); err != nil {
+		t.Fatal(err)
+	}
+	if want := "1:2,2:1,3:103,4:5,5:10,6:11,7:12,8:13"; ids != want {
+		t.Fatalf("rows %s, want %s", ids, want)
+	}
+}
