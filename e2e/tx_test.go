@@ -1388,6 +1388,19 @@ func TestTxAutoIncrement(t *testing.T) {
 	c.WaitConverged()
 	res := mustExec(t, c.Nodes[2].Open(t, "ai"), "INSERT INTO items (who) VALUES ('autocommit elsewhere')")
 	want = append(want, fmt.Sprintf("%d|autocommit elsewhere", insertID(res)))
+
+	// auto_increment_increment/offset: the origin pins the id the
+	// applier will give (aligned), so the transaction commits.
+	s2.exec("SET SESSION auto_increment_increment = 5, auto_increment_offset = 3")
+	s2.exec("BEGIN")
+	id = insertID(s2.exec("INSERT INTO items (who) VALUES ('stepped')"))
+	if _, err := s2.try("COMMIT"); err != nil {
+		t.Fatalf("COMMIT of an insert with auto_increment_increment=5: %v", err)
+	}
+	if id%5 != 3 {
+		t.Errorf("insert id %d with auto_increment_increment=5, offset=3: want 3 mod 5", id)
+	}
+	want = append(want, fmt.Sprintf("%d|stepped", id))
 	assertEverywhere(t, c, "SELECT CONCAT(id, '|', who) FROM ai.items", want...)
 	c.AssertIdentical(t)
 }

@@ -594,16 +594,6 @@ func (s *session) pinInsertID(table string) (string, string, error) {
 	}
 	key := db + "\x00" + tbl
 	guess := max(next, s.tx.aiNext[key])
-	// The transaction's own view: rows it inserted with explicit ids.
-	if r, err := s.query("SELECT COALESCE(MAX(" + quoteIdentifier(col) + "),0)+1 FROM " + qualified); err == nil {
-		if len(r.vals) == 1 && r.vals[0][0] != nil {
-			if v, err := strconv.ParseUint(*r.vals[0][0], 10, 64); err == nil {
-				guess = max(guess, v)
-			}
-		}
-	} else if _, ok := stmtError(err); !ok {
-		return qualified, key, err
-	}
 	inc, off := uint64(1), uint64(1)
 	if v, err := strconv.ParseUint(s.ctxRaw["auto_increment_increment"], 10, 64); err == nil && v > 0 {
 		inc = v
@@ -611,14 +601,23 @@ func (s *session) pinInsertID(table string) (string, string, error) {
 	if v, err := strconv.ParseUint(s.ctxRaw["auto_increment_offset"], 10, 64); err == nil && v > 0 && v <= inc {
 		off = v
 	}
-	if inc > 1 {
-		if guess <= off {
-			guess = off
-		} else {
-			guess = off + ((guess-off+inc-1)/inc)*inc
+	align := func(b string) string {
+		if inc <= 1 {
+			return b
 		}
+		return fmt.Sprintf("IF(%[3]s<=%[2]d, %[2]d, %[2]d+((%[3]s-%[2]d+%[1]d-1) DIV %[1]d)*%[1]d)", inc, off, b)
 	}
-	if err := s.exec("SET insert_id=" + strconv.FormatUint(guess, 10)); err != nil {
+	// The transaction's own view counts too (rows it inserted with
+	// explicit ids): the guess and its MAX() in one round trip.
+	set := fmt.Sprintf("SET insert_id=(SELECT %s FROM (SELECT GREATEST(%d, COALESCE(MAX(%s),0)+1) AS b FROM %s) AS lockstep_ai)",
+		align("b"), guess, quoteIdentifier(col), qualified)
+	err = s.exec(set)
+	if _, ok := stmtError(err); ok {
+		// The table cannot be read (no SELECT privilege on it, say): the
+		// guess alone.
+		err = s.exec("SET insert_id=(SELECT " + align(strconv.FormatUint(guess, 10)) + ")")
+	}
+	if err != nil {
 		if _, ok := stmtError(err); !ok {
 			return qualified, key, err
 		}
