@@ -114,6 +114,17 @@ func (cn *conn) exec(ctx context.Context, q string) (*mysql.Result, error) {
 // statement's result is whatever the server sent last. Errors other than a
 // *mysql.MyError mean the session is unusable, as for exec.
 func (cn *conn) execMulti(ctx context.Context, qs []string) ([]*mysql.Result, error) {
+	return cn.multi(ctx, qs, false)
+}
+
+// execEach is execMulti for statements that each answer with exactly one OK
+// or one result set (no CALL): one result per statement that succeeded,
+// result sets included, in order.
+func (cn *conn) execEach(ctx context.Context, qs []string) ([]*mysql.Result, error) {
+	return cn.multi(ctx, qs, true)
+}
+
+func (cn *conn) multi(ctx context.Context, qs []string, each bool) ([]*mysql.Result, error) {
 	if len(qs) == 1 {
 		r, err := cn.exec(ctx, qs[0])
 		if err != nil {
@@ -136,6 +147,8 @@ func (cn *conn) execMulti(ctx context.Context, qs []string) ([]*mysql.Result, er
 		switch {
 		case err != nil:
 			stmtErr = err
+		case each:
+			results = append(results, r)
 		case isRows(r) && len(results) < len(qs)-1:
 			// Rows of a statement that ends with an OK (CALL): wait for it.
 		case isRows(r):

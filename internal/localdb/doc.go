@@ -96,9 +96,10 @@
 // Each statement's outcome (error code, affected rows, insert id, warnings,
 // info, and an order-insensitive digest of returned rows) must equal the
 // Expect recorded at the origin; on the first difference the savepoint is
-// rolled back and the entry's one result is error 1213. An entry of writes
-// only, with at most one insert per auto-increment table of the record, is
-// sent in one round trip (setup, SAVEPOINT, pins, statements) and judged
+// rolled back and the entry's one result is error 1213. An entry without
+// session changes, with at most one insert per auto-increment table of the
+// record, is sent in one round trip (setup, SAVEPOINT, pins, statements and
+// reads) and judged
 // afterwards (applyTxPipelined): the statements after a difference ran too,
 // and the savepoint rollback undoes them with the rest. A transaction that
 // changed session state (SET, USE) leaves the applier session with SET NAMES

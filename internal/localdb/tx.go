@@ -78,8 +78,9 @@ func (db *DB) applyTx(ctx context.Context, f flatStmt) (command.Result, error) {
 }
 
 // txPipelinable reports whether a transaction entry's statements can go to
-// the server in one round trip (applyTxPipelined): writes only (no rows to
-// digest, no session changes), and every insert's id pin computable before
+// the server in one round trip (applyTxPipelined): plain writes and reads
+// (each answers with one OK or one result set; no session changes), and
+// every insert's id pin computable before
 // any statement ran: at most one insert per auto-increment table, into a
 // table the record has not inserted into yet (its pin then depends only on
 // the data, not on ids generated earlier in the record).
@@ -90,7 +91,7 @@ func (db *DB) txPipelinable(ctx context.Context, e *command.Entry) bool {
 	seen := map[string]bool{}
 	for i := range e.Stmts {
 		st := &e.Stmts[i]
-		if st.Read || st.Session || st.DDL || !plainWrite(st.SQL) {
+		if st.Session || st.DDL || (!st.Read && !plainWrite(st.SQL)) {
 			return false
 		}
 		if st.InsertTable == "" {
@@ -157,7 +158,7 @@ func (db *DB) applyTxPipelined(ctx context.Context, f flatStmt) (command.Result,
 			qs = append(qs, e.Stmts[i].SQL)
 			stmtQ = append(stmtQ, len(qs)-1)
 		}
-		rs, err := cn.execMulti(ctx, qs)
+		rs, err := cn.execEach(ctx, qs)
 		var me *mysql.MyError
 		if err != nil && !errors.As(err, &me) {
 			return command.Result{}, err
@@ -195,6 +196,11 @@ func (db *DB) applyTxPipelined(ctx context.Context, f flatStmt) (command.Result,
 			}
 			var got command.Outcome
 			switch {
+			case q < len(rs) && isRows(rs[q]):
+				for _, row := range rs[q].RowDatas {
+					got.Rows.Add(row)
+				}
+				got.Warnings = rs[q].Warnings
 			case q < len(rs):
 				r := rs[q]
 				got.AffectedRows, got.LastInsertID = r.AffectedRows, r.InsertId

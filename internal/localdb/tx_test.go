@@ -27,7 +27,8 @@ func txStmt(table, q string, want command.Outcome) command.Stmt {
 // two inserts into one table (not pipelined); and a record of several
 // transactions (the second insert into a table in one record is not
 // pipelined either); a database that does not exist; a session variable
-// the server refuses.
+// the server refuses; a read that sees what its client saw, and one that
+// does not.
 func TestTxPipelinedSameAsOneByOne(t *testing.T) {
 	sa, sb := startServer(t, "--sql-mode="), startServer(t, "--sql-mode=")
 	a, b := openDB(t, sa, Config{}), openDB(t, sb, Config{})
@@ -66,15 +67,22 @@ func TestTxPipelinedSameAsOneByOne(t *testing.T) {
 	nodb := txEnt("nodb", upd("UPDATE t SET v = 1 WHERE id = 2", 1, one)) // USE fails: 1213
 	badVar := txEnt("app", upd("UPDATE t SET v = v + 1 WHERE id = 2", 1, one))
 	badVar.Ctx.Vars = map[string]string{"sql_mode": "'NO_SUCH_MODE'"} // SET fails: set one by one
-	recs = append(recs, []*command.Entry{nodb}, []*command.Entry{badVar})
+	read := func(q, v string) command.Stmt { // one row of one column, text protocol
+		var d command.RowsDigest
+		d.Add(append([]byte{byte(len(v))}, v...))
+		return command.Stmt{SQL: q, Read: true, Expect: &command.Outcome{Rows: d}}
+	}
+	recs = append(recs, []*command.Entry{nodb}, []*command.Entry{badVar},
+		[]*command.Entry{txEnt("app", read("SELECT v FROM t WHERE id = 3", "103"), upd("UPDATE t SET v = v + 1 WHERE id = 3", 1, one))},
+		[]*command.Entry{txEnt("app", read("SELECT v FROM t WHERE id = 3", "999"), upd("UPDATE t SET v = 0 WHERE id = 3", 1, one))})
 	base := uint64(len(setup))
 	var resA, resB [][][]command.Result
 	for i, rec := range recs {
 		resA = append(resA, mustApply(t, a, base+1+uint64(i), rec...))
 		resB = append(resB, mustApply(t, b, base+1+uint64(i), rec...))
 	}
-	if a.txPipelined != 0 || b.txPipelined != 9 {
-		t.Fatalf("transactions applied in one round trip: %d and %d, want 0 and 9 (not those inserting twice into t in one record)", a.txPipelined, b.txPipelined)
+	if a.txPipelined != 0 || b.txPipelined != 11 {
+		t.Fatalf("transactions applied in one round trip: %d and %d, want 0 and 11 (not those inserting twice into t in one record)", a.txPipelined, b.txPipelined)
 	}
 	if fmt.Sprint(resA) != fmt.Sprint(resB) {
 		t.Fatalf("results differ:\n one by one %v\n pipelined  %v", resA, resB)
@@ -98,14 +106,14 @@ func TestTxPipelinedSameAsOneByOne(t *testing.T) {
 			got = append(got, fmt.Sprint(code))
 		}
 	}
-	if want := "[0 1213 0 1213 1213 0 0 0 0 1213 0]"; fmt.Sprint(got) != want {
+	if want := "[0 1213 0 1213 1213 0 0 0 0 1213 0 0 1213]"; fmt.Sprint(got) != want {
 		t.Fatalf("transaction results %v, want %s", got, want)
 	}
 	var ids string
 	if err := sqlDB(t, sb).QueryRow("SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM app.t").Scan(&ids); err != nil {
 		t.Fatal(err)
 	}
-	if want := "1:2,2:1,3:103,4:5,5:10,6:11,7:12,8:13"; ids != want {
+	if want := "1:2,2:1,3:104,4:5,5:10,6:11,7:12,8:13"; ids != want {
 		t.Fatalf("rows %s, want %s", ids, want)
 	}
 }
