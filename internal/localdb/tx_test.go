@@ -67,7 +67,8 @@ func TestTxPipelinedSameAsOneByOne(t *testing.T) {
 	nodb := txEnt("nodb", upd("UPDATE t SET v = 1 WHERE id = 2", 1, one)) // USE fails: 1213
 	badVar := txEnt("app", upd("UPDATE t SET v = v + 1 WHERE id = 2", 1, one))
 	badVar.Ctx.Vars = map[string]string{"sql_mode": "'NO_SUCH_MODE'"} // SET fails: set one by one
-	read := func(q, v string) command.Stmt { // one row of one column, text protocol
+	// read: a statement returning one row of one column (text protocol).
+	read := func(q, v string) command.Stmt {
 		var d command.RowsDigest
 		d.Add(append([]byte{byte(len(v))}, v...))
 		return command.Stmt{SQL: q, Read: true, Expect: &command.Outcome{Rows: d}}
