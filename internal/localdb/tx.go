@@ -185,6 +185,24 @@ func (db *DB) applyTxPipelined(ctx context.Context, f flatStmt) (command.Result,
 			setup.commit(cn)
 		}
 		first = false
+		if me != nil {
+			// Before judging what ran, find out whether the failure
+			// ended the whole local transaction (a deadlock, or an error
+			// that rolls back everything): then the savepoint is gone, and
+			// a mismatch before the failure could not be rolled back to
+			// it. The record is re-run, as when a statement fails so in
+			// the statement-by-statement loop.
+			if me.Code == 1213 || me.Code == 1205 {
+				return command.Result{}, errRestart
+			}
+			ok, err := cn.exec(ctx, "DO 0")
+			if err != nil {
+				return command.Result{}, err
+			}
+			if ok.Status&mysql.SERVER_STATUS_IN_TRANS == 0 {
+				return command.Result{}, errRestart
+			}
+		}
 		// Judge the statements that ran, in order.
 		start := next
 		for j, q := range stmtQ {
@@ -213,17 +231,8 @@ func (db *DB) applyTxPipelined(ctx context.Context, f flatStmt) (command.Result,
 					db.aiDirty[k] = d
 				}
 			case q == len(rs) && me != nil:
-				// This statement failed (as in txStmt).
-				if me.Code == 1213 || me.Code == 1205 {
-					return command.Result{}, errRestart
-				}
-				ok, err := cn.exec(ctx, "DO 0")
-				if err != nil {
-					return command.Result{}, err
-				}
-				if ok.Status&mysql.SERVER_STATUS_IN_TRANS == 0 {
-					return command.Result{}, errRestart
-				}
+				// This statement failed, and the transaction is still
+				// open (checked above).
 				got.ErrCode = me.Code
 			default:
 				// Its id pin (or the SAVEPOINT) failed: as txStmt, an error.

@@ -1,8 +1,13 @@
 package localdb
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/lockstepdb/lockstep/ordering/command"
 )
@@ -116,5 +121,82 @@ func TestTxPipelinedSameAsOneByOne(t *testing.T) {
 	}
 	if want := "1:2,2:1,3:104,4:5,5:10,6:11,7:12,8:13"; ids != want {
 		t.Fatalf("rows %s, want %s", ids, want)
+	}
+}
+
+// TestTxPipelinedDeadlockAfterMismatch: in one round trip a read that
+// differs from what its client saw, then a statement that deadlocks with
+// another session, which rolls back the whole local transaction and its
+// savepoint. The record is re-run (not failed on the missing savepoint) and
+// its result is the read's conflict; nothing is kept.
+func TestTxPipelinedDeadlockAfterMismatch(t *testing.T) {
+	s := startServer(t)
+	db := openDB(t, s, Config{})
+	mustApply(t, db, 1, ent("", 1700000000, ddl("CREATE DATABASE app")))
+	mustApply(t, db, 2, ent("app", 1700000001, ddl("CREATE TABLE t (id INT PRIMARY KEY, v INT)")))
+	mustApply(t, db, 3, ent("app", 1700000002, dml("INSERT INTO t SELECT seq, 0 FROM seq_1_to_30")))
+	ctx := context.Background()
+	raw := sqlDB(t, s)
+	other, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	// The other session holds many rows, so InnoDB picks the applier as
+	// the deadlock victim.
+	if _, err := other.ExecContext(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.ExecContext(ctx, "UPDATE app.t SET v = 100 WHERE id >= 2"); err != nil {
+		t.Fatal(err)
+	}
+	restarted := make(chan struct{})
+	var once sync.Once
+	db.testOnRestart = func() { once.Do(func() { close(restarted) }) }
+	otherErr := make(chan error, 1)
+	go func() {
+		// Once the applier waits for row 2 (holding row 1), close the cycle.
+		var err error
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			var n int
+			if err = raw.QueryRow("SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS").Scan(&n); err != nil || n > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				err = errors.New("the applier never waited for a row lock")
+				break
+			}
+		}
+		if err == nil {
+			_, err = other.ExecContext(ctx, "UPDATE app.t SET v = 100 WHERE id = 1")
+		}
+		select {
+		case <-restarted:
+		case <-time.After(60 * time.Second):
+		}
+		_, _ = other.ExecContext(ctx, "ROLLBACK")
+		otherErr <- err
+	}()
+	var d command.RowsDigest
+	d.Add([]byte{3, '9', '9', '9'}) // the client read 999; the row holds 0
+	e := txEnt("app",
+		command.Stmt{SQL: "SELECT v FROM t WHERE id = 1 FOR UPDATE", Read: true, Expect: &command.Outcome{Rows: d}},
+		txStmt("", "UPDATE t SET v = v + 1 WHERE id = 2", command.Outcome{AffectedRows: 1, CheckAffected: true, Info: "Rows matched: 1  Changed: 1  Warnings: 0"}))
+	res := mustApply(t, db, 4, e)
+	if err := <-otherErr; err != nil {
+		t.Fatalf("the other session (it should have won the deadlock): %v", err)
+	}
+	if db.txPipelined == 0 {
+		t.Fatal("the transaction was not applied in one round trip")
+	}
+	if len(res[0]) != 1 || res[0][0].Err == nil || res[0][0].Err.Code != 1213 || !strings.Contains(res[0][0].Err.Message, "statement 1") {
+		t.Fatalf("result %+v, want the conflict of statement 1", res[0])
+	}
+	var sum int
+	if err := raw.QueryRow("SELECT SUM(v) FROM app.t").Scan(&sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum != 0 {
+		t.Fatalf("SUM(v) = %d after a rejected transaction, want 0", sum)
 	}
 }
