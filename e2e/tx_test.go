@@ -344,6 +344,11 @@ func TestTxBank(t *testing.T) {
 	}
 	werrs.report(t, "transfers")
 	rerrs.report(t, "total-balance readers")
+	for _, n := range c.Nodes {
+		if b, err := os.ReadFile(n.LogPath); err == nil && strings.Contains(string(b), "local apply failed") {
+			t.Errorf("%s: the applier failed during the run (see its log)", n.ID)
+		}
+	}
 
 	c.AssertIdentical(t)
 	for _, n := range c.Nodes {
