@@ -251,6 +251,7 @@ type result struct {
 	tps, qps      float64
 	p50, p95, p99 float64          // ms
 	errors        int64            // errors sysbench ignored (--mysql-ignore-errors) and retried
+	cpuMs         float64          // busy CPU time of the whole machine per transaction, ms (0: unknown)
 	ignored       map[string]int64 // those errors by "code message", when sysbench logged them
 	err           error
 }
@@ -303,15 +304,17 @@ func (r *report) String() string {
 	if len(r.ins) > 0 {
 		w("Autocommit insert (oltp_insert, AUTO_INCREMENT id, one INSERT per transaction, client threads\n")
 		w("  spread round-robin over the 3 nodes of each cluster, %s per run)\n", r.opts.dur)
-		w("  %-26s %8s %10s %9s %9s %8s\n", "cluster", "threads", "inserts/s", "p50 ms", "p99 ms", "errors")
+		w("  %-26s %8s %10s %9s %9s %8s %10s\n", "cluster", "threads", "inserts/s", "p50 ms", "p99 ms", "errors", "CPU ms/ins")
 		sort.SliceStable(r.ins, func(i, j int) bool { return r.ins[i].threads < r.ins[j].threads })
 		for _, x := range r.ins {
 			if x.err != nil {
 				w("  %-26s %8d failed: %v\n", x.system, x.threads, x.err)
 				continue
 			}
-			w("  %-26s %8d %10.0f %9.2f %9.2f %8d\n", x.system, x.threads, x.tps, x.p50, x.p99, x.errors)
+			w("  %-26s %8d %10.0f %9.2f %9.2f %8d %10.2f\n", x.system, x.threads, x.tps, x.p50, x.p99, x.errors, x.cpuMs)
 		}
+		w("  (CPU ms/ins: busy CPU time of the whole machine during the run, from /proc/stat, per\n")
+		w("  insert: every node, database and sysbench; what a 2-core machine can afford per write)\n")
 		for _, c := range r.insChecks {
 			w("  %s\n", c)
 		}

@@ -94,7 +94,9 @@ func sysbenchRun(ctx context.Context, script string, t target, threads int, dur 
 	r := result{workload: script, threads: threads}
 	rctx, cancel := context.WithTimeout(ctx, dur+runGrace)
 	defer cancel()
+	cpu0 := busyCPU()
 	out, err := runOut(rctx, "sysbench", args...)
+	cpu := busyCPU() - cpu0
 	if err != nil {
 		if ctx.Err() == nil && rctx.Err() != nil {
 			r.err = fmt.Errorf("sysbench still running %s after its %s run; killed (a statement that never returned?): %s",
@@ -105,7 +107,33 @@ func sysbenchRun(ctx context.Context, script string, t target, threads int, dur 
 		return r
 	}
 	r.err = parseSysbench(out, &r)
+	if cpu > 0 && r.txs > 0 {
+		r.cpuMs = float64(cpu.Milliseconds()) / float64(r.txs)
+	}
 	return r
+}
+
+// busyCPU is the machine's busy CPU time so far (user, nice, system, irq,
+// softirq and steal of every CPU, from /proc/stat); 0 when unknown.
+func busyCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return 0
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
 var (

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseTransactionRun(t *testing.T) {
@@ -132,6 +133,21 @@ func TestParseOnly(t *testing.T) {
 	for _, bad := range []string{"ps,lockstep-rr", "insert,mariadb", "lockstep-ser", "rr"} {
 		if _, err := parseOnly(bad); err == nil {
 			t.Errorf("-only %s accepted; want an error", bad)
+		}
+	}
+}
+
+func TestBusyCPUAdvances(t *testing.T) {
+	a := busyCPU()
+	if a <= 0 {
+		t.Fatalf("busyCPU() = %v, want the machine's busy time so far", a)
+	}
+	for deadline := time.Now().Add(5 * time.Second); busyCPU() <= a; {
+		if time.Now().After(deadline) {
+			t.Fatal("busyCPU() did not advance while this test spun for 5 s")
+		}
+		for i := 0; i < 1e6; i++ {
+			_ = i * i
 		}
 	}
 }
