@@ -28,9 +28,10 @@ type Server struct {
 	ln       net.Listener
 	sessions map[*session]struct{}
 	// suspects: sessions the lock tables named as blocking the applier
-	// although they ran nothing that takes row locks; aborted if named
-	// again (AbortBlockers).
-	suspects map[*session]bool
+	// although they ran nothing that takes row locks, with the number of
+	// the transaction they had open then (session.txSeq); aborted if named
+	// again while that transaction is still open (AbortBlockers).
+	suspects map[*session]uint64
 	closed   bool
 	wg       sync.WaitGroup
 }

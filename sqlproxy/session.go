@@ -71,9 +71,10 @@ type session struct {
 	beMu       sync.Mutex
 	autocommit bool
 	tx         *txState
-	optimistic atomic.Bool // tx != nil (read by the watchdog)
-	abortReq   atomic.Bool // the applier asked for tx to be aborted
-	killSent   atomic.Bool // the watchdog may have sent KILL QUERY (AbortBlockers' busy)
+	optimistic atomic.Bool   // tx != nil (read by the watchdog)
+	txSeq      atomic.Uint64 // counts the optimistic transactions begun (read by the watchdog)
+	abortReq   atomic.Bool   // the applier asked for tx to be aborted
+	killSent   atomic.Bool   // the watchdog may have sent KILL QUERY (AbortBlockers' busy)
 	// rowLocks: tx may hold InnoDB row locks (it ran a write or a locking
 	// read, or the session may run at SERIALIZABLE, where plain reads
 	// lock). Read by the watchdog after a deadlock.

@@ -157,6 +157,7 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 	s.tx = &txState{entry: e, vars: map[string]bool{}, aiNext: map[string]uint64{}}
 	s.abortReq.Store(false)
 	s.rowLocks.Store(s.serializable)
+	s.txSeq.Add(1)
 	s.optimistic.Store(true)
 	s.lastIDKnown = false
 	return nil, nil
@@ -697,8 +698,8 @@ func (srv *Server) OptimisticOpen() bool {
 // transaction; with rowLocks, every one that may hold row locks), because
 // they hold locks the applier needs. A named session whose transaction ran
 // no write or locking read is aborted only when it is named by two calls
-// in a row: the server's lock tables are a snapshot and may show the
-// session's previous transaction. A session that
+// in a row during the same transaction: the server's lock tables are a
+// snapshot and may show the session's previous transaction. A session that
 // is waiting for its client is rolled back at once; one that is running a
 // statement is marked, and its id is returned so the caller can interrupt
 // the statement (KILL QUERY); the session then rolls back itself. Called
@@ -709,22 +710,33 @@ func (srv *Server) AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int,
 		want[id] = true
 	}
 	srv.mu.Lock()
-	var targets []*session
-	suspects := map[*session]bool{}
+	type target struct {
+		sess *session
+		why  string
+	}
+	var targets []target
+	suspects := map[*session]uint64{}
 	for sess := range srv.sessions {
 		if !sess.optimistic.Load() {
 			continue
 		}
+		locks := sess.rowLocks.Load()
+		seq := sess.txSeq.Load()
 		switch {
-		case want[sess.connID] && (sess.rowLocks.Load() || srv.suspects[sess]):
-			targets = append(targets, sess)
+		case want[sess.connID] && locks:
+			targets = append(targets, target{sess, "named by the lock tables; it may hold row locks"})
+		case want[sess.connID] && srv.suspects[sess] == seq:
+			targets = append(targets, target{sess, "named by the lock tables twice during this transaction"})
 		case want[sess.connID]:
 			// Named, but its transaction ran nothing that takes row locks:
 			// the lock tables (a snapshot) may show an earlier
-			// transaction of this session. Aborted if named again.
-			suspects[sess] = true
-		case all && (!rowLocks || sess.rowLocks.Load()):
-			targets = append(targets, sess)
+			// transaction of this session. Aborted if named again while
+			// this transaction is open.
+			suspects[sess] = seq
+		case all && locks:
+			targets = append(targets, target{sess, "it may hold row locks"})
+		case all && !rowLocks:
+			targets = append(targets, target{sess, "every open transaction is aborted"})
 		}
 	}
 	if !all {
@@ -732,9 +744,9 @@ func (srv *Server) AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int,
 	}
 	srv.mu.Unlock()
 	aborted = len(targets)
-	for _, sess := range targets {
-		sess.log.Info("aborting this client's transaction: it blocks the applier", "backend_conn", sess.connID,
-			"named", want[sess.connID], "row_locks", sess.rowLocks.Load())
+	for _, tg := range targets {
+		sess := tg.sess
+		sess.log.Info("aborting this client's transaction: it blocks the applier", "backend_conn", sess.connID, "why", tg.why)
 		sess.abortReq.Store(true)
 		if !sess.beMu.TryLock() {
 			sess.killSent.Store(true)

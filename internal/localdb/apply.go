@@ -120,7 +120,11 @@ func (db *DB) applyLocked(ctx context.Context, index uint64, entries []*command.
 			// row locks goes, so the re-run does not meet the same holders
 			// (every one from half of MaxRestarts on: a lock the proxy
 			// does not know of, such as a metadata lock in a cycle).
-			if err := db.releaseBlockers(ctx, true, restarts > db.cfg.MaxRestarts/2); err != nil {
+			all := restarts > db.cfg.MaxRestarts/2
+			if all {
+				db.log.Warn("record re-run many times; aborting every open client transaction, readers included", "index", index, "attempt", restarts)
+			}
+			if err := db.releaseBlockers(ctx, true, all); err != nil {
 				db.log.Warn("could not abort client transactions before re-running a record", "err", err)
 			}
 			if db.testOnRestart != nil {
