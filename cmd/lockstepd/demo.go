@@ -102,15 +102,12 @@ func loadOrCreateState(dir string, n int) (*demoState, error) {
 		return &st, nil
 	}
 	st := &demoState{User: "app", Password: randomHex(8), AdminToken: randomHex(16)}
+	all, err := mysqld.FreePorts(4 * n)
+	if err != nil {
+		return nil, err
+	}
 	for i := 1; i <= n; i++ {
-		var ports [4]int
-		for j := range ports {
-			p, err := mysqld.FreePort()
-			if err != nil {
-				return nil, err
-			}
-			ports[j] = p
-		}
+		ports := all[4*(i-1):]
 		st.Nodes = append(st.Nodes, demoPorts{
 			ID:      fmt.Sprintf("n%d", i),
 			SQL:     fmt.Sprintf("127.0.0.1:%d", ports[0]),

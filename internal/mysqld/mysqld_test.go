@@ -38,3 +38,17 @@ func TestStartKillRestart(t *testing.T) {
 		t.Fatalf("database d after restart: n=%d err=%v", n, err)
 	}
 }
+
+func TestFreePortsDistinct(t *testing.T) {
+	ps, err := FreePorts(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ps {
+		if seen[p] {
+			t.Fatalf("port %d returned twice in %v", p, ps)
+		}
+		seen[p] = true
+	}
+}
