@@ -66,12 +66,13 @@ type pins struct {
 	connectionID uint64
 	currentUser  string
 	inTx         bool // classify for a statement inside a transaction
+	noBackslash  bool // the session's sql_mode has NO_BACKSLASH_ESCAPES
 }
 
 // classifier splits and classifies statements. The default adapts package
 // classify; tests may substitute.
 type classifier interface {
-	split(query string) ([]string, error)
+	split(query string, noBackslash bool) ([]string, error)
 	classify(sql string, p pins) stmt
 }
 

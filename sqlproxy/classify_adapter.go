@@ -11,13 +11,13 @@ import (
 // defaultClassifier adapts package classify.
 type defaultClassifier struct{}
 
-func (defaultClassifier) split(q string) (parts []string, err error) {
+func (defaultClassifier) split(q string, noBackslash bool) (parts []string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			parts, err = nil, fmt.Errorf("Lockstep could not split the query (internal error: %v)", r)
 		}
 	}()
-	return classify.Split(q)
+	return classify.Split(q, noBackslash)
 }
 
 // classify never lets a classifier bug take the session down: a panic
@@ -33,6 +33,7 @@ func (defaultClassifier) classify(sql string, p pins) (st stmt) {
 	c := classify.Classify(sql, classify.Pins{
 		Now: p.now, UUID: p.uuid, UUIDShort: p.uuidShort,
 		ConnectionID: p.connectionID, CurrentUser: p.currentUser, InTx: p.inTx,
+		NoBackslashEscapes: p.noBackslash,
 	})
 	st = stmt{sql: c.SQL, kind: c.Kind, userVars: c.UserVars, usesRand: c.UsesRand,
 		insertTable: c.InsertTable, insertOne: c.InsertOne, db: c.DB, err: c.Err, replay: c.TxReplay, sysVars: c.SysVars,

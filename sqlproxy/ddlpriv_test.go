@@ -52,16 +52,22 @@ func TestDDLNeeds(t *testing.T) {
 }
 
 func TestInterpolate(t *testing.T) {
-	got, err := interpolate("INSERT INTO t VALUES (?, '?', `?`, \"?\", ?) -- ?\n/* ? */ #?", []string{"1", "NULL"})
+	got, err := interpolate("INSERT INTO t VALUES (?, '?', `?`, \"?\", ?) -- ?\n/* ? */ #?", []string{"1", "NULL"}, false)
 	if err != nil || got != "INSERT INTO t VALUES (1, '?', `?`, \"?\", NULL) -- ?\n/* ? */ #?" {
 		t.Fatalf("%q %v", got, err)
 	}
-	if _, err := interpolate("SELECT ?", nil); err == nil {
+	if _, err := interpolate("SELECT ?", nil, false); err == nil {
 		t.Fatal("missing parameter not detected")
 	}
-	got, _ = interpolate(`SELECT 'a\'?', ?`, []string{"2"})
+	got, _ = interpolate(`SELECT 'a\'?', ?`, []string{"2"}, false)
 	if got != `SELECT 'a\'?', 2` {
 		t.Fatalf("%q", got)
+	}
+	// NO_BACKSLASH_ESCAPES: the backslash ends nothing; the string ends at
+	// the next quote, and the ? after it is a placeholder.
+	got, _ = interpolate(`SELECT 'a\', ?`, []string{"3"}, true)
+	if got != `SELECT 'a\', 3` {
+		t.Fatalf("NO_BACKSLASH_ESCAPES: %q", got)
 	}
 }
 

@@ -461,7 +461,7 @@ func (s *session) lockRefusal(ls *lockStmt) *mysql.MyError {
 // with the columns the statement was prepared with.
 func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
 	defer func() { ps.long = nil }()
-	text, me := ps.boundText(p, s.clientCharset())
+	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
 	if me != nil {
 		return s.writeErr(me)
 	}

@@ -28,7 +28,7 @@ func (s *session) privKey(sql string, ddl bool) string {
 	if s.srv.deps.Privileges == nil || ddl || strings.Contains(strings.ToLower(sql), "mysql") {
 		return ""
 	}
-	shape, ok := classify.Shape(sql)
+	shape, ok := classify.Shape(sql, s.noBackslash())
 	if !ok {
 		return ""
 	}

@@ -12,7 +12,7 @@ import (
 // handleQuery runs a COM_QUERY: split, then each statement in order,
 // stopping at the first error as MySQL does.
 func (s *session) handleQuery(q string) error {
-	parts, err := s.srv.cls.split(q)
+	parts, err := s.srv.cls.split(q, s.noBackslash())
 	if err != nil {
 		return s.writeErr(&mysql.MyError{Code: mysql.ER_PARSE_ERROR, State: "42000",
 			Message: "You have an error in your SQL syntax: " + err.Error()})

@@ -418,7 +418,14 @@ func (s *session) newPins(now time.Time) pins {
 		uuidShort:    func() uint64 { return s.srv.uuidShort.Add(1) },
 		connectionID: s.connID,
 		currentUser:  s.currentUser,
+		noBackslash:  s.noBackslash(),
 	}
+}
+
+// noBackslash reports whether the session's sql_mode has
+// NO_BACKSLASH_ESCAPES, from the status flags of the backend's last answer.
+func (s *session) noBackslash() bool {
+	return s.status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED != 0
 }
 
 // newUUID returns a random (version 4) UUID in MySQL's text form.

@@ -121,7 +121,7 @@ func (s *session) stmtExecute(p []byte) error {
 		return s.relayCommand(p, respGeneric, true)
 	}
 	defer func() { ps.long = nil }() // long data is consumed by an execute
-	text, me := ps.boundText(p, s.clientCharset())
+	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
 	if me != nil {
 		return s.writeErr(me)
 	}
@@ -372,8 +372,9 @@ func stringLiteral(v []byte, typ byte, charset string) string {
 }
 
 // interpolate replaces the '?' placeholders of sql (outside quotes,
-// identifiers and comments) with lits.
-func interpolate(sql string, lits []string) (string, error) {
+// identifiers and comments) with lits. noBackslash: the session's sql_mode
+// has NO_BACKSLASH_ESCAPES.
+func interpolate(sql string, lits []string, noBackslash bool) (string, error) {
 	var b strings.Builder
 	k := 0
 	for i := 0; i < len(sql); i++ {
@@ -382,7 +383,7 @@ func interpolate(sql string, lits []string) (string, error) {
 		case c == '\'' || c == '"' || c == '`':
 			j := i + 1
 			for j < len(sql) {
-				if sql[j] == '\\' && c != '`' {
+				if sql[j] == '\\' && c != '`' && !noBackslash {
 					j += 2
 					continue
 				}
@@ -440,7 +441,7 @@ func interpolate(sql string, lits []string) (string, error) {
 // compares with.
 func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	defer func() { ps.long = nil }()
-	text, me := ps.boundText(p, s.clientCharset())
+	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
 	if me != nil {
 		return s.writeErr(me)
 	}
@@ -526,7 +527,7 @@ func (s *session) relayResponseAfter(p []byte) (bool, error) {
 // boundText is the statement's text with the parameters of a
 // COM_STMT_EXECUTE packet bound into it as literals; me is the error for
 // the client when they cannot be decoded.
-func (ps *prepared) boundText(p []byte, charset string) (string, *mysql.MyError) {
+func (ps *prepared) boundText(p []byte, charset string, noBackslash bool) (string, *mysql.MyError) {
 	if ps.nparams == 0 {
 		return ps.sql, nil
 	}
@@ -535,7 +536,7 @@ func (ps *prepared) boundText(p []byte, charset string) (string, *mysql.MyError)
 		return "", &mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000",
 			Message: "Lockstep: cannot decode prepared statement parameters: " + err.Error()}
 	}
-	text, err := interpolate(ps.sql, lits)
+	text, err := interpolate(ps.sql, lits, noBackslash)
 	if err != nil {
 		return "", &mysql.MyError{Code: mysql.ER_WRONG_ARGUMENTS, State: "HY000", Message: "Lockstep: " + err.Error()}
 	}

@@ -385,7 +385,7 @@ func (s *session) txWrite(st stmt, last bool) (bool, error) {
 	if err := s.admit(true); err != nil {
 		return false, s.sendErr(err, last)
 	}
-	if safe, ok := utf8Safe(st.sql, s.connCharset(), s.status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED != 0); ok {
+	if safe, ok := utf8Safe(st.sql, s.connCharset(), s.noBackslash()); ok {
 		st.sql = safe
 	} else {
 		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",

@@ -305,7 +305,7 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		}
 		return false, err
 	}
-	if safe, ok := utf8Safe(st.sql, s.connCharset(), s.status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED != 0); ok {
+	if safe, ok := utf8Safe(st.sql, s.connCharset(), s.noBackslash()); ok {
 		st.sql = safe
 	} else {
 		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",

@@ -9,6 +9,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
+	tidbmysql "github.com/pingcap/tidb/pkg/parser/mysql"
 	_ "github.com/pingcap/tidb/pkg/parser/test_driver" // value expressions for the parser
 )
 
@@ -81,6 +82,9 @@ type Pins struct {
 	// SELECT, DO or SET is then also checked (and rewritten) for being
 	// re-executed at commit (Statement.TxReplay).
 	InTx bool
+	// NoBackslashEscapes: the session's sql_mode has NO_BACKSLASH_ESCAPES
+	// (a backslash in a string literal is an ordinary character).
+	NoBackslashEscapes bool
 }
 
 // Statement is the result of classifying one statement.
@@ -131,10 +135,16 @@ var parserPool = sync.Pool{New: func() any {
 	return p
 }}
 
-// parse parses text with a pooled parser. The parser reuses its result
-// slice, so the caller must call release only when done with the AST.
-func parse(text string) (stmts []ast.StmtNode, release func(), err error) {
+// parse parses text with a pooled parser (noBackslash: under
+// NO_BACKSLASH_ESCAPES). The parser reuses its result slice, so the caller
+// must call release only when done with the AST.
+func parse(text string, noBackslash bool) (stmts []ast.StmtNode, release func(), err error) {
 	p := parserPool.Get().(*parser.Parser)
+	var mode tidbmysql.SQLMode
+	if noBackslash {
+		mode = tidbmysql.ModeNoBackslashEscapes
+	}
+	p.SetSQLMode(mode)
 	stmts, _, err = p.ParseSQL(text)
 	return stmts, func() { parserPool.Put(p) }, err
 }
@@ -189,7 +199,7 @@ func Classify(sql string, p Pins) (st Statement) {
 			st = unsupported(sql, "this statement", fmt.Sprintf("Lockstep failed while checking it (%v)", r), adviceEachNode)
 		}
 	}()
-	lead, err := tokenize(sql, 16)
+	lead, err := tokenize(sql, 16, p.NoBackslashEscapes)
 	if err != nil {
 		return unsupported(sql, "this statement", "Lockstep could not parse it ("+err.Error()+") to check it is safe", "Check the quoting and comments")
 	}
@@ -199,10 +209,10 @@ func Classify(sql string, p Pins) (st Statement) {
 	if st, ok := classifyLexical(sql, lead, p); ok {
 		return st
 	}
-	stmts, release, perr := parse(parseView(sql))
+	stmts, release, perr := parse(parseView(sql), p.NoBackslashEscapes)
 	defer release()
 	if perr != nil {
-		return classifyUnparsed(sql, lead)
+		return classifyUnparsed(sql, lead, p)
 	}
 	if len(stmts) != 1 {
 		return unsupported(sql, kindFromLead(sql, lead), "it holds several statements", "Send one statement at a time")

@@ -202,7 +202,7 @@ func TestNoPanic(t *testing.T) {
 	for _, c := range loadCorpus(t) {
 		for i := 0; i <= len(c.sql); i += 3 {
 			Classify(c.sql[:i], testPins())
-			_, _ = Split(c.sql[:i])
+			_, _ = Split(c.sql[:i], false)
 		}
 	}
 }
@@ -232,8 +232,8 @@ func TestShape(t *testing.T) {
 		{"INSERT INTO t (a, b) VALUES (1, 'x')", "INSERT  INTO t (a,b) VALUES (22,'it''s')"},
 		{"UPDATE t SET v = v + 1.5 WHERE id = 0x41 /* c */", "UPDATE t SET v = v + 7 WHERE id = 3"},
 	} {
-		sa, oka := Shape(c.a)
-		sb, okb := Shape(c.b)
+		sa, oka := Shape(c.a, false)
+		sb, okb := Shape(c.b, false)
 		if !oka || !okb || sa != sb {
 			t.Errorf("Shape(%q)=%q, Shape(%q)=%q: want the same shape", c.a, sa, c.b, sb)
 		}
@@ -245,13 +245,13 @@ func TestShape(t *testing.T) {
 		{"DELETE FROM t WHERE a = 1", "DELETE FROM t WHERE b = 1"},
 		{"INSERT INTO t SELECT * FROM u", "INSERT INTO t SELECT * FROM v"},
 	} {
-		sa, _ := Shape(c.a)
-		sb, _ := Shape(c.b)
+		sa, _ := Shape(c.a, false)
+		sb, _ := Shape(c.b, false)
 		if sa == sb {
 			t.Errorf("Shape(%q) = Shape(%q) = %q: want different shapes", c.a, c.b, sa)
 		}
 	}
-	if _, ok := Shape("INSERT INTO t VALUES ('unterminated"); ok {
+	if _, ok := Shape("INSERT INTO t VALUES ('unterminated", false); ok {
 		t.Error("an unterminated string must not scan")
 	}
 }

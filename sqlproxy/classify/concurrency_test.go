@@ -54,7 +54,7 @@ func FuzzClassify(f *testing.F) {
 		if (st.Class == Refused) != (st.Err != nil) {
 			t.Fatalf("class %v with err %v", st.Class, st.Err)
 		}
-		if stmts, err := Split(sql); err == nil {
+		if stmts, err := Split(sql, false); err == nil {
 			for _, s := range stmts {
 				if s == "" {
 					t.Fatal("empty statement from Split")

@@ -33,6 +33,9 @@ type scanner struct {
 	pos    int
 	inBang bool
 	err    error
+	// noBackslash: the session's sql_mode has NO_BACKSLASH_ESCAPES, so a
+	// backslash in a string is an ordinary character.
+	noBackslash bool
 }
 
 var (
@@ -111,7 +114,7 @@ func (sc *scanner) quoted(q byte) bool {
 	for p < len(s) {
 		c := s[p]
 		switch {
-		case c == '\\' && q != '`':
+		case c == '\\' && q != '`' && !sc.noBackslash:
 			p += 2
 		case c == q:
 			if p+1 < len(s) && s[p+1] == q {
@@ -205,9 +208,10 @@ func (t token) isPunct(s string, c byte) bool {
 	return t.kind == tkPunct && s[t.start] == c
 }
 
-// tokenize returns up to max tokens of s (all of them if max <= 0).
-func tokenize(s string, max int) ([]token, error) {
-	sc := scanner{s: s}
+// tokenize returns up to max tokens of s (all of them if max <= 0);
+// noBackslash as in scanner.
+func tokenize(s string, max int, noBackslash bool) ([]token, error) {
+	sc := scanner{s: s, noBackslash: noBackslash}
 	var out []token
 	if max > 0 {
 		out = make([]token, 0, max)
@@ -225,8 +229,8 @@ func tokenize(s string, max int) ([]token, error) {
 // callEnd returns the end offset of the function call whose name starts at
 // pos in s: the end of the name, or of the balanced parenthesised argument
 // list that follows it. ok is false when no call name is found at pos.
-func callEnd(s string, pos int) (nameEnd, end int, ok bool) {
-	sc := scanner{s: s, pos: pos}
+func callEnd(s string, pos int, noBackslash bool) (nameEnd, end int, ok bool) {
+	sc := scanner{s: s, pos: pos, noBackslash: noBackslash}
 	name := sc.next()
 	if name.kind != tkWord || name.start != pos {
 		return 0, 0, false
@@ -257,9 +261,10 @@ func callEnd(s string, pos int) (nameEnd, end int, ok bool) {
 // statements of one shape reference the same objects, so they need the same
 // privileges. Identifiers keep their case (table names may be case
 // sensitive) and double-quoted strings are kept whole (under ANSI_QUOTES
-// they are identifiers). ok is false when s does not scan.
-func Shape(s string) (shape string, ok bool) {
-	sc := scanner{s: s}
+// they are identifiers). ok is false when s does not scan. noBackslash:
+// the session's sql_mode has NO_BACKSLASH_ESCAPES.
+func Shape(s string, noBackslash bool) (shape string, ok bool) {
+	sc := scanner{s: s, noBackslash: noBackslash}
 	var b strings.Builder
 	b.Grow(len(s))
 	for {

@@ -76,7 +76,7 @@ type account struct{ user, host string }
 
 // parseAccount parses Pins.CurrentUser: 'user'@'host', `user`@`host`, user@host.
 func parseAccount(s string) (account, bool) {
-	toks, err := tokenize(s, 3)
+	toks, err := tokenize(s, 3, false) // Pins.CurrentUser: the proxy's own quoting
 	if err != nil || len(toks) != 2 {
 		return account{}, false
 	}
@@ -128,7 +128,7 @@ func classifyLexical(sql string, lead []token, p Pins) (Statement, bool) {
 		}
 		// Fast path for the most common statement: a SELECT is a Read unless
 		// it writes a file or takes sequence values; only then parse it.
-		sc := scanner{s: sql}
+		sc := scanner{s: sql, noBackslash: p.NoBackslashEscapes}
 		for t := sc.next(); t.kind != tkEOF; t = sc.next() {
 			if t.isPunct(sql, ';') {
 				return Statement{}, false
@@ -232,7 +232,7 @@ var selectNeedsParse = []string{"OUTFILE", "DUMPFILE", "NEXTVAL", "SETVAL", "NEX
 // classifySetStatement handles MariaDB's SET STATEMENT var=value[, ...] FOR statement:
 // allowed only around reads.
 func classifySetStatement(sql string, p Pins) Statement {
-	toks, _ := tokenize(sql, 0)
+	toks, _ := tokenize(sql, 0, p.NoBackslashEscapes)
 	depth := 0
 	for i, t := range toks {
 		switch {
@@ -258,7 +258,7 @@ var programObjects = map[string]bool{"VIEW": true, "TRIGGER": true, "PROCEDURE":
 // routines, events and servers, which the parser handles partly or not at
 // all, and splices DEFINER where it is missing.
 func classifyProgramDDL(sql string, p Pins) (Statement, bool) {
-	toks, err := tokenize(sql, 0)
+	toks, err := tokenize(sql, 0, p.NoBackslashEscapes)
 	if err != nil || len(toks) < 2 {
 		return Statement{}, false
 	}
@@ -420,8 +420,8 @@ func checkBody(sql, kind string, toks []token) (Statement, bool) {
 }
 
 // classifyUnparsed classifies a statement the parser rejected, conservatively.
-func classifyUnparsed(sql string, lead []token) Statement {
-	toks, _ := tokenize(sql, 0)
+func classifyUnparsed(sql string, lead []token, p Pins) Statement {
+	toks, _ := tokenize(sql, 0, p.NoBackslashEscapes)
 	w0, w1 := upperWord(sql, lead[0]), upperWord(sql, at(lead, 1))
 	kind := kindFromLead(sql, lead)
 	has := func(words ...string) string {

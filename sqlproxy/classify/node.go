@@ -177,7 +177,7 @@ func (w *walker) call(x *ast.FuncCallExpr) {
 		}
 		// SYSDATE() becomes NOW(): the applier pins NOW() to the origin's time.
 		pos := x.OriginTextPosition()
-		nameEnd, _, ok := callEnd(w.sql, pos)
+		nameEnd, _, ok := callEnd(w.sql, pos, w.pins.NoBackslashEscapes)
 		if !ok || !strings.EqualFold(w.sql[pos:nameEnd], "sysdate") {
 			w.fail("Lockstep could not locate SYSDATE() in the text to rewrite it", "Use NOW() instead")
 			return
@@ -215,7 +215,7 @@ func (w *walker) call(x *ast.FuncCallExpr) {
 		repl = w.acct.literal()
 	}
 	pos := x.OriginTextPosition()
-	nameEnd, end, ok := callEnd(w.sql, pos)
+	nameEnd, end, ok := callEnd(w.sql, pos, w.pins.NoBackslashEscapes)
 	if !ok || !strings.EqualFold(w.sql[pos:nameEnd], name) {
 		w.fail("Lockstep could not locate "+strings.ToUpper(name)+"() in the text to rewrite it", "Compute the value on the client and send it as a literal")
 		return
@@ -505,7 +505,7 @@ func dbDDL(sql, kind, name string) Statement {
 // FOR `user`@`host`; CREATE ROLE without WITH ADMIN gets WITH ADMIN
 // `user`@`host` (MariaDB grants a new role to its creator).
 func accountDDL(sql, kind string, p Pins) Statement {
-	toks, err := tokenize(sql, 0)
+	toks, err := tokenize(sql, 0, p.NoBackslashEscapes)
 	if err != nil || len(toks) == 0 {
 		return unsupported(sql, kind, "Lockstep could not parse it to check it is safe", adviceParse)
 	}

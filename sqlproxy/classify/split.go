@@ -14,8 +14,9 @@ import (
 // of surrounding white space and without its ';'. Statements that are empty
 // or hold only comments are dropped. An unterminated quote or comment is an
 // error.
-func Split(query string) ([]string, error) {
-	sc := scanner{s: query}
+// noBackslash: the session's sql_mode has NO_BACKSLASH_ESCAPES.
+func Split(query string, noBackslash bool) ([]string, error) {
+	sc := scanner{s: query, noBackslash: noBackslash}
 	var out []string
 	segStart := 0
 	nWords := 0 // words seen in the current statement
@@ -25,7 +26,7 @@ func Split(query string) ([]string, error) {
 	emit := func(end int) {
 		seg := strings.TrimSpace(query[segStart:end])
 		if seg != "" {
-			if toks, _ := tokenize(seg, 1); len(toks) > 0 {
+			if toks, _ := tokenize(seg, 1, noBackslash); len(toks) > 0 {
 				out = append(out, seg)
 			}
 		}

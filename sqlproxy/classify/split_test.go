@@ -2,7 +2,9 @@ package classify
 
 import (
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestSplit(t *testing.T) {
@@ -44,7 +46,7 @@ func TestSplit(t *testing.T) {
 		{"newlines kept inside", "INSERT INTO t\nVALUES (1);\n\nUPDATE t\n SET a = 2", []string{"INSERT INTO t\nVALUES (1)", "UPDATE t\n SET a = 2"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := Split(c.query)
+			got, err := Split(c.query, false)
 			if err != nil {
 				t.Fatalf("Split(%q): %v", c.query, err)
 			}
@@ -63,8 +65,31 @@ func TestSplitErrors(t *testing.T) {
 		"SELECT 1 /* never closed",
 		`SELECT 'a\'`,
 	} {
-		if got, err := Split(q); err == nil {
+		if got, err := Split(q, false); err == nil {
 			t.Errorf("Split(%q) = %q, want an error", q, got)
 		}
+	}
+}
+
+// TestNoBackslashEscapes: under NO_BACKSLASH_ESCAPES a backslash in a
+// string is an ordinary character (go-sql-driver's interpolateParams then
+// escapes only quotes, by doubling them).
+func TestNoBackslashEscapes(t *testing.T) {
+	q := `INSERT INTO t VALUES ('foo "''\'); SELECT 'x\'`
+	got, err := Split(q, true)
+	if want := []string{`INSERT INTO t VALUES ('foo "''\')`, `SELECT 'x\'`}; err != nil || len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("Split(%q, NO_BACKSLASH_ESCAPES) = %q, %v; want %q", q, got, err, want)
+	}
+	if got, err := Split(q, false); err == nil {
+		t.Fatalf("Split(%q) with backslash escapes = %q, want an unterminated string", q, got)
+	}
+	st := Classify(`INSERT INTO t VALUES ('a\', SYSDATE())`, Pins{Now: time.Unix(1700000000, 0), NoBackslashEscapes: true})
+	if st.Class != Write || !strings.Contains(st.SQL, `'a\'`) || strings.Contains(st.SQL, "SYSDATE") {
+		t.Fatalf("Classify under NO_BACKSLASH_ESCAPES = %v %q (%v), want a Write with SYSDATE() rewritten and the string kept", st.Class, st.SQL, st.Err)
+	}
+	a, okA := Shape(`INSERT INTO t VALUES ('a\', 1)`, true)
+	b, okB := Shape(`INSERT INTO t VALUES ('bb\', 2)`, true)
+	if !okA || !okB || a != b {
+		t.Fatalf("Shape under NO_BACKSLASH_ESCAPES: %q (%v) and %q (%v), want one shape", a, okA, b, okB)
 	}
 }
