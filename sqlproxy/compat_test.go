@@ -8,6 +8,25 @@ import (
 // integration tests through a node (e2e TestDriverSuite); each is answered
 // here as MariaDB answers it.
 
+// TestCommentOnlyQuery: a query of nothing but a comment is not an error
+// (MariaDB answers it with an empty OK); an empty one is 1065.
+func TestCommentOnlyQuery(t *testing.T) {
+	srv, name := newProxy(t)
+	db := open(t, srv.DSN("app", "apppw", name, ""))
+	for _, q := range []string{"--", "-- nothing", "/* nothing */", "# nothing"} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatalf("%q: %v", q, err)
+		}
+		if rows.Next() {
+			t.Fatalf("%q returned a row", q)
+		}
+		rows.Close()
+	}
+	_, err := db.Exec(" ")
+	wantCode(t, err, 1065)
+}
+
 // TestNoBackslashEscapesInterpolated: with sql_mode NO_BACKSLASH_ESCAPES
 // the driver's interpolateParams escapes only quotes; a value holding a
 // backslash, quotes and control bytes is written and read back unchanged,

@@ -18,7 +18,15 @@ func (s *session) handleQuery(q string) error {
 			Message: "You have an error in your SQL syntax: " + err.Error()})
 	}
 	if len(parts) == 0 {
-		return s.writeErr(&mysql.MyError{Code: mysql.ER_EMPTY_QUERY, State: "42000", Message: "Query was empty"})
+		// Nothing but whitespace and comments (executable comments are
+		// statements to the splitter): no effect anywhere, so the backend
+		// answers as MariaDB does (1065 for nothing at all, an empty OK
+		// for a comment).
+		if err := s.sendBackendQuery(q); err != nil {
+			return err
+		}
+		_, err := s.relayResponse(respGeneric, true)
+		return err
 	}
 	if len(parts) > 1 && s.caps&mysql.CLIENT_MULTI_STATEMENTS == 0 {
 		return s.writeErr(errMultiOff)
