@@ -47,6 +47,7 @@ type stmt struct {
 	usesRand    bool
 	insertTable string
 	insertOne   bool // one VALUES row, no ON DUPLICATE KEY UPDATE (classify.Statement.InsertOne)
+	upsertOne   bool // one VALUES row with ON DUPLICATE KEY UPDATE (classify.Statement.UpsertOne)
 	db          string
 	tx          txOp
 	err         *mysql.MyError

@@ -49,3 +49,32 @@ func TestNoBackslashEscapesInterpolated(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlySession: after SET SESSION TRANSACTION READ ONLY a write is
+// refused with MariaDB's 1792 (SQLSTATE 25006), which go-sql-driver's
+// rejectReadOnly turns into a reconnect; READ WRITE allows writes again.
+func TestReadOnlySession(t *testing.T) {
+	srv, name := newProxy(t)
+	db := open(t, srv.DSN("app", "apppw", name, ""))
+	db.SetMaxOpenConns(1)
+	mustExec(t, db, "CREATE TABLE t (v INT)")
+	mustExec(t, db, "SET SESSION TRANSACTION READ ONLY")
+	for _, q := range []string{"INSERT INTO t VALUES (1)", "DROP TABLE t"} {
+		_, err := db.Exec(q)
+		if me := wantCode(t, err, 1792); string(me.SQLState[:]) != "25006" {
+			t.Fatalf("%s: SQLSTATE %s, want 25006", q, me.SQLState)
+		}
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("read in a read-only session: %d, %v", n, err)
+	}
+	mustExec(t, db, "SET SESSION TRANSACTION READ WRITE")
+	mustExec(t, db, "INSERT INTO t VALUES (1)")
+	// rejectReadOnly: the driver drops the connection on 1792 and retries
+	// on a new one, which is not read-only.
+	rr := open(t, srv.DSN("app", "apppw", name, "rejectReadOnly=true"))
+	rr.SetMaxOpenConns(1)
+	mustExec(t, rr, "SET SESSION TRANSACTION READ ONLY")
+	mustExec(t, rr, "INSERT INTO t VALUES (2)")
+}

@@ -23,6 +23,9 @@ type Server struct {
 
 	seq       atomic.Uint64 // entry sequence numbers
 	uuidShort atomic.Uint64
+	// ctxVariant: the first contextVariants entry this backend may know
+	// (moves on at a 1193 for an unknown variable).
+	ctxVariant atomic.Int32
 
 	mu       sync.Mutex
 	ln       net.Listener

@@ -54,6 +54,7 @@ type session struct {
 	ctxDB         string
 	ctxVars       map[string]string // name -> SQL literal
 	ctxRaw        map[string]string // name -> raw value
+	readOnly      bool              // transaction_read_only is set (refreshContext)
 
 	// diagnostics of the last statement when the proxy answered it itself
 	// (writes, refusals); nil when the backend owns them.

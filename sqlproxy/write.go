@@ -32,15 +32,28 @@ var replicatedVars = []string{
 // them (MySQL).
 var mariadbOnlyVars = map[string]bool{"check_constraint_checks": true}
 
-func contextQuery(vars []string) string {
+// contextQuery reads the default database, vars and roVar (the session
+// variable that makes the session's transactions read-only, SET SESSION
+// TRANSACTION READ ONLY: tx_read_only on MariaDB 10, transaction_read_only
+// on MySQL 8 and MariaDB 11), which is read but not replicated: the
+// applier must write.
+func contextQuery(vars []string, roVar string) string {
 	var b strings.Builder
 	b.WriteString("SELECT DATABASE()")
 	for _, v := range vars {
 		b.WriteString(", @@session.")
 		b.WriteString(v)
 	}
+	b.WriteString(", @@session." + roVar)
 	return b.String()
 }
+
+// contextVariants are the shapes of the context query, tried in order
+// until the server knows every variable (1193 otherwise).
+var contextVariants = []struct {
+	mariadb bool // with mariadbOnlyVars
+	roVar   string
+}{{true, "tx_read_only"}, {true, "transaction_read_only"}, {false, "transaction_read_only"}}
 
 // stmtError reports whether err is a statement error from the backend (the
 // connection is still usable) and returns it.
@@ -58,21 +71,31 @@ func (s *session) refreshContext() error {
 	if !s.ctxDirty {
 		return nil
 	}
-	names := replicatedVars
-	r, err := s.query(contextQuery(names))
-	if me, ok := stmtError(err); ok && me.Code == 1193 { // unknown system variable: not MariaDB
-		names = nil
-		for _, v := range replicatedVars {
-			if !mariadbOnlyVars[v] {
-				names = append(names, v)
+	var names []string
+	var r *rows
+	var err error
+	for i := int(s.srv.ctxVariant.Load()); i < len(contextVariants); i++ {
+		v := contextVariants[i]
+		names = replicatedVars
+		if !v.mariadb {
+			names = nil
+			for _, name := range replicatedVars {
+				if !mariadbOnlyVars[name] {
+					names = append(names, name)
+				}
 			}
 		}
-		r, err = s.query(contextQuery(names))
+		r, err = s.query(contextQuery(names, v.roVar))
+		if me, ok := stmtError(err); ok && me.Code == 1193 && i+1 < len(contextVariants) { // unknown system variable
+			s.srv.ctxVariant.Store(int32(i + 1))
+			continue
+		}
+		break
 	}
 	if err != nil {
 		return err
 	}
-	if len(r.vals) != 1 || len(r.vals[0]) != len(names)+1 {
+	if len(r.vals) != 1 || len(r.vals[0]) != len(names)+2 {
 		return errors.New("session context query returned an unexpected shape")
 	}
 	row := r.vals[0]
@@ -91,6 +114,8 @@ func (s *session) refreshContext() error {
 		raw[name] = *v
 	}
 	s.ctxVars, s.ctxRaw = vars, raw // replaced, never mutated: entries share them
+	ro := row[len(names)+1]
+	s.readOnly = ro != nil && *ro != "0"
 	s.ctxDirty = false
 	s.privs = privCache{} // the role or default database may have changed
 	return nil
@@ -305,6 +330,13 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		}
 		return false, err
 	}
+	if s.readOnly {
+		// The session's transactions are read-only: MariaDB refuses the
+		// write (the applier's session is not read-only, so it must be
+		// refused here). Drivers react to this code (go-sql-driver's
+		// rejectReadOnly reconnects).
+		return false, s.writeErr(errReadOnlyTx)
+	}
 	if safe, ok := utf8Safe(st.sql, s.connCharset(), s.noBackslash()); ok {
 		st.sql = safe
 	} else {
@@ -374,7 +406,31 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		s.diag.warnings = append(s.diag.warnings, r.Warnings...)
 		return false, err
 	}
-	s.diag = &diagnostics{warnings: r.Warnings, rowCount: int64(r.AffectedRows)}
-	return true, s.cl.writePacket(okPacket(r.AffectedRows, r.LastInsertID, s.okStatus(last),
+	affected := r.AffectedRows
+	if s.caps&mysql.CLIENT_FOUND_ROWS != 0 {
+		affected = foundRows(st, r)
+	}
+	s.diag = &diagnostics{warnings: r.Warnings, rowCount: int64(affected)}
+	return true, s.cl.writePacket(okPacket(affected, r.LastInsertID, s.okStatus(last),
 		uint16(min(len(r.Warnings), 65535)), r.Info))
+}
+
+// foundRows is the affected-rows count a client that connected with
+// CLIENT_FOUND_ROWS expects (rows found, not rows changed), from the
+// applier's result (its session counts changed rows): an UPDATE's "Rows
+// matched" in the info string; 1 for a one-row INSERT ... ON DUPLICATE KEY
+// UPDATE that left an existing row as it was. A multi-row upsert keeps
+// the changed-rows count (docs/STATUS.md).
+func foundRows(st stmt, r command.Result) uint64 {
+	if m, ok := strings.CutPrefix(r.Info, "Rows matched: "); ok {
+		if i := strings.IndexByte(m, ' '); i > 0 {
+			if n, err := strconv.ParseUint(m[:i], 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	if st.upsertOne && r.AffectedRows == 0 {
+		return 1
+	}
+	return r.AffectedRows
 }

@@ -108,6 +108,10 @@ type Statement struct {
 	// ON DUPLICATE KEY UPDATE or LAST_INSERT_ID(): it writes one row of
 	// InsertTable and nothing else (the applier predicts its id).
 	InsertOne bool
+	// UpsertOne is set on an INSERT of exactly one VALUES row with ON
+	// DUPLICATE KEY UPDATE (0 affected rows: the row existed and kept its
+	// values).
+	UpsertOne bool
 	// DB is the database of USE.
 	DB string
 	// Tx is the operation of a TxControl statement.

@@ -329,6 +329,7 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 			}
 		}
 		st.InsertOne = st.InsertTable != "" && len(x.Lists) == 1 && x.Select == nil && len(x.OnDuplicate) == 0 && !st.UsesLastInsertID
+		st.UpsertOne = !x.IsReplace && len(x.Lists) == 1 && x.Select == nil && len(x.OnDuplicate) > 0
 		return st
 	case *ast.UpdateStmt:
 		w := newWalker(sql, p)
