@@ -1,7 +1,12 @@
 package sqlproxy_test
 
 import (
+	"errors"
+	"io"
 	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
 )
 
 // Client compatibility cases found by running go-sql-driver's own
@@ -77,4 +82,30 @@ func TestReadOnlySession(t *testing.T) {
 	rr.SetMaxOpenConns(1)
 	mustExec(t, rr, "SET SESSION TRANSACTION READ ONLY")
 	mustExec(t, rr, "INSERT INTO t VALUES (2)")
+}
+
+// TestWaitTimeoutClosesIdleClient: a session that sets a short wait_timeout
+// is closed by the proxy once idle that long, as MariaDB closes it, so a
+// driver's stale-connection check sees the closed socket before it sends
+// anything (go-sql-driver's TestStaleConnectionChecks).
+func TestWaitTimeoutClosesIdleClient(t *testing.T) {
+	srv, name := newProxy(t)
+	c, err := client.Connect(srv.Addr(), "app", "apppw", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Execute("SET @@SESSION.wait_timeout = 1"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	nc := c.Conn.Conn
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := nc.Read(make([]byte, 64))
+	if !errors.Is(err, io.EOF) {
+		t.Fatalf("idle client after wait_timeout=1: read %d bytes, %v; want the connection closed (EOF)", n, err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Fatalf("closed after %s, before the wait_timeout of 1 s", d)
+	}
 }

@@ -95,6 +95,9 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 		if st.class != classRead {
 			s.ctxDirty = true
 		}
+		if st.class == classSession && strings.Contains(strings.ToLower(st.sql), "wait_timeout") {
+			s.idleDirty = true // read the session's wait_timeout after this (loop)
+		}
 		if err := s.sendBackendQuery(st.sql); err != nil {
 			return false, err
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,12 @@ type session struct {
 	ctxVars       map[string]string // name -> SQL literal
 	ctxRaw        map[string]string // name -> raw value
 	readOnly      bool              // transaction_read_only is set (refreshContext)
+	// idleLimit closes the client's connection after that long without a
+	// command, as the backend closes its side after the session's
+	// wait_timeout (0: the session never set one; the backend's default
+	// of hours applies). idleDirty: a SET may have changed it.
+	idleLimit time.Duration
+	idleDirty bool
 
 	// diagnostics of the last statement when the proxy answered it itself
 	// (writes, refusals); nil when the backend owns them.
@@ -198,7 +205,17 @@ func (s *session) loop() error {
 		if err := s.cl.flush(); err != nil {
 			return err
 		}
+		if s.idleLimit > 0 {
+			_ = s.cl.c.SetReadDeadline(time.Now().Add(s.idleLimit))
+		}
 		p, err := s.cl.readPacket()
+		if s.idleLimit > 0 {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.log.Info("closing an idle session: its wait_timeout passed", "wait_timeout", s.idleLimit)
+				return io.EOF
+			}
+			_ = s.cl.c.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
 			if errors.Is(err, errPacketTooLarge) {
 				s.cl.seq = 1
@@ -213,6 +230,9 @@ func (s *session) loop() error {
 		}
 		s.beMu.Lock()
 		err = s.dispatch(p)
+		if s.idleDirty && err == nil {
+			err = s.readIdleLimit()
+		}
 		if s.abortReported && err == nil {
 			s.abortReported = false
 			if s.tx != nil {
@@ -228,6 +248,24 @@ func (s *session) loop() error {
 			return err
 		}
 	}
+}
+
+// readIdleLimit reads the session's wait_timeout into idleLimit.
+func (s *session) readIdleLimit() error {
+	s.idleDirty = false
+	r, err := s.query("SELECT @@session.wait_timeout")
+	if _, ok := stmtError(err); ok {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(r.vals) == 1 && len(r.vals[0]) == 1 && r.vals[0][0] != nil {
+		if n, err := strconv.ParseUint(*r.vals[0][0], 10, 32); err == nil && n > 0 {
+			s.idleLimit = time.Duration(n) * time.Second
+		}
+	}
+	return nil
 }
 
 // dispatch handles one command. A returned error ends the session.
