@@ -85,6 +85,12 @@ func (db *DB) ApplyGroup(ctx context.Context, recs []command.Record) ([][][]comm
 	return nil, fmt.Errorf("localdb: apply records %d..%d: %w", recs[0].Index, last, err)
 }
 
+// pipelineBytes bounds the statement text sent in one round trip by the
+// pipelined paths (records grouped, a transaction entry at once): far
+// below any max_allowed_packet worth running with (MariaDB's default is
+// 16 MB), which the proxy checks each statement against.
+const pipelineBytes = 1 << 20
+
 // applyPipelined applies pipelinable records as one local transaction in two
 // round trips: BEGIN and, for every statement, its session setup, the
 // statement and its auto-increment high-water mark, with every record's
@@ -97,9 +103,19 @@ func (db *DB) applyPipelined(ctx context.Context, recs []command.Record) ([][][]
 		return nil, err
 	}
 	first, last := recs[0].Index, recs[len(recs)-1].Index
-	nEntries := 0
+	nEntries, size := 0, 0
 	for _, r := range recs {
 		nEntries += len(r.Entries)
+		for _, e := range r.Entries {
+			for i := range e.Stmts {
+				size += len(e.Stmts[i].SQL)
+			}
+		}
+	}
+	if size > pipelineBytes {
+		// One multi-statement packet that large could pass the server's
+		// max_allowed_packet: the records go one statement at a time.
+		return nil, errNoPipeline
 	}
 	if last == db.st.idx && db.retryIndex == last && db.st.partIdx == 0 {
 		// Applied, but the COMMIT's acknowledgement was lost.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,5 +256,34 @@ func TestValidVarName(t *testing.T) {
 		if got := validVarName(s); got != want {
 			t.Errorf("validVarName(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestLargeGroupAppliedOneByOne: records whose statements together pass
+// pipelineBytes are not sent in one packet (which could pass the server's
+// max_allowed_packet); they are applied record by record, with the same
+// data.
+func TestLargeGroupAppliedOneByOne(t *testing.T) {
+	s := startServer(t)
+	db := openDB(t, s, Config{})
+	mustApply(t, db, 1, ent("", 1700000000, ddl("CREATE DATABASE app")))
+	mustApply(t, db, 2, ent("app", 1700000001, ddl("CREATE TABLE t (id INT PRIMARY KEY, v LONGBLOB)")))
+	big := strings.Repeat("x", pipelineBytes/2+1)
+	var group []command.Record
+	for i := range 2 {
+		group = append(group, command.Record{Index: uint64(3 + i), Entries: []*command.Entry{
+			ent("app", 1700000002, dml(fmt.Sprintf("INSERT INTO t VALUES (%d, '%s')", i, big)))}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := db.ApplyGroup(ctx, group); !errors.Is(err, command.ErrApplyAlone) {
+		t.Fatalf("ApplyGroup of %d bytes of statements: %v, want ErrApplyAlone", 2*len(big), err)
+	}
+	for _, r := range group {
+		noErr(t, mustApply(t, db, r.Index, r.Entries...))
+	}
+	var n, l int
+	if err := sqlDB(t, s).QueryRow("SELECT COUNT(*), MIN(LENGTH(v)) FROM app.t").Scan(&n, &l); err != nil || n != 2 || l != len(big) {
+		t.Fatalf("rows %d, shortest %d bytes (%v), want 2 of %d", n, l, err, len(big))
 	}
 }

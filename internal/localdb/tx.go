@@ -89,10 +89,14 @@ func (db *DB) txPipelinable(ctx context.Context, e *command.Entry) bool {
 		return false
 	}
 	seen := map[string]bool{}
+	size := 0
 	for i := range e.Stmts {
 		st := &e.Stmts[i]
 		if st.Session || st.DDL || (!st.Read && !plainWrite(st.SQL)) {
 			return false
+		}
+		if size += len(st.SQL); size > pipelineBytes {
+			return false // one packet that large could pass max_allowed_packet
 		}
 		if st.InsertTable == "" {
 			continue
