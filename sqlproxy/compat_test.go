@@ -3,6 +3,7 @@ package sqlproxy_test
 import (
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +108,30 @@ func TestWaitTimeoutClosesIdleClient(t *testing.T) {
 	}
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Fatalf("closed after %s, before the wait_timeout of 1 s", d)
+	}
+}
+
+// TestStatementTooLargeToReplicate: a prepared INSERT whose parameter,
+// sent as long data, makes its text larger than the backends'
+// max_allowed_packet is refused with 1153 before it reaches the backend
+// or the log (replicated as text, it would stall every applier), and the
+// connection stays usable.
+func TestStatementTooLargeToReplicate(t *testing.T) {
+	srv, name := newProxy(t)
+	db := open(t, srv.DSN("app", "apppw", name, "maxAllowedPacket=0"))
+	db.SetMaxOpenConns(1)
+	var max int
+	if err := db.QueryRow("SELECT @@max_allowed_packet").Scan(&max); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "CREATE TABLE t (v LONGBLOB)")
+	_, err := db.Exec("INSERT INTO t VALUES (?)", strings.Repeat("a", max))
+	if me := wantCode(t, err, 1153); !strings.Contains(me.Message, "raise max_allowed_packet on every node") {
+		t.Fatalf("message %q does not say what to do", me.Message)
+	}
+	mustExec(t, db, "INSERT INTO t VALUES (?)", strings.Repeat("b", 2<<20)) // large, but it fits
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the refusal: %d rows, %v", n, err)
 	}
 }

@@ -26,6 +26,8 @@ type Server struct {
 	// ctxVariant: the first contextVariants entry this backend may know
 	// (moves on at a 1193 for an unknown variable).
 	ctxVariant atomic.Int32
+	// backendMaxPacket is the backend's max_allowed_packet (0: not read yet).
+	backendMaxPacket atomic.Int64
 
 	mu       sync.Mutex
 	ln       net.Listener

@@ -122,6 +122,9 @@ func (s *session) stmtExecute(p []byte) error {
 	}
 	defer func() { ps.long = nil }() // long data is consumed by an execute
 	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
+	if me == nil {
+		me = s.checkTextSize(text)
+	}
 	if me != nil {
 		return s.writeErr(me)
 	}
@@ -442,6 +445,9 @@ func interpolate(sql string, lits []string, noBackslash bool) (string, error) {
 func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	defer func() { ps.long = nil }()
 	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
+	if me == nil {
+		me = s.checkTextSize(text)
+	}
 	if me != nil {
 		return s.writeErr(me)
 	}

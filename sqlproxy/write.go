@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -330,6 +331,9 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		}
 		return false, err
 	}
+	if me := s.checkTextSize(st.sql); me != nil {
+		return false, s.writeErr(me)
+	}
 	if s.readOnly {
 		// The session's transactions are read-only: MariaDB refuses the
 		// write (the applier's session is not read-only, so it must be
@@ -413,6 +417,39 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 	s.diag = &diagnostics{warnings: r.Warnings, rowCount: int64(affected)}
 	return true, s.cl.writePacket(okPacket(affected, r.LastInsertID, s.okStatus(last),
 		uint16(min(len(r.Warnings), 65535)), r.Info))
+}
+
+// textMargin is what the applier sends with a statement in one packet
+// (session setup, progress) and what the privilege check's PREPARE adds.
+const textMargin = 64 << 10
+
+// checkTextSize refuses statement text that the backends could not take
+// in one packet (max_allowed_packet, read once per server): a prepared
+// statement's parameters sent as long data are bound into its text, and a
+// write is replicated as text. Sent anyway, the backend would close the
+// session, and an ordered write would stall every node's applier.
+func (s *session) checkTextSize(text string) *mysql.MyError {
+	if len(text) < 1<<20 {
+		return nil // below any max_allowed_packet worth running with (MariaDB's default: 16 MB)
+	}
+	limit := s.srv.backendMaxPacket.Load()
+	if limit == 0 {
+		r, err := s.query("SELECT @@global.max_allowed_packet")
+		if err != nil || len(r.vals) != 1 || len(r.vals[0]) != 1 || r.vals[0][0] == nil {
+			return nil // unknown: the backend will say
+		}
+		n, err := strconv.ParseInt(*r.vals[0][0], 10, 64)
+		if err != nil || n <= 0 {
+			return nil
+		}
+		s.srv.backendMaxPacket.Store(n)
+		limit = n
+	}
+	if int64(len(text))+textMargin <= limit {
+		return nil
+	}
+	return &mysql.MyError{Code: mysql.ER_NET_PACKET_TOO_LARGE, State: "08S01",
+		Message: fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (Lockstep: this statement is %d bytes as text with its parameters bound, and every node's MariaDB must take it in one packet of at most %d bytes less %d for replication; send smaller values, or raise max_allowed_packet on every node's MariaDB)", len(text), limit, textMargin)}
 }
 
 // foundRows is the affected-rows count a client that connected with
