@@ -13,10 +13,13 @@
 //     values, and handed to the Orderer; the client gets this node's result
 //     of the ordered execution.
 //
+// Explicit transactions run optimistically on the client's own backend
+// session and, if they wrote, are ordered at COMMIT as one entry that every
+// node re-executes and validates (tx.go; docs/TRANSACTIONS.md).
+//
 // The package owns the MySQL command loop; it uses go-mysql only for
-// constants, the error type and length-encoding helpers. Explicit
-// transactions are refused (ER_NOT_SUPPORTED_YET) until the transactions
-// release. Internal errors reach clients through one table (errors.go).
+// constants, the error type and length-encoding helpers. Internal errors
+// reach clients through one table (errors.go).
 //
 // Package sqlproxytest starts a real MariaDB and a Server in front of it for
 // tests. See DESIGN.md for the request path, trade-offs and failure stories.

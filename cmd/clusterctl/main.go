@@ -1,5 +1,6 @@
 // Command clusterctl steers a Lockstep cluster through any node's admin API:
-// status, node states, and (later) membership, leadership and checksums.
+// status, node states, membership (node add/remove/list), leadership
+// (leader, leader-transfer), checksums and snapshots.
 // One command per file; every command prints a table, or JSON with --json.
 package main
 

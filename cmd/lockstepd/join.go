@@ -55,7 +55,11 @@ func restoreFromDonor(ctx context.Context, cfg Config, log *slog.Logger) error {
 				return ctx.Err()
 			}
 		}
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second): // the donors may still be starting
+		}
 	}
 	return fmt.Errorf("state transfer failed from every donor (--join-from): %w", errors.Join(errs...))
 }

@@ -19,8 +19,8 @@ type Kind uint8
 
 const (
 	// KindStatements is one or more SQL statements executed in order by the
-	// applier: an autocommit write or DDL (one statement), or, later, a
-	// transaction.
+	// applier: an autocommit write or DDL (explicit transactions are
+	// KindTransaction).
 	KindStatements Kind = 1
 	// KindCheckpoint asks every node to report its outcome hash as of this
 	// entry's position (divergence detection). It carries no statements.
