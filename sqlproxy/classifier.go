@@ -46,8 +46,9 @@ type stmt struct {
 	userVars    []string
 	usesRand    bool
 	insertTable string
-	insertOne   bool // one VALUES row, no ON DUPLICATE KEY UPDATE (classify.Statement.InsertOne)
-	upsertOne   bool // one VALUES row with ON DUPLICATE KEY UPDATE (classify.Statement.UpsertOne)
+	insertOne   bool          // one VALUES row, no ON DUPLICATE KEY UPDATE (classify.Statement.InsertOne)
+	upsertOne   bool          // one VALUES row with ON DUPLICATE KEY UPDATE (classify.Statement.UpsertOne)
+	sleep       time.Duration // SLEEP(constant) calls replaced by 0: wait this long first (classify.Statement.Sleep)
 	db          string
 	tx          txOp
 	err         *mysql.MyError

@@ -135,3 +135,34 @@ func TestStatementTooLargeToReplicate(t *testing.T) {
 		t.Fatalf("after the refusal: %d rows, %v", n, err)
 	}
 }
+
+// TestSleepInInsert: INSERT ... VALUES (SLEEP(n)) waits n seconds at the
+// origin and inserts SLEEP()'s result, 0, autocommit and in a transaction.
+func TestSleepInInsert(t *testing.T) {
+	srv, name := newProxy(t)
+	db := open(t, srv.DSN("app", "apppw", name, ""))
+	mustExec(t, db, "CREATE TABLE t (v INT)")
+	start := time.Now()
+	mustExec(t, db, "INSERT INTO t VALUES (SLEEP(0.3))")
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("INSERT ... SLEEP(0.3) returned after %s", d)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if _, err := tx.Exec("INSERT INTO t VALUES (SLEEP(0.2) + 1)"); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("INSERT ... SLEEP(0.2) in a transaction returned after %s", d)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := db.QueryRow("SELECT GROUP_CONCAT(v ORDER BY v) FROM t").Scan(&got); err != nil || got != "0,1" {
+		t.Fatalf("rows %q (%v), want 0,1", got, err)
+	}
+}

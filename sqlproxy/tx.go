@@ -394,6 +394,9 @@ func (s *session) txWrite(st stmt, last bool) (bool, error) {
 	if s.tx.overflow {
 		return s.txTooLarge(last)
 	}
+	if !s.sleepFor(st.sleep) {
+		return false, s.sendErr(errShuttingDown, last)
+	}
 	if ok, err := s.txPrepare(st, last); !ok || err != nil {
 		return ok, err
 	}

@@ -334,6 +334,9 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 	if me := s.checkTextSize(st.sql); me != nil {
 		return false, s.writeErr(me)
 	}
+	if !s.sleepFor(st.sleep) {
+		return false, s.sendErr(errShuttingDown, last)
+	}
 	if s.readOnly {
 		// The session's transactions are read-only: MariaDB refuses the
 		// write (the applier's session is not read-only, so it must be
@@ -417,6 +420,27 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 	s.diag = &diagnostics{warnings: r.Warnings, rowCount: int64(affected)}
 	return true, s.cl.writePacket(okPacket(affected, r.LastInsertID, s.okStatus(last),
 		uint16(min(len(r.Warnings), 65535)), r.Info))
+}
+
+// sleepFor waits d, the SLEEP() calls of a statement whose nodes evaluate
+// them as 0: the client sees the delay, the nodes' appliers do not. The
+// write runs after it even if the client has gone, as on MariaDB. It
+// returns false when the server is shutting down.
+func (s *session) sleepFor(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	if err := s.cl.flush(); err != nil {
+		return true // the client is gone; the statement still runs
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.srv.ctx.Done():
+		return false
+	}
 }
 
 // textMargin is what the applier sends with a statement in one packet

@@ -112,6 +112,10 @@ type Statement struct {
 	// DUPLICATE KEY UPDATE (0 affected rows: the row existed and kept its
 	// values).
 	UpsertOne bool
+	// Sleep is how long an INSERT/REPLACE ... VALUES with SLEEP(constant)
+	// calls must wait at the origin before it is executed: SQL has each
+	// such call replaced by 0, its result, so the nodes do not wait.
+	Sleep time.Duration
 	// DB is the database of USE.
 	DB string
 	// Tx is the operation of a TxControl statement.

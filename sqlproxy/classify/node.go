@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/mysql"
@@ -71,6 +72,10 @@ type walker struct {
 	txRead   bool // a read inside a transaction, checked for re-execution at commit
 	assigns  bool // assigns a user variable (@v := ..., SELECT ... INTO @v)
 	lockOpt  bool // NOWAIT, WAIT n or SKIP LOCKED
+	// sleepOK: SLEEP(constant) may appear (INSERT/REPLACE ... VALUES, each
+	// call evaluated once); sleep sums their seconds.
+	sleepOK bool
+	sleep   float64
 }
 
 func (w *walker) fail(why, what string) {
@@ -84,6 +89,8 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 		return n, true
 	}
 	switch x := n.(type) {
+	case *ast.SubqueryExpr:
+		w.sleepOK = false // evaluated once per row it reads
 	case *ast.FuncCallExpr:
 		w.call(x)
 	case *ast.VariableExpr:
@@ -153,6 +160,24 @@ func (w *walker) call(x *ast.FuncCallExpr) {
 		return
 	}
 	if w.read {
+		return
+	}
+	if name == "sleep" && w.sleepOK && !w.deferred {
+		// SLEEP(n) of a constant in a VALUES row runs once: the origin
+		// waits n seconds before ordering the write (Statement.Sleep) and
+		// the nodes evaluate SLEEP()'s result, 0, without waiting.
+		pos := x.OriginTextPosition()
+		nameEnd, end, ok := callEnd(w.sql, pos, w.pins.NoBackslashEscapes)
+		if ok && strings.EqualFold(w.sql[pos:nameEnd], "sleep") {
+			arg := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(w.sql[nameEnd:end]), ")"))
+			arg = strings.TrimSpace(strings.TrimPrefix(arg, "("))
+			if secs, err := strconv.ParseFloat(arg, 64); err == nil && secs >= 0 && secs <= 3600 {
+				w.sleep += secs
+				w.edits = append(w.edits, edit{pos, end, "0"})
+				return
+			}
+		}
+		w.fail("it calls SLEEP() with an argument that is not a number of seconds (at most 3600)", "Use a constant, such as SLEEP(1)")
 		return
 	}
 	if why := unsafeFuncs[name]; why != "" {
@@ -306,6 +331,7 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 			kind = "REPLACE"
 		}
 		w := newWalker(sql, p)
+		w.sleepOK = x.Select == nil && len(x.OnDuplicate) == 0
 		x.Accept(w)
 		if x.Priority == mysql.DelayedPriority {
 			w.fail("INSERT DELAYED inserts rows in the background in an order Lockstep cannot control", "Remove DELAYED")
@@ -330,6 +356,7 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 		}
 		st.InsertOne = st.InsertTable != "" && len(x.Lists) == 1 && x.Select == nil && len(x.OnDuplicate) == 0 && !st.UsesLastInsertID
 		st.UpsertOne = !x.IsReplace && len(x.Lists) == 1 && x.Select == nil && len(x.OnDuplicate) > 0
+		st.Sleep = time.Duration(w.sleep * float64(time.Second))
 		return st
 	case *ast.UpdateStmt:
 		w := newWalker(sql, p)

@@ -93,3 +93,36 @@ func TestNoBackslashEscapes(t *testing.T) {
 		t.Fatalf("Shape under NO_BACKSLASH_ESCAPES: %q (%v) and %q (%v), want one shape", a, okA, b, okB)
 	}
 }
+
+// TestSleepInValues: SLEEP(constant) in an INSERT/REPLACE ... VALUES row
+// runs once per call, so it is accepted: the origin waits (Sleep) and the
+// nodes see 0, SLEEP()'s result. Anywhere it could run once per row read,
+// or with an argument that is not a constant, it is refused.
+func TestSleepInValues(t *testing.T) {
+	for _, c := range []struct {
+		q     string
+		sql   string
+		sleep time.Duration
+	}{
+		{"INSERT INTO t VALUES (SLEEP(1))", "INSERT INTO t VALUES (0)", time.Second},
+		{"INSERT INTO t VALUES (SLEEP(0.5)), (sleep( 1 ))", "INSERT INTO t VALUES (0), (0)", 1500 * time.Millisecond},
+		{"REPLACE INTO t SET v = SLEEP(0.25)", "REPLACE INTO t SET v = 0", 250 * time.Millisecond},
+	} {
+		st := Classify(c.q, Pins{})
+		if st.Class != Write || st.SQL != c.sql || st.Sleep != c.sleep {
+			t.Errorf("Classify(%q) = %v %q sleep %v (%v), want Write %q sleep %v", c.q, st.Class, st.SQL, st.Sleep, st.Err, c.sql, c.sleep)
+		}
+	}
+	for _, q := range []string{
+		"INSERT INTO t SELECT SLEEP(1)",
+		"UPDATE t SET v = SLEEP(1)",
+		"INSERT INTO t VALUES ((SELECT SLEEP(1) FROM u))",
+		"INSERT INTO t VALUES (SLEEP(v))",
+		"INSERT INTO t VALUES (SLEEP(7200))",
+		"INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE v = SLEEP(1)",
+	} {
+		if st := Classify(q, Pins{}); st.Class != Refused {
+			t.Errorf("Classify(%q) = %v %q, want Refused", q, st.Class, st.SQL)
+		}
+	}
+}
