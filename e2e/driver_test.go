@@ -23,24 +23,15 @@ import (
 const driverModule = "github.com/go-sql-driver/mysql"
 
 // driverSkip are driver tests never run: TestConnectorReturnsTimeout dials a
-// public address; TestContextCancelBegin, through a node, blocks forever in
-// the test itself (its INSERT ... SLEEP(1), refused by Lockstep, returns at
-// once instead of being cancelled, so the transaction it opens afterwards
-// is never ended and conn.Close waits for it).
-const driverSkip = "^(TestConnectorReturnsTimeout|TestContextCancelBegin)$"
+// public address.
+const driverSkip = "^TestConnectorReturnsTimeout$"
 
 // driverRefused are driver tests that pass on MariaDB and fail through a
 // node because Lockstep refuses what they do, by design; docs/STATUS.md
 // (Driver compatibility) lists them with the reasons.
 var driverRefused = map[string]string{
-	"TestInterruptBySignal":          "CALL is refused",
-	"TestMultiResultSet":             "CALL is refused",
-	"TestLoadData":                   "LOAD DATA LOCAL INFILE is refused",
-	"TestInfileFailurePoolIsolation": "LOAD DATA LOCAL INFILE is refused",
-	"TestContextCancelExec":          "SLEEP() inside a write is refused",
-	"TestContextCancelQuery":         "SLEEP() inside a write is refused",
-	"TestContextCancelStmtExec":      "SLEEP() inside a write is refused",
-	"TestContextCancelStmtQuery":     "SLEEP() inside a write is refused",
+	"TestInterruptBySignal": "CALL is refused",
+	"TestMultiResultSet":    "CALL is refused",
 	// A parameter of max_allowed_packet bytes, sent as long data: bound
 	// into the statement's text, which is what is replicated, it no
 	// longer fits one packet (1153, with what to do).

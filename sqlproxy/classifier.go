@@ -49,6 +49,9 @@ type stmt struct {
 	insertOne   bool          // one VALUES row, no ON DUPLICATE KEY UPDATE (classify.Statement.InsertOne)
 	upsertOne   bool          // one VALUES row with ON DUPLICATE KEY UPDATE (classify.Statement.UpsertOne)
 	sleep       time.Duration // SLEEP(constant) calls replaced by 0: wait this long first (classify.Statement.Sleep)
+	loadLocal   bool          // LOAD DATA LOCAL INFILE of loadFile (classify.Statement.LoadLocal)
+	loadReplace bool
+	loadFile    string
 	db          string
 	tx          txOp
 	err         *mysql.MyError

@@ -36,7 +36,8 @@ func (defaultClassifier) classify(sql string, p pins) (st stmt) {
 		NoBackslashEscapes: p.noBackslash,
 	})
 	st = stmt{sql: c.SQL, kind: c.Kind, userVars: c.UserVars, usesRand: c.UsesRand,
-		insertTable: c.InsertTable, insertOne: c.InsertOne, upsertOne: c.UpsertOne, sleep: c.Sleep, db: c.DB, err: c.Err, replay: c.TxReplay, sysVars: c.SysVars,
+		insertTable: c.InsertTable, insertOne: c.InsertOne, upsertOne: c.UpsertOne, sleep: c.Sleep,
+		loadLocal: c.LoadLocal, loadReplace: c.LoadReplace, loadFile: c.LoadFile, db: c.DB, err: c.Err, replay: c.TxReplay, sysVars: c.SysVars,
 		locking: c.Locking, assigns: c.Assigns}
 	switch c.Class {
 	case classify.Read:

@@ -49,6 +49,10 @@ var (
 		Message: "Lockstep does not support XA transactions: a prepared XA branch would be held on one node only. Use BEGIN ... COMMIT; every Lockstep commit is already atomic on all nodes"}
 	errLockTables = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
 		Message: "Lockstep does not support LOCK TABLES: table locks would be held on one node only. Use a transaction (BEGIN ... SELECT ... FOR UPDATE ... COMMIT), or GET_LOCK() for a cluster-wide named lock"}
+	// errLocalInfileOff is MariaDB's answer to LOAD DATA LOCAL from a
+	// client that did not enable local files (CLIENT_LOCAL_FILES).
+	errLocalInfileOff = &mysql.MyError{Code: mysql.ER_NOT_ALLOWED_COMMAND, State: "42000",
+		Message: "The used command is not allowed with this MariaDB version"}
 	// errShuttingDown is MariaDB's answer to a statement cut short by a
 	// server shutdown.
 	errShuttingDown = &mysql.MyError{Code: 1053, State: "08S01", Message: "Server shutdown in progress"}

@@ -11,10 +11,13 @@ import (
 // Capabilities the proxy never offers: it does not terminate TLS or
 // compression, always wants EOF-terminated result sets (its own result sets
 // use EOF), and does not parse session-tracking or query attributes.
+// CLIENT_LOCAL_FILES stays: the proxy itself asks the client for the file
+// of a LOAD DATA LOCAL INFILE (write.go readLocalFile); no such statement
+// reaches the client's backend session.
 const clearedCaps = mysql.CLIENT_SSL | mysql.CLIENT_COMPRESS | mysql.CLIENT_DEPRECATE_EOF |
 	mysql.CLIENT_SESSION_TRACK | mysql.CLIENT_QUERY_ATTRIBUTES |
 	mysql.CLIENT_OPTIONAL_RESULTSET_METADATA | mysql.CLIENT_ZSTD_COMPRESSION_ALGORITHM |
-	mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_SSL_VERIFY_SERVER_CERT | mysql.CLIENT_CAPABILITY_EXTENSION
+	mysql.CLIENT_SSL_VERIFY_SERVER_CERT | mysql.CLIENT_CAPABILITY_EXTENSION
 
 // handshake relays authentication between client and backend. The backend
 // checks the credentials with whatever plugin the account uses. It returns

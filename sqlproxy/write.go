@@ -350,10 +350,32 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
 			Message: "Lockstep: " + st.kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
 	}
-	if me, err := s.checkPrivileges(st.sql, st.class == classDDL); err != nil {
+	check := st.sql
+	if st.loadLocal {
+		// LOAD DATA cannot be prepared: check the privileges it needs on
+		// its table with the INSERT (REPLACE) it amounts to.
+		if s.caps&mysql.CLIENT_LOCAL_FILES == 0 {
+			return false, s.writeErr(errLocalInfileOff)
+		}
+		check = "INSERT INTO " + quoteTable(st.insertTable) + " () VALUES ()"
+		if st.loadReplace {
+			check = "REPLACE" + strings.TrimPrefix(check, "INSERT")
+		}
+	}
+	if me, err := s.checkPrivileges(check, st.class == classDDL); err != nil {
 		return false, err
 	} else if me != nil {
 		return false, s.writeErr(me)
+	}
+	var localData []byte
+	if st.loadLocal {
+		var me *mysql.MyError
+		var err error
+		if localData, me, err = s.readLocalFile(st.loadFile); err != nil {
+			return false, err
+		} else if me != nil {
+			return false, s.writeErr(me)
+		}
 	}
 	var lastID uint64
 	var uv map[string]string
@@ -379,7 +401,8 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		Kind: command.KindStatements,
 		User: s.currentUser,
 		Stmts: []command.Stmt{{SQL: st.sql, DDL: st.class == classDDL,
-			InsertTable: st.insertTable, InsertOne: st.insertOne, UsesRand: st.usesRand}},
+			InsertTable: st.insertTable, InsertOne: st.insertOne, UsesRand: st.usesRand,
+			LoadLocal: st.loadLocal, LocalData: localData}},
 		Ctx: command.Context{DB: s.ctxDB, Vars: s.ctxVars, UserVars: uv, LastInsertID: lastID},
 		Pinned: command.Pinned{TimestampMicros: now.UnixMicro(),
 			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,
@@ -420,6 +443,49 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 	s.diag = &diagnostics{warnings: r.Warnings, rowCount: int64(affected)}
 	return true, s.cl.writePacket(okPacket(affected, r.LastInsertID, s.okStatus(last),
 		uint16(min(len(r.Warnings), 65535)), r.Info))
+}
+
+// readLocalFile asks the client for the file of a LOAD DATA LOCAL INFILE
+// and reads it to its end (the client's empty packet; a client that cannot
+// open the file sends just that, and reports its own error). A file larger
+// than the proxy's packet limit is read to its end, then refused: it
+// would have to go through the Raft log in one entry.
+func (s *session) readLocalFile(name string) ([]byte, *mysql.MyError, error) {
+	if err := s.cl.writePacket(append([]byte{0xfb}, name...)); err != nil {
+		return nil, nil, err
+	}
+	if err := s.cl.flush(); err != nil {
+		return nil, nil, err
+	}
+	var data []byte
+	tooLarge := false
+	for {
+		p, err := s.cl.readPacket()
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(p) == 0 {
+			break
+		}
+		if len(data)+len(p) > s.srv.cfg.MaxPacket {
+			tooLarge, data = true, data[:0]
+			continue
+		}
+		data = append(data, p...)
+	}
+	if tooLarge {
+		return nil, &mysql.MyError{Code: mysql.ER_NET_PACKET_TOO_LARGE, State: "08S01",
+			Message: fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (Lockstep: a LOAD DATA LOCAL file is replicated in one log entry of at most %d bytes; load the file in parts)", s.srv.cfg.MaxPacket)}, nil
+	}
+	return data, nil, nil
+}
+
+// quoteTable quotes "db.table" or "table" as an identifier.
+func quoteTable(t string) string {
+	if db, tbl, ok := strings.Cut(t, "."); ok {
+		return quoteIdentifier(db) + "." + quoteIdentifier(tbl)
+	}
+	return quoteIdentifier(t)
 }
 
 // sleepFor waits d, the SLEEP() calls of a statement whose nodes evaluate

@@ -362,7 +362,20 @@ func (db *DB) runStmt(ctx context.Context, f flatStmt, inTx, begin bool) (comman
 		qs = append(qs, s.use)
 	}
 	qs = append(qs, s.set, f.stmt.SQL)
-	rs, err := cn.execMulti(ctx, qs)
+	var rs []*mysql.Result
+	if f.stmt.LoadLocal {
+		// The setup in one round trip, then the statement, which the
+		// server answers by asking for the file.
+		rs, err = cn.execMulti(ctx, qs[:len(qs)-1])
+		if err == nil {
+			var r *mysql.Result
+			if r, err = cn.execLocalInfile(ctx, f.stmt.SQL, f.stmt.LocalData); err == nil {
+				rs = append(rs, r)
+			}
+		}
+	} else {
+		rs, err = cn.execMulti(ctx, qs)
+	}
 	var me *mysql.MyError
 	if err != nil && !errors.As(err, &me) {
 		return command.Result{}, err

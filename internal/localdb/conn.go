@@ -1,9 +1,11 @@
 package localdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -56,6 +58,11 @@ func dial(ctx context.Context, p dsnParts, timeout time.Duration) (*conn, error)
 		if err := c.SetCapability(mysql.CLIENT_MULTI_STATEMENTS); err != nil {
 			return err
 		}
+		// Local files: a replicated LOAD DATA LOCAL INFILE is answered
+		// with the entry's bytes (execLocalInfile), never a file here.
+		if err := c.SetCapability(mysql.CLIENT_LOCAL_FILES); err != nil {
+			return err
+		}
 		return c.SetCapability(mysql.CLIENT_SESSION_TRACK)
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
@@ -92,6 +99,28 @@ func (cn *conn) exec(ctx context.Context, q string) (*mysql.Result, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(time.Unix(1, 0)) })
 	r, err := cn.c.Execute(q)
+	if !stop() {
+		cn.broken = true
+		return nil, fmt.Errorf("%w: %v", ctx.Err(), err)
+	}
+	if err != nil {
+		if me := asMyError(err); me != nil && !fatalCode(me.Code) {
+			return nil, me
+		}
+		cn.broken = true
+		return nil, &unavailableError{err: err}
+	}
+	return r, nil
+}
+
+// execLocalInfile runs a LOAD DATA LOCAL INFILE statement, sending data as
+// the file the server asks for. Errors as for exec.
+func (cn *conn) execLocalInfile(ctx context.Context, q string, data []byte) (*mysql.Result, error) {
+	if cn.broken {
+		return nil, errUnavailable("session is broken")
+	}
+	stop := context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(time.Unix(1, 0)) })
+	r, err := cn.c.ExecQueryRelayLocalInfile(q, func([]byte) (io.Reader, error) { return bytes.NewReader(data), nil })
 	if !stop() {
 		cn.broken = true
 		return nil, fmt.Errorf("%w: %v", ctx.Err(), err)

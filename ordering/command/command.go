@@ -208,6 +208,11 @@ type Stmt struct {
 	// Expect is, in a KindTransaction entry, what the client saw when the
 	// statement ran at the origin.
 	Expect *Outcome `json:"x,omitempty"`
+	// LoadLocal marks a LOAD DATA LOCAL INFILE; LocalData is the file as the
+	// origin's client sent it, which the applier sends when the server
+	// asks for the file.
+	LoadLocal bool   `json:"ll,omitempty"`
+	LocalData []byte `json:"ld,omitempty"`
 }
 
 // Outcome is what a client observed of one statement inside a transaction.

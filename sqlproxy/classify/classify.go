@@ -116,6 +116,12 @@ type Statement struct {
 	// calls must wait at the origin before it is executed: SQL has each
 	// such call replaced by 0, its result, so the nodes do not wait.
 	Sleep time.Duration
+	// LoadLocal is set on LOAD DATA LOCAL INFILE (outside a transaction):
+	// the origin asks its client for the file and orders the bytes with the
+	// statement (InsertTable is the target). LoadReplace: with REPLACE.
+	LoadLocal, LoadReplace bool
+	// LoadFile is the file name a LOAD DATA LOCAL INFILE asks the client for.
+	LoadFile string
 	// DB is the database of USE.
 	DB string
 	// Tx is the operation of a TxControl statement.

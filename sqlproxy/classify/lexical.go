@@ -188,7 +188,10 @@ func classifyLexical(sql string, lead []token, p Pins) (Statement, bool) {
 	case "BACKUP":
 		return refuse(sql, kind, "backup locks apply to this node's server only", "Take backups on a node's backend server directly"), true
 	case "LOAD":
-		return unsupported(sql, kind, "the file is read on one node only, so the other nodes cannot apply it", "Send the rows as INSERT statements"), true
+		if w2 := upperWord(sql, at(lead, 2)); w1 == "DATA" && (w2 == "LOCAL" || (w2 == "LOW_PRIORITY" || w2 == "CONCURRENT") && upperWord(sql, at(lead, 3)) == "LOCAL") {
+			return Statement{}, false // parsed: LOAD DATA LOCAL INFILE is ordered with its file
+		}
+		return unsupported(sql, kind, "the file is read on one node only, so the other nodes cannot apply it", "Use LOAD DATA LOCAL INFILE, which sends the client's file, or send the rows as INSERT statements"), true
 	case "CALL":
 		return unsupported(sql, "CALL", "a procedure's statements cannot be checked for determinism before it runs", "Send the procedure's statements from the client"), true
 	case "PREPARE", "EXECUTE":

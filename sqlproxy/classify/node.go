@@ -473,7 +473,28 @@ func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
 		return Statement{Class: Local, SQL: sql, Kind: kind}
 
 	case *ast.LoadDataStmt:
-		return unsupported(sql, "LOAD DATA", "the file is read on one node only, so the other nodes cannot apply it", "Send the rows as INSERT statements")
+		if x.FileLocRef != ast.FileLocClient {
+			return unsupported(sql, "LOAD DATA INFILE", "the file is read on one node only, so the other nodes cannot apply it", "Use LOAD DATA LOCAL INFILE, which sends the client's file")
+		}
+		if p.InTx {
+			return unsupported(sql, "LOAD DATA LOCAL INFILE inside a transaction", "the file's rows would have to be re-read at commit", "Run it outside the transaction (autocommit)")
+		}
+		// The origin reads the client's file and orders it with the
+		// statement; every node loads the same bytes.
+		w := newWalker(sql, p)
+		x.Accept(w)
+		if len(w.edits) > 0 && w.why == "" {
+			w.fail("its SET clause calls a function Lockstep pins to one value, but LOAD DATA evaluates it once per row",
+				"Compute the column on the client, in the file")
+		}
+		st := w.finish(Write, "LOAD DATA")
+		if st.Class == Write && x.Table != nil {
+			st.InsertTable = tableString(x.Table)
+			st.LoadLocal = true
+			st.LoadReplace = x.OnDuplicate == ast.OnDuplicateKeyHandlingReplace
+			st.LoadFile = x.Path
+		}
+		return st
 	case *ast.CallStmt:
 		return unsupported(sql, "CALL", "a procedure's statements cannot be checked for determinism before it runs", "Send the procedure's statements from the client")
 	case *ast.PrepareStmt, *ast.ExecuteStmt:
