@@ -94,11 +94,16 @@ func (cn *conn) close() {
 // exec runs one statement. A returned *mysql.MyError is the server's answer
 // to the statement; any other error means the session is unusable.
 func (cn *conn) exec(ctx context.Context, q string) (*mysql.Result, error) {
+	return cn.run(ctx, func() (*mysql.Result, error) { return cn.c.Execute(q) })
+}
+
+// run runs one client call bounded by ctx, with exec's error rules.
+func (cn *conn) run(ctx context.Context, call func() (*mysql.Result, error)) (*mysql.Result, error) {
 	if cn.broken {
 		return nil, errUnavailable("session is broken")
 	}
 	stop := context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(time.Unix(1, 0)) })
-	r, err := cn.c.Execute(q)
+	r, err := call()
 	if !stop() {
 		cn.broken = true
 		return nil, fmt.Errorf("%w: %v", ctx.Err(), err)
@@ -116,23 +121,9 @@ func (cn *conn) exec(ctx context.Context, q string) (*mysql.Result, error) {
 // execLocalInfile runs a LOAD DATA LOCAL INFILE statement, sending data as
 // the file the server asks for. Errors as for exec.
 func (cn *conn) execLocalInfile(ctx context.Context, q string, data []byte) (*mysql.Result, error) {
-	if cn.broken {
-		return nil, errUnavailable("session is broken")
-	}
-	stop := context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(time.Unix(1, 0)) })
-	r, err := cn.c.ExecQueryRelayLocalInfile(q, func([]byte) (io.Reader, error) { return bytes.NewReader(data), nil })
-	if !stop() {
-		cn.broken = true
-		return nil, fmt.Errorf("%w: %v", ctx.Err(), err)
-	}
-	if err != nil {
-		if me := asMyError(err); me != nil && !fatalCode(me.Code) {
-			return nil, me
-		}
-		cn.broken = true
-		return nil, &unavailableError{err: err}
-	}
-	return r, nil
+	return cn.run(ctx, func() (*mysql.Result, error) {
+		return cn.c.ExecQueryRelayLocalInfile(q, func([]byte) (io.Reader, error) { return bytes.NewReader(data), nil })
+	})
 }
 
 // execMulti runs qs as one multi-statement query (one round trip) and
