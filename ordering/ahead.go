@@ -5,7 +5,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/lockstepdb/lockstep/ordering/command"
+	"github.com/lockstepdb/lockstep/command"
 )
 
 // maxAhead bounds how many records applyAhead reads from the log store,

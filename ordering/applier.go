@@ -3,7 +3,7 @@ package ordering
 import (
 	"context"
 
-	"github.com/lockstepdb/lockstep/ordering/command"
+	"github.com/lockstepdb/lockstep/command"
 )
 
 // Applier executes committed entries on the local database. It is implemented

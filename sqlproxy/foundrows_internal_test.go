@@ -3,7 +3,7 @@ package sqlproxy
 import (
 	"testing"
 
-	"github.com/lockstepdb/lockstep/ordering/command"
+	"github.com/lockstepdb/lockstep/command"
 )
 
 func TestFoundRows(t *testing.T) {

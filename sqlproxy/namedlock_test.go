@@ -15,7 +15,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/lockstepdb/lockstep/ordering/command"
+	"github.com/lockstepdb/lockstep/command"
 	"github.com/lockstepdb/lockstep/sqlproxy"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
-	"github.com/lockstepdb/lockstep/ordering/command"
+	"github.com/lockstepdb/lockstep/command"
 	"github.com/lockstepdb/lockstep/sqlproxy/sqlproxytest"
 )
 

@@ -5,7 +5,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
-	"github.com/lockstepdb/lockstep/ordering/command"
+	"github.com/lockstepdb/lockstep/command"
 )
 
 const (

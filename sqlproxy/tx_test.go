@@ -13,8 +13,8 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/lockstepdb/lockstep/command"
 	"github.com/lockstepdb/lockstep/internal/localdb"
-	"github.com/lockstepdb/lockstep/ordering/command"
 	"github.com/lockstepdb/lockstep/sqlproxy"
 	"github.com/lockstepdb/lockstep/sqlproxy/sqlproxytest"
 )

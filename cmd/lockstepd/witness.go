@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/lockstepdb/lockstep/admin"
+	"github.com/lockstepdb/lockstep/command"
 	"github.com/lockstepdb/lockstep/ordering"
-	"github.com/lockstepdb/lockstep/ordering/command"
 	"github.com/lockstepdb/lockstep/quorum"
 )
 

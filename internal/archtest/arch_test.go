@@ -11,7 +11,7 @@ const mod = "github.com/lockstepdb/lockstep/"
 // forbidden lists, per package, project packages it must not depend on
 // (directly or indirectly).
 var forbidden = map[string][]string{
-	"ordering/command":  {"ordering", "sqlproxy", "internal/localdb", "quorum", "admin"},
+	"command":           {"ordering", "sqlproxy", "internal/localdb", "quorum", "admin"},
 	"internal/localdb":  {"ordering", "sqlproxy", "quorum", "admin"},
 	"ordering":          {"sqlproxy", "internal/localdb", "admin"},
 	"sqlproxy":          {"ordering", "internal/localdb", "admin"},
@@ -19,7 +19,7 @@ var forbidden = map[string][]string{
 	"quorum":            {"sqlproxy", "internal/localdb", "admin"},
 	"admin":             {"ordering", "sqlproxy", "internal/localdb", "quorum"},
 	// clusterctl is a client of the admin API only.
-	"cmd/clusterctl": {"ordering", "sqlproxy", "internal/localdb", "quorum", "ordering/command"},
+	"cmd/clusterctl": {"ordering", "sqlproxy", "internal/localdb", "quorum", "command"},
 }
 
 func TestImportDirections(t *testing.T) {

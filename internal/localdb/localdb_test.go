@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstepdb/lockstep/command"
 	"github.com/lockstepdb/lockstep/internal/mysqld"
-	"github.com/lockstepdb/lockstep/ordering/command"
 )
 
 func testLogger() *slog.Logger {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"weak"
 
-	"github.com/lockstepdb/lockstep/ordering/command"
+	"github.com/lockstepdb/lockstep/command"
 )
 
 // Named locks (GET_LOCK and friends) are cluster-wide: the lock table

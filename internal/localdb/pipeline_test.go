@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstepdb/lockstep/ordering/command"
+	"github.com/lockstepdb/lockstep/command"
 )
 
 // groupRecords is a write workload whose records a node may apply one by one

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstepdb/lockstep/ordering/command"
+	"github.com/lockstepdb/lockstep/command"
 )
 
 // txEnt is a transaction entry of db's statements, each with the outcome

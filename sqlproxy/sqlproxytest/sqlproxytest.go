@@ -20,8 +20,8 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/lockstepdb/lockstep/command"
 	"github.com/lockstepdb/lockstep/internal/mysqld"
-	"github.com/lockstepdb/lockstep/ordering/command"
 	"github.com/lockstepdb/lockstep/sqlproxy"
 )
 
