@@ -5,23 +5,28 @@
 //
 // # Contract of Apply
 //
-// Apply is called from one goroutine, in strictly increasing index order.
-// The entries are the KindStatements entries of the log record at index
-// (possibly none: the index is then only recorded). An index at or below the
-// applied index is not executed and returns (nil, nil) (replay after a
-// restart) — except a retry of the index whose Apply just failed, which gets
-// the recorded results if the record turned out to be committed. Statement
-// errors (duplicate key, privileges, ...) are results: Result.Err carries the
-// server's code, SQLSTATE and message. A Go error means the local database is
-// unavailable (or progress could not be recorded); nothing of the record is
-// half-recorded and the caller retries the same Apply. Connection failures
-// are retried internally for Config.RetryFor first.
+// The contract is ordering.Applier's (and ordering.GroupApplier's for
+// ApplyGroup); this package keeps it as follows. Apply and ApplyGroup are
+// called from one goroutine, in strictly increasing index order. The entries
+// of a record are those whose Kind.Applied() is true — statements,
+// transactions and named-lock operations — possibly none: the index is then
+// only recorded. The FSM does not pass records at or below AppliedIndex
+// again; should one still arrive (the retry of an index whose Apply failed
+// after its commit), the recorded results are returned and nothing runs
+// twice. Statement errors (duplicate key, privileges, ...) are results:
+// Result.Err carries the server's code, SQLSTATE and message. A Go error
+// means the local database is unavailable (or progress could not be
+// recorded); nothing of the record is half-recorded and the caller retries
+// the same call. Connection failures are retried internally for
+// Config.RetryFor first.
 //
 // # Execution
 //
 // One dedicated session (go-mysql client, for the OK packet's warning count,
-// info string, affected rows and insert id). Before each statement one SET
-// round trip pins the session: timestamp (NOW() and friends), rand_seed1/2
+// info string, affected rows and insert id). A group of plain autocommit
+// writes is one local transaction in two round trips (pipeline.go); other
+// records run statement by statement, where one round trip per statement
+// pins the session and runs it: timestamp (NOW() and friends), rand_seed1/2
 // (only when the statement uses RAND()), last_insert_id, insert_id (inserts
 // into tables with an AUTO_INCREMENT column), the referenced user variables,
 // and the changed Context.Vars (the session's values are cached; a variable
