@@ -1,10 +1,11 @@
 package sqlproxy
 
 import (
-	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // stmtClass is what the session does with a statement.
@@ -83,8 +84,8 @@ type classifier interface {
 
 // isAccountStmt reports account-management statements, which PREPARE may not
 // privilege-check.
-func isAccountStmt(sql string) (bool, bool) {
-	w := leadingWords(sql, 2)
+func isAccountStmt(sql string, noBackslash bool) (bool, bool) {
+	w := leadingWords(sql, 2, noBackslash)
 	if len(w) == 0 {
 		return false, false
 	}
@@ -96,7 +97,7 @@ func isAccountStmt(sql string) (bool, bool) {
 			return true, false
 		}
 		if len(w) > 1 && w[0] == "CREATE" && w[1] == "OR" {
-			ws := leadingWords(sql, 4)
+			ws := leadingWords(sql, 4, noBackslash)
 			if len(ws) == 4 && (ws[3] == "USER" || ws[3] == "ROLE") {
 				return true, false
 			}
@@ -109,42 +110,22 @@ func isAccountStmt(sql string) (bool, bool) {
 	return false, false
 }
 
-// leadingWords returns up to n upper-cased leading keywords, skipping
-// whitespace and comments.
-func leadingWords(sql string, n int) []string {
+// leadingWords returns up to n upper-cased leading keywords (opening
+// parentheses skipped), as classify's lexer reads them: comments skipped,
+// executable comments scanned as code.
+func leadingWords(sql string, n int, noBackslash bool) []string {
 	var out []string
-	i := 0
-	for i < len(sql) && len(out) < n {
-		c := sql[i]
+	sc := classify.NewScanner(sql, 0, noBackslash)
+	for len(out) < n {
+		t := sc.Next()
 		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '(':
-			i++
-		case c == '#' || (c == '-' && strings.HasPrefix(sql[i:], "-- ")):
-			j := strings.IndexByte(sql[i:], '\n')
-			if j < 0 {
-				return out
-			}
-			i += j + 1
-		case c == '/' && strings.HasPrefix(sql[i:], "/*") && !strings.HasPrefix(sql[i:], "/*!"):
-			j := strings.Index(sql[i+2:], "*/")
-			if j < 0 {
-				return out
-			}
-			i += j + 4
-		case isWordByte(c):
-			j := i
-			for j < len(sql) && isWordByte(sql[j]) {
-				j++
-			}
-			out = append(out, strings.ToUpper(sql[i:j]))
-			i = j
-		default:
-			return out
+		case t.IsPunct(sql, '('):
+			continue
+		case t.Kind == classify.TokWord:
+			out = append(out, t.Upper(sql))
+			continue
 		}
+		break
 	}
 	return out
-}
-
-func isWordByte(c byte) bool {
-	return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
 }

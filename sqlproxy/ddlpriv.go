@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // PREPARE checks privileges for DML and a few DDL statements (CREATE TABLE,
@@ -23,8 +25,11 @@ type privNeed struct {
 	table string // "" for a schema-level need
 }
 
+// tok is a token of classify's lexer with its value: words and numbers as
+// written, quoted identifiers and strings unquoted, a user variable or
+// account host (@x, @'x') without its '@'.
 type tok struct {
-	kind byte // 'w' word, 'i' quoted identifier, 's' string, 'p' punctuation
+	kind byte // 'w' word, 'i' quoted identifier, 's' string, 'v' @variable, 'p' punctuation
 	text string
 }
 
@@ -38,66 +43,26 @@ func (t tok) up() string {
 	return ""
 }
 
-// tokenize splits the head of sql into tokens (comments skipped).
-func tokenize(sql string, max int) []tok {
-	var out []tok
-	i := 0
-	for i < len(sql) && len(out) < max {
-		c := sql[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			i++
-		case c == '#' || (c == '-' && strings.HasPrefix(sql[i:], "-- ")):
-			j := strings.IndexByte(sql[i:], '\n')
-			if j < 0 {
-				return out
-			}
-			i += j + 1
-		case c == '/' && strings.HasPrefix(sql[i:], "/*"):
-			if strings.HasPrefix(sql[i:], "/*!") || strings.HasPrefix(sql[i:], "/*M!") {
-				return out // executable comment: give up (callers treat it as unknown)
-			}
-			j := strings.Index(sql[i+2:], "*/")
-			if j < 0 {
-				return out
-			}
-			i += j + 4
-		case c == '`' || c == '\'' || c == '"':
-			var b strings.Builder
-			j := i + 1
-			for j < len(sql) {
-				if sql[j] == '\\' && c != '`' && j+1 < len(sql) {
-					b.WriteByte(sql[j+1])
-					j += 2
-					continue
-				}
-				if sql[j] == c {
-					if j+1 < len(sql) && sql[j+1] == c {
-						b.WriteByte(c)
-						j += 2
-						continue
-					}
-					break
-				}
-				b.WriteByte(sql[j])
-				j++
-			}
-			k := byte('s')
-			if c == '`' {
-				k = 'i'
-			}
-			out = append(out, tok{k, b.String()})
-			i = j + 1
-		case isWordByte(c) || c >= 0x80 || c == '$':
-			j := i
-			for j < len(sql) && (isWordByte(sql[j]) || sql[j] >= 0x80 || sql[j] == '$') {
-				j++
-			}
-			out = append(out, tok{'w', sql[i:j]})
-			i = j
-		default:
-			out = append(out, tok{'p', string(c)})
-			i++
+// tokenize returns up to max tokens of sql (comments skipped, executable
+// comments scanned as code), as the classifier lexes it; noBackslash: the
+// session's sql_mode has NO_BACKSLASH_ESCAPES. An unterminated quote or
+// comment ends the list.
+func tokenize(sql string, max int, noBackslash bool) []tok {
+	ts, _ := classify.Tokenize(sql, max, noBackslash)
+	out := make([]tok, len(ts))
+	for i, t := range ts {
+		raw := t.Text(sql)
+		switch t.Kind {
+		case classify.TokQuotedIdent:
+			out[i] = tok{'i', classify.Unquote(raw, noBackslash)}
+		case classify.TokString:
+			out[i] = tok{'s', classify.Unquote(raw, noBackslash)}
+		case classify.TokVar:
+			out[i] = tok{'v', classify.Unquote(raw[1:], noBackslash)}
+		case classify.TokPunct:
+			out[i] = tok{'p', raw}
+		default: // words, numbers, @@system variables
+			out[i] = tok{'w', raw}
 		}
 	}
 	return out
@@ -106,8 +71,8 @@ func tokenize(sql string, max int) []tok {
 // ddlNeeds returns what a DDL statement needs. ok=false means the shape is
 // not recognised; prepared=true means PREPARE checks it (CREATE TABLE,
 // CREATE/ALTER VIEW, CREATE SEQUENCE), extra needs may still be returned.
-func ddlNeeds(sql, defaultDB string) (needs []privNeed, prepared, ok bool) {
-	t := tokenize(sql, 4096)
+func ddlNeeds(sql, defaultDB string, noBackslash bool) (needs []privNeed, prepared, ok bool) {
+	t := tokenize(sql, 4096, noBackslash)
 	i := 0
 	peek := func(k int) string {
 		if i+k < len(t) {
@@ -262,13 +227,11 @@ func ddlNeeds(sql, defaultDB string) (needs []privNeed, prepared, ok bool) {
 			switch {
 			case skip("DEFINER"):
 				skip("=")
-				// user: ident|string [@ ident|string] | CURRENT_USER [()]
+				// user: ident|string [@host] | CURRENT_USER [()]
 				if i < len(t) {
 					i++
 				}
-				if i < len(t) && t[i].kind == 'p' && t[i].text == "@" {
-					i += 2
-				} else if i < len(t) && t[i].kind == 'w' && strings.HasPrefix(t[i].text, "@") {
+				if i < len(t) && t[i].kind == 'v' {
 					i++
 				}
 				if skip("(") {
@@ -385,14 +348,14 @@ func ddlNeeds(sql, defaultDB string) (needs []privNeed, prepared, ok bool) {
 // checkDDLPrivileges checks needs against information_schema. It returns
 // the MariaDB-style refusal, or nil when every need is held.
 func (s *session) checkDDLPrivileges(sql string) (*mysql.MyError, error) {
-	needs, prepared, ok := ddlNeeds(sql, s.ctxDB)
+	needs, prepared, ok := ddlNeeds(sql, s.ctxDB, s.noBackslash())
 	if prepared && len(needs) == 0 {
 		return nil, nil
 	}
 	if !ok {
 		// Unknown shape: it needs the privilege of its verb globally.
 		verb := "ALTER"
-		if w := leadingWords(sql, 1); len(w) == 1 && (w[0] == "CREATE" || w[0] == "DROP") {
+		if w := leadingWords(sql, 1, s.noBackslash()); len(w) == 1 && (w[0] == "CREATE" || w[0] == "DROP") {
 			verb = w[0]
 		}
 		needs = []privNeed{{priv: verb}}
@@ -458,8 +421,8 @@ func tableDenied(n privNeed, user, host, tableHost string) *mysql.MyError {
 
 // definerOf returns the account of an explicit DEFINER clause in the head
 // of a CREATE/ALTER statement.
-func definerOf(sql string) (user, host string, found bool) {
-	t := tokenize(sql, 64)
+func definerOf(sql string, noBackslash bool) (user, host string, found bool) {
+	t := tokenize(sql, 64, noBackslash)
 	for i := 0; i+2 < len(t); i++ {
 		if t[i].up() != "DEFINER" || t[i+1].up() != "=" {
 			continue
@@ -469,10 +432,8 @@ func definerOf(sql string) (user, host string, found bool) {
 			return "", "", false // classify replaces CURRENT_USER with the client's account
 		}
 		user = t[j].text
-		if j+2 < len(t) && t[j+1].text == "@" && t[j+1].kind == 'p' {
-			host = t[j+2].text
-		} else if j+1 < len(t) && t[j+1].kind == 'w' && strings.HasPrefix(t[j+1].text, "@") {
-			host = t[j+1].text[1:]
+		if j+1 < len(t) && t[j+1].kind == 'v' {
+			host = t[j+1].text
 		} else {
 			host = "%"
 		}
@@ -484,7 +445,7 @@ func definerOf(sql string) (user, host string, found bool) {
 // checkDefiner: naming another account as DEFINER needs SET USER (or
 // SUPER), as in MariaDB; the applier would not check it.
 func (s *session) checkDefiner(sql string) (*mysql.MyError, error) {
-	du, dh, found := definerOf(sql)
+	du, dh, found := definerOf(sql, s.noBackslash())
 	if !found {
 		return nil, nil
 	}

@@ -37,10 +37,14 @@ func TestDDLNeeds(t *testing.T) {
 		{"ALTER VIEW v AS SELECT 2", "[{DROP d v}]", true, true},
 		{"OPTIMIZE TABLE t", "[{SELECT d t} {INSERT d t}]", false, true},
 		{"CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (USER 'x')", "[]", false, false},
-		{"/*!40000 DROP TABLE t */", "[]", false, false},
+		// Executable comments are code, as for the classifier.
+		{"/*!40000 DROP TABLE t */", "[{DROP d t}]", false, true},
+		{"/*M!100100 DROP TABLE IF EXISTS x.t */", "[{DROP x t}]", false, true},
+		{"DROP /* a comment */ TABLE `t``1`", "[{DROP d t`1}]", false, true},
+		{"ALTER DEFINER='u'@'h' VIEW v AS SELECT 1", "[{DROP d v}]", true, true},
 	}
 	for _, c := range cases {
-		needs, prepared, ok := ddlNeeds(c.sql, "d")
+		needs, prepared, ok := ddlNeeds(c.sql, "d", false)
 		got := fmt.Sprint(needs)
 		if needs == nil {
 			got = "[]"
@@ -120,7 +124,7 @@ func TestParseGrant(t *testing.T) {
 		{"GRANT EXECUTE ON PROCEDURE db.p TO u", "{[ALTER ROUTINE] db p false}", true},
 		{"GRANT r1 TO u", "{[R1]   true}", true},
 	} {
-		g, ok := parseGrant(c.sql, "d")
+		g, ok := parseGrant(c.sql, "d", false)
 		if got := fmt.Sprint(g); got != c.want || ok != c.ok {
 			t.Errorf("%s: got %s %v, want %s %v", c.sql, got, ok, c.want, c.ok)
 		}
@@ -129,13 +133,14 @@ func TestParseGrant(t *testing.T) {
 
 func TestDefinerOf(t *testing.T) {
 	for in, want := range map[string]string{
-		"CREATE DEFINER=`a`@`b` VIEW v AS SELECT 1":          "a@b true",
-		"CREATE DEFINER = 'a'@'%' PROCEDURE p() SELECT 1":    "a@% true",
-		"CREATE DEFINER=a@localhost TRIGGER t BEFORE INSERT": "a@localhost true",
-		"CREATE DEFINER=CURRENT_USER VIEW v AS SELECT 1":     "@ false",
-		"CREATE VIEW v AS SELECT 1":                          "@ false",
+		"CREATE DEFINER=`a`@`b` VIEW v AS SELECT 1":             "a@b true",
+		"CREATE DEFINER = 'a'@'%' PROCEDURE p() SELECT 1":       "a@% true",
+		"CREATE DEFINER=a@localhost TRIGGER t BEFORE INSERT":    "a@localhost true",
+		"CREATE DEFINER=CURRENT_USER VIEW v AS SELECT 1":        "@ false",
+		"CREATE VIEW v AS SELECT 1":                             "@ false",
+		"CREATE /*!50013 DEFINER=`x`@`y` */ VIEW v AS SELECT 1": "x@y true",
 	} {
-		u, h, ok := definerOf(in)
+		u, h, ok := definerOf(in, false)
 		if got := fmt.Sprintf("%s@%s %v", u, h, ok); got != want {
 			t.Errorf("%s: %s, want %s", in, got, want)
 		}

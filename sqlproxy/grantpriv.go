@@ -21,8 +21,8 @@ type grantSpec struct {
 	role    bool     // GRANT role TO ... / REVOKE role FROM ...
 }
 
-func parseGrant(sql, defaultDB string) (grantSpec, bool) {
-	t := tokenize(sql, 4096)
+func parseGrant(sql, defaultDB string, noBackslash bool) (grantSpec, bool) {
+	t := tokenize(sql, 4096, noBackslash)
 	var g grantSpec
 	if len(t) == 0 || (t[0].up() != "GRANT" && t[0].up() != "REVOKE") {
 		return g, false
@@ -115,7 +115,7 @@ func parseGrant(sql, defaultDB string) (grantSpec, bool) {
 
 // checkGrant checks a GRANT/REVOKE as described above.
 func (s *session) checkGrant(sql string) (*mysql.MyError, error) {
-	g, ok := parseGrant(sql, s.ctxDB)
+	g, ok := parseGrant(sql, s.ctxDB, s.noBackslash())
 	if !ok || g.role {
 		return s.hasGlobal("CREATE USER")
 	}

@@ -18,9 +18,11 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
+	tidbmysql "github.com/pingcap/tidb/pkg/parser/mysql"
 	_ "github.com/pingcap/tidb/pkg/parser/test_driver" // value expressions for the parser
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // Cluster-wide named locks (GET_LOCK and friends); see DESIGN.md "Named
@@ -139,13 +141,19 @@ var lockParsers = sync.Pool{New: func() any { return parser.New() }}
 
 // parseLockStmt returns nil for a statement that calls no named-lock
 // function, or one the classifier deals with (writes and DDL, which it
-// refuses when they call one).
-func parseLockStmt(sql string) *lockStmt {
-	if !mayCallLockFn(sql) {
+// refuses when they call one). noBackslash: the session's sql_mode has
+// NO_BACKSLASH_ESCAPES.
+func parseLockStmt(sql string, noBackslash bool) *lockStmt {
+	if !mayCallLockFn(sql, noBackslash) {
 		return nil
 	}
 	p := lockParsers.Get().(*parser.Parser)
 	defer lockParsers.Put(p)
+	var mode tidbmysql.SQLMode
+	if noBackslash {
+		mode = tidbmysql.ModeNoBackslashEscapes
+	}
+	p.SetSQLMode(mode)
 	stmts, _, err := p.ParseSQL(sql)
 	if err != nil || len(stmts) != 1 {
 		return nil
@@ -156,9 +164,9 @@ func parseLockStmt(sql string) *lockStmt {
 	var ls *lockStmt
 	switch s := stmts[0].(type) {
 	case *ast.SelectStmt:
-		ls = lockSelect(sql, s)
+		ls = lockSelect(sql, s, noBackslash)
 	case *ast.DoStmt:
-		ls = lockDo(sql, s)
+		ls = lockDo(sql, s, noBackslash)
 	case *ast.SetOprStmt, *ast.SetStmt:
 	default:
 		return nil
@@ -169,7 +177,7 @@ func parseLockStmt(sql string) *lockStmt {
 	return ls
 }
 
-func lockSelect(sql string, s *ast.SelectStmt) *lockStmt {
+func lockSelect(sql string, s *ast.SelectStmt, noBackslash bool) *lockStmt {
 	if s.Kind != ast.SelectStmtKindSelect || s.Fields == nil || s.Distinct || s.From != nil || s.Where != nil ||
 		s.GroupBy != nil || s.Having != nil || len(s.WindowSpecs) > 0 || s.OrderBy != nil || s.Limit != nil ||
 		s.LockInfo != nil || len(s.TableHints) > 0 || s.SelectIntoOpt != nil || s.With != nil || s.AfterSetOperator != nil {
@@ -180,23 +188,23 @@ func lockSelect(sql string, s *ast.SelectStmt) *lockStmt {
 		if f.WildCard != nil {
 			return nil
 		}
-		c, err := lockCallOf(sql, f.Expr)
+		c, err := lockCallOf(sql, f.Expr, noBackslash)
 		if c == nil {
 			return err
 		}
 		c.col = f.AsName.O
 		if c.col == "" {
-			c.col = trimTrailingComments(f.Text())
+			c.col = trimTrailingComments(f.Text(), noBackslash)
 		}
 		ls.calls = append(ls.calls, *c)
 	}
 	return ls
 }
 
-func lockDo(sql string, s *ast.DoStmt) *lockStmt {
+func lockDo(sql string, s *ast.DoStmt, noBackslash bool) *lockStmt {
 	ls := &lockStmt{do: true}
 	for _, e := range s.Exprs {
-		c, err := lockCallOf(sql, e)
+		c, err := lockCallOf(sql, e, noBackslash)
 		if c == nil {
 			return err
 		}
@@ -207,7 +215,7 @@ func lockDo(sql string, s *ast.DoStmt) *lockStmt {
 
 // lockCallOf returns the call when e is a named-lock call whose arguments
 // call none; otherwise nil and, for a wrong argument count, MariaDB's error.
-func lockCallOf(sql string, e ast.ExprNode) (*lockCall, *lockStmt) {
+func lockCallOf(sql string, e ast.ExprNode, noBackslash bool) (*lockCall, *lockStmt) {
 	for {
 		p, ok := e.(*ast.ParenthesesExpr)
 		if !ok {
@@ -232,7 +240,7 @@ func lockCallOf(sql string, e ast.ExprNode) (*lockCall, *lockStmt) {
 			return nil, nil
 		}
 	}
-	args, ok := splitCallArgs(sql, fc.OriginTextPosition())
+	args, ok := splitCallArgs(sql, fc.OriginTextPosition(), noBackslash)
 	if !ok || len(args) != info.argc {
 		return nil, nil
 	}
@@ -261,164 +269,92 @@ func callsLockFn(n ast.Node) bool {
 }
 
 // splitCallArgs returns the argument texts of the function call starting at
-// pos (its name), split at top-level commas.
-func splitCallArgs(sql string, pos int) ([]string, bool) {
-	i := pos
-	if i < 0 || i >= len(sql) {
+// pos (its name), split at top-level commas; noBackslash: the session's
+// sql_mode has NO_BACKSLASH_ESCAPES.
+func splitCallArgs(sql string, pos int, noBackslash bool) ([]string, bool) {
+	if pos < 0 || pos >= len(sql) {
 		return nil, false
 	}
-	if sql[i] == '`' {
-		j := strings.IndexByte(sql[i+1:], '`')
-		if j < 0 {
-			return nil, false
-		}
-		i += j + 2
-	} else {
-		for i < len(sql) && isWordByte(sql[i]) {
-			i++
-		}
+	sc := classify.NewScanner(sql, pos, noBackslash)
+	name := sc.Next()
+	if name.Start != pos || (name.Kind != classify.TokWord && name.Kind != classify.TokQuotedIdent) {
+		return nil, false
 	}
-	for i < len(sql) && sql[i] != '(' {
-		j := skipSpaceComment(sql, i)
-		if j == i {
-			return nil, false
-		}
-		i = j
-	}
-	if i >= len(sql) {
+	open := sc.Next()
+	if !open.IsPunct(sql, '(') {
 		return nil, false
 	}
 	var args []string
-	depth, start := 0, i+1
-	for i++; i < len(sql); {
-		switch c := sql[i]; {
-		case c == '\'' || c == '"' || c == '`':
-			i = skipQuoted(sql, i)
-			continue
-		case c == '(':
+	depth, start := 0, open.End
+	for {
+		t := sc.Next()
+		switch {
+		case t.Kind == classify.TokEOF:
+			return nil, false
+		case t.IsPunct(sql, '('):
 			depth++
-		case c == ')':
+		case t.IsPunct(sql, ')'):
 			if depth == 0 {
-				last := strings.TrimSpace(sql[start:i])
+				last := strings.TrimSpace(sql[start:t.Start])
 				if len(args) == 0 && last == "" {
 					return nil, true
 				}
 				return append(args, last), true
 			}
 			depth--
-		case c == ',' && depth == 0:
-			args = append(args, strings.TrimSpace(sql[start:i]))
-			start = i + 1
-		default:
-			if j := skipSpaceComment(sql, i); j > i {
-				i = j
-				continue
-			}
-		}
-		i++
-	}
-	return nil, false
-}
-
-// skipQuoted returns the index after the quoted string or identifier at i.
-func skipQuoted(sql string, i int) int {
-	q := sql[i]
-	for j := i + 1; j < len(sql); j++ {
-		switch sql[j] {
-		case '\\':
-			if q != '`' {
-				j++
-			}
-		case q:
-			if j+1 < len(sql) && sql[j+1] == q {
-				j++
-				continue
-			}
-			return j + 1
+		case t.IsPunct(sql, ',') && depth == 0:
+			args = append(args, strings.TrimSpace(sql[start:t.Start]))
+			start = t.End
 		}
 	}
-	return len(sql)
-}
-
-// skipSpaceComment returns the index after white space or a comment at i
-// (i itself when there is none).
-func skipSpaceComment(sql string, i int) int {
-	switch c := sql[i]; {
-	case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-		return i + 1
-	case c == '#' || (c == '-' && strings.HasPrefix(sql[i:], "-- ")):
-		j := strings.IndexByte(sql[i:], '\n')
-		if j < 0 {
-			return len(sql)
-		}
-		return i + j + 1
-	case c == '/' && strings.HasPrefix(sql[i:], "/*") && !strings.HasPrefix(sql[i:], "/*!") && !strings.HasPrefix(sql[i:], "/*M!"):
-		j := strings.Index(sql[i+2:], "*/")
-		if j < 0 {
-			return len(sql)
-		}
-		return i + 2 + j + 2
-	}
-	return i
 }
 
 // trimTrailingComments drops comments and white space after an expression
 // (the parser's field text keeps them; MariaDB's column name does not).
-func trimTrailingComments(s string) string {
-	end, i := len(s), 0
-	for i < len(s) {
-		c := s[i]
-		if c == '\'' || c == '"' || c == '`' {
-			i = skipQuoted(s, i)
-			end = i
-			continue
-		}
-		if j := skipSpaceComment(s, i); j > i {
-			i = j
-			continue
-		}
-		i++
-		end = i
+func trimTrailingComments(s string, noBackslash bool) string {
+	end := 0
+	sc := classify.NewScanner(s, 0, noBackslash)
+	for t := sc.Next(); t.Kind != classify.TokEOF; t = sc.Next() {
+		end = t.End
+	}
+	if sc.Err() != nil {
+		return strings.TrimSpace(s)
 	}
 	return s[:end]
 }
 
 // mayCallLockFn is the cheap test every statement passes through: does the
-// text hold a named-lock function's name followed by '('? (Anywhere, even in
-// a string: the parser decides.)
-func mayCallLockFn(sql string) bool {
-	for off := 0; ; {
+// text hold a named-lock function's name (bare or backquoted) followed by
+// '('? A byte search for the name's '_' finds candidates; classify's lexer
+// confirms them (a name in a string or a comment is no call).
+func mayCallLockFn(sql string, noBackslash bool) bool {
+	candidate := false
+	for off := 0; !candidate; {
 		i := strings.IndexByte(sql[off:], '_')
 		if i < 0 {
 			return false
 		}
 		i += off
-		off = i + 1
 		a, b := i, i
-		for a > 0 && isWordByte(sql[a-1]) {
+		for a > 0 && classify.IsWordByte(sql[a-1]) {
 			a--
 		}
-		for b < len(sql) && isWordByte(sql[b]) {
+		for b < len(sql) && classify.IsWordByte(sql[b]) {
 			b++
 		}
-		off = max(off, b)
-		if !isLockFnName(sql[a:b]) {
-			continue
-		}
-		if b < len(sql) && sql[b] == '`' {
-			b++
-		}
-		for b < len(sql) {
-			j := skipSpaceComment(sql, b)
-			if j == b {
-				break
-			}
-			b = j
-		}
-		if b < len(sql) && sql[b] == '(' {
+		off = b
+		candidate = isLockFnName(sql[a:b])
+	}
+	sc := classify.NewScanner(sql, 0, noBackslash)
+	for t := sc.Next(); t.Kind != classify.TokEOF; {
+		n := sc.Next()
+		if (t.Kind == classify.TokWord || t.Kind == classify.TokQuotedIdent) && n.IsPunct(sql, '(') &&
+			isLockFnName(classify.Unquote(t.Text(sql), noBackslash)) {
 			return true
 		}
+		t = n
 	}
+	return false
 }
 
 func isLockFnName(w string) bool {
@@ -437,7 +373,7 @@ func isLockFnName(w string) bool {
 // (GET_LOCK, RELEASE_LOCK, IS_FREE_LOCK, IS_USED_LOCK, RELEASE_ALL_LOCKS).
 // handled is false for any other statement.
 func (s *session) namedLock(sql string, last bool) (handled, ok bool, err error) {
-	ls := parseLockStmt(sql)
+	ls := parseLockStmt(sql, s.noBackslash())
 	if ls == nil {
 		return false, false, nil
 	}
@@ -465,7 +401,7 @@ func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
 	if me != nil {
 		return s.writeErr(me)
 	}
-	ls := parseLockStmt(text)
+	ls := parseLockStmt(text, s.noBackslash())
 	if ls == nil || (ls.err == nil && len(ls.calls) != len(ps.lock.calls)) {
 		return s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
 			Message: "Lockstep: this prepared named-lock statement changed shape once its parameters were bound; use the text protocol for it"})

@@ -496,6 +496,31 @@ func TestNamedLockPrepared(t *testing.T) {
 	wantCode(t, err, 1235)
 }
 
+// TestNamedLockNoBackslashEscapes: under NO_BACKSLASH_ESCAPES a backslash
+// ends no string, so 'a\' is the name a\ and the call is the proxy's
+// (cluster-wide), not relayed to the backend.
+func TestNamedLockNoBackslashEscapes(t *testing.T) {
+	c := newFakeCluster()
+	s := lockConn(t, lockNode(t, c, "n1", sqlproxy.Deps{}))
+	if _, err := s.ExecContext(context.Background(), "SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ q, want string }{
+		{`SELECT GET_LOCK('a\', 0)`, "1"},
+		{`SELECT IS_FREE_LOCK('a\')`, "0"},
+		{`SELECT RELEASE_LOCK('a\')`, "1"},
+	} {
+		if got := val(t, s, tc.q); got != tc.want {
+			t.Errorf("%s = %s, want %s", tc.q, got, tc.want)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.ops) != 2 || c.ops[0].Name != `a\` || c.ops[0].Op != command.LockAcquire {
+		t.Fatalf("ordered %+v, want an acquire and a release of a\\", c.ops)
+	}
+}
+
 func TestNamedLockWithoutLockTable(t *testing.T) {
 	c := newFakeCluster()
 	db := open(t, lockNode(t, nil, "n1", sqlproxy.Deps{Orderer: c}))

@@ -33,7 +33,7 @@ func (ps *prepared) isWrite() bool { return ps.st.class == classWrite || ps.st.c
 
 func (s *session) stmtPrepare(p []byte) error {
 	text := string(p[1:])
-	lock := parseLockStmt(text)
+	lock := parseLockStmt(text, s.noBackslash())
 	if lock != nil {
 		if me := s.lockRefusal(lock); me != nil {
 			return s.writeErr(me)

@@ -547,7 +547,7 @@ func (s *session) txRecordResponse(rec command.Stmt, last, discard bool) (bool, 
 // isWriteRec reports whether a recorded statement may change data (not a
 // savepoint statement).
 func isWriteRec(rec command.Stmt) bool {
-	w := leadingWords(rec.SQL, 1)
+	w := leadingWords(rec.SQL, 1, false) // a string before the first word ends the list either way
 	if len(w) == 0 {
 		return false
 	}

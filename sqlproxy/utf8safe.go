@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // The log encoding (command.Encode, JSON) replaces bytes that are not valid
@@ -23,39 +25,26 @@ func utf8Safe(sql, charset string, noBackslash bool) (string, bool) {
 		return sql, true
 	}
 	var b strings.Builder
-	i := 0
-	for i < len(sql) {
-		c := sql[i]
-		switch {
-		case c == '\'' || c == '"':
-			body, end := unquote(sql, i, noBackslash)
-			lit := sql[i:end]
-			if !utf8.ValidString(lit) {
-				if !hasIntroducer(b.String()) {
-					if charset == "" {
-						charset = "binary"
-					}
-					b.WriteString("_" + charset + " ")
-				} else {
-					b.WriteString(" ")
-				}
-				lit = "X'" + hex.EncodeToString([]byte(body)) + "'"
-			}
-			b.WriteString(lit)
-			i = end
-			continue
-		case c == '`':
-			j := strings.IndexByte(sql[i+1:], '`')
-			if j < 0 {
-				j = len(sql) - i - 2
-			}
-			b.WriteString(sql[i : i+j+2])
-			i += j + 2
+	last := 0
+	sc := classify.NewScanner(sql, 0, noBackslash)
+	for t := sc.Next(); t.Kind != classify.TokEOF; t = sc.Next() {
+		lit := t.Text(sql)
+		if t.Kind != classify.TokString || utf8.ValidString(lit) {
 			continue
 		}
-		b.WriteByte(c)
-		i++
+		b.WriteString(sql[last:t.Start])
+		if !hasIntroducer(b.String()) {
+			if charset == "" {
+				charset = "binary"
+			}
+			b.WriteString("_" + charset + " ")
+		} else {
+			b.WriteString(" ")
+		}
+		b.WriteString("X'" + hex.EncodeToString([]byte(classify.Unquote(lit, noBackslash))) + "'")
+		last = t.End
 	}
+	b.WriteString(sql[last:])
 	out := b.String()
 	return out, utf8.ValidString(out)
 }
@@ -65,55 +54,9 @@ func utf8Safe(sql, charset string, noBackslash bool) (string, bool) {
 func hasIntroducer(s string) bool {
 	s = strings.TrimRight(s, " \t\r\n")
 	j := len(s)
-	for j > 0 && isWordByte(s[j-1]) {
+	for j > 0 && classify.IsWordByte(s[j-1]) {
 		j--
 	}
 	w := s[j:]
-	return len(w) > 1 && w[0] == '_' && (j == 0 || !isWordByte(s[j-1]))
-}
-
-// unquote reads the string literal starting at sql[i] and returns its
-// value and the index after it.
-func unquote(sql string, i int, noBackslash bool) (string, int) {
-	q := sql[i]
-	var b strings.Builder
-	j := i + 1
-	for j < len(sql) {
-		c := sql[j]
-		if c == '\\' && !noBackslash && j+1 < len(sql) {
-			n := sql[j+1]
-			switch n {
-			case '0':
-				b.WriteByte(0)
-			case 'n':
-				b.WriteByte('\n')
-			case 'r':
-				b.WriteByte('\r')
-			case 't':
-				b.WriteByte('\t')
-			case 'b':
-				b.WriteByte('\b')
-			case 'Z':
-				b.WriteByte(26)
-			case '%', '_':
-				b.WriteByte('\\')
-				b.WriteByte(n)
-			default:
-				b.WriteByte(n)
-			}
-			j += 2
-			continue
-		}
-		if c == q {
-			if j+1 < len(sql) && sql[j+1] == q {
-				b.WriteByte(q)
-				j += 2
-				continue
-			}
-			return b.String(), j + 1
-		}
-		b.WriteByte(c)
-		j++
-	}
-	return b.String(), len(sql)
+	return len(w) > 1 && w[0] == '_' && (j == 0 || !classify.IsWordByte(s[j-1]))
 }

@@ -192,7 +192,7 @@ func (s *session) connCharset() string {
 // backend session. A returned *mysql.MyError refuses the write; an error
 // means the backend connection failed.
 func (s *session) checkPrivileges(sql string, ddl bool) (*mysql.MyError, error) {
-	if acct, grant := isAccountStmt(sql); acct {
+	if acct, grant := isAccountStmt(sql, s.noBackslash()); acct {
 		return s.checkAccountPrivileges(sql, grant)
 	}
 	if ddl {
@@ -231,7 +231,7 @@ func (s *session) checkPrivileges(sql string, ddl bool) (*mysql.MyError, error) 
 // REVOKE. Finer checks (granting only what one holds) are left to a later
 // release; see DESIGN.md.
 func (s *session) checkAccountPrivileges(sql string, grant bool) (*mysql.MyError, error) {
-	w := leadingWords(sql, 3)
+	w := leadingWords(sql, 3, s.noBackslash())
 	if len(w) >= 2 && w[0] == "SET" && w[1] == "PASSWORD" && !strings.Contains(strings.ToUpper(sql), " FOR ") {
 		return nil, nil // one's own password
 	}

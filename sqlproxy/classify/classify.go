@@ -213,7 +213,7 @@ func Classify(sql string, p Pins) (st Statement) {
 			st = unsupported(sql, "this statement", fmt.Sprintf("Lockstep failed while checking it (%v)", r), adviceEachNode)
 		}
 	}()
-	lead, err := tokenize(sql, 16, p.NoBackslashEscapes)
+	lead, err := Tokenize(sql, 16, p.NoBackslashEscapes)
 	if err != nil {
 		return unsupported(sql, "this statement", "Lockstep could not parse it ("+err.Error()+") to check it is safe", "Check the quoting and comments")
 	}
@@ -236,16 +236,16 @@ func Classify(sql string, p Pins) (st Statement) {
 
 // kindFromLead names a statement from its first words: "INSERT",
 // "CREATE TABLE", "CREATE OR REPLACE TABLE", "SET GLOBAL", ...
-func kindFromLead(sql string, lead []token) string {
+func kindFromLead(sql string, lead []Token) string {
 	var words []string
 	for _, t := range lead {
-		if len(words) == 0 && t.isPunct(sql, '(') {
+		if len(words) == 0 && t.IsPunct(sql, '(') {
 			continue
 		}
-		if t.kind != tkWord || len(words) == 4 {
+		if t.Kind != TokWord || len(words) == 4 {
 			break
 		}
-		words = append(words, strings.ToUpper(t.text(sql)))
+		words = append(words, strings.ToUpper(t.Text(sql)))
 	}
 	if len(words) == 0 {
 		return "this statement"

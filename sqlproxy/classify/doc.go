@@ -14,6 +14,11 @@
 // says why and what to do instead. Classify is safe for concurrent use
 // (parsers come from a sync.Pool) and never panics.
 //
+// The lexer (Scanner, Tokenize, Token, Unquote; lex.go) is exported: it is
+// the project's one SQL lexer, which the proxy's privilege checks, named-lock
+// calls and literal rewriting use too, so that all of them agree on quotes,
+// comments, executable comments and NO_BACKSLASH_ESCAPES.
+//
 // # Classes
 //
 //   - Read: SELECT (also FOR UPDATE / LOCK IN SHARE MODE / INTO @var), WITH,
@@ -130,8 +135,8 @@
 //     transactional and non-transactional tables (all on MySQL's unsafe list)
 //     need the schema and are not detected; with identical data and server
 //     versions they are deterministic in practice.
-//   - Lexing assumes the default sql_mode: backslash escapes in strings, and
-//     "..." as strings (ANSI_QUOTES and NO_BACKSLASH_ESCAPES are not modelled).
+//   - Lexing takes "..." as a string (ANSI_QUOTES is not modelled); backslash
+//     escapes follow Pins.NoBackslashEscapes.
 //   - Every /*!NNNNN and /*M!NNNNNN comment is taken as executed.
 //   - Reads outside transactions are not checked beyond INTO OUTFILE/DUMPFILE
 //     and sequence functions. (GET_LOCK() and friends are intercepted by the

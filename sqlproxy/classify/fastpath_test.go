@@ -9,7 +9,7 @@ import (
 // the lexical fast path; ok is false when the parser cannot parse it.
 func viaParser(t *testing.T, sql string, p Pins) (Statement, bool) {
 	t.Helper()
-	lead, err := tokenize(sql, 16, false)
+	lead, err := Tokenize(sql, 16, false)
 	if err != nil || len(lead) == 0 {
 		return Statement{}, false
 	}
@@ -55,7 +55,7 @@ func TestSelectFastPath(t *testing.T) {
 		{"SELECT 'unterminated", false},
 	}
 	for _, c := range cases {
-		lead, err := tokenize(c.sql, 16, false)
+		lead, err := Tokenize(c.sql, 16, false)
 		if err != nil {
 			if c.fast {
 				t.Errorf("%s: tokenize: %v", c.sql, err)
@@ -91,8 +91,8 @@ func TestSelectFastPath(t *testing.T) {
 func TestSelectFastPathAgreesWithCorpus(t *testing.T) {
 	n := 0
 	for _, c := range loadCorpus(t) {
-		lead, err := tokenize(c.sql, 16, false)
-		if err != nil || len(lead) == 0 || !strings.EqualFold(lead[0].text(c.sql), "SELECT") {
+		lead, err := Tokenize(c.sql, 16, false)
+		if err != nil || len(lead) == 0 || !strings.EqualFold(lead[0].Text(c.sql), "SELECT") {
 			continue
 		}
 		st, fast := classifyLexical(c.sql, lead, testPins())

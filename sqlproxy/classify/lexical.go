@@ -8,7 +8,7 @@ import (
 
 // edit replaces s[start:end] with text.
 type edit struct {
-	start, end int
+	Start, End int
 	text       string
 }
 
@@ -17,17 +17,17 @@ func applyEdits(s string, edits []edit) (string, bool) {
 	if len(edits) == 0 {
 		return s, true
 	}
-	sort.Slice(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
+	sort.Slice(edits, func(i, j int) bool { return edits[i].Start < edits[j].Start })
 	var b strings.Builder
 	b.Grow(len(s) + 64)
 	last := 0
 	for _, e := range edits {
-		if e.start < last || e.end < e.start || e.end > len(s) {
+		if e.Start < last || e.End < e.Start || e.End > len(s) {
 			return "", false
 		}
-		b.WriteString(s[last:e.start])
+		b.WriteString(s[last:e.Start])
 		b.WriteString(e.text)
-		last = e.end
+		last = e.End
 	}
 	b.WriteString(s[last:])
 	return b.String(), true
@@ -42,49 +42,20 @@ func sqlString(v string) string {
 	return "'" + strings.ReplaceAll(v, "'", "''") + "'"
 }
 
-// unquote returns the value of a quoted string, quoted identifier or word token text.
-func unquote(t string) string {
-	if len(t) < 2 {
-		return t
-	}
-	q := t[0]
-	if q != '\'' && q != '"' && q != '`' {
-		return t
-	}
-	in := t[1 : len(t)-1]
-	if q == '`' {
-		return strings.ReplaceAll(in, "``", "`")
-	}
-	var b strings.Builder
-	for i := 0; i < len(in); i++ {
-		c := in[i]
-		if c == '\\' && i+1 < len(in) {
-			i++
-			b.WriteByte(in[i])
-			continue
-		}
-		if c == q && i+1 < len(in) && in[i+1] == q {
-			i++
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
-
 // account is a parsed 'user'@'host'.
 type account struct{ user, host string }
 
 // parseAccount parses Pins.CurrentUser: 'user'@'host', `user`@`host`, user@host.
 func parseAccount(s string) (account, bool) {
-	toks, err := tokenize(s, 3, false) // Pins.CurrentUser: the proxy's own quoting
+	toks, err := Tokenize(s, 3, false) // Pins.CurrentUser: the proxy's own quoting
 	if err != nil || len(toks) != 2 {
 		return account{}, false
 	}
 	u, h := toks[0], toks[1]
-	if (u.kind != tkString && u.kind != tkQuotedIdent && u.kind != tkWord) || h.kind != tkVar {
+	if (u.Kind != TokString && u.Kind != TokQuotedIdent && u.Kind != TokWord) || h.Kind != TokVar {
 		return account{}, false
 	}
-	return account{user: unquote(u.text(s)), host: unquote(h.text(s)[1:])}, true
+	return account{user: Unquote(u.Text(s), false), host: Unquote(h.Text(s)[1:], false)}, true
 }
 
 // ident is the account as MariaDB account syntax (`user`@`host`), safe in any sql_mode.
@@ -95,19 +66,19 @@ func (a account) ident() string {
 // literal is the account as USER()/CURRENT_USER() return it: 'user@host'.
 func (a account) literal() string { return sqlString(a.user + "@" + a.host) }
 
-func upperWord(sql string, t token) string {
-	if t.kind != tkWord {
+func upperWord(sql string, t Token) string {
+	if t.Kind != TokWord {
 		return ""
 	}
-	return strings.ToUpper(t.text(sql))
+	return strings.ToUpper(t.Text(sql))
 }
 
 // at returns toks[i] or an EOF token.
-func at(toks []token, i int) token {
+func at(toks []Token, i int) Token {
 	if i < len(toks) {
 		return toks[i]
 	}
-	return token{kind: tkEOF}
+	return Token{Kind: TokEOF}
 }
 
 const (
@@ -118,7 +89,7 @@ const (
 // classifyLexical classifies, from their leading words, the statements the
 // parser cannot parse or that are simpler to handle lexically. ok is false
 // when the statement needs the parser.
-func classifyLexical(sql string, lead []token, p Pins) (Statement, bool) {
+func classifyLexical(sql string, lead []Token, p Pins) (Statement, bool) {
 	w0, w1 := upperWord(sql, lead[0]), upperWord(sql, at(lead, 1))
 	kind := kindFromLead(sql, lead)
 	switch w0 {
@@ -128,14 +99,14 @@ func classifyLexical(sql string, lead []token, p Pins) (Statement, bool) {
 		}
 		// Fast path for the most common statement: a SELECT is a Read unless
 		// it writes a file or takes sequence values; only then parse it.
-		sc := scanner{s: sql, noBackslash: p.NoBackslashEscapes}
-		for t := sc.next(); t.kind != tkEOF; t = sc.next() {
-			if t.isPunct(sql, ';') {
+		sc := Scanner{s: sql, noBackslash: p.NoBackslashEscapes}
+		for t := sc.Next(); t.Kind != TokEOF; t = sc.Next() {
+			if t.IsPunct(sql, ';') {
 				return Statement{}, false
 			}
-			if t.kind == tkWord && t.end-t.start >= 4 && t.end-t.start <= 8 {
+			if t.Kind == TokWord && t.End-t.Start >= 4 && t.End-t.Start <= 8 {
 				for _, w := range selectNeedsParse {
-					if t.is(sql, w) {
+					if t.Is(sql, w) {
 						return Statement{}, false
 					}
 				}
@@ -235,16 +206,16 @@ var selectNeedsParse = []string{"OUTFILE", "DUMPFILE", "NEXTVAL", "SETVAL", "NEX
 // classifySetStatement handles MariaDB's SET STATEMENT var=value[, ...] FOR statement:
 // allowed only around reads.
 func classifySetStatement(sql string, p Pins) Statement {
-	toks, _ := tokenize(sql, 0, p.NoBackslashEscapes)
+	toks, _ := Tokenize(sql, 0, p.NoBackslashEscapes)
 	depth := 0
 	for i, t := range toks {
 		switch {
-		case t.isPunct(sql, '('):
+		case t.IsPunct(sql, '('):
 			depth++
-		case t.isPunct(sql, ')'):
+		case t.IsPunct(sql, ')'):
 			depth--
-		case depth == 0 && i > 2 && t.is(sql, "FOR"):
-			inner := Classify(strings.TrimSpace(sql[t.end:]), p)
+		case depth == 0 && i > 2 && t.Is(sql, "FOR"):
+			inner := Classify(strings.TrimSpace(sql[t.End:]), p)
 			if inner.Class == Read {
 				return Statement{Class: Read, SQL: sql, Kind: "SET STATEMENT"}
 			}
@@ -261,7 +232,7 @@ var programObjects = map[string]bool{"VIEW": true, "TRIGGER": true, "PROCEDURE":
 // routines, events and servers, which the parser handles partly or not at
 // all, and splices DEFINER where it is missing.
 func classifyProgramDDL(sql string, p Pins) (Statement, bool) {
-	toks, err := tokenize(sql, 0, p.NoBackslashEscapes)
+	toks, err := Tokenize(sql, 0, p.NoBackslashEscapes)
 	if err != nil || len(toks) < 2 {
 		return Statement{}, false
 	}
@@ -279,7 +250,7 @@ func classifyProgramDDL(sql string, p Pins) (Statement, bool) {
 		return Statement{}, false
 	}
 	i := 1
-	if toks[i].is(sql, "OR") && at(toks, i+1).is(sql, "REPLACE") {
+	if toks[i].Is(sql, "OR") && at(toks, i+1).Is(sql, "REPLACE") {
 		i += 2
 	}
 	insertAt := -1
@@ -292,47 +263,47 @@ loop:
 		t := toks[i]
 		w := upperWord(sql, t)
 		switch {
-		case w == "ALGORITHM" && at(toks, i+1).isPunct(sql, '='):
+		case w == "ALGORITHM" && at(toks, i+1).IsPunct(sql, '='):
 			i += 3
-		case w == "DEFINER" && at(toks, i+1).isPunct(sql, '='):
+		case w == "DEFINER" && at(toks, i+1).IsPunct(sql, '='):
 			if insertAt < 0 {
-				insertAt = t.start
+				insertAt = t.Start
 			}
 			hasDefiner = true
 			j := i + 2
 			u := at(toks, j)
 			switch {
-			case u.is(sql, "CURRENT_USER"):
-				end := u.end
+			case u.Is(sql, "CURRENT_USER"):
+				end := u.End
 				j++
-				if at(toks, j).isPunct(sql, '(') && at(toks, j+1).isPunct(sql, ')') {
-					end = toks[j+1].end
+				if at(toks, j).IsPunct(sql, '(') && at(toks, j+1).IsPunct(sql, ')') {
+					end = toks[j+1].End
 					j += 2
 				}
 				if !acctOK {
 					return unsupported(sql, verb+" DEFINER=CURRENT_USER", "the client account is unknown", "Name the definer account explicitly"), true
 				}
-				edits = append(edits, edit{u.start, end, acct.ident()})
+				edits = append(edits, edit{u.Start, end, acct.ident()})
 			default:
 				j++
-				if at(toks, j).kind == tkVar {
+				if at(toks, j).Kind == TokVar {
 					j++
 				}
 			}
 			i = j
-		case w == "SQL" && at(toks, i+1).is(sql, "SECURITY"):
+		case w == "SQL" && at(toks, i+1).Is(sql, "SECURITY"):
 			if insertAt < 0 {
-				insertAt = t.start
+				insertAt = t.Start
 			}
 			i += 3
 		case w == "AGGREGATE":
 			if insertAt < 0 {
-				insertAt = t.start
+				insertAt = t.Start
 			}
 			i++
 		case programObjects[w]:
 			if insertAt < 0 {
-				insertAt = t.start
+				insertAt = t.Start
 			}
 			obj = w
 			i++
@@ -360,7 +331,7 @@ loop:
 	}
 	if obj == "FUNCTION" {
 		for _, t := range toks[i:] {
-			if t.is(sql, "SONAME") {
+			if t.Is(sql, "SONAME") {
 				return refuse(sql, "CREATE FUNCTION ... SONAME", "loadable functions are plugins of each node's server", "Install the function on each node's backend server directly"), true
 			}
 		}
@@ -397,23 +368,23 @@ var tableContext = map[string]bool{"INTO": true, "TABLE": true, "FROM": true, "J
 
 // checkBody refuses stored program bodies that call functions which differ
 // between nodes or read system variables.
-func checkBody(sql, kind string, toks []token) (Statement, bool) {
+func checkBody(sql, kind string, toks []Token) (Statement, bool) {
 	for k, t := range toks {
-		if t.kind == tkSysVar {
-			return refuse(sql, kind, "its body reads the system variable "+t.text(sql)+", whose value differs between nodes",
+		if t.Kind == TokSysVar {
+			return refuse(sql, kind, "its body reads the system variable "+t.Text(sql)+", whose value differs between nodes",
 				"Pass the value in as a parameter"), true
 		}
-		if t.kind == tkVar {
-			return refuse(sql, kind, "its body uses the user variable "+t.text(sql)+", whose value on each node's applier is not the client's",
+		if t.Kind == TokVar {
+			return refuse(sql, kind, "its body uses the user variable "+t.Text(sql)+", whose value on each node's applier is not the client's",
 				"Use a local variable (DECLARE) or a parameter instead"), true
 		}
-		if t.kind != tkWord || !at(toks, k+1).isPunct(sql, '(') || (k > 0 && toks[k-1].isPunct(sql, '.')) {
+		if t.Kind != TokWord || !at(toks, k+1).IsPunct(sql, '(') || (k > 0 && toks[k-1].IsPunct(sql, '.')) {
 			continue
 		}
 		if k > 0 && tableContext[upperWord(sql, toks[k-1])] {
 			continue // a table named like a function: INSERT INTO user (a) ...
 		}
-		name := strings.ToLower(t.text(sql))
+		name := strings.ToLower(t.Text(sql))
 		if bodyUnsafe[name] || unsafeFuncs[name] != "" || sequenceFuncs[name] {
 			return refuse(sql, kind, "its body calls "+strings.ToUpper(name)+"(), which gives a different result on each node when the body runs",
 				"Compute the value in the calling statement and pass it in as a parameter"), true
@@ -423,14 +394,14 @@ func checkBody(sql, kind string, toks []token) (Statement, bool) {
 }
 
 // classifyUnparsed classifies a statement the parser rejected, conservatively.
-func classifyUnparsed(sql string, lead []token, p Pins) Statement {
-	toks, _ := tokenize(sql, 0, p.NoBackslashEscapes)
+func classifyUnparsed(sql string, lead []Token, p Pins) Statement {
+	toks, _ := Tokenize(sql, 0, p.NoBackslashEscapes)
 	w0, w1 := upperWord(sql, lead[0]), upperWord(sql, at(lead, 1))
 	kind := kindFromLead(sql, lead)
 	has := func(words ...string) string {
 		for _, t := range toks {
 			for _, w := range words {
-				if t.is(sql, w) {
+				if t.Is(sql, w) {
 					return w
 				}
 			}

@@ -296,7 +296,7 @@ func hasOrder(n ast.ResultSetNode) bool {
 }
 
 // classifyNode classifies a parsed statement.
-func classifyNode(sql string, n ast.StmtNode, lead []token, p Pins) Statement {
+func classifyNode(sql string, n ast.StmtNode, lead []Token, p Pins) Statement {
 	kind := kindFromLead(sql, lead)
 	switch x := n.(type) {
 	case *ast.SelectStmt, *ast.SetOprStmt:
@@ -554,7 +554,7 @@ func dbDDL(sql, kind, name string) Statement {
 // FOR `user`@`host`; CREATE ROLE without WITH ADMIN gets WITH ADMIN
 // `user`@`host` (MariaDB grants a new role to its creator).
 func accountDDL(sql, kind string, p Pins) Statement {
-	toks, err := tokenize(sql, 0, p.NoBackslashEscapes)
+	toks, err := Tokenize(sql, 0, p.NoBackslashEscapes)
 	if err != nil || len(toks) == 0 {
 		return unsupported(sql, kind, "Lockstep could not parse it to check it is safe", adviceParse)
 	}
@@ -562,34 +562,34 @@ func accountDDL(sql, kind string, p Pins) Statement {
 	var edits []edit
 	hasFor, hasAdmin := false, false
 	for i, t := range toks {
-		if t.is(sql, "FOR") {
+		if t.Is(sql, "FOR") {
 			hasFor = true
 		}
-		if t.is(sql, "ADMIN") {
+		if t.Is(sql, "ADMIN") {
 			hasAdmin = true
 		}
-		cu := t.is(sql, "CURRENT_USER")
-		u := t.is(sql, "USER") && at(toks, i+1).isPunct(sql, '(') && at(toks, i+2).isPunct(sql, ')')
-		if !cu && !u || (i > 0 && toks[i-1].isPunct(sql, '.')) {
+		cu := t.Is(sql, "CURRENT_USER")
+		u := t.Is(sql, "USER") && at(toks, i+1).IsPunct(sql, '(') && at(toks, i+2).IsPunct(sql, ')')
+		if !cu && !u || (i > 0 && toks[i-1].IsPunct(sql, '.')) {
 			continue
 		}
-		end := t.end
-		if at(toks, i+1).isPunct(sql, '(') && at(toks, i+2).isPunct(sql, ')') {
-			end = toks[i+2].end
+		end := t.End
+		if at(toks, i+1).IsPunct(sql, '(') && at(toks, i+2).IsPunct(sql, ')') {
+			end = toks[i+2].End
 		}
 		if !ok {
 			return unsupported(sql, kind, "the client account is unknown, so CURRENT_USER cannot be named", "Name the account explicitly")
 		}
-		edits = append(edits, edit{t.start, end, acct.ident()})
+		edits = append(edits, edit{t.Start, end, acct.ident()})
 	}
 	add := ""
 	switch {
-	case kind == "SET PASSWORD" && !at(toks, 2).is(sql, "FOR"):
+	case kind == "SET PASSWORD" && !at(toks, 2).Is(sql, "FOR"):
 		// SET PASSWORD = ...: insert FOR <account> after PASSWORD.
 		if !ok {
 			return unsupported(sql, kind, "the client account is unknown", "Use SET PASSWORD FOR 'user'@'host'")
 		}
-		edits = append(edits, edit{toks[1].end, toks[1].end, " FOR " + acct.ident()})
+		edits = append(edits, edit{toks[1].End, toks[1].End, " FOR " + acct.ident()})
 	case kind == "SET DEFAULT ROLE" && !hasFor:
 		add = " FOR "
 	case kind == "CREATE ROLE" && !hasAdmin:
@@ -599,7 +599,7 @@ func accountDDL(sql, kind string, p Pins) Statement {
 		if !ok {
 			return unsupported(sql, kind, "the client account is unknown", "Name the account with FOR or WITH ADMIN")
 		}
-		end := toks[len(toks)-1].end // after the last token, not after a trailing comment
+		end := toks[len(toks)-1].End // after the last token, not after a trailing comment
 		edits = append(edits, edit{end, end, add + acct.ident()})
 	}
 	out, good := applyEdits(sql, edits)

@@ -16,7 +16,7 @@ import (
 // error.
 // noBackslash: the session's sql_mode has NO_BACKSLASH_ESCAPES.
 func Split(query string, noBackslash bool) ([]string, error) {
-	sc := scanner{s: query, noBackslash: noBackslash}
+	sc := Scanner{s: query, noBackslash: noBackslash}
 	var out []string
 	segStart := 0
 	nWords := 0 // words seen in the current statement
@@ -26,44 +26,44 @@ func Split(query string, noBackslash bool) ([]string, error) {
 	emit := func(end int) {
 		seg := strings.TrimSpace(query[segStart:end])
 		if seg != "" {
-			if toks, _ := tokenize(seg, 1, noBackslash); len(toks) > 0 {
+			if toks, _ := Tokenize(seg, 1, noBackslash); len(toks) > 0 {
 				out = append(out, seg)
 			}
 		}
 	}
 	for {
-		t := sc.next()
-		if t.kind == tkEOF {
+		t := sc.Next()
+		if t.Kind == TokEOF {
 			break
 		}
-		if t.isPunct(query, ';') && depth == 0 {
-			emit(t.start)
-			segStart = t.end
+		if t.IsPunct(query, ';') && depth == 0 {
+			emit(t.Start)
+			segStart = t.End
 			nWords, first, compound, depth = 0, "", false, 0
 			continue
 		}
-		if t.kind != tkWord {
+		if t.Kind != TokWord {
 			continue
 		}
 		nWords++
 		switch {
 		case nWords == 1:
-			first = strings.ToUpper(t.text(query))
-		case !compound && nWords == 2 && first == "BEGIN" && t.is(query, "NOT"):
+			first = strings.ToUpper(t.Text(query))
+		case !compound && nWords == 2 && first == "BEGIN" && t.Is(query, "NOT"):
 			compound = true
 			depth = 1 // the BEGIN already seen
 		case !compound && first == "CREATE" && nWords <= 12 &&
-			(t.is(query, "PROCEDURE") || t.is(query, "FUNCTION") || t.is(query, "TRIGGER") || t.is(query, "EVENT")):
+			(t.Is(query, "PROCEDURE") || t.Is(query, "FUNCTION") || t.Is(query, "TRIGGER") || t.Is(query, "EVENT")):
 			compound = true
-		case compound && (t.is(query, "BEGIN") || t.is(query, "CASE")):
+		case compound && (t.Is(query, "BEGIN") || t.Is(query, "CASE")):
 			depth++
-		case compound && t.is(query, "END") && depth > 0:
+		case compound && t.Is(query, "END") && depth > 0:
 			peek := sc
-			n := peek.next()
-			if n.is(query, "IF") || n.is(query, "LOOP") || n.is(query, "WHILE") || n.is(query, "REPEAT") || n.is(query, "FOR") {
+			n := peek.Next()
+			if n.Is(query, "IF") || n.Is(query, "LOOP") || n.Is(query, "WHILE") || n.Is(query, "REPEAT") || n.Is(query, "FOR") {
 				continue
 			}
-			if n.is(query, "CASE") {
+			if n.Is(query, "CASE") {
 				sc = peek // END CASE closes the CASE counted above
 			}
 			depth--
