@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // handleQuery runs a COM_QUERY: split, then each statement in order,
 // stopping at the first error as MySQL does.
 func (s *session) handleQuery(q string) error {
-	parts, err := s.srv.cls.split(q, s.noBackslash())
+	parts, err := s.split(q, s.noBackslash())
 	if err != nil {
 		return s.writeErr(&mysql.MyError{Code: mysql.ER_PARSE_ERROR, State: "42000",
 			Message: "You have an error in your SQL syntax: " + err.Error()})
@@ -54,23 +56,25 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	if handled, ok, err := s.sessionSwitch(sql, last); handled {
 		return ok, err
 	}
-	if handled, ok, err := s.namedLock(sql, last); handled {
-		return ok, err
-	}
 	now := time.Now()
 	pins := s.newPins(now)
-	pins.inTx = s.tx != nil || !s.autocommit
-	st := s.srv.cls.classify(sql, pins)
-	if st.class == classTx {
+	pins.InTx = s.tx != nil || !s.autocommit
+	st := s.classify(sql, pins)
+	if st.Class == classify.NamedLock {
+		// Answered by the proxy, inside a transaction too (locks are
+		// not transactional; the statement is not recorded).
+		return s.runLockStmt(st.Locks, st.Locks, false, last)
+	}
+	if st.Class == classify.TxControl {
 		return s.txControl(st, last)
 	}
-	if st.class == classSession && strings.Contains(strings.ToUpper(sql), "SERIALIZABLE") {
+	if st.Class == classify.Session && strings.Contains(strings.ToUpper(sql), "SERIALIZABLE") {
 		// Plain reads take shared row locks at SERIALIZABLE (noteLocks).
 		s.serializable = true
 	}
-	if s.tx == nil && !s.autocommit && (st.class == classRead || st.class == classWrite) {
+	if s.tx == nil && !s.autocommit && (st.Class == classify.Read || st.Class == classify.Write) {
 		// autocommit=0: the first statement opens a transaction.
-		if err := s.admit(st.class == classWrite); err != nil {
+		if err := s.admit(st.Class == classify.Write); err != nil {
 			return false, s.sendErr(err, last)
 		}
 		if me, err := s.beginTx(""); err != nil {
@@ -82,36 +86,36 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	if s.tx != nil {
 		return s.inTx(st, now, last)
 	}
-	switch st.class {
-	case classRead, classLocal, classSession:
+	switch st.Class {
+	case classify.Read, classify.Local, classify.Session:
 		if err := s.admit(false); err != nil {
 			return false, s.sendErr(err, last)
 		}
-		if st.class == classRead && s.linearizable {
+		if st.Class == classify.Read && s.linearizable {
 			if err := s.readBarrier(); err != nil {
 				return false, s.sendErr(err, last)
 			}
 		}
-		if st.class != classRead {
+		if st.Class != classify.Read {
 			s.ctxDirty = true
 		}
-		if st.class == classSession && strings.Contains(strings.ToLower(st.sql), "wait_timeout") {
+		if st.Class == classify.Session && strings.Contains(strings.ToLower(st.SQL), "wait_timeout") {
 			s.idleDirty = true // read the session's wait_timeout after this (loop)
 		}
-		if err := s.sendBackendQuery(st.sql); err != nil {
+		if err := s.sendBackendQuery(st.SQL); err != nil {
 			return false, err
 		}
 		return s.relayResponse(respGeneric, last)
-	case classWrite, classDDL:
+	case classify.Write, classify.DDL:
 		return s.write(st, now, last)
-	case classRefused:
+	case classify.Refused:
 		return s.refuse(st)
 	}
 	return false, s.writeErr(errUnclassified)
 }
 
 // refuse answers a Refused statement.
-func (s *session) refuse(st stmt) (bool, error) {
+func (s *session) refuse(st classify.Statement) (bool, error) {
 	e, err := s.refusal(st)
 	if err != nil {
 		return false, err
@@ -123,13 +127,13 @@ func (s *session) refuse(st stmt) (bool, error) {
 // classifier could not parse may simply be a typo: when the backend's own
 // parser rejects it too (PREPARE → 1064), the client gets MariaDB's syntax
 // error instead of a refusal.
-func (s *session) refusal(st stmt) (*mysql.MyError, error) {
-	e := st.err
+func (s *session) refusal(st classify.Statement) (*mysql.MyError, error) {
+	e := st.Err
 	if e == nil {
 		e = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-			Message: "Lockstep: " + st.kind + " is not safe to replicate"}
+			Message: "Lockstep: " + st.Kind + " is not safe to replicate"}
 	}
-	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(st.sql, s.clientCharset()))
+	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(st.SQL, s.clientCharset()))
 	if me, ok := stmtError(err); ok && me.Code == mysql.ER_PARSE_ERROR {
 		return me, nil
 	} else if err != nil && !ok {

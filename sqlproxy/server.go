@@ -14,12 +14,13 @@ import (
 // Server accepts MySQL client connections and runs one session goroutine
 // per connection.
 type Server struct {
-	cfg    Config
-	deps   Deps
-	log    *slog.Logger
-	cls    classifier
-	ctx    context.Context
-	cancel context.CancelFunc
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	// classified counts classified statements (tests: CountClassify).
+	classified *atomic.Int64
+	ctx        context.Context
+	cancel     context.CancelFunc
 
 	seq       atomic.Uint64 // entry sequence numbers
 	uuidShort atomic.Uint64
@@ -56,7 +57,7 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg: cfg, deps: deps, log: logger.With("component", "sqlproxy"),
-		cls: defaultClassifier{}, ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel,
 		sessions: make(map[*session]struct{}),
 	}
 	s.seq.Store(uint64(time.Now().UnixNano()))

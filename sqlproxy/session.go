@@ -19,6 +19,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // session is one client connection and its backend connection. All fields
@@ -69,6 +70,10 @@ type session struct {
 
 	stmts        map[uint32]*prepared
 	linearizable bool
+	// locks: the named locks the session holds (namedlock_held.go); nil
+	// until it uses one. Only the session goroutine reads the field; the
+	// lock watcher gets the pointer.
+	locks *heldLocks
 	// validateReads: plain reads inside transactions are validated at
 	// commit (SET lockstep_validate_reads; see docs/TRANSACTIONS.md).
 	validateReads bool
@@ -450,14 +455,14 @@ func (s *session) writeOK(last bool) error {
 }
 
 // newPins returns the values pinned for one statement.
-func (s *session) newPins(now time.Time) pins {
-	return pins{
-		now:          now,
-		uuid:         newUUID,
-		uuidShort:    func() uint64 { return s.srv.uuidShort.Add(1) },
-		connectionID: s.connID,
-		currentUser:  s.currentUser,
-		noBackslash:  s.noBackslash(),
+func (s *session) newPins(now time.Time) classify.Pins {
+	return classify.Pins{
+		Now:                now,
+		UUID:               newUUID,
+		UUIDShort:          func() uint64 { return s.srv.uuidShort.Add(1) },
+		ConnectionID:       s.connID,
+		CurrentUser:        s.currentUser,
+		NoBackslashEscapes: s.noBackslash(),
 	}
 }
 

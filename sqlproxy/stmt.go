@@ -14,6 +14,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // prepared is the proxy's record of a backend prepared statement. Reads
@@ -22,36 +23,38 @@ import (
 type prepared struct {
 	id      uint32
 	sql     string
-	st      stmt
+	st      classify.Statement
 	nparams int
-	types   []byte         // 2 bytes per parameter, from the last execute that sent them
-	long    map[int][]byte // COM_STMT_SEND_LONG_DATA chunks, per parameter
-	lock    *lockStmt      // a named-lock statement, answered by the proxy (namedlock.go)
+	types   []byte             // 2 bytes per parameter, from the last execute that sent them
+	long    map[int][]byte     // COM_STMT_SEND_LONG_DATA chunks, per parameter
+	lock    *classify.LockStmt // a named-lock statement, answered by the proxy (namedlock.go)
 }
 
-func (ps *prepared) isWrite() bool { return ps.st.class == classWrite || ps.st.class == classDDL }
+func (ps *prepared) isWrite() bool {
+	return ps.st.Class == classify.Write || ps.st.Class == classify.DDL
+}
 
 func (s *session) stmtPrepare(p []byte) error {
 	text := string(p[1:])
-	lock := parseLockStmt(text, s.noBackslash())
-	if lock != nil {
+	st := s.classify(text, s.newPins(time.Now()))
+	var lock *classify.LockStmt
+	switch st.Class {
+	case classify.NamedLock:
+		lock = st.Locks
 		if me := s.lockRefusal(lock); me != nil {
 			return s.writeErr(me)
 		}
-	}
-	st := s.srv.cls.classify(text, s.newPins(time.Now()))
-	switch st.class {
-	case classRefused:
+	case classify.Refused:
 		e, err := s.refusal(st)
 		if err != nil {
 			return err
 		}
 		return s.writeErr(e)
-	case classTx:
-		switch st.tx {
-		case txXA:
+	case classify.TxControl:
+		switch st.Tx {
+		case classify.XA:
 			return s.writeErr(errXA)
-		case txLockTables:
+		case classify.LockTables:
 			return s.writeErr(errLockTables)
 		}
 	}
@@ -103,19 +106,19 @@ func (s *session) stmtExecute(p []byte) error {
 	if ps != nil && ps.lock != nil {
 		return s.stmtExecuteLock(ps, p)
 	}
-	if ps != nil && (s.tx != nil || !s.autocommit || ps.st.class == classTx) {
+	if ps != nil && (s.tx != nil || !s.autocommit || ps.st.Class == classify.TxControl) {
 		return s.stmtExecuteTx(ps, p)
 	}
 	if ps == nil || !ps.isWrite() {
 		if err := s.admit(false); err != nil {
 			return s.sendErr(err, true)
 		}
-		if ps != nil && ps.st.class == classRead && s.linearizable {
+		if ps != nil && ps.st.Class == classify.Read && s.linearizable {
 			if err := s.readBarrier(); err != nil {
 				return s.sendErr(err, true)
 			}
 		}
-		if ps != nil && ps.st.class == classSession {
+		if ps != nil && ps.st.Class == classify.Session {
 			s.ctxDirty = true
 		}
 		return s.relayCommand(p, respGeneric, true)
@@ -129,14 +132,14 @@ func (s *session) stmtExecute(p []byte) error {
 		return s.writeErr(me)
 	}
 	now := time.Now()
-	st := s.srv.cls.classify(text, s.newPins(now))
-	switch st.class {
-	case classWrite, classDDL:
+	st := s.classify(text, s.newPins(now))
+	switch st.Class {
+	case classify.Write, classify.DDL:
 		_, err := s.write(st, now, true)
 		return err
-	case classRefused:
-		if st.err != nil {
-			return s.writeErr(st.err)
+	case classify.Refused:
+		if st.Err != nil {
+			return s.writeErr(st.Err)
 		}
 	}
 	return s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
@@ -453,9 +456,9 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	}
 	now := time.Now()
 	pins := s.newPins(now)
-	pins.inTx = true
-	st := s.srv.cls.classify(text, pins)
-	if st.class != classRead {
+	pins.InTx = true
+	st := s.classify(text, pins)
+	if st.Class != classify.Read {
 		_, err := s.runStatement(text, true)
 		return err
 	}
@@ -481,7 +484,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 			return s.sendErr(err, true)
 		}
 	}
-	if !st.replay || s.tx.overflow || s.unchecked(st) {
+	if !st.TxReplay || s.tx.overflow || s.unchecked(st) {
 		return s.relayCommand(p, respGeneric, true)
 	}
 	if ok, err := s.txPrepare(st, true); !ok || err != nil {
@@ -509,16 +512,16 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 		}
 		if !txUnrecorded[c.outcome.ErrCode] {
 			x := command.Outcome{ErrCode: c.outcome.ErrCode}
-			s.tx.entry.Stmts = append(s.tx.entry.Stmts, command.Stmt{SQL: st.sql, Read: true, UsesRand: st.usesRand, Expect: &x})
-			s.tx.bytes += len(st.sql)
+			s.tx.entry.Stmts = append(s.tx.entry.Stmts, command.Stmt{SQL: st.SQL, Read: true, UsesRand: st.UsesRand, Expect: &x})
+			s.tx.bytes += len(st.SQL)
 		}
 		return nil
 	}
 	// The digest: the same read as text, in the same transaction.
-	if err := s.sendBackendQuery(st.sql); err != nil {
+	if err := s.sendBackendQuery(st.SQL); err != nil {
 		return err
 	}
-	_, err = s.txRecordResponse(command.Stmt{SQL: st.sql, Read: true, UsesRand: st.usesRand}, true, true)
+	_, err = s.txRecordResponse(command.Stmt{SQL: st.SQL, Read: true, UsesRand: st.UsesRand}, true, true)
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // AutoIncs tells the origin which insert id the applier would pin for the
@@ -57,19 +58,19 @@ var txUnrecorded = map[uint16]bool{
 }
 
 // inTx runs a non-transaction-control statement inside the open transaction.
-func (s *session) inTx(st stmt, now time.Time, last bool) (bool, error) {
+func (s *session) inTx(st classify.Statement, now time.Time, last bool) (bool, error) {
 	if s.aborted() {
 		return false, s.writeErr(errAborted)
 	}
 	s.noteLocks(st)
-	switch st.class {
-	case classRead:
+	switch st.Class {
+	case classify.Read:
 		return s.txRead(st, last)
-	case classWrite:
+	case classify.Write:
 		return s.txWrite(st, last)
-	case classSession:
+	case classify.Session:
 		return s.txSession(st, last)
-	case classDDL:
+	case classify.DDL:
 		// DDL commits the transaction implicitly, then runs on its own.
 		if me, err := s.commitTx(); err != nil {
 			return false, err
@@ -77,8 +78,8 @@ func (s *session) inTx(st stmt, now time.Time, last bool) (bool, error) {
 			return false, s.writeErr(me)
 		}
 		return s.write(st, now, last)
-	case classLocal:
-		if st.kind != "KILL" {
+	case classify.Local:
+		if st.Kind != "KILL" {
 			// FLUSH, ANALYZE, OPTIMIZE ... commit implicitly in MySQL.
 			if me, err := s.commitTx(); err != nil {
 				return false, err
@@ -86,11 +87,11 @@ func (s *session) inTx(st stmt, now time.Time, last bool) (bool, error) {
 				return false, s.writeErr(me)
 			}
 		}
-		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.SQL...)); err != nil {
 			return false, err
 		}
 		return s.relayResponse(respGeneric, last)
-	case classRefused:
+	case classify.Refused:
 		return s.refuse(st)
 	}
 	return false, s.writeErr(errUnclassified)
@@ -164,8 +165,8 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 }
 
 // noteLocks records that st may take row locks in the open transaction.
-func (s *session) noteLocks(st stmt) {
-	if st.class == classWrite || st.locking || s.serializable {
+func (s *session) noteLocks(st classify.Statement) {
+	if st.Class == classify.Write || st.Locking || s.serializable {
 		s.rowLocks.Store(true)
 	}
 }
@@ -234,7 +235,7 @@ func (s *session) commitTx() (*mysql.MyError, error) {
 
 // txControl runs BEGIN, COMMIT, ROLLBACK, savepoints and autocommit
 // switches, with or without an open transaction.
-func (s *session) txControl(st stmt, last bool) (bool, error) {
+func (s *session) txControl(st classify.Statement, last bool) (bool, error) {
 	ok := func() (bool, error) { return true, s.writeOK(last) }
 	fail := func(me *mysql.MyError, err error) (bool, error) {
 		if err != nil {
@@ -242,15 +243,15 @@ func (s *session) txControl(st stmt, last bool) (bool, error) {
 		}
 		return false, s.writeErr(me)
 	}
-	n := normalize(st.sql)
-	switch st.tx {
-	case txXA:
+	n := normalize(st.SQL)
+	switch st.Tx {
+	case classify.XA:
 		return false, s.writeErr(errXA)
-	case txLockTables:
+	case classify.LockTables:
 		return false, s.writeErr(errLockTables)
-	case txUnlockTables, txNone:
+	case classify.UnlockTables, classify.TxNone:
 		return ok()
-	case txRollback:
+	case classify.Rollback:
 		if s.tx != nil {
 			err := s.exec("ROLLBACK")
 			s.endTx()
@@ -269,22 +270,22 @@ func (s *session) txControl(st stmt, last bool) (bool, error) {
 			}
 		}
 		return ok()
-	case txCommit, txBegin:
+	case classify.Commit, classify.Begin:
 		if s.aborted() {
 			return false, s.writeErr(errAborted)
 		}
 		if me, err := s.commitTx(); me != nil || err != nil {
 			return fail(me, err)
 		}
-		if st.tx == txCommit && strings.Contains(n, " release") && !strings.Contains(n, "no release") {
+		if st.Tx == classify.Commit && strings.Contains(n, " release") && !strings.Contains(n, "no release") {
 			_ = s.writeOK(last)
 			_ = s.cl.flush()
 			return false, errReleased
 		}
 		begin := ""
 		switch {
-		case st.tx == txBegin:
-			begin = st.sql
+		case st.Tx == classify.Begin:
+			begin = st.SQL
 		case strings.Contains(n, " chain") && !strings.Contains(n, "no chain"):
 			begin = "BEGIN"
 		default:
@@ -297,13 +298,13 @@ func (s *session) txControl(st stmt, last bool) (bool, error) {
 			return fail(me, err)
 		}
 		return ok()
-	case txAutocommit0:
+	case classify.SetAutocommit0:
 		if err := s.exec("SET autocommit=0"); err != nil {
 			return fail(stmtErrorOr(err))
 		}
 		s.autocommit = false
 		return ok()
-	case txAutocommit1:
+	case classify.SetAutocommit1:
 		if s.aborted() {
 			return false, s.writeErr(errAborted)
 		}
@@ -315,7 +316,7 @@ func (s *session) txControl(st stmt, last bool) (bool, error) {
 		}
 		s.autocommit = true
 		return ok()
-	case txSavepoint, txRelease, txRollbackTo:
+	case classify.Savepoint, classify.Release, classify.RollbackTo:
 		if strings.Contains(n, "lockstep_") {
 			return false, s.writeErr(errReservedSavepoint)
 		}
@@ -327,7 +328,7 @@ func (s *session) txControl(st stmt, last bool) (bool, error) {
 		if s.tx == nil {
 			// Outside a transaction: the backend answers (a savepoint
 			// there is gone at once; ROLLBACK TO one is error 1305).
-			if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+			if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.SQL...)); err != nil {
 				return false, err
 			}
 			return s.relayResponse(respGeneric, last)
@@ -335,7 +336,7 @@ func (s *session) txControl(st stmt, last bool) (bool, error) {
 		if s.aborted() {
 			return false, s.writeErr(errAborted)
 		}
-		return s.txExec(st.sql, command.Stmt{SQL: st.sql}, last)
+		return s.txExec(st.SQL, command.Stmt{SQL: st.SQL}, last)
 	}
 	return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unknown transaction statement"})
 }
@@ -352,7 +353,7 @@ func stmtErrorOr(err error) (*mysql.MyError, error) {
 
 // txRead runs a read inside the transaction: relayed to the client, and,
 // when it can be re-executed identically, recorded with a digest of its rows.
-func (s *session) txRead(st stmt, last bool) (bool, error) {
+func (s *session) txRead(st classify.Statement, last bool) (bool, error) {
 	if err := s.admit(false); err != nil {
 		return false, s.sendErr(err, last)
 	}
@@ -361,8 +362,8 @@ func (s *session) txRead(st stmt, last bool) (bool, error) {
 			return false, s.sendErr(err, last)
 		}
 	}
-	if !st.replay || s.tx.overflow || s.unchecked(st) {
-		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+	if !st.TxReplay || s.tx.overflow || s.unchecked(st) {
+		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.SQL...)); err != nil {
 			return false, err
 		}
 		return s.relayResponse(respGeneric, last)
@@ -370,44 +371,44 @@ func (s *session) txRead(st stmt, last bool) (bool, error) {
 	if ok, err := s.txPrepare(st, last); !ok || err != nil {
 		return ok, err
 	}
-	return s.txExec(st.sql, command.Stmt{SQL: st.sql, Read: true, UsesRand: st.usesRand}, last)
+	return s.txExec(st.SQL, command.Stmt{SQL: st.SQL, Read: true, UsesRand: st.UsesRand}, last)
 }
 
 // unchecked reports a read the session does not validate
 // (lockstep_validate_reads=OFF: plain reads that assign nothing).
-func (s *session) unchecked(st stmt) bool {
-	return !s.validateReads && !st.locking && !st.assigns
+func (s *session) unchecked(st classify.Statement) bool {
+	return !s.validateReads && !st.Locking && !st.Assigns
 }
 
 // txWrite runs a write inside the transaction on the backend session and
 // records it.
-func (s *session) txWrite(st stmt, last bool) (bool, error) {
+func (s *session) txWrite(st classify.Statement, last bool) (bool, error) {
 	if err := s.admit(true); err != nil {
 		return false, s.sendErr(err, last)
 	}
-	if safe, ok := utf8Safe(st.sql, s.connCharset(), s.noBackslash()); ok {
-		st.sql = safe
+	if safe, ok := utf8Safe(st.SQL, s.connCharset(), s.noBackslash()); ok {
+		st.SQL = safe
 	} else {
 		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-			Message: "Lockstep: " + st.kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
+			Message: "Lockstep: " + st.Kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
 	}
 	if s.tx.overflow {
 		return s.txTooLarge(last)
 	}
-	if !s.sleepFor(st.sleep) {
+	if !s.sleepFor(st.Sleep) {
 		return false, s.sendErr(errShuttingDown, last)
 	}
 	if ok, err := s.txPrepare(st, last); !ok || err != nil {
 		return ok, err
 	}
-	rec := command.Stmt{SQL: st.sql, UsesRand: st.usesRand}
-	if st.insertTable != "" {
-		table, key, err := s.pinInsertID(st.insertTable)
+	rec := command.Stmt{SQL: st.SQL, UsesRand: st.UsesRand}
+	if st.InsertTable != "" {
+		table, key, err := s.pinInsertID(st.InsertTable)
 		if err != nil {
 			return false, err
 		}
 		rec.InsertTable = table
-		ok, err := s.txExec(st.sql, rec, last)
+		ok, err := s.txExec(st.SQL, rec, last)
 		if key != "" && s.tx != nil && len(s.tx.entry.Stmts) > 0 {
 			if x := s.tx.entry.Stmts[len(s.tx.entry.Stmts)-1].Expect; x != nil && x.ErrCode == 0 && x.LastInsertID > 0 {
 				s.tx.aiNext[key] = max(s.tx.aiNext[key], x.LastInsertID+max(x.AffectedRows, 1))
@@ -415,25 +416,25 @@ func (s *session) txWrite(st stmt, last bool) (bool, error) {
 		}
 		return ok, err
 	}
-	return s.txExec(st.sql, rec, last)
+	return s.txExec(st.SQL, rec, last)
 }
 
 // txSession runs a session statement (SET, USE) inside the transaction; it
 // is recorded when the applier must repeat it for the statements after it.
-func (s *session) txSession(st stmt, last bool) (bool, error) {
+func (s *session) txSession(st classify.Statement, last bool) (bool, error) {
 	if err := s.admit(false); err != nil {
 		return false, s.sendErr(err, last)
 	}
-	for _, v := range st.sysVars {
+	for _, v := range st.SysVars {
 		if !txSettable[strings.TrimPrefix(strings.TrimPrefix(v, "session."), "local.")] {
 			return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
 				Message: "Lockstep does not support setting " + v + " inside a transaction: the other nodes re-execute the transaction without it. Set it before BEGIN"})
 		}
 	}
 	s.ctxDirty = true
-	replay := st.replay || st.kind == "USE"
+	replay := st.TxReplay || st.Kind == "USE"
 	if !replay {
-		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.sql...)); err != nil {
+		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.SQL...)); err != nil {
 			return false, err
 		}
 		return s.relayResponse(respGeneric, last)
@@ -441,22 +442,22 @@ func (s *session) txSession(st stmt, last bool) (bool, error) {
 	if ok, err := s.txPrepare(st, last); !ok || err != nil {
 		return ok, err
 	}
-	return s.txExec(st.sql, command.Stmt{SQL: st.sql, Session: true, UsesRand: st.usesRand}, last)
+	return s.txExec(st.SQL, command.Stmt{SQL: st.SQL, Session: true, UsesRand: st.UsesRand}, last)
 }
 
 // txPrepare checks the size limits and records the starting values of the
 // user variables st references for the first time. ok false means the
 // client has been answered.
-func (s *session) txPrepare(st stmt, last bool) (bool, error) {
+func (s *session) txPrepare(st classify.Statement, last bool) (bool, error) {
 	tx := s.tx
-	if len(tx.entry.Stmts)+1 > s.srv.cfg.MaxTxStatements || tx.bytes+len(st.sql) > s.srv.cfg.MaxTxBytes {
-		if tx.writes || st.class == classWrite {
+	if len(tx.entry.Stmts)+1 > s.srv.cfg.MaxTxStatements || tx.bytes+len(st.SQL) > s.srv.cfg.MaxTxBytes {
+		if tx.writes || st.Class == classify.Write {
 			return s.txTooLarge(last)
 		}
 		tx.overflow = true // read-only so far: fine unless a write follows
 	}
 	var fresh []string
-	for _, v := range st.userVars {
+	for _, v := range st.UserVars {
 		if !tx.vars[v] {
 			fresh = append(fresh, v)
 		}

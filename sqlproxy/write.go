@@ -15,6 +15,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // replicatedVars are the session variables a write carries in its entry.
@@ -321,7 +322,7 @@ func (s *session) fetchSessionValues(names []string) (uint64, map[string]string,
 }
 
 // write orders one Write/DDL statement and answers the client.
-func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
+func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, error) {
 	if err := s.admit(true); err != nil {
 		return false, s.sendErr(err, last)
 	}
@@ -331,10 +332,10 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		}
 		return false, err
 	}
-	if me := s.checkTextSize(st.sql); me != nil {
+	if me := s.checkTextSize(st.SQL); me != nil {
 		return false, s.writeErr(me)
 	}
-	if !s.sleepFor(st.sleep) {
+	if !s.sleepFor(st.Sleep) {
 		return false, s.sendErr(errShuttingDown, last)
 	}
 	if s.readOnly {
@@ -344,34 +345,34 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		// rejectReadOnly reconnects).
 		return false, s.writeErr(errReadOnlyTx)
 	}
-	if safe, ok := utf8Safe(st.sql, s.connCharset(), s.noBackslash()); ok {
-		st.sql = safe
+	if safe, ok := utf8Safe(st.SQL, s.connCharset(), s.noBackslash()); ok {
+		st.SQL = safe
 	} else {
 		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-			Message: "Lockstep: " + st.kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
+			Message: "Lockstep: " + st.Kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
 	}
-	check := st.sql
-	if st.loadLocal {
+	check := st.SQL
+	if st.LoadLocal {
 		// LOAD DATA cannot be prepared: check the privileges it needs on
 		// its table with the INSERT (REPLACE) it amounts to.
 		if s.caps&mysql.CLIENT_LOCAL_FILES == 0 {
 			return false, s.writeErr(errLocalInfileOff)
 		}
-		check = "INSERT INTO " + quoteTable(st.insertTable) + " () VALUES ()"
-		if st.loadReplace {
+		check = "INSERT INTO " + quoteTable(st.InsertTable) + " () VALUES ()"
+		if st.LoadReplace {
 			check = "REPLACE" + strings.TrimPrefix(check, "INSERT")
 		}
 	}
-	if me, err := s.checkPrivileges(check, st.class == classDDL); err != nil {
+	if me, err := s.checkPrivileges(check, st.Class == classify.DDL); err != nil {
 		return false, err
 	} else if me != nil {
 		return false, s.writeErr(me)
 	}
 	var localData []byte
-	if st.loadLocal {
+	if st.LoadLocal {
 		var me *mysql.MyError
 		var err error
-		if localData, me, err = s.readLocalFile(st.loadFile); err != nil {
+		if localData, me, err = s.readLocalFile(st.LoadFile); err != nil {
 			return false, err
 		} else if me != nil {
 			return false, s.writeErr(me)
@@ -382,11 +383,11 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 	var err error
 	if s.lastIDKnown {
 		lastID = s.lastID
-		if len(st.userVars) > 0 {
-			_, uv, err = s.fetchSessionValues(st.userVars)
+		if len(st.UserVars) > 0 {
+			_, uv, err = s.fetchSessionValues(st.UserVars)
 		}
 	} else {
-		lastID, uv, err = s.fetchSessionValues(st.userVars)
+		lastID, uv, err = s.fetchSessionValues(st.UserVars)
 	}
 	if err != nil {
 		if me, ok := stmtError(err); ok {
@@ -400,15 +401,15 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 		ID:   command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)},
 		Kind: command.KindStatements,
 		User: s.currentUser,
-		Stmts: []command.Stmt{{SQL: st.sql, DDL: st.class == classDDL,
-			InsertTable: st.insertTable, InsertOne: st.insertOne, UsesRand: st.usesRand,
-			LoadLocal: st.loadLocal, LocalData: localData}},
+		Stmts: []command.Stmt{{SQL: st.SQL, DDL: st.Class == classify.DDL,
+			InsertTable: st.InsertTable, InsertOne: st.InsertOne, UsesRand: st.UsesRand,
+			LoadLocal: st.LoadLocal, LocalData: localData}},
 		Ctx: command.Context{DB: s.ctxDB, Vars: s.ctxVars, UserVars: uv, LastInsertID: lastID},
 		Pinned: command.Pinned{TimestampMicros: now.UnixMicro(),
 			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,
 			RandSeed2: binary.LittleEndian.Uint32(seeds[4:]) & 0x3fffffff},
 	}
-	if st.class == classDDL {
+	if st.Class == classify.DDL {
 		s.ctxDirty = true // e.g. DROP DATABASE of the current database
 	}
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
@@ -416,7 +417,7 @@ func (s *session) write(st stmt, now time.Time, last bool) (bool, error) {
 	cancel()
 	if err != nil {
 		if !errors.Is(err, command.ErrNoLeader) {
-			s.log.Warn("write not confirmed", "entry", e.ID.String(), "kind", st.kind, "err", err)
+			s.log.Warn("write not confirmed", "entry", e.ID.String(), "kind", st.Kind, "err", err)
 		}
 		return false, s.sendErr(err, last)
 	}
@@ -548,7 +549,7 @@ func (s *session) checkTextSize(text string) *mysql.MyError {
 // matched" in the info string; 1 for a one-row INSERT ... ON DUPLICATE KEY
 // UPDATE that left an existing row as it was. A multi-row upsert keeps
 // the changed-rows count (docs/STATUS.md).
-func foundRows(st stmt, r command.Result) uint64 {
+func foundRows(st classify.Statement, r command.Result) uint64 {
 	if m, ok := strings.CutPrefix(r.Info, "Rows matched: "); ok {
 		if i := strings.IndexByte(m, ' '); i > 0 {
 			if n, err := strconv.ParseUint(m[:i], 10, 64); err == nil {
@@ -556,7 +557,7 @@ func foundRows(st stmt, r command.Result) uint64 {
 			}
 		}
 	}
-	if st.upsertOne && r.AffectedRows == 0 {
+	if st.UpsertOne && r.AffectedRows == 0 {
 		return 1
 	}
 	return r.AffectedRows

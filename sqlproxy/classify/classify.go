@@ -31,9 +31,12 @@ const (
 	Local
 	// Refused must not run; Statement.Err is the error for the client.
 	Refused
+	// NamedLock calls only named-lock functions (GET_LOCK and friends),
+	// which the proxy answers cluster-wide (Statement.Locks).
+	NamedLock
 )
 
-var classNames = [...]string{"", "Read", "Write", "DDL", "Session", "TxControl", "Local", "Refused"}
+var classNames = [...]string{"", "Read", "Write", "DDL", "Session", "TxControl", "Local", "Refused", "NamedLock"}
 
 func (c Class) String() string {
 	if c > 0 && int(c) < len(classNames) {
@@ -141,6 +144,16 @@ type Statement struct {
 	Locking bool
 	// Assigns is set, with Pins.InTx, on a read that assigns user variables.
 	Assigns bool
+	// Account is set on an account statement (CREATE/ALTER/DROP/RENAME
+	// USER, CREATE/DROP ROLE, SET PASSWORD, SET DEFAULT ROLE, GRANT,
+	// REVOKE), which PREPARE does not privilege-check; Grant on GRANT and
+	// REVOKE.
+	Account, Grant bool
+	// Tokens are, for DDL, the tokens of SQL: the proxy derives from them
+	// the privileges the statement needs, without lexing it again.
+	Tokens []Token
+	// Locks is what a NamedLock statement asks for.
+	Locks *LockStmt
 }
 
 var parserPool = sync.Pool{New: func() any {
@@ -220,6 +233,16 @@ func Classify(sql string, p Pins) (st Statement) {
 	if len(lead) == 0 {
 		return Statement{Class: Read, SQL: sql, Kind: "EMPTY"}
 	}
+	st = classifyText(sql, lead, p)
+	if st.Class == DDL {
+		st.Tokens, _ = Tokenize(st.SQL, 0, p.NoBackslashEscapes)
+	}
+	return st
+}
+
+// classifyText classifies sql from its leading tokens, lexically or with
+// the parser (one parse, whose tree every check and rewrite uses).
+func classifyText(sql string, lead []Token, p Pins) Statement {
 	if st, ok := classifyLexical(sql, lead, p); ok {
 		return st
 	}
@@ -230,6 +253,9 @@ func Classify(sql string, p Pins) (st Statement) {
 	}
 	if len(stmts) != 1 {
 		return unsupported(sql, kindFromLead(sql, lead), "it holds several statements", "Send one statement at a time")
+	}
+	if ls := lockStatement(sql, stmts[0], p.NoBackslashEscapes); ls != nil {
+		return Statement{Class: NamedLock, SQL: sql, Kind: kindFromLead(sql, lead), Locks: ls}
 	}
 	return classifyNode(sql, stmts[0], lead, p)
 }

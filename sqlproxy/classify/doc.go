@@ -43,6 +43,11 @@
 //     CACHE. OPTIMIZE only rebuilds a table with the same rows, so running it
 //     on one node is harmless; REPAIR can drop rows of a damaged table and is
 //     Refused (run it on each node's backend).
+//   - NamedLock: a SELECT (FROM DUAL allowed) or DO made only of GET_LOCK,
+//     RELEASE_LOCK, RELEASE_ALL_LOCKS, IS_FREE_LOCK and IS_USED_LOCK calls;
+//     Statement.Locks lists the calls and their argument texts, which the
+//     proxy evaluates and answers cluster-wide (lockcall.go). Any other
+//     read or SET calling one is NamedLock with Locks.Err set.
 //   - Refused: everything below.
 //
 // # Rewrites (Write and DDL)
@@ -138,10 +143,9 @@
 //   - Lexing takes "..." as a string (ANSI_QUOTES is not modelled); backslash
 //     escapes follow Pins.NoBackslashEscapes.
 //   - Every /*!NNNNN and /*M!NNNNNN comment is taken as executed.
-//   - Reads outside transactions are not checked beyond INTO OUTFILE/DUMPFILE
-//     and sequence functions. (GET_LOCK() and friends are intercepted by the
-//     proxy before classification and made cluster-wide; see sqlproxy's
-//     DESIGN.md, "Named locks".) Inside a transaction (Pins.InTx) SELECT, DO
+//   - Reads outside transactions are not checked beyond INTO OUTFILE/DUMPFILE,
+//     sequence functions and named-lock calls (NamedLock; made cluster-wide
+//     by the proxy, see sqlproxy's DESIGN.md, "Named locks"). Inside a transaction (Pins.InTx) SELECT, DO
 //     and SET are checked like writes to decide whether they can be
 //     re-executed at commit (Statement.TxReplay).
 //   - MariaDB syntax the parser rejects is Refused for writes and DDL

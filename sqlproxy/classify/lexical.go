@@ -111,6 +111,9 @@ func classifyLexical(sql string, lead []Token, p Pins) (Statement, bool) {
 					}
 				}
 			}
+			if isLockFnToken(sql, t) {
+				return Statement{}, false // parsed: a named-lock call (lockcall.go)
+			}
 		}
 		if sc.err != nil {
 			return Statement{}, false

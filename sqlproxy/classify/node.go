@@ -606,7 +606,7 @@ func accountDDL(sql, kind string, p Pins) Statement {
 	if !good {
 		return unsupported(sql, kind, "Lockstep could not rewrite it", adviceParse)
 	}
-	return Statement{Class: DDL, SQL: out, Kind: kind}
+	return Statement{Class: DDL, SQL: out, Kind: kind, Account: true, Grant: kind == "GRANT" || kind == "REVOKE"}
 }
 
 // pinnedVars are session variables the applier sets itself for each write.

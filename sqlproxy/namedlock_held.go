@@ -1,0 +1,262 @@
+package sqlproxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/command"
+)
+
+// The named locks a session holds, and the ordered operations that change
+// them (GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS).
+
+// lockHolder reads the holder of name from this node's applied lock table.
+func (s *session) lockHolder(name string) (string, *mysql.MyError) {
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	defer cancel()
+	h, err := s.srv.deps.Locks.Holder(ctx, name)
+	if err != nil {
+		return "", &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000",
+			Message: "Lockstep: cannot read the cluster's named lock table on this node: " + err.Error()}
+	}
+	return h, nil
+}
+
+// getLock takes name for the session, waiting up to timeout seconds for
+// its holder to release it. 1: taken; 0: timed out.
+func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError, error) {
+	one, zero := int64(1), int64(0)
+	locks := s.srv.deps.Locks
+	st := s.heldLocks()
+	owner := s.lockOwner()
+	forever := timeout >= lockForever
+	var deadline time.Time
+	if !forever {
+		deadline = time.Now().Add(time.Duration(timeout * float64(time.Second)))
+	}
+	barrier := false
+	var gone <-chan struct{}
+	for {
+		changed := locks.Changed()
+		h, me := s.lockHolder(name)
+		if me != nil {
+			return nil, me, nil
+		}
+		if h == "" || h == owner {
+			if gone != nil {
+				// The release and the disconnect can arrive together: a
+				// client that is gone takes nothing.
+				select {
+				case <-gone:
+					return nil, nil, errors.New("client disconnected while waiting for a named lock")
+				default:
+				}
+			}
+			res, me := s.orderHeld(st, command.LockOp{Op: command.LockAcquire, Name: name, Owner: owner})
+			if me != nil {
+				return nil, me, nil
+			}
+			if res.AffectedRows == 1 {
+				return &one, nil, nil
+			}
+			continue // another session's acquire came first
+		}
+		now := time.Now()
+		if !forever && !now.Before(deadline) {
+			// Before answering 0, one look at the latest committed state:
+			// this node's copy may lag behind a release.
+			if !barrier && s.srv.deps.Reads != nil {
+				barrier = true
+				if s.readBarrier() == nil {
+					continue
+				}
+			}
+			return &zero, nil, nil
+		}
+		if err := s.admit(true); err != nil {
+			return nil, toMyError(err), nil
+		}
+		if gone == nil {
+			var stop func()
+			gone, stop = s.watchClientGone()
+			defer stop()
+		}
+		wait := lockPoll
+		if !forever {
+			wait = min(wait, deadline.Sub(now))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-gone:
+			t.Stop()
+			return nil, nil, errors.New("client disconnected while waiting for a named lock")
+		case <-s.srv.ctx.Done():
+			t.Stop()
+			return nil, toMyError(command.ErrShuttingDown), nil
+		}
+		t.Stop()
+	}
+}
+
+// releaseLock gives back one hold of name: 1 released, 0 held by another
+// session, NULL free. Only the session's own holds need the log.
+func (s *session) releaseLock(name string) (*int64, *mysql.MyError, error) {
+	one, zero := int64(1), int64(0)
+	st := s.heldLocks()
+	st.mu.Lock()
+	mine := st.names[name] > 0 || st.uncertain
+	st.mu.Unlock()
+	if !mine {
+		h, me := s.lockHolder(name)
+		if me != nil || h == "" {
+			return nil, me, nil
+		}
+		return &zero, nil, nil
+	}
+	res, me := s.orderHeld(st, command.LockOp{Op: command.LockRelease, Name: name, Owner: s.lockOwner()})
+	switch {
+	case me != nil:
+		return nil, me, nil
+	case res.Info == "NULL":
+		return nil, nil, nil
+	case res.AffectedRows == 1:
+		return &one, nil, nil
+	}
+	return &zero, nil, nil
+}
+
+// releaseAllLocks releases every lock of the session and counts the holds.
+func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
+	st := s.heldLocks()
+	st.mu.Lock()
+	held := len(st.names) > 0 || st.uncertain
+	st.mu.Unlock()
+	n := int64(0)
+	if !held {
+		return &n, nil
+	}
+	res, me := s.orderHeld(st, command.LockOp{Op: command.LockReleaseAll, Owner: s.lockOwner()})
+	if me != nil {
+		return nil, me
+	}
+	n = int64(res.AffectedRows)
+	return &n, nil
+}
+
+// orderLock orders one lock operation and returns this node's result.
+func (s *session) orderLock(op command.LockOp) (command.Result, error) {
+	return s.orderLockCtx(s.srv.ctx, s.srv.cfg.WriteTimeout, op)
+}
+
+func (s *session) orderLockCtx(ctx context.Context, timeout time.Duration, op command.LockOp) (command.Result, error) {
+	e := &command.Entry{
+		ID:     command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)},
+		Kind:   command.KindLock,
+		User:   s.currentUser,
+		Lock:   &op,
+		Pinned: command.Pinned{TimestampMicros: time.Now().UnixMicro()},
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := s.srv.deps.Orderer.Submit(ctx, e)
+	if err != nil {
+		return command.Result{}, err
+	}
+	if len(res) != 1 {
+		return command.Result{}, fmt.Errorf("lock entry answered with %d results", len(res))
+	}
+	if res[0].Err != nil {
+		return res[0], res[0].Err
+	}
+	return res[0], nil
+}
+
+// orderHeld orders op for the session and records its effect on the
+// session's holds. An outcome that is not known makes the session's holds
+// uncertain: it then orders a RELEASE_ALL when it ends.
+func (s *session) orderHeld(st *heldLocks, op command.LockOp) (command.Result, *mysql.MyError) {
+	st.mu.Lock()
+	res, err := s.orderLock(op)
+	switch {
+	case err == nil && op.Op == command.LockAcquire:
+		if res.AffectedRows == 1 {
+			st.names[op.Name]++
+		}
+	case err == nil && op.Op == command.LockRelease:
+		if st.names[op.Name] > 1 && res.AffectedRows == 1 {
+			st.names[op.Name]--
+		} else {
+			delete(st.names, op.Name)
+		}
+	case err == nil && op.Op == command.LockReleaseAll:
+		clear(st.names)
+		st.uncertain = false
+	case err != nil && !errors.Is(err, command.ErrNoLeader) && !errors.Is(err, command.ErrTooLarge):
+		var ce *command.Error
+		if !errors.As(err, &ce) {
+			st.uncertain = true
+		}
+	}
+	holding := len(st.names) > 0 || st.uncertain
+	if holding && st.stop == nil {
+		st.stop = make(chan struct{})
+		go s.watchNamedLocks(st, st.stop)
+	} else if !holding && st.stop != nil {
+		close(st.stop)
+		st.stop = nil
+	}
+	st.mu.Unlock()
+	if err != nil {
+		return command.Result{}, toMyError(err)
+	}
+	return res, nil
+}
+
+// heldLocks is what a session holds. The session goroutine holds mu while
+// it orders a lock operation and records its outcome; the session's watcher
+// (watchNamedLocks) reads it.
+type heldLocks struct {
+	mu        sync.Mutex
+	owner     string
+	names     map[string]int // name -> holds
+	uncertain bool           // an operation's outcome is unknown: holds may exist
+	stop      chan struct{}  // closes the watcher; nil when none runs
+}
+
+func (s *session) heldLocks() *heldLocks {
+	if s.locks == nil {
+		s.locks = &heldLocks{owner: s.lockOwner(), names: map[string]int{}}
+	}
+	return s.locks
+}
+
+// lockOwner names the session cluster-wide: node, incarnation (this run of
+// the node) and backend connection id.
+func (s *session) lockOwner() string {
+	return s.srv.cfg.NodeID + "/" + s.srv.incarnation() + "/" + strconv.FormatUint(s.connID, 10)
+}
+
+var processIncarnation = func() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
+// incarnation is Config.Incarnation, or a random value chosen once per
+// process.
+func (srv *Server) incarnation() string {
+	if srv.cfg.Incarnation != "" {
+		return srv.cfg.Incarnation
+	}
+	return processIncarnation
+}
