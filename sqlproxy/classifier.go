@@ -2,6 +2,7 @@ package sqlproxy
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
@@ -30,32 +31,45 @@ func (s *session) split(q string, noBackslash bool) (parts []string, err error) 
 	return classify.Split(q, noBackslash)
 }
 
-// isAccountStmt reports account-management statements, which PREPARE may not
-// privilege-check.
-func isAccountStmt(sql string, noBackslash bool) (bool, bool) {
-	w := leadingWords(sql, 2, noBackslash)
-	if len(w) == 0 {
-		return false, false
+// tok is a token of classify's lexer with its value: words and numbers as
+// written, quoted identifiers and strings unquoted, a user variable or
+// account host (@x, @'x') without its '@'. The privilege checks read
+// statements as toks.
+type tok struct {
+	kind byte // 'w' word, 'i' quoted identifier, 's' string, 'v' @variable, 'p' punctuation
+	text string
+}
+
+func (t tok) up() string {
+	switch t.kind {
+	case 'w':
+		return strings.ToUpper(t.text)
+	case 'p':
+		return t.text
 	}
-	switch w[0] {
-	case "GRANT", "REVOKE":
-		return true, true
-	case "CREATE", "DROP", "RENAME", "ALTER":
-		if len(w) > 1 && (w[1] == "USER" || w[1] == "ROLE") {
-			return true, false
-		}
-		if len(w) > 1 && w[0] == "CREATE" && w[1] == "OR" {
-			ws := leadingWords(sql, 4, noBackslash)
-			if len(ws) == 4 && (ws[3] == "USER" || ws[3] == "ROLE") {
-				return true, false
-			}
-		}
-	case "SET":
-		if len(w) > 1 && (w[1] == "PASSWORD" || w[1] == "DEFAULT") {
-			return true, false
+	return ""
+}
+
+// toks returns the values of the tokens ts of sql (classify.Statement.Tokens
+// for its SQL); noBackslash: the session's sql_mode has NO_BACKSLASH_ESCAPES.
+func toks(sql string, ts []classify.Token, noBackslash bool) []tok {
+	out := make([]tok, len(ts))
+	for i, t := range ts {
+		raw := t.Text(sql)
+		switch t.Kind {
+		case classify.TokQuotedIdent:
+			out[i] = tok{'i', classify.Unquote(raw, noBackslash)}
+		case classify.TokString:
+			out[i] = tok{'s', classify.Unquote(raw, noBackslash)}
+		case classify.TokVar:
+			out[i] = tok{'v', classify.Unquote(raw[1:], noBackslash)}
+		case classify.TokPunct:
+			out[i] = tok{'p', raw}
+		default: // words, numbers, @@system variables
+			out[i] = tok{'w', raw}
 		}
 	}
-	return false, false
+	return out
 }
 
 // leadingWords returns up to n upper-cased leading keywords (opening

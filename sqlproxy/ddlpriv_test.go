@@ -3,7 +3,15 @@ package sqlproxy
 import (
 	"fmt"
 	"testing"
+
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
+
+// lex reads sql as the classifier hands DDL to the privilege checks.
+func lex(sql string) []tok {
+	ts, _ := classify.Tokenize(sql, 0, false)
+	return toks(sql, ts, false)
+}
 
 func TestDDLNeeds(t *testing.T) {
 	cases := []struct {
@@ -44,7 +52,7 @@ func TestDDLNeeds(t *testing.T) {
 		{"ALTER DEFINER='u'@'h' VIEW v AS SELECT 1", "[{DROP d v}]", true, true},
 	}
 	for _, c := range cases {
-		needs, prepared, ok := ddlNeeds(c.sql, "d", false)
+		needs, prepared, ok := ddlNeeds(lex(c.sql), "d")
 		got := fmt.Sprint(needs)
 		if needs == nil {
 			got = "[]"
@@ -124,7 +132,7 @@ func TestParseGrant(t *testing.T) {
 		{"GRANT EXECUTE ON PROCEDURE db.p TO u", "{[ALTER ROUTINE] db p false}", true},
 		{"GRANT r1 TO u", "{[R1]   true}", true},
 	} {
-		g, ok := parseGrant(c.sql, "d", false)
+		g, ok := parseGrant(lex(c.sql), "d")
 		if got := fmt.Sprint(g); got != c.want || ok != c.ok {
 			t.Errorf("%s: got %s %v, want %s %v", c.sql, got, ok, c.want, c.ok)
 		}
@@ -140,7 +148,7 @@ func TestDefinerOf(t *testing.T) {
 		"CREATE VIEW v AS SELECT 1":                             "@ false",
 		"CREATE /*!50013 DEFINER=`x`@`y` */ VIEW v AS SELECT 1": "x@y true",
 	} {
-		u, h, ok := definerOf(in, false)
+		u, h, ok := definerOf(lex(in))
 		if got := fmt.Sprintf("%s@%s %v", u, h, ok); got != want {
 			t.Errorf("%s: %s, want %s", in, got, want)
 		}

@@ -21,8 +21,8 @@ type grantSpec struct {
 	role    bool     // GRANT role TO ... / REVOKE role FROM ...
 }
 
-func parseGrant(sql, defaultDB string, noBackslash bool) (grantSpec, bool) {
-	t := tokenize(sql, 4096, noBackslash)
+// parseGrant reads the GRANT/REVOKE statement of tokens t.
+func parseGrant(t []tok, defaultDB string) (grantSpec, bool) {
 	var g grantSpec
 	if len(t) == 0 || (t[0].up() != "GRANT" && t[0].up() != "REVOKE") {
 		return g, false
@@ -113,9 +113,9 @@ func parseGrant(sql, defaultDB string, noBackslash bool) (grantSpec, bool) {
 	return g, len(g.privs) > 0
 }
 
-// checkGrant checks a GRANT/REVOKE as described above.
-func (s *session) checkGrant(sql string) (*mysql.MyError, error) {
-	g, ok := parseGrant(sql, s.ctxDB, s.noBackslash())
+// checkGrant checks the GRANT/REVOKE of tokens t as described above.
+func (s *session) checkGrant(t []tok) (*mysql.MyError, error) {
+	g, ok := parseGrant(t, s.ctxDB)
 	if !ok || g.role {
 		return s.hasGlobal("CREATE USER")
 	}

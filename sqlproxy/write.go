@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,29 +190,32 @@ func (s *session) connCharset() string {
 	return cs
 }
 
-// checkPrivileges runs the origin's privilege check on the client's own
-// backend session. A returned *mysql.MyError refuses the write; an error
-// means the backend connection failed.
-func (s *session) checkPrivileges(sql string, ddl bool) (*mysql.MyError, error) {
-	if acct, grant := isAccountStmt(sql, s.noBackslash()); acct {
-		return s.checkAccountPrivileges(sql, grant)
-	}
+// checkPrivileges runs the origin's privilege check of the classified
+// statement st, whose text to order is text, on the client's own backend
+// session. A returned *mysql.MyError refuses the write; an error means the
+// backend connection failed.
+func (s *session) checkPrivileges(text string, st classify.Statement) (*mysql.MyError, error) {
+	ddl := st.Class == classify.DDL
 	if ddl {
-		if me, err := s.checkDefiner(sql); me != nil || err != nil {
+		t := toks(st.SQL, st.Tokens, s.noBackslash())
+		if st.Account {
+			return s.checkAccountPrivileges(t, st.Grant)
+		}
+		if me, err := s.checkDefiner(t); me != nil || err != nil {
 			return me, err
 		}
-		if me, err := s.checkDDLPrivileges(sql); me != nil || err != nil {
+		if me, err := s.checkDDLPrivileges(t); me != nil || err != nil {
 			return me, err
 		}
 	}
-	key := s.privKey(sql, ddl)
+	key := s.privKey(text, ddl)
 	if s.privPassed(key) {
 		return nil, nil // this shape passed at this generation
 	}
 	gen := s.privs.gen
 	// Re-preparing the same name replaces the previous statement, so no
 	// DEALLOCATE round trip is needed.
-	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(sql, s.clientCharset()))
+	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(text, s.clientCharset()))
 	if err == nil {
 		s.privRemember(key, gen)
 		return nil, nil
@@ -231,13 +235,12 @@ func (s *session) checkPrivileges(sql string, ddl bool) (*mysql.MyError, error) 
 // account statements, GRANT OPTION somewhere (or CREATE USER) for GRANT and
 // REVOKE. Finer checks (granting only what one holds) are left to a later
 // release; see DESIGN.md.
-func (s *session) checkAccountPrivileges(sql string, grant bool) (*mysql.MyError, error) {
-	w := leadingWords(sql, 3, s.noBackslash())
-	if len(w) >= 2 && w[0] == "SET" && w[1] == "PASSWORD" && !strings.Contains(strings.ToUpper(sql), " FOR ") {
+func (s *session) checkAccountPrivileges(t []tok, grant bool) (*mysql.MyError, error) {
+	if len(t) >= 2 && t[0].up() == "SET" && t[1].up() == "PASSWORD" && !slices.ContainsFunc(t, func(x tok) bool { return x.up() == "FOR" }) {
 		return nil, nil // one's own password
 	}
 	if grant {
-		return s.checkGrant(sql)
+		return s.checkGrant(t)
 	}
 	g := quoteSimple(s.currentUser)
 	q := "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = " + g +
@@ -345,13 +348,15 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 		// rejectReadOnly reconnects).
 		return false, s.writeErr(errReadOnlyTx)
 	}
-	if safe, ok := utf8Safe(st.SQL, s.connCharset(), s.noBackslash()); ok {
-		st.SQL = safe
-	} else {
+	// The text to order; st keeps the classified text, which its tokens
+	// describe (utf8Safe changes string literals only, never the objects
+	// or privileges a statement names).
+	text, ok := utf8Safe(st.SQL, s.connCharset(), s.noBackslash())
+	if !ok {
 		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
 			Message: "Lockstep: " + st.Kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
 	}
-	check := st.SQL
+	check := text
 	if st.LoadLocal {
 		// LOAD DATA cannot be prepared: check the privileges it needs on
 		// its table with the INSERT (REPLACE) it amounts to.
@@ -363,7 +368,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 			check = "REPLACE" + strings.TrimPrefix(check, "INSERT")
 		}
 	}
-	if me, err := s.checkPrivileges(check, st.Class == classify.DDL); err != nil {
+	if me, err := s.checkPrivileges(check, st); err != nil {
 		return false, err
 	} else if me != nil {
 		return false, s.writeErr(me)
@@ -401,7 +406,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 		ID:   command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)},
 		Kind: command.KindStatements,
 		User: s.currentUser,
-		Stmts: []command.Stmt{{SQL: st.SQL, DDL: st.Class == classify.DDL,
+		Stmts: []command.Stmt{{SQL: text, DDL: st.Class == classify.DDL,
 			InsertTable: st.InsertTable, InsertOne: st.InsertOne, UsesRand: st.UsesRand,
 			LoadLocal: st.LoadLocal, LocalData: localData}},
 		Ctx: command.Context{DB: s.ctxDB, Vars: s.ctxVars, UserVars: uv, LastInsertID: lastID},
