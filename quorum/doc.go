@@ -4,9 +4,9 @@
 // whose outcome hash diverged from the majority's refuses everything until an
 // operator resyncs it.
 //
-// The SQL proxy asks the Guard before each statement (Admit); the errors it
-// returns carry their MySQL code, SQLSTATE and message (MySQLError), so the
-// proxy's error table passes them through unchanged.
+// The SQL proxy asks the Guard before each statement (Admit); a refusal is
+// an *Error (the State and a human detail), which the proxy's error table
+// (sqlproxy/errors.go) turns into the client's MySQL error.
 //
 // Lease: a node serves only while it is the Raft leader or heard from a
 // leader within the lease (lockstepd --fence-grace, default 900ms); a node cut

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // State is what this node may do for clients.
@@ -54,16 +52,20 @@ type Source interface {
 	QuorumView() View
 }
 
-// Error is a refusal with its MySQL representation.
+// Error is a refusal: the node's State and a human Detail (as State
+// reports them). The SQL proxy turns it into its client's error
+// (sqlproxy/errors.go).
 type Error struct {
-	State State
-	my    *mysql.MyError
+	State  State
+	Detail string
 }
 
-func (e *Error) Error() string { return e.my.Message }
-
-// MySQLError returns the error as the client should see it.
-func (e *Error) MySQLError() *mysql.MyError { return e.my }
+func (e *Error) Error() string {
+	if e.Detail == "" {
+		return "quorum: " + string(e.State)
+	}
+	return "quorum: " + string(e.State) + ": " + e.Detail
+}
 
 // Guard answers Admit for the SQL proxy.
 type Guard struct {
@@ -158,24 +160,8 @@ func (g *Guard) State() (State, string) {
 
 // Admit returns nil when the node may serve the statement, or an *Error.
 func (g *Guard) Admit(write bool) error {
-	st, detail := g.State()
-	switch st {
-	case Diverged:
-		return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
-			Message: "Lockstep: this node's data diverged from the cluster (" + detail + "); it serves no clients until an operator resyncs it. Connect to another node."}}
-	case NoQuorum:
-		return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
-			Message: "Lockstep: this node has no quorum (" + detail + "); it serves no reads or writes until it rejoins the majority. Connect to another node."}}
-	case NotServing:
-		if detail == "node state removed" {
-			return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
-				Message: "Lockstep: this node was removed from the cluster; it serves no clients. Connect to another node."}}
-		}
-		return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
-			Message: "Lockstep: this node is out of service (" + detail + "); it serves no clients until an operator makes it active (clusterctl node set-state <node> active). Connect to another node."}}
-	case CatchingUp:
-		return &Error{State: st, my: &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
-			Message: "Lockstep: this node is catching up with the cluster (" + detail + "); it serves clients again when it has. Retry shortly or connect to another node."}}
+	if st, detail := g.State(); st != Serving {
+		return &Error{State: st, Detail: detail}
 	}
 	return nil
 }

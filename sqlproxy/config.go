@@ -112,9 +112,9 @@ type Orderer interface {
 }
 
 // Gate decides whether this node may serve a statement now (the quorum
-// fence). nil means serve. An error implementing
-// interface{ MySQLError() *mysql.MyError } is sent to the client as is; any
-// other error becomes a generic 1105. Called concurrently from sessions.
+// fence). nil means serve. A *quorum.Error is translated in errors.go
+// (1047, SQLSTATE 08S01, a message per state); any other error becomes a
+// generic 1105. Called concurrently from sessions.
 type Gate interface {
 	Admit(write bool) error
 }

@@ -83,12 +83,11 @@ func splitAccount(a string) (user, host string) {
 func tableDenied(n privNeed, user, host, tableHost string) *mysql.MyError {
 	switch {
 	case n.table != "":
-		return &mysql.MyError{Code: 1142, State: "42000", Message: n.priv + " command denied to user '" + user + "'@'" + tableHost +
-			"' for table `" + n.db + "`.`" + n.table + "`"}
+		return errTableAccessDenied(n.priv, user, tableHost, n.db, n.table)
 	case n.db != "":
-		return &mysql.MyError{Code: 1044, State: "42000", Message: "Access denied for user '" + user + "'@'" + host + "' to database '" + n.db + "'"}
+		return errDBAccessDenied(user, host, n.db)
 	}
-	return &mysql.MyError{Code: 1227, State: "42000", Message: "Access denied; you need (at least one of) the " + n.priv + " privilege(s) for this operation"}
+	return errSpecificAccessDenied(n.priv)
 }
 
 // definerOf returns the account of an explicit DEFINER clause in the head
@@ -131,6 +130,5 @@ func (s *session) checkDefiner(t []tok) (*mysql.MyError, error) {
 			return nil, err
 		}
 	}
-	return &mysql.MyError{Code: mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, State: "42000",
-		Message: "Access denied; you need (at least one of) the SUPER, SET USER privilege(s) for this operation"}, nil
+	return errDefinerPriv, nil
 }

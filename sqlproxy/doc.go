@@ -18,8 +18,10 @@
 // node re-executes and validates (tx.go; docs/TRANSACTIONS.md).
 //
 // The package owns the MySQL command loop; it uses go-mysql only for
-// constants, the error type and length-encoding helpers. Internal errors
-// reach clients through one table (errors.go).
+// constants, the error type and length-encoding helpers. The packages it
+// uses return plain errors (command's, *quorum.Error, classify's *Refusal);
+// errors.go alone turns them, and the proxy's own errors, into MySQL
+// errors.
 //
 // Package sqlproxytest starts a real MariaDB and a Server in front of it for
 // tests. See DESIGN.md for the request path, trade-offs and failure stories.

@@ -198,6 +198,5 @@ func (s *session) hasGlobal(priv string) (*mysql.MyError, error) {
 	if len(r.vals) == 1 && r.vals[0][0] != nil && *r.vals[0][0] == "1" {
 		return nil, nil
 	}
-	return &mysql.MyError{Code: mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, State: "42000",
-		Message: "Access denied; you need (at least one of) the " + priv + " privilege(s) for this operation"}, nil
+	return errSpecificAccessDenied(priv), nil
 }

@@ -71,14 +71,13 @@ func (s *session) handshake() error {
 	resp := bytes.Clone(p)
 	if len(resp) < 32 {
 		if len(resp) >= 4 && binary.LittleEndian.Uint32(resp)&mysql.CLIENT_SSL != 0 {
-			return s.refuseAuth(&mysql.MyError{Code: 1045, State: "28000",
-				Message: "Lockstep: TLS is not supported on this port yet; connect without TLS (e.g. --ssl=0 / tls=false)"})
+			return s.refuseAuth(errNoTLS)
 		}
 		return fmt.Errorf("short client handshake response")
 	}
 	ccaps := binary.LittleEndian.Uint32(resp) & s.offered
 	if ccaps&mysql.CLIENT_PROTOCOL_41 == 0 {
-		return s.refuseAuth(&mysql.MyError{Code: 1045, State: "28000", Message: "Lockstep: clients must speak protocol 4.1"})
+		return s.refuseAuth(errProtocol41)
 	}
 	binary.LittleEndian.PutUint32(resp, ccaps)
 	copy(resp[28:32], []byte{0, 0, 0, 0}) // MariaDB extended client capabilities

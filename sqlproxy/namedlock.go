@@ -62,11 +62,6 @@ const (
 	maxLockName = 192
 )
 
-var (
-	errNoNamedLocks = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-		Message: "Lockstep: named locks (GET_LOCK and friends) are not available on this node: it was started without the cluster's lock table"}
-)
-
 // lockColumns: the column MariaDB 10.11 describes for each function's
 // result (type LONG, binary collation).
 var lockColumns = map[classify.LockFn]struct {
@@ -103,7 +98,7 @@ func lockWrites(ls *classify.LockStmt) bool {
 // lockRefusal is the error a lock statement gets before anything runs.
 func (s *session) lockRefusal(ls *classify.LockStmt) *mysql.MyError {
 	if ls.Err != nil {
-		return ls.Err
+		return toMyError(ls.Err)
 	}
 	if s.srv.deps.Locks == nil {
 		return errNoNamedLocks
@@ -123,8 +118,7 @@ func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
 	st := s.classify(text, s.newPins(time.Now()))
 	ls := st.Locks
 	if st.Class != classify.NamedLock || (ls.Err == nil && len(ls.Calls) != len(ps.lock.Calls)) {
-		return s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-			Message: "Lockstep: this prepared named-lock statement changed shape once its parameters were bound; use the text protocol for it"})
+		return s.writeErr(errLockChangedShape)
 	}
 	_, err := s.runLockStmt(ls, ps.lock, true, true)
 	return err
@@ -216,7 +210,7 @@ func (s *session) evalLockArgs(ls *classify.LockStmt) ([][]*string, error) {
 		return nil, err
 	}
 	if len(r.vals) != 1 || len(r.vals[0]) != len(exprs) {
-		return nil, &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unexpected answer evaluating named-lock arguments"}
+		return nil, errLockArgsAnswer
 	}
 	row := r.vals[0]
 	k := 0
@@ -295,7 +289,7 @@ func (s *session) lockCall(c classify.LockCall, args []*string, warns *[]command
 		}
 		return &id, nil, nil
 	}
-	return nil, &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unknown named-lock function"}, nil
+	return nil, errUnknownLockFn, nil
 }
 
 // checkLockName applies MariaDB's limit (the backend already did when it
@@ -312,7 +306,7 @@ func checkLockName(name string) *mysql.MyError {
 		}
 		short += "..."
 	}
-	return &mysql.MyError{Code: mysql.ER_TOO_LONG_IDENT, State: "42000", Message: "Identifier name '" + short + "' is too long"}
+	return errLockNameTooLong(short)
 }
 
 // writeLockResult writes the one-row result of a lock SELECT, in the text

@@ -24,8 +24,7 @@ func (s *session) lockHolder(name string) (string, *mysql.MyError) {
 	defer cancel()
 	h, err := s.srv.deps.Locks.Holder(ctx, name)
 	if err != nil {
-		return "", &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000",
-			Message: "Lockstep: cannot read the cluster's named lock table on this node: " + err.Error()}
+		return "", errLockTable(err)
 	}
 	return h, nil
 }

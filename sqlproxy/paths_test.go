@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/mysql"
-
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/quorum"
 	"github.com/lockstepdb/lockstep/sqlproxy/sqlproxytest"
 )
 
@@ -75,22 +74,15 @@ func (g *gate) Admit(write bool) error {
 	return nil
 }
 
-type quorumErr struct{}
-
-func (quorumErr) Error() string { return "no quorum" }
-func (quorumErr) MySQLError() *mysql.MyError {
-	return &mysql.MyError{Code: 1047, State: "08S01", Message: "Lockstep: fenced"}
-}
-
 func TestGateAndOrdererErrors(t *testing.T) {
 	g := &gate{}
 	srv := sqlproxytest.NewServer(t, sqlproxytest.WithBackend(backend), sqlproxytest.WithGate(g))
 	db := open(t, srv.DSN("app", "apppw", "app", ""))
 	mustExec(t, db, "CREATE TABLE IF NOT EXISTS app.g (id INT PRIMARY KEY)")
-	var e error = quorumErr{}
+	var e error = &quorum.Error{State: quorum.NoQuorum, Detail: "fenced"}
 	g.err.Store(&e)
 	_, err := db.Exec("INSERT INTO app.g VALUES (1)")
-	if me := wantCode(t, err, 1047); me.Message != "Lockstep: fenced" {
+	if me := wantCode(t, err, 1047); me.Message != "Lockstep: this node has no quorum (fenced); it serves no reads or writes until it rejoins the majority. Connect to another node." {
 		t.Fatal(me.Message)
 	}
 	var one int

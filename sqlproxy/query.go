@@ -16,8 +16,7 @@ import (
 func (s *session) handleQuery(q string) error {
 	parts, err := s.split(q, s.noBackslash())
 	if err != nil {
-		return s.writeErr(&mysql.MyError{Code: mysql.ER_PARSE_ERROR, State: "42000",
-			Message: "You have an error in your SQL syntax: " + err.Error()})
+		return s.writeErr(errSyntax(err.Error()))
 	}
 	if len(parts) == 0 {
 		// Nothing but whitespace and comments (executable comments are
@@ -128,10 +127,9 @@ func (s *session) refuse(st classify.Statement) (bool, error) {
 // parser rejects it too (PREPARE → 1064), the client gets MariaDB's syntax
 // error instead of a refusal.
 func (s *session) refusal(st classify.Statement) (*mysql.MyError, error) {
-	e := st.Err
-	if e == nil {
-		e = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-			Message: "Lockstep: " + st.Kind + " is not safe to replicate"}
+	e := errNotSafe(st.Kind)
+	if st.Err != nil {
+		e = toMyError(st.Err)
 	}
 	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(st.SQL, s.clientCharset()))
 	if me, ok := stmtError(err); ok && me.Code == mysql.ER_PARSE_ERROR {
@@ -231,8 +229,7 @@ func (s *session) sessionSwitch(sql string, last bool) (handled, ok bool, err er
 		case "off", "0", "false":
 			*sw.v = false
 		default:
-			return true, false, s.writeErr(&mysql.MyError{Code: 1231, State: "42000",
-				Message: "Variable '" + sw.name + "' can't be set to the value of '" + val + "'"})
+			return true, false, s.writeErr(errWrongValue(sw.name, val))
 		}
 		return true, true, s.writeOK(last)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstepdb/lockstep/quorum"
 	"github.com/lockstepdb/lockstep/sqlproxy"
 	"github.com/lockstepdb/lockstep/sqlproxy/sqlproxytest"
 )
@@ -95,7 +96,7 @@ func TestPreparedReadRelayedUnparsed(t *testing.T) {
 	}
 
 	// The admission check still refuses a prepared read (fenced: 1047).
-	var e error = quorumErr{}
+	var e error = &quorum.Error{State: quorum.NoQuorum, Detail: "fenced"}
 	g.err.Store(&e)
 	var v sql.NullString
 	var tt sql.NullString

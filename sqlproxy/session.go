@@ -152,8 +152,7 @@ func (s *session) open() error {
 	deadline := time.Now().Add(s.srv.cfg.HandshakeTimeout)
 	bc, err := net.DialTimeout("tcp", s.srv.cfg.Backend, s.srv.cfg.DialTimeout)
 	if err != nil {
-		_ = s.cl.writePacket(errPacket(&mysql.MyError{Code: 2003, State: "HY000",
-			Message: "Lockstep: cannot reach the local database server: " + err.Error()}))
+		_ = s.cl.writePacket(errPacket(errBackendUnreachable(err)))
 		_ = s.cl.flush()
 		return err
 	}
@@ -224,8 +223,7 @@ func (s *session) loop() error {
 		if err != nil {
 			if errors.Is(err, errPacketTooLarge) {
 				s.cl.seq = 1
-				_ = s.cl.writePacket(errPacket(&mysql.MyError{Code: 1153, State: "08S01",
-					Message: "Got a packet bigger than 'max_allowed_packet' bytes"}))
+				_ = s.cl.writePacket(errPacket(errClientPacketTooLarge))
 				_ = s.cl.flush()
 			}
 			return err
@@ -345,8 +343,7 @@ func (s *session) dispatch(p []byte) error {
 	case mysql.COM_PROCESS_INFO:
 		return s.relayCommand(p, respGeneric, true)
 	}
-	return s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01",
-		Message: fmt.Sprintf("Lockstep: command 0x%02x is not supported", cmd)})
+	return s.writeErr(errUnknownCommand(cmd))
 }
 
 // resetState forgets per-session state the backend forgets on reset.

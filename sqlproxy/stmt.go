@@ -100,7 +100,7 @@ func (s *session) stmtPrepare(p []byte) error {
 
 func (s *session) stmtExecute(p []byte) error {
 	if len(p) < 10 {
-		return s.writeErr(&mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000", Message: "Malformed communication packet"})
+		return s.writeErr(errMalformedPacket)
 	}
 	ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]
 	if ps != nil && ps.lock != nil {
@@ -139,11 +139,10 @@ func (s *session) stmtExecute(p []byte) error {
 		return err
 	case classify.Refused:
 		if st.Err != nil {
-			return s.writeErr(st.Err)
+			return s.writeErr(toMyError(st.Err))
 		}
 	}
-	return s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-		Message: "Lockstep: this prepared statement changed class once its parameters were bound; use the text protocol for it"})
+	return s.writeErr(errPreparedChangedClass)
 }
 
 func (s *session) stmtLongData(p []byte) error {
@@ -542,12 +541,11 @@ func (ps *prepared) boundText(p []byte, charset string, noBackslash bool) (strin
 	}
 	lits, err := ps.bind(p, charset)
 	if err != nil {
-		return "", &mysql.MyError{Code: mysql.ER_MALFORMED_PACKET, State: "HY000",
-			Message: "Lockstep: cannot decode prepared statement parameters: " + err.Error()}
+		return "", errBadParams(err)
 	}
 	text, err := interpolate(ps.sql, lits, noBackslash)
 	if err != nil {
-		return "", &mysql.MyError{Code: mysql.ER_WRONG_ARGUMENTS, State: "HY000", Message: "Lockstep: " + err.Error()}
+		return "", errInterpolate(err)
 	}
 	return text, nil
 }

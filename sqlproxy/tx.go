@@ -224,11 +224,10 @@ func (s *session) commitTx() (*mysql.MyError, error) {
 		return toMyError(err), nil
 	}
 	if len(res) == 0 {
-		return &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000",
-			Message: "Lockstep: the transaction was ordered but no result came back"}, nil
+		return errTxNoResult, nil
 	}
 	if r := res[0]; r.Err != nil {
-		return &mysql.MyError{Code: r.Err.Code, State: r.Err.State, Message: r.Err.Message}, nil
+		return commandError(r.Err), nil
 	}
 	return nil, nil
 }
@@ -338,7 +337,7 @@ func (s *session) txControl(st classify.Statement, last bool) (bool, error) {
 		}
 		return s.txExec(st.SQL, command.Stmt{SQL: st.SQL}, last)
 	}
-	return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000", Message: "Lockstep: unknown transaction statement"})
+	return false, s.writeErr(errUnknownTxStmt)
 }
 
 // errReleased ends the session after COMMIT/ROLLBACK ... RELEASE.
@@ -389,8 +388,7 @@ func (s *session) txWrite(st classify.Statement, last bool) (bool, error) {
 	if safe, ok := utf8Safe(st.SQL, s.connCharset(), s.noBackslash()); ok {
 		st.SQL = safe
 	} else {
-		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-			Message: "Lockstep: " + st.Kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
+		return false, s.writeErr(errNotUTF8(st.Kind))
 	}
 	if s.tx.overflow {
 		return s.txTooLarge(last)
@@ -427,8 +425,7 @@ func (s *session) txSession(st classify.Statement, last bool) (bool, error) {
 	}
 	for _, v := range st.SysVars {
 		if !txSettable[strings.TrimPrefix(strings.TrimPrefix(v, "session."), "local.")] {
-			return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-				Message: "Lockstep does not support setting " + v + " inside a transaction: the other nodes re-execute the transaction without it. Set it before BEGIN"})
+			return false, s.writeErr(errTxVariable(v))
 		}
 	}
 	s.ctxDirty = true

@@ -199,24 +199,6 @@ func isErr(p []byte) bool { return len(p) > 0 && p[0] == mysql.ERR_HEADER }
 
 func isOK(p []byte) bool { return len(p) > 0 && p[0] == mysql.OK_HEADER }
 
-// parseErr decodes an ERR packet.
-func parseErr(p []byte) *mysql.MyError {
-	e := &mysql.MyError{State: mysql.DEFAULT_MYSQL_STATE}
-	if len(p) < 3 {
-		e.Code = mysql.ER_UNKNOWN_ERROR
-		e.Message = "malformed error packet"
-		return e
-	}
-	e.Code = binary.LittleEndian.Uint16(p[1:3])
-	rest := p[3:]
-	if len(rest) >= 6 && rest[0] == '#' {
-		e.State = string(rest[1:6])
-		rest = rest[6:]
-	}
-	e.Message = string(rest)
-	return e
-}
-
 // okInfo is a decoded OK packet.
 type okInfo struct {
 	affected, insertID uint64

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -353,8 +352,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	// or privileges a statement names).
 	text, ok := utf8Safe(st.SQL, s.connCharset(), s.noBackslash())
 	if !ok {
-		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-			Message: "Lockstep: " + st.Kind + " is not safe to replicate: its text holds bytes that are not valid UTF-8 outside string literals. Use UTF-8 identifiers and comments"})
+		return false, s.writeErr(errNotUTF8(st.Kind))
 	}
 	check := text
 	if st.LoadLocal {
@@ -427,8 +425,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 		return false, s.sendErr(err, last)
 	}
 	if len(res) == 0 {
-		return false, s.writeErr(&mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000",
-			Message: "Lockstep: the write was ordered but no result came back"})
+		return false, s.writeErr(errWriteNoResult)
 	}
 	r := res[0]
 	// The backend session learns the new LAST_INSERT_ID() lazily
@@ -438,7 +435,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 		s.lastID, s.lastIDPending = r.LastInsertID, true
 	}
 	if r.Err != nil {
-		err := s.writeErr(&mysql.MyError{Code: r.Err.Code, State: r.Err.State, Message: r.Err.Message})
+		err := s.writeErr(commandError(r.Err))
 		s.diag.warnings = append(s.diag.warnings, r.Warnings...)
 		return false, err
 	}
@@ -480,8 +477,7 @@ func (s *session) readLocalFile(name string) ([]byte, *mysql.MyError, error) {
 		data = append(data, p...)
 	}
 	if tooLarge {
-		return nil, &mysql.MyError{Code: mysql.ER_NET_PACKET_TOO_LARGE, State: "08S01",
-			Message: fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (Lockstep: a LOAD DATA LOCAL file is replicated in one log entry of at most %d bytes; load the file in parts)", s.srv.cfg.MaxPacket)}, nil
+		return nil, errLocalFileTooLarge(s.srv.cfg.MaxPacket), nil
 	}
 	return data, nil, nil
 }
@@ -544,8 +540,7 @@ func (s *session) checkTextSize(text string) *mysql.MyError {
 	if int64(len(text))+textMargin <= limit {
 		return nil
 	}
-	return &mysql.MyError{Code: mysql.ER_NET_PACKET_TOO_LARGE, State: "08S01",
-		Message: fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (Lockstep: this statement is %d bytes as text with its parameters bound, and every node's MariaDB must take it in one packet of at most %d bytes less %d for replication; send smaller values, or raise max_allowed_packet on every node's MariaDB)", len(text), limit, textMargin)}
+	return errTextTooLarge(len(text), limit, textMargin)
 }
 
 // foundRows is the affected-rows count a client that connected with

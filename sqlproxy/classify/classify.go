@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	tidbmysql "github.com/pingcap/tidb/pkg/parser/mysql"
@@ -129,8 +128,9 @@ type Statement struct {
 	DB string
 	// Tx is the operation of a TxControl statement.
 	Tx TxOp
-	// Err is the error to send for Refused (code 1235, SQLSTATE 42000).
-	Err *mysql.MyError
+	// Err is, for Refused, why (a *Refusal; the proxy sends it as MySQL
+	// error 1235, SQLSTATE 42000).
+	Err error
 	// TxReplay is set, with Pins.InTx, on a Read or Session statement that
 	// is deterministic and is recorded in the transaction to be re-executed
 	// at commit (SQL is then the rewritten text; UserVars and UsesRand are
@@ -176,21 +176,35 @@ func parse(text string, noBackslash bool) (stmts []ast.StmtNode, release func(),
 	return stmts, func() { parserPool.Put(p) }, err
 }
 
-// refuse builds a Refused statement: "Lockstep: <kind> is not safe to
-// replicate: <why>. <what>".
+// Refusal says why a statement is Refused and what to do instead. Its
+// Error is the message the client gets (the proxy sends it as MySQL error
+// 1235, SQLSTATE 42000).
+type Refusal struct {
+	What   string // the statement, as Statement.Kind names it
+	Why    string
+	Advice string // what to do instead
+	// Unsupported: Lockstep does not support the statement yet (it cannot
+	// check it), rather than finding it unsafe to replicate.
+	Unsupported bool
+}
+
+// Error returns "Lockstep: <what> is not safe to replicate: <why>. <advice>"
+// or "Lockstep does not support <what> yet: <why>. <advice>".
+func (r *Refusal) Error() string {
+	if r.Unsupported {
+		return "Lockstep does not support " + r.What + " yet: " + r.Why + ". " + r.Advice
+	}
+	return "Lockstep: " + r.What + " is not safe to replicate: " + r.Why + ". " + r.Advice
+}
+
+// refuse builds a Refused statement: kind is not safe to replicate.
 func refuse(sql, kind, why, what string) Statement {
-	return refused(sql, kind, fmt.Sprintf("Lockstep: %s is not safe to replicate: %s. %s", kind, why, what))
+	return Statement{Class: Refused, SQL: sql, Kind: kind, Err: &Refusal{What: kind, Why: why, Advice: what}}
 }
 
-// unsupported builds a Refused statement: "Lockstep does not support <kind>
-// yet: <why>. <what>".
+// unsupported builds a Refused statement: kind is not supported yet.
 func unsupported(sql, kind, why, what string) Statement {
-	return refused(sql, kind, fmt.Sprintf("Lockstep does not support %s yet: %s. %s", kind, why, what))
-}
-
-func refused(sql, kind, msg string) Statement {
-	return Statement{Class: Refused, SQL: sql, Kind: kind,
-		Err: &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000", Message: msg}}
+	return Statement{Class: Refused, SQL: sql, Kind: kind, Err: &Refusal{What: kind, Why: why, Advice: what, Unsupported: true}}
 }
 
 // parseView returns sql with each "/*M!" opener turned into "/*! " plus

@@ -9,10 +9,11 @@
 // programs). Classify takes one statement and the values pinned at the origin
 // (Pins) and returns a Statement: its Class, a short Kind for messages, the
 // text to order (SQL) and what the proxy must ship with it (UserVars,
-// UsesRand, UsesLastInsertID, InsertTable), or, for Refused, a ready
-// *mysql.MyError (1235, SQLSTATE 42000) whose message names the statement,
-// says why and what to do instead. Classify is safe for concurrent use
-// (parsers come from a sync.Pool) and never panics.
+// UsesRand, UsesLastInsertID, InsertTable; Tokens for DDL), or, for Refused,
+// a *Refusal whose message names the statement, says why and what to do
+// instead (the proxy sends it as MySQL error 1235, SQLSTATE 42000; this
+// package knows nothing of MySQL error codes). Classify is safe for
+// concurrent use (parsers come from a sync.Pool) and never panics.
 //
 // The lexer (Scanner, Tokenize, Token, Unquote; lex.go) is exported: it is
 // the project's one SQL lexer, which the proxy's privilege checks, named-lock

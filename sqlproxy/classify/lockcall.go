@@ -1,10 +1,10 @@
 package classify
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 )
 
@@ -62,14 +62,23 @@ type LockCall struct {
 type LockStmt struct {
 	Do    bool // DO: an OK packet, no result set
 	Calls []LockCall
-	// Err refuses the statement: it mixes lock calls with anything else,
-	// or calls one with the wrong number of arguments.
-	Err *mysql.MyError
+	// Err refuses the statement: ErrLockMixed, or a *ParamCountError.
+	Err error
 }
 
-var errLockMixed = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
-	Message: "Lockstep: GET_LOCK(), RELEASE_LOCK(), RELEASE_ALL_LOCKS(), IS_FREE_LOCK() and IS_USED_LOCK() are cluster-wide only in a statement of their own " +
-		"(SELECT or DO with nothing but these calls, no FROM, WHERE or INTO); run the lock call as a separate statement"}
+// ErrLockMixed refuses a statement that calls a named-lock function beside
+// anything else (the proxy sends MySQL error 1235).
+var ErrLockMixed = errors.New("named-lock functions are cluster-wide only in a SELECT or DO of their own")
+
+// ParamCountError is a named-lock call with the wrong number of arguments
+// (the proxy sends MariaDB's 1582).
+type ParamCountError struct {
+	Fn string // the function's name as written
+}
+
+func (e *ParamCountError) Error() string {
+	return "incorrect parameter count in the call to native function '" + e.Fn + "'"
+}
 
 // lockStatement returns nil for a parsed statement n that calls no
 // named-lock function, or one Classify deals with otherwise (writes and
@@ -89,7 +98,7 @@ func lockStatement(sql string, n ast.StmtNode, noBackslash bool) *LockStmt {
 		return nil
 	}
 	if ls == nil {
-		ls = &LockStmt{Err: errLockMixed}
+		ls = &LockStmt{Err: ErrLockMixed}
 	}
 	return ls
 }
@@ -149,8 +158,7 @@ func lockCallOf(sql string, e ast.ExprNode, noBackslash bool) (*LockCall, *LockS
 		return nil, nil
 	}
 	if len(fc.Args) != info.argc {
-		return nil, &LockStmt{Err: &mysql.MyError{Code: mysql.ER_WRONG_PARAMCOUNT_TO_NATIVE_FCT, State: "42000",
-			Message: fmt.Sprintf("Incorrect parameter count in the call to native function '%s'", fc.FnName.O)}}
+		return nil, &LockStmt{Err: &ParamCountError{Fn: fc.FnName.O}}
 	}
 	for _, a := range fc.Args {
 		if callsLockFn(a) {

@@ -65,7 +65,7 @@ func TestLockStatements(t *testing.T) {
 		{"SELECT GET_LOCK('a', 1), 2", "NamedLock mixed"},
 		{"SELECT GET_LOCK('a', 1) FROM t", "NamedLock mixed"},
 		{"SET @a = RELEASE_LOCK('a')", "NamedLock mixed"},
-		{"SELECT GET_LOCK('a')", "NamedLock 1582"},
+		{"SELECT GET_LOCK('a')", "NamedLock *classify.ParamCountError"},
 		{"SELECT 'GET_LOCK(1)'", "Read"},
 		{"SELECT get_lock FROM t", "Read"},
 		{"INSERT INTO t VALUES (GET_LOCK('a', 1))", "Refused"},
@@ -74,10 +74,10 @@ func TestLockStatements(t *testing.T) {
 		got := st.Class.String()
 		if ls := st.Locks; ls != nil {
 			switch {
-			case ls.Err == errLockMixed:
+			case ls.Err == ErrLockMixed:
 				got += " mixed"
 			case ls.Err != nil:
-				got += fmt.Sprint(" ", ls.Err.Code)
+				got += fmt.Sprintf(" %T", ls.Err)
 			default:
 				got += fmt.Sprint(" ", ls.Do, " ", ls.Calls)
 			}
