@@ -1,7 +1,7 @@
 package sqlproxy
 
 // ddlNeeds derives, from a DDL statement's tokens, the privileges and
-// objects it needs (see ddlpriv.go for why the origin checks them). One
+// objects it needs (see privileges.go for why the origin checks them). One
 // function per leading verb (ddlVerbs) and, for CREATE/ALTER, per object
 // (ddlObjects) scans the rest of the statement with ddlScan.
 

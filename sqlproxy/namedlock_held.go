@@ -35,7 +35,7 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 	one, zero := int64(1), int64(0)
 	locks := s.srv.deps.Locks
 	st := s.heldLocks()
-	owner := s.lockOwner()
+	owner := s.srv.lockOwner(s.connID)
 	forever := timeout >= lockForever
 	var deadline time.Time
 	if !forever {
@@ -122,7 +122,7 @@ func (s *session) releaseLock(name string) (*int64, *mysql.MyError, error) {
 		}
 		return &zero, nil, nil
 	}
-	res, me := s.orderHeld(st, command.LockOp{Op: command.LockRelease, Name: name, Owner: s.lockOwner()})
+	res, me := s.orderHeld(st, command.LockOp{Op: command.LockRelease, Name: name, Owner: s.srv.lockOwner(s.connID)})
 	switch {
 	case me != nil:
 		return nil, me, nil
@@ -144,7 +144,7 @@ func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
 	if !held {
 		return &n, nil
 	}
-	res, me := s.orderHeld(st, command.LockOp{Op: command.LockReleaseAll, Owner: s.lockOwner()})
+	res, me := s.orderHeld(st, command.LockOp{Op: command.LockReleaseAll, Owner: s.srv.lockOwner(s.connID)})
 	if me != nil {
 		return nil, me
 	}
@@ -152,22 +152,19 @@ func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
 	return &n, nil
 }
 
-// orderLock orders one lock operation and returns this node's result.
-func (s *session) orderLock(op command.LockOp) (command.Result, error) {
-	return s.orderLockCtx(s.srv.ctx, s.srv.cfg.WriteTimeout, op)
-}
-
-func (s *session) orderLockCtx(ctx context.Context, timeout time.Duration, op command.LockOp) (command.Result, error) {
+// orderLock orders one lock operation for the account user, waiting at
+// most timeout, and returns this node's result.
+func (srv *Server) orderLock(ctx context.Context, timeout time.Duration, user string, op command.LockOp) (command.Result, error) {
 	e := &command.Entry{
-		ID:     command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)},
+		ID:     command.EntryID{Node: srv.cfg.NodeID, Seq: srv.seq.Add(1)},
 		Kind:   command.KindLock,
-		User:   s.currentUser,
+		User:   user,
 		Lock:   &op,
 		Pinned: command.Pinned{TimestampMicros: time.Now().UnixMicro()},
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := s.srv.deps.Orderer.Submit(ctx, e)
+	res, err := srv.deps.Orderer.Submit(ctx, e)
 	if err != nil {
 		return command.Result{}, err
 	}
@@ -185,7 +182,7 @@ func (s *session) orderLockCtx(ctx context.Context, timeout time.Duration, op co
 // uncertain: it then orders a RELEASE_ALL when it ends.
 func (s *session) orderHeld(st *heldLocks, op command.LockOp) (command.Result, *mysql.MyError) {
 	st.mu.Lock()
-	res, err := s.orderLock(op)
+	res, err := s.srv.orderLock(s.srv.ctx, s.srv.cfg.WriteTimeout, s.currentUser, op)
 	switch {
 	case err == nil && op.Op == command.LockAcquire:
 		if res.AffectedRows == 1 {
@@ -234,15 +231,15 @@ type heldLocks struct {
 
 func (s *session) heldLocks() *heldLocks {
 	if s.locks == nil {
-		s.locks = &heldLocks{owner: s.lockOwner(), names: map[string]int{}}
+		s.locks = &heldLocks{owner: s.srv.lockOwner(s.connID), names: map[string]int{}}
 	}
 	return s.locks
 }
 
-// lockOwner names the session cluster-wide: node, incarnation (this run of
-// the node) and backend connection id.
-func (s *session) lockOwner() string {
-	return s.srv.cfg.NodeID + "/" + s.srv.incarnation() + "/" + strconv.FormatUint(s.connID, 10)
+// lockOwner names a session cluster-wide: node, incarnation (this run of
+// the node) and the session's backend connection id.
+func (srv *Server) lockOwner(connID uint64) string {
+	return srv.cfg.NodeID + "/" + srv.incarnation() + "/" + strconv.FormatUint(connID, 10)
 }
 
 var processIncarnation = func() string {

@@ -155,7 +155,7 @@ func (s *session) releaseAll(owner string) error {
 	if ctx.Err() != nil {
 		ctx, timeout = context.WithoutCancel(ctx), min(timeout, lockShutdownRelease)
 	}
-	_, err := s.orderLockCtx(ctx, timeout, command.LockOp{Op: command.LockReleaseAll, Owner: owner})
+	_, err := s.srv.orderLock(ctx, timeout, s.currentUser, command.LockOp{Op: command.LockReleaseAll, Owner: owner})
 	if err != nil && s.srv.ctx.Err() == nil {
 		s.log.Warn("named locks of an ended session not released yet; retrying", "owner", owner, "err", err)
 	}

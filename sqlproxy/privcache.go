@@ -21,42 +21,40 @@ type privCache struct {
 	passed map[string]struct{}
 }
 
-// privKey returns the cache key of a plain write, or "" when the write
-// must always be checked: account management, DDL, statements that name
-// the mysql schema (grant tables), or text that does not scan.
-func (s *session) privKey(sql string, ddl bool) string {
-	if s.srv.deps.Privileges == nil || ddl || strings.Contains(strings.ToLower(sql), "mysql") {
+// privKey returns the cache key of a plain write in the default database
+// db, or "" when the write must always be checked: account management, DDL,
+// statements that name the mysql schema (grant tables), or text that does
+// not scan.
+func privKey(sql, db string, ddl, noBackslash bool) string {
+	if ddl || strings.Contains(strings.ToLower(sql), "mysql") {
 		return ""
 	}
-	shape, ok := classify.Shape(sql, s.noBackslash())
+	shape, ok := classify.Shape(sql, noBackslash)
 	if !ok {
 		return ""
 	}
-	return s.ctxDB + "\x00" + shape
+	return db + "\x00" + shape
 }
 
-// privPassed reports whether key's check passed at the current generation.
-func (s *session) privPassed(key string) bool {
-	if key == "" {
+// has reports whether key's check passed at generation gen, the current
+// one (a new generation empties the cache).
+func (c *privCache) has(key string, gen uint64) bool {
+	if c.gen != gen {
+		*c = privCache{gen: gen}
 		return false
 	}
-	gen := s.srv.deps.Privileges.PrivilegeGeneration()
-	if s.privs.gen != gen {
-		s.privs = privCache{gen: gen}
-		return false
-	}
-	_, ok := s.privs.passed[key]
+	_, ok := c.passed[key]
 	return ok
 }
 
-// privRemember records that key's check passed at generation gen (read
+// remember records that key's check passed at generation gen (read
 // before the check ran, so a change during the check is not missed).
-func (s *session) privRemember(key string, gen uint64) {
-	if key == "" || s.privs.gen != gen {
+func (c *privCache) remember(key string, gen uint64) {
+	if key == "" || c.gen != gen {
 		return
 	}
-	if s.privs.passed == nil || len(s.privs.passed) >= privCacheMax {
-		s.privs.passed = make(map[string]struct{})
+	if c.passed == nil || len(c.passed) >= privCacheMax {
+		c.passed = make(map[string]struct{})
 	}
-	s.privs.passed[key] = struct{}{}
+	c.passed[key] = struct{}{}
 }

@@ -14,7 +14,7 @@ import (
 // handleQuery runs a COM_QUERY: split, then each statement in order,
 // stopping at the first error as MySQL does.
 func (s *session) handleQuery(q string) error {
-	parts, err := s.split(q, s.noBackslash())
+	parts, err := splitQuery(q, s.noBackslash())
 	if err != nil {
 		return s.writeErr(errSyntax(err.Error()))
 	}
@@ -58,7 +58,7 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	now := time.Now()
 	pins := s.newPins(now)
 	pins.InTx = s.tx != nil || !s.autocommit
-	st := s.classify(sql, pins)
+	st := s.srv.classify(sql, pins)
 	if st.Class == classify.NamedLock {
 		// Answered by the proxy, inside a transaction too (locks are
 		// not transactional; the statement is not recorded).

@@ -36,7 +36,7 @@ func (ps *prepared) isWrite() bool {
 
 func (s *session) stmtPrepare(p []byte) error {
 	text := string(p[1:])
-	st := s.classify(text, s.newPins(time.Now()))
+	st := s.srv.classify(text, s.newPins(time.Now()))
 	var lock *classify.LockStmt
 	switch st.Class {
 	case classify.NamedLock:
@@ -132,7 +132,7 @@ func (s *session) stmtExecute(p []byte) error {
 		return s.writeErr(me)
 	}
 	now := time.Now()
-	st := s.classify(text, s.newPins(now))
+	st := s.srv.classify(text, s.newPins(now))
 	switch st.Class {
 	case classify.Write, classify.DDL:
 		_, err := s.write(st, now, true)
@@ -456,7 +456,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	now := time.Now()
 	pins := s.newPins(now)
 	pins.InTx = true
-	st := s.classify(text, pins)
+	st := s.srv.classify(text, pins)
 	if st.Class != classify.Read {
 		_, err := s.runStatement(text, true)
 		return err

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -187,92 +186,6 @@ func (s *session) connCharset() string {
 		}
 	}
 	return cs
-}
-
-// checkPrivileges runs the origin's privilege check of the classified
-// statement st, whose text to order is text, on the client's own backend
-// session. A returned *mysql.MyError refuses the write; an error means the
-// backend connection failed.
-func (s *session) checkPrivileges(text string, st classify.Statement) (*mysql.MyError, error) {
-	ddl := st.Class == classify.DDL
-	if ddl {
-		t := toks(st.SQL, st.Tokens, s.noBackslash())
-		if st.Account {
-			return s.checkAccountPrivileges(t, st.Grant)
-		}
-		if me, err := s.checkDefiner(t); me != nil || err != nil {
-			return me, err
-		}
-		if me, err := s.checkDDLPrivileges(t); me != nil || err != nil {
-			return me, err
-		}
-	}
-	key := s.privKey(text, ddl)
-	if s.privPassed(key) {
-		return nil, nil // this shape passed at this generation
-	}
-	gen := s.privs.gen
-	// Re-preparing the same name replaces the previous statement, so no
-	// DEALLOCATE round trip is needed.
-	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(text, s.clientCharset()))
-	if err == nil {
-		s.privRemember(key, gen)
-		return nil, nil
-	}
-	me, ok := stmtError(err)
-	if !ok {
-		return nil, err
-	}
-	if privilegeErrors[me.Code] {
-		return me, nil
-	}
-	return nil, nil // e.g. a table this node has not created yet: order it
-}
-
-// checkAccountPrivileges checks account-management statements, which
-// PREPARE does not privilege-check: CREATE USER (or INSERT on mysql) for
-// account statements, GRANT OPTION somewhere (or CREATE USER) for GRANT and
-// REVOKE. Finer checks (granting only what one holds) are left to a later
-// release; see DESIGN.md.
-func (s *session) checkAccountPrivileges(t []tok, grant bool) (*mysql.MyError, error) {
-	if len(t) >= 2 && t[0].up() == "SET" && t[1].up() == "PASSWORD" && !slices.ContainsFunc(t, func(x tok) bool { return x.up() == "FOR" }) {
-		return nil, nil // one's own password
-	}
-	if grant {
-		return s.checkGrant(t)
-	}
-	g := quoteSimple(s.currentUser)
-	q := "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = " + g +
-		" UNION ALL SELECT CONCAT('DB:', TABLE_SCHEMA, ':', PRIVILEGE_TYPE), IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = " + g
-	if strings.ContainsRune(s.currentUser, '\\') {
-		return errAccountPriv, nil
-	}
-	r, err := s.query(q)
-	if err != nil {
-		if me, ok := stmtError(err); ok {
-			return me, nil
-		}
-		return nil, err
-	}
-	for _, row := range r.vals {
-		if row[0] == nil {
-			continue
-		}
-		p := *row[0]
-		grantable := row[1] != nil && *row[1] == "YES"
-		switch {
-		case p == "CREATE USER":
-			return nil, nil
-		case grant && grantable:
-			return nil, nil
-		case !grant && (p == "INSERT" || p == "DB:mysql:INSERT"):
-			return nil, nil
-		}
-	}
-	if grant {
-		return errGrantPriv, nil
-	}
-	return errAccountPriv, nil
 }
 
 // fetchSessionValues reads LAST_INSERT_ID() and the referenced user
