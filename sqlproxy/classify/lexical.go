@@ -66,13 +66,6 @@ func (a account) ident() string {
 // literal is the account as USER()/CURRENT_USER() return it: 'user@host'.
 func (a account) literal() string { return sqlString(a.user + "@" + a.host) }
 
-func upperWord(sql string, t Token) string {
-	if t.Kind != TokWord {
-		return ""
-	}
-	return strings.ToUpper(t.Text(sql))
-}
-
 // at returns toks[i] or an EOF token.
 func at(toks []Token, i int) Token {
 	if i < len(toks) {
@@ -90,7 +83,7 @@ const (
 // parser cannot parse or that are simpler to handle lexically. ok is false
 // when the statement needs the parser.
 func classifyLexical(sql string, lead []Token, p Pins) (Statement, bool) {
-	w0, w1 := upperWord(sql, lead[0]), upperWord(sql, at(lead, 1))
+	w0, w1 := lead[0].Upper(sql), at(lead, 1).Upper(sql)
 	kind := kindFromLead(sql, lead)
 	switch w0 {
 	case "SELECT":
@@ -122,7 +115,7 @@ func classifyLexical(sql string, lead []Token, p Pins) (Statement, bool) {
 	case "SHOW", "DESC", "DESCRIBE", "HELP":
 		return Statement{Class: Read, SQL: sql, Kind: w0}, true
 	case "EXPLAIN":
-		if w1 == "ANALYZE" && upperWord(sql, at(lead, 2)) != "SELECT" {
+		if w1 == "ANALYZE" && at(lead, 2).Upper(sql) != "SELECT" {
 			return unsupported(sql, "EXPLAIN ANALYZE", "it executes the statement on this node only", "Use EXPLAIN without ANALYZE"), true
 		}
 		return Statement{Class: Read, SQL: sql, Kind: w0}, true
@@ -162,7 +155,7 @@ func classifyLexical(sql string, lead []Token, p Pins) (Statement, bool) {
 	case "BACKUP":
 		return refuse(sql, kind, "backup locks apply to this node's server only", "Take backups on a node's backend server directly"), true
 	case "LOAD":
-		if w2 := upperWord(sql, at(lead, 2)); w1 == "DATA" && (w2 == "LOCAL" || (w2 == "LOW_PRIORITY" || w2 == "CONCURRENT") && upperWord(sql, at(lead, 3)) == "LOCAL") {
+		if w2 := at(lead, 2).Upper(sql); w1 == "DATA" && (w2 == "LOCAL" || (w2 == "LOW_PRIORITY" || w2 == "CONCURRENT") && at(lead, 3).Upper(sql) == "LOCAL") {
 			return Statement{}, false // parsed: LOAD DATA LOCAL INFILE is ordered with its file
 		}
 		return unsupported(sql, kind, "the file is read on one node only, so the other nodes cannot apply it", "Use LOAD DATA LOCAL INFILE, which sends the client's file, or send the rows as INSERT statements"), true
@@ -185,16 +178,16 @@ func classifyLexical(sql string, lead []Token, p Pins) (Statement, bool) {
 		}
 	case "CREATE", "ALTER", "DROP":
 		i := 1
-		if w0 == "CREATE" && w1 == "OR" && upperWord(sql, at(lead, 2)) == "REPLACE" {
+		if w0 == "CREATE" && w1 == "OR" && at(lead, 2).Upper(sql) == "REPLACE" {
 			i = 3
 		}
-		switch obj := upperWord(sql, at(lead, i)); {
+		switch obj := at(lead, i).Upper(sql); {
 		case obj == "USER" || (obj == "ROLE" && w0 != "ALTER"):
 			return accountDDL(sql, w0+" "+obj, p), true
 		}
 		return classifyProgramDDL(sql, p)
 	}
-	if w0 == "SET" && (w1 == "PASSWORD" || (w1 == "DEFAULT" && upperWord(sql, at(lead, 2)) == "ROLE")) {
+	if w0 == "SET" && (w1 == "PASSWORD" || (w1 == "DEFAULT" && at(lead, 2).Upper(sql) == "ROLE")) {
 		if w1 == "DEFAULT" {
 			return accountDDL(sql, "SET DEFAULT ROLE", p), true
 		}
@@ -239,9 +232,9 @@ func classifyProgramDDL(sql string, p Pins) (Statement, bool) {
 	if err != nil || len(toks) < 2 {
 		return Statement{}, false
 	}
-	verb := upperWord(sql, toks[0])
+	verb := toks[0].Upper(sql)
 	if verb == "DROP" {
-		obj := upperWord(sql, toks[1])
+		obj := toks[1].Upper(sql)
 		switch obj {
 		case "TRIGGER", "FUNCTION", "EVENT", "VIEW", "PROCEDURE":
 			return Statement{Class: DDL, SQL: sql, Kind: "DROP " + obj}, true
@@ -264,7 +257,7 @@ func classifyProgramDDL(sql string, p Pins) (Statement, bool) {
 loop:
 	for i < len(toks) {
 		t := toks[i]
-		w := upperWord(sql, t)
+		w := t.Upper(sql)
 		switch {
 		case w == "ALGORITHM" && at(toks, i+1).IsPunct(sql, '='):
 			i += 3
@@ -384,7 +377,7 @@ func checkBody(sql, kind string, toks []Token) (Statement, bool) {
 		if t.Kind != TokWord || !at(toks, k+1).IsPunct(sql, '(') || (k > 0 && toks[k-1].IsPunct(sql, '.')) {
 			continue
 		}
-		if k > 0 && tableContext[upperWord(sql, toks[k-1])] {
+		if k > 0 && tableContext[toks[k-1].Upper(sql)] {
 			continue // a table named like a function: INSERT INTO user (a) ...
 		}
 		name := strings.ToLower(t.Text(sql))
@@ -399,7 +392,7 @@ func checkBody(sql, kind string, toks []Token) (Statement, bool) {
 // classifyUnparsed classifies a statement the parser rejected, conservatively.
 func classifyUnparsed(sql string, lead []Token, p Pins) Statement {
 	toks, _ := Tokenize(sql, 0, p.NoBackslashEscapes)
-	w0, w1 := upperWord(sql, lead[0]), upperWord(sql, at(lead, 1))
+	w0, w1 := lead[0].Upper(sql), at(lead, 1).Upper(sql)
 	kind := kindFromLead(sql, lead)
 	has := func(words ...string) string {
 		for _, t := range toks {
