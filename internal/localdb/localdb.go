@@ -114,6 +114,8 @@ type DB struct {
 	applyMu  sync.Mutex // serialises Apply with Close
 	settings *Settings
 
+	lockNote lockNotify // Changed's channel (locks.go)
+
 	// testAfterDDL, when set, runs right after a DDL statement executed and
 	// before its completion is recorded (crash-window tests).
 	testAfterDDL func() error

@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
-	"weak"
 
 	"github.com/lockstepdb/lockstep/command"
 )
@@ -213,7 +211,7 @@ func (db *DB) Locks(ctx context.Context) (map[string]string, error) {
 // operation has been applied and committed (the caller then reads Holder
 // again). Safe for concurrent use.
 func (db *DB) Changed() <-chan struct{} {
-	n := db.lockNotifier()
+	n := &db.lockNote
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.ch == nil {
@@ -228,7 +226,7 @@ func (db *DB) Changed() <-chan struct{} {
 func (db *DB) locksApplied(entries []*command.Entry) {
 	for _, e := range entries {
 		if e.Kind == command.KindLock {
-			n := db.lockNotifier()
+			n := &db.lockNote
 			n.mu.Lock()
 			if n.ch != nil {
 				close(n.ch)
@@ -240,24 +238,8 @@ func (db *DB) locksApplied(entries []*command.Entry) {
 	}
 }
 
-// lockNotify is the Changed channel of one DB. It lives beside DB rather
-// than in it (lockNotifiers, keyed weakly so a collected DB takes its entry
-// along) so that the lock code stays in this file.
+// lockNotify is the Changed channel of one DB (DB.lockNote).
 type lockNotify struct {
 	mu sync.Mutex
-	ch chan struct{}
-}
-
-var lockNotifiers sync.Map // weak.Pointer[DB] -> *lockNotify
-
-func (db *DB) lockNotifier() *lockNotify {
-	k := weak.Make(db)
-	if v, ok := lockNotifiers.Load(k); ok {
-		return v.(*lockNotify)
-	}
-	v, loaded := lockNotifiers.LoadOrStore(k, &lockNotify{})
-	if !loaded {
-		runtime.AddCleanup(db, func(k weak.Pointer[DB]) { lockNotifiers.Delete(k) }, k)
-	}
-	return v.(*lockNotify)
+	ch chan struct{} // closed and cleared by locksApplied; nil while nobody waits
 }
