@@ -85,7 +85,7 @@ func (db *DB) applyLocked(ctx context.Context, index uint64, entries []*command.
 		return db.alreadyApplied(index, len(entries))
 	}
 	flat := flatten(entries)
-	if !db.testNoPipeline && pipelinable(flat) {
+	if !db.noPipeline() && pipelinable(flat) {
 		res, err := db.applyPipelined(ctx, []command.Record{{Index: index, Entries: entries}})
 		if err == nil {
 			return res[0], nil
@@ -127,8 +127,8 @@ func (db *DB) applyLocked(ctx context.Context, index uint64, entries []*command.
 			if err := db.releaseBlockers(ctx, true, all); err != nil {
 				db.log.Warn("could not abort client transactions before re-running a record", "err", err)
 			}
-			if db.testOnRestart != nil {
-				db.testOnRestart()
+			if db.hooks != nil {
+				db.hooks.OnRestart()
 			}
 			db.log.Warn("local transaction rolled back by the server; re-running the record", "index", index, "attempt", restarts)
 			continue
@@ -327,8 +327,8 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 // committed records in memory that the progress row now says index (with
 // hash and results) is fully applied, after the crash-test hook.
 func (db *DB) committed(index uint64, hash string, results []byte) error {
-	if db.testAfterCommit != nil {
-		if err := db.testAfterCommit(); err != nil {
+	if db.hooks != nil {
+		if err := db.hooks.AfterCommit(); err != nil {
 			return &errHook{err}
 		}
 	}

@@ -47,7 +47,7 @@ func TestKillServerDuringApplies(t *testing.T) {
 	// (before its completion is recorded) and right after a COMMIT (before
 	// the acknowledgement is used).
 	var hookKills int
-	db.testAfterDDL = func() error {
+	hooks(db).afterDDL = func() error {
 		if db.st.ddlIdx == 13 || db.st.ddlIdx == 38 {
 			if hookKills < 2 && s.PID() != 0 {
 				hookKills++
@@ -58,7 +58,7 @@ func TestKillServerDuringApplies(t *testing.T) {
 	}
 	killAfterCommitAt := map[uint64]bool{50: true, 80: true}
 	var curIdx uint64
-	db.testAfterCommit = func() error {
+	hooks(db).afterCommit = func() error {
 		if killAfterCommitAt[curIdx] {
 			delete(killAfterCommitAt, curIdx)
 			s.Kill()

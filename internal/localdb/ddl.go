@@ -56,8 +56,8 @@ func (db *DB) runDDL(ctx context.Context, index uint64, pos int, f flatStmt) (co
 	if r.Resultset != nil && r.RowNumber() == 1 {
 		db.cn.curDB, _ = r.GetString(0, 0)
 	}
-	if db.testAfterDDL != nil {
-		if err := db.testAfterDDL(); err != nil {
+	if db.hooks != nil {
+		if err := db.hooks.AfterDDL(); err != nil {
 			return command.Result{}, &errHook{err}
 		}
 	}

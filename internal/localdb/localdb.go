@@ -116,16 +116,8 @@ type DB struct {
 
 	lockNote lockNotify // Changed's channel (locks.go)
 
-	// testAfterDDL, when set, runs right after a DDL statement executed and
-	// before its completion is recorded (crash-window tests).
-	testAfterDDL func() error
-	// testOnRestart, when set, runs when a record is re-run after the
-	// server rolled back its transaction.
-	testOnRestart func()
-	// testAfterCommit, when set, runs right after a record's COMMIT (a lost
-	// acknowledgement when it fails).
-	testAfterCommit func() error
-	testNoPipeline  bool // every record the careful way (pipeline tests)
+	// hooks is nil in production; tests install one (hooks_test.go).
+	hooks applyHooks
 
 	wd watchdog
 }

@@ -78,7 +78,7 @@ func TestDDLExactlyOnceAcrossCrashWindow(t *testing.T) {
 	// that DDL again.
 	var crashes atomic.Int32
 	crashed := map[[2]uint64]bool{}
-	db.testAfterDDL = func() error {
+	hooks(db).afterDDL = func() error {
 		at := [2]uint64{db.st.ddlIdx, uint64(db.st.ddlPos)}
 		if !crashed[at] {
 			crashed[at] = true
@@ -148,7 +148,7 @@ func TestDDLPendingAfterReopen(t *testing.T) {
 	s := startServer(t)
 	db := openDB(t, s, Config{})
 	mustApply(t, db, 1, ent("", 1700000000, ddl("CREATE DATABASE app")))
-	db.testAfterDDL = func() error { return errors.New("simulated crash after DDL") }
+	hooks(db).afterDDL = func() error { return errors.New("simulated crash after DDL") }
 	create := ent("app", 1700000001, ddl("CREATE TABLE t (id INT PRIMARY KEY)"), ins("t", "INSERT INTO t VALUES (1)"))
 	if _, err := db.Apply(context.Background(), 2, []*command.Entry{create}); err == nil {
 		t.Fatal("Apply did not fail")
@@ -302,7 +302,7 @@ func TestLockWaitTimeoutReRunsRecord(t *testing.T) {
 	// and the record is being re-run.
 	restarted := make(chan struct{})
 	var once sync.Once
-	db.testOnRestart = func() { once.Do(func() { close(restarted) }) }
+	hooks(db).onRestart = func() { once.Do(func() { close(restarted) }) }
 	go func() {
 		select {
 		case <-restarted:
@@ -327,11 +327,11 @@ func TestRetryAfterLostCommitReturnsResults(t *testing.T) {
 	mustApply(t, db, 1, ent("", 1700000000, ddl("CREATE DATABASE app")))
 	mustApply(t, db, 2, ent("app", 1700000001, ddl("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")))
 	rec := []*command.Entry{ent("app", 1700000002, ins("t", "INSERT INTO t (v) VALUES (1), (2)")), ent("app", 1700000003, ins("t", "INSERT INTO t (v) VALUES (3)"))}
-	db.testAfterCommit = func() error { return errors.New("connection lost after COMMIT") }
+	hooks(db).afterCommit = func() error { return errors.New("connection lost after COMMIT") }
 	if _, err := db.Apply(context.Background(), 3, rec); err == nil {
 		t.Fatal("Apply did not fail")
 	}
-	db.testAfterCommit = nil
+	hooks(db).afterCommit = nil
 	res := mustApply(t, db, 3, rec...)
 	if len(res) != 2 || res[0][0].LastInsertID != 1 || res[0][0].AffectedRows != 2 || res[1][0].LastInsertID != 3 {
 		t.Fatalf("retry returned %+v, want the recorded results", res)

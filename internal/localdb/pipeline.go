@@ -64,7 +64,7 @@ func (db *DB) ApplyGroup(ctx context.Context, recs []command.Record) ([][][]comm
 	if err := db.closedErr(); err != nil {
 		return nil, err
 	}
-	if db.testNoPipeline {
+	if db.noPipeline() {
 		return nil, command.ErrApplyAlone
 	}
 	for _, r := range recs {

@@ -41,7 +41,7 @@ func groupRecords() [][]*command.Entry {
 func TestApplyGroupSameAsOneByOne(t *testing.T) {
 	sa, sb := startServer(t, "--sql-mode="), startServer(t, "--sql-mode=")
 	a, b := openDB(t, sa, Config{}), openDB(t, sb, Config{})
-	a.testNoPipeline = true // statement by statement, as before pipelining
+	hooks(a).noPipeline = true // statement by statement, as before pipelining
 	setup := [][]*command.Entry{
 		{ent("", 1700000000, ddl("CREATE DATABASE app")), ent("", 1700000000, ddl("CREATE DATABASE other"))},
 		{ent("app", 1700000001, ddl("CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, c CHAR(4) UNIQUE)"))},
@@ -104,7 +104,7 @@ func TestApplyGroupSameAsOneByOne(t *testing.T) {
 func TestPredictedPinsSameAsOneByOne(t *testing.T) {
 	sa, sb := startServer(t, "--sql-mode="), startServer(t, "--sql-mode=")
 	a, b := openDB(t, sa, Config{}), openDB(t, sb, Config{})
-	a.testNoPipeline = true
+	hooks(a).noPipeline = true
 	seq = 0
 	setup := [][]*command.Entry{
 		{ent("", 1700000000, ddl("CREATE DATABASE app"))},
@@ -221,11 +221,11 @@ func TestGroupRetryAfterLostCommit(t *testing.T) {
 		{Index: 3, Entries: []*command.Entry{ent("app", 1700000002, ins("t", "INSERT INTO t (v) VALUES (1), (2)"))}},
 		{Index: 5, Entries: []*command.Entry{ent("app", 1700000003, ins("t", "INSERT INTO t (v) VALUES (3)")), ent("app", 1700000004, dml("UPDATE t SET v = v + 10"))}},
 	}
-	db.testAfterCommit = func() error { return errors.New("connection lost after COMMIT") }
+	hooks(db).afterCommit = func() error { return errors.New("connection lost after COMMIT") }
 	if _, err := db.ApplyGroup(context.Background(), group); err == nil || errors.Is(err, command.ErrApplyAlone) {
 		t.Fatalf("ApplyGroup with a lost COMMIT acknowledgement: %v, want an error to retry", err)
 	}
-	db.testAfterCommit = nil
+	hooks(db).afterCommit = nil
 	res, err := db.ApplyGroup(context.Background(), group)
 	if err != nil || len(res) != 2 {
 		t.Fatalf("retry: %d results, %v", len(res), err)

@@ -85,7 +85,7 @@ func (db *DB) applyTx(ctx context.Context, f flatStmt) (command.Result, error) {
 // table the record has not inserted into yet (its pin then depends only on
 // the data, not on ids generated earlier in the record).
 func (db *DB) txPipelinable(ctx context.Context, e *command.Entry) bool {
-	if db.testNoPipeline {
+	if db.noPipeline() {
 		return false
 	}
 	seen := map[string]bool{}

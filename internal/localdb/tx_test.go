@@ -37,7 +37,7 @@ func txStmt(table, q string, want command.Outcome) command.Stmt {
 func TestTxPipelinedSameAsOneByOne(t *testing.T) {
 	sa, sb := startServer(t, "--sql-mode="), startServer(t, "--sql-mode=")
 	a, b := openDB(t, sa, Config{}), openDB(t, sb, Config{})
-	a.testNoPipeline = true
+	hooks(a).noPipeline = true
 	seq = 0
 	setup := [][]*command.Entry{
 		{ent("", 1700000000, ddl("CREATE DATABASE app"))},
@@ -152,7 +152,7 @@ func TestTxPipelinedDeadlockAfterMismatch(t *testing.T) {
 	}
 	restarted := make(chan struct{})
 	var once sync.Once
-	db.testOnRestart = func() { once.Do(func() { close(restarted) }) }
+	hooks(db).onRestart = func() { once.Do(func() { close(restarted) }) }
 	otherErr := make(chan error, 1)
 	go func() {
 		// Once the applier waits for row 2 (holding row 1), close the cycle.
