@@ -38,8 +38,13 @@ type Server struct {
 	// the transaction they had open then (session.txSeq); aborted if named
 	// again while that transaction is still open (AbortBlockers).
 	suspects map[*session]uint64
-	closed   bool
-	wg       sync.WaitGroup
+	// txEnded is closed (and cleared) when, while WaitAborted waits
+	// (abortWaiters > 0), a session's transaction ends or a session
+	// closes; nil while nobody waits.
+	txEnded      chan struct{}
+	abortWaiters atomic.Int32
+	closed       bool
+	wg           sync.WaitGroup
 }
 
 // NewServer validates cfg and returns a Server; call Serve to accept.
@@ -109,6 +114,7 @@ func (s *Server) Serve(l net.Listener) error {
 			sess.run()
 			s.mu.Lock()
 			delete(s.sessions, sess)
+			s.txEndedLocked()
 			s.mu.Unlock()
 		}()
 	}

@@ -175,6 +175,7 @@ func (s *session) noteLocks(st classify.Statement) {
 func (s *session) endTx() {
 	s.tx = nil
 	s.optimistic.Store(false)
+	s.srv.txEnd()
 	s.rowLocks.Store(false)
 	s.abortReq.Store(false)
 	s.lastIDKnown = false
@@ -656,16 +657,25 @@ func quoteIdentifier(s string) string { return "`" + strings.ReplaceAll(s, "`", 
 
 // WaitAborted waits, at most timeout, until the sessions of the given
 // backend connection ids no longer have an open optimistic transaction (an
-// interrupted session rolls back on its own goroutine).
+// interrupted session rolls back on its own goroutine). It looks again
+// each time a session's transaction ends or a session closes while it
+// waits (txEnded). localdb.Blockers; called on the applier's path.
 func (srv *Server) WaitAborted(ids []uint64, timeout time.Duration) {
 	want := make(map[uint64]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
 	}
-	deadline := time.Now().Add(timeout)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	srv.abortWaiters.Add(1)
+	defer srv.abortWaiters.Add(-1)
 	for {
 		open := false
 		srv.mu.Lock()
+		if srv.txEnded == nil {
+			srv.txEnded = make(chan struct{})
+		}
+		ended := srv.txEnded
 		for sess := range srv.sessions {
 			if want[sess.connID] && sess.optimistic.Load() {
 				open = true
@@ -673,16 +683,39 @@ func (srv *Server) WaitAborted(ids []uint64, timeout time.Duration) {
 			}
 		}
 		srv.mu.Unlock()
-		if !open || time.Now().After(deadline) {
+		if !open {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-ended:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// txEnd wakes WaitAborted: a session's transaction ended (optimistic is
+// already false) or a session left srv.sessions. Cheap while nobody waits.
+func (srv *Server) txEnd() {
+	if srv.abortWaiters.Load() == 0 {
+		return
+	}
+	srv.mu.Lock()
+	srv.txEndedLocked()
+	srv.mu.Unlock()
+}
+
+// txEndedLocked is txEnd with srv.mu held.
+func (srv *Server) txEndedLocked() {
+	if srv.txEnded != nil {
+		close(srv.txEnded)
+		srv.txEnded = nil
 	}
 }
 
 // OptimisticOpen reports whether any session has an optimistic transaction
 // open: only those can block the applier in a way AbortBlockers can end
-// (localdb.BlockersPossible). Called from the applier's watchdog goroutine.
+// (localdb.Blockers). Called from the applier's watchdog goroutine.
 func (srv *Server) OptimisticOpen() bool {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -703,8 +736,9 @@ func (srv *Server) OptimisticOpen() bool {
 // snapshot and may show the session's previous transaction. A session that
 // is waiting for its client is rolled back at once; one that is running a
 // statement is marked, and its id is returned so the caller can interrupt
-// the statement (KILL QUERY); the session then rolls back itself. Called
-// from the applier's watchdog goroutine.
+// the statement (KILL QUERY); the session then rolls back itself.
+// localdb.Blockers; called from the applier's watchdog goroutine and before
+// the applier re-runs a record after a deadlock.
 func (srv *Server) AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int, busy []uint64) {
 	want := make(map[uint64]bool, len(ids))
 	for _, id := range ids {

@@ -3,6 +3,7 @@ package sqlproxy_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"log/slog"
 	"os"
@@ -84,7 +85,7 @@ func newTxProxy(t *testing.T, cfg func(*sqlproxy.Config)) (*sqlproxytest.Server,
 		opts = append(opts, sqlproxytest.WithConfig(cfg))
 	}
 	srv := sqlproxytest.NewServer(t, opts...)
-	txOrd.db.SetBlockerHandler(srv.Proxy.AbortBlockers, srv.Proxy.WaitAborted, srv.Proxy.OptimisticOpen)
+	txOrd.db.SetBlockers(srv.Proxy)
 	name := "t_" + strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name()))
 	root := open(t, backend.RootDSN())
 	mustExec(t, root, "DROP DATABASE IF EXISTS "+name)
@@ -503,5 +504,68 @@ func TestTxValidateReadsSwitch(t *testing.T) {
 	// A locking read still is: b's write aborts the holder or changes what it read.
 	if err := lostUpdate(" FOR UPDATE"); !isCode(err, 1213) {
 		t.Fatalf("locking read with validation off: %v", err)
+	}
+}
+
+// TestTxWaitAborted: WaitAborted waits while a named session's transaction
+// is open and returns as soon as it ends (ROLLBACK, or the session closes),
+// not at its timeout.
+func TestTxWaitAborted(t *testing.T) {
+	srv, _, name := newTxProxy(t, nil)
+	db := open(t, srv.DSN("app", "apppw", name, ""))
+	mustExec(t, db, "CREATE TABLE w (id INT PRIMARY KEY, v INT)")
+	ctx := context.Background()
+	openTx := func() (*sql.Conn, uint64) {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id uint64
+		if err := c.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{"BEGIN", "INSERT INTO w VALUES (1, 1)"} {
+			if _, err := c.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		return c, id
+	}
+	c, id := openTx()
+	defer c.Close()
+	start := time.Now()
+	srv.Proxy.WaitAborted([]uint64{id}, 100*time.Millisecond)
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Fatalf("WaitAborted returned after %s with the transaction open, want its timeout", d)
+	}
+	start = time.Now()
+	srv.Proxy.WaitAborted([]uint64{id + 1000}, time.Minute)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("WaitAborted for a session without a transaction took %s", d)
+	}
+	for _, end := range []string{"ROLLBACK", "close"} {
+		if end == "close" {
+			c, id = openTx()
+		}
+		done := make(chan time.Duration, 1)
+		go func() {
+			start := time.Now()
+			srv.Proxy.WaitAborted([]uint64{id}, time.Minute)
+			done <- time.Since(start)
+		}()
+		if end == "ROLLBACK" {
+			if _, err := c.ExecContext(ctx, "ROLLBACK"); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			_ = c.Raw(func(any) error { return driver.ErrBadConn }) // drop the connection
+			c.Close()
+		}
+		select {
+		case d := <-done:
+			t.Logf("%s: WaitAborted returned after %s", end, d)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: WaitAborted still waiting 30s after the transaction ended", end)
+		}
 	}
 }

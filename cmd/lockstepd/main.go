@@ -151,7 +151,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	// The applier always wins: client transactions that hold locks it
 	// needs are aborted.
-	db.SetBlockerHandler(proxy.AbortBlockers, proxy.WaitAborted, proxy.OptimisticOpen)
+	db.SetBlockers(proxy)
 	l, err := net.Listen("tcp", cfg.SQLAddr)
 	if err != nil {
 		return fmt.Errorf("SQL listener on %s: %w", cfg.SQLAddr, err)
@@ -189,6 +189,10 @@ func newIncarnation() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// The SQL proxy's optimistic transactions are what the applier's watchdog
+// aborts.
+var _ localdb.Blockers = (*sqlproxy.Server)(nil)
 
 // quorumView adapts ordering.Node to quorum.Source.
 type quorumView struct{ n *ordering.Node }

@@ -117,9 +117,9 @@
 // applier session's state: a metadata-lock wait aborts every optimistic
 // client transaction on the node; otherwise INNODB_LOCK_WAITS names the
 // sessions the applier waits for (read at most every 110 ms: InnoDB only
-// refreshes that table when it has been idle for 100 ms). The BlockerHandler
-// (the SQL proxy) aborts them; statements in progress are interrupted with
-// KILL QUERY ID (by the statement's query id, so a kill that arrives late
+// refreshes that table when it has been idle for 100 ms). The Blockers
+// installed with SetBlockers (the SQL proxy) abort them; statements in
+// progress are interrupted with KILL QUERY ID (by the statement's query id, so a kill that arrives late
 // cannot interrupt the session's next statement). When the server picks the applier as a deadlock victim, every
 // optimistic transaction that may hold row locks (it wrote, or read with FOR
 // UPDATE/SHARE, or runs at SERIALIZABLE) is aborted before the record is

@@ -9,29 +9,33 @@ import (
 	"time"
 )
 
-// BlockerHandler aborts the optimistic client transactions that hold locks
-// the applier waits for: those of the given backend connection ids, or
-// every one when all is set (a metadata-lock wait, whose holder the server
-// does not name) — with rowLocks, only those that may hold row locks (they
-// wrote, or read with FOR UPDATE/SHARE): after a row-lock deadlock, a
-// transaction of plain consistent reads cannot have been in the cycle. It
-// returns how many transactions it aborted and the ids whose sessions are in
-// the middle of a statement; the watchdog interrupts those statements (KILL
-// QUERY). It is called from the watchdog goroutine and must not block on the
-// applier.
-type BlockerHandler func(ids []uint64, all, rowLocks bool) (aborted int, busy []uint64)
-
-// AbortWaiter waits (at most timeout) until the transactions of the given
-// backend connection ids, aborted by the BlockerHandler while they were in
-// the middle of a statement, have been rolled back.
-type AbortWaiter func(ids []uint64, timeout time.Duration)
-
-// BlockersPossible reports whether any client transaction is open that the
-// BlockerHandler could abort. While none is, the watchdog does not ask the
-// server who blocks the applier (those queries cost the server and this
-// process a round trip every watchInterval of a long apply). Called from
-// the watchdog goroutine; must be cheap and must not block on the applier.
-type BlockersPossible func() bool
+// Blockers is what the watchdog needs from whoever runs the client
+// transactions that can block the applier (the SQL proxy's optimistic
+// transactions; cmd/lockstepd wires it with SetBlockers). Its methods are
+// called from the watchdog goroutine and from the Apply goroutine (before a
+// record is re-run after a deadlock); they must not block on the applier.
+type Blockers interface {
+	// AbortBlockers aborts the optimistic client transactions that hold
+	// locks the applier waits for: those of the given backend connection
+	// ids, or every one when all is set (a metadata-lock wait, whose holder
+	// the server does not name) — with rowLocks, only those that may hold
+	// row locks (they wrote, or read with FOR UPDATE/SHARE): after a
+	// row-lock deadlock, a transaction of plain consistent reads cannot
+	// have been in the cycle. It returns how many transactions it aborted
+	// and the ids whose sessions are in the middle of a statement; the
+	// watchdog interrupts those statements (KILL QUERY).
+	AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int, busy []uint64)
+	// WaitAborted waits (at most timeout) until the transactions of the
+	// given backend connection ids, aborted by AbortBlockers while they
+	// were in the middle of a statement, have been rolled back.
+	WaitAborted(ids []uint64, timeout time.Duration)
+	// OptimisticOpen reports whether any client transaction is open that
+	// AbortBlockers could abort. While none is, the watchdog does not ask
+	// the server who blocks the applier (those queries cost the server and
+	// this process a round trip every watchInterval of a long apply). Must
+	// be cheap.
+	OptimisticOpen() bool
+}
 
 // abortWait bounds how long a re-run after a deadlock waits for the
 // interrupted holders to roll back.
@@ -45,11 +49,9 @@ const watchInterval = 5 * time.Millisecond
 // watchInterval, it asks the server whether the applier session waits for a
 // lock held by another session, and has the holders aborted.
 type watchdog struct {
-	handler  atomic.Pointer[BlockerHandler]
-	waiter   atomic.Pointer[AbortWaiter]
-	possible atomic.Pointer[BlockersPossible]
-	start    atomic.Int64  // unix nanos of the running Apply's start, 0 when idle
-	connID   atomic.Uint64 // the applier session's connection id
+	blockers atomic.Pointer[Blockers] // nil until SetBlockers
+	start    atomic.Int64             // unix nanos of the running Apply's start, 0 when idle
+	connID   atomic.Uint64            // the applier session's connection id
 	stop     chan struct{}
 	started  atomic.Bool
 	// lastLockRead is when INNODB_LOCK_WAITS was last read (unix nanos).
@@ -69,16 +71,10 @@ const stallReport = 5 * time.Second
 // the server to refresh them (InnoDB's CACHE_MIN_IDLE_TIME_US, plus margin).
 const lockCacheIdle = 110 * time.Millisecond
 
-// SetBlockerHandler installs h (see BlockerHandler), w and possible (each
-// may be nil) and starts the watchdog.
-func (db *DB) SetBlockerHandler(h BlockerHandler, w AbortWaiter, possible BlockersPossible) {
-	db.wd.handler.Store(&h)
-	if w != nil {
-		db.wd.waiter.Store(&w)
-	}
-	if possible != nil {
-		db.wd.possible.Store(&possible)
-	}
+// SetBlockers installs b (replacing any earlier one) and starts the
+// watchdog: from then on the applier always wins against b's transactions.
+func (db *DB) SetBlockers(b Blockers) {
+	db.wd.blockers.Store(&b)
 	if db.wd.started.CompareAndSwap(false, true) {
 		go db.watch()
 	}
@@ -97,7 +93,7 @@ func (db *DB) watch() {
 		if st == 0 || time.Since(time.Unix(0, st)) < watchInterval {
 			continue
 		}
-		if p := db.wd.possible.Load(); p == nil || (*p)() {
+		if b := db.wd.blockers.Load(); b != nil && (*b).OptimisticOpen() {
 			if err := db.releaseBlockers(context.Background(), false, false); err != nil {
 				db.log.Debug("watchdog: could not look for blockers", "err", err)
 			}
@@ -138,10 +134,11 @@ func (db *DB) reportStall(since time.Duration) {
 // locks (after the server rolled back the applier's own transaction in a
 // deadlock), forceAll every one (after repeated rollbacks of the same record).
 func (db *DB) releaseBlockers(ctx context.Context, force, forceAll bool) error {
-	hp := db.wd.handler.Load()
-	if hp == nil {
+	bp := db.wd.blockers.Load()
+	if bp == nil {
 		return nil
 	}
+	b := *bp
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	var ids []uint64
@@ -189,7 +186,7 @@ WHERE r.trx_mysql_thread_id = %d`, id))
 			return nil
 		}
 	}
-	n, busy := (*hp)(ids, all, rowLocks)
+	n, busy := b.AbortBlockers(ids, all, rowLocks)
 	if n > 0 {
 		db.log.Info("applier blocked by client transactions; aborted them", "sessions", ids, "all", all, "row_locks_only", rowLocks, "aborted", n, "interrupted", busy)
 	}
@@ -200,9 +197,7 @@ WHERE r.trx_mysql_thread_id = %d`, id))
 		// The record is about to run again: if the interrupted holders
 		// have not rolled back yet, it would meet their locks (and lose
 		// the next deadlock) again.
-		if w := db.wd.waiter.Load(); w != nil {
-			(*w)(busy, abortWait)
-		}
+		b.WaitAborted(busy, abortWait)
 	}
 	return nil
 }
