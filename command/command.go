@@ -114,8 +114,9 @@ func (k Kind) String() string {
 }
 
 // EntryID identifies an entry cluster-wide: the origin node and a sequence
-// number unique on that node. The origin's waiting session is found by it when
-// its own node applies the entry.
+// number unique on that node, assigned once, by the origin's ordering layer
+// when the entry is submitted. The origin's waiting session is found by it
+// when its own node applies the entry.
 type EntryID struct {
 	Node string `json:"n"`
 	Seq  uint64 `json:"s"`

@@ -48,7 +48,7 @@ type Node struct {
 	srv       *http.Server
 	client    *http.Client
 
-	seq     atomic.Uint64
+	seq     atomic.Uint64 // EntryID.Seq of this node's entries: assigned only in submitIndexed
 	waiters waiters
 	health  peerHealth
 	propCh  chan *proposal
@@ -325,7 +325,9 @@ func HasLocalState(dataDir string) bool {
 func (n *Node) IsLeader() bool { return !n.closed.Load() && n.raft.State() == raft.Leader }
 
 // Submit orders e and waits until this node has applied it, returning this
-// node's results for it. It sets e.ID. Errors: command.ErrNoLeader (the
+// node's results for it. It assigns e.ID (the caller leaves it zero): the
+// only place an entry gets its id, which matches the FSM's results to this
+// waiting call. Errors: command.ErrNoLeader (the
 // entry was not ordered), command.ErrOutcomeUnknown (it may or may not have
 // been ordered, or was ordered but not applied here in time),
 // command.ErrShuttingDown. It never returns results this node did not apply.
@@ -337,10 +339,10 @@ func (n *Node) Submit(ctx context.Context, e *command.Entry) ([]command.Result, 
 // submitIndexed is Submit, also returning the entry's log index (0 when
 // unknown).
 func (n *Node) submitIndexed(ctx context.Context, e *command.Entry) (uint64, []command.Result, error) {
+	e.ID = command.EntryID{Node: n.cfg.NodeID, Seq: n.seq.Add(1)}
 	if n.closed.Load() {
 		return 0, nil, command.ErrShuttingDown
 	}
-	e.ID = command.EntryID{Node: n.cfg.NodeID, Seq: n.seq.Add(1)}
 	ch := n.waiters.add(e.ID)
 	defer n.waiters.remove(e.ID)
 

@@ -102,9 +102,10 @@ func (c Config) Validate() error {
 }
 
 // Orderer puts a write entry into the cluster's total order. Submit is
-// called from client session goroutines, concurrently. It returns once this
-// node has applied the entry, with this node's result per statement (one
-// Result per Entry.Stmts element). Errors: command.ErrNoLeader,
+// called from client session goroutines, concurrently. It assigns e.ID (the
+// proxy leaves it zero and logs it after Submit). It returns once this node
+// has applied the entry, with this node's result per statement (one Result
+// per Entry.Stmts element). Errors: command.ErrNoLeader,
 // command.ErrOutcomeUnknown, command.ErrShuttingDown, command.ErrTooLarge or
 // the context's error; they are translated in errors.go.
 type Orderer interface {

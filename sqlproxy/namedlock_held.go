@@ -156,7 +156,6 @@ func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
 // most timeout, and returns this node's result.
 func (srv *Server) orderLock(ctx context.Context, timeout time.Duration, user string, op command.LockOp) (command.Result, error) {
 	e := &command.Entry{
-		ID:     command.EntryID{Node: srv.cfg.NodeID, Seq: srv.seq.Add(1)},
 		Kind:   command.KindLock,
 		User:   user,
 		Lock:   &op,

@@ -22,7 +22,6 @@ type Server struct {
 	ctx        context.Context
 	cancel     context.CancelFunc
 
-	seq       atomic.Uint64 // entry sequence numbers
 	uuidShort atomic.Uint64
 	// ctxVariant: the first contextVariants entry this backend may know
 	// (moves on at a 1193 for an unknown variable).
@@ -65,7 +64,6 @@ func NewServer(cfg Config, deps Deps, logger *slog.Logger) (*Server, error) {
 		ctx: ctx, cancel: cancel,
 		sessions: make(map[*session]struct{}),
 	}
-	s.seq.Store(uint64(time.Now().UnixNano()))
 	s.uuidShort.Store(uint64(time.Now().Unix()) << 24)
 	return s, nil
 }

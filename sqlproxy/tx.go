@@ -214,7 +214,6 @@ func (s *session) commitTx() (*mysql.MyError, error) {
 		return toMyError(err), nil
 	}
 	e := tx.entry
-	e.ID = command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)}
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
 	res, err := s.srv.deps.Orderer.Submit(ctx, e)
 	cancel()

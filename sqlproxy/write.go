@@ -314,7 +314,6 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	var seeds [8]byte
 	_, _ = rand.Read(seeds[:])
 	e := &command.Entry{
-		ID:   command.EntryID{Node: s.srv.cfg.NodeID, Seq: s.srv.seq.Add(1)},
 		Kind: command.KindStatements,
 		User: s.currentUser,
 		Stmts: []command.Stmt{{SQL: text, DDL: st.Class == classify.DDL,

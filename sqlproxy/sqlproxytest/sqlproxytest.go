@@ -170,6 +170,7 @@ type Applier struct {
 	conn *sql.Conn
 	log  []*command.Entry
 	fail error
+	seq  uint64 // Submit assigns entry ids, as an Orderer does
 }
 
 // SetFail makes Submit return err instead of applying (nil: apply again).
@@ -214,6 +215,8 @@ func (a *Applier) Submit(ctx context.Context, e *command.Entry) ([]command.Resul
 	if a.fail != nil {
 		return nil, a.fail
 	}
+	a.seq++
+	e.ID = command.EntryID{Node: "test", Seq: a.seq}
 	// Round-trip through the log encoding, as the real path does.
 	b, err := command.Encode([]*command.Entry{e})
 	if err != nil {
