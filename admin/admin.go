@@ -57,6 +57,11 @@ type Status struct {
 	// entries in them) this node proposed while leader.
 	BatchedRecords uint64 `json:"batched_records"`
 	BatchedEntries uint64 `json:"batched_entries"`
+	// ClientEntries counts the client entries (statements, transactions,
+	// named-lock operations) committed to the log since this node started,
+	// as its ordering layer was handed them: checkpoints, hash reports and
+	// other entries of the cluster's own do not move it.
+	ClientEntries uint64 `json:"client_entries"`
 }
 
 // Node is one member of the cluster as this node knows it (GET /nodes).

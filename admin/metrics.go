@@ -16,7 +16,7 @@ import (
 type statusCollector struct {
 	src Source
 
-	up, term, commit, applied, lag, leader, serving, diverged, records, entries, nodeState *prometheus.Desc
+	up, term, commit, applied, lag, leader, serving, diverged, records, entries, clientEntries, nodeState *prometheus.Desc
 }
 
 func newStatusCollector(src Source) *statusCollector {
@@ -24,22 +24,23 @@ func newStatusCollector(src Source) *statusCollector {
 		return prometheus.NewDesc("lockstep_"+name, help, labels, nil)
 	}
 	return &statusCollector{src: src,
-		up:        d("up", "1 while the node answers its admin API."),
-		term:      d("raft_term", "Current Raft term."),
-		commit:    d("commit_index", "Highest log index this node knows is committed."),
-		applied:   d("applied_index", "Last log index applied to this node's database."),
-		lag:       d("apply_lag", "Committed log records not yet applied here."),
-		leader:    d("is_leader", "1 when this node is the Raft leader."),
-		serving:   d("serving", "1 when this node serves clients (quorum, active, caught up, not diverged)."),
-		diverged:  d("diverged", "1 when this node's outcome hash differs from the majority's."),
-		records:   d("batched_records_total", "Log records this node proposed while leader."),
-		entries:   d("batched_entries_total", "Entries in the log records this node proposed while leader."),
-		nodeState: d("node_state", "1 for each node's current operational state, as this node knows it.", "node", "state"),
+		up:            d("up", "1 while the node answers its admin API."),
+		term:          d("raft_term", "Current Raft term."),
+		commit:        d("commit_index", "Highest log index this node knows is committed."),
+		applied:       d("applied_index", "Last log index applied to this node's database."),
+		lag:           d("apply_lag", "Committed log records not yet applied here."),
+		leader:        d("is_leader", "1 when this node is the Raft leader."),
+		serving:       d("serving", "1 when this node serves clients (quorum, active, caught up, not diverged)."),
+		diverged:      d("diverged", "1 when this node's outcome hash differs from the majority's."),
+		records:       d("batched_records_total", "Log records this node proposed while leader."),
+		entries:       d("batched_entries_total", "Entries in the log records this node proposed while leader."),
+		clientEntries: d("client_entries_total", "Client entries (statements, transactions, named-lock operations) committed since this node started."),
+		nodeState:     d("node_state", "1 for each node's current operational state, as this node knows it.", "node", "state"),
 	}
 }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.term, c.commit, c.applied, c.lag, c.leader, c.serving, c.diverged, c.records, c.entries, c.nodeState} {
+	for _, d := range []*prometheus.Desc{c.up, c.term, c.commit, c.applied, c.lag, c.leader, c.serving, c.diverged, c.records, c.entries, c.clientEntries, c.nodeState} {
 		ch <- d
 	}
 }
@@ -64,6 +65,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	g(c.diverged, b2f(st.Diverged))
 	ch <- prometheus.MustNewConstMetric(c.records, prometheus.CounterValue, float64(st.BatchedRecords))
 	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.CounterValue, float64(st.BatchedEntries))
+	ch <- prometheus.MustNewConstMetric(c.clientEntries, prometheus.CounterValue, float64(st.ClientEntries))
 	for _, n := range c.src.Nodes().Nodes {
 		ch <- prometheus.MustNewConstMetric(c.nodeState, prometheus.GaugeValue, 1, n.ID, n.State)
 	}

@@ -59,6 +59,9 @@ type fsm struct {
 	// aheadRecords counts records applyAhead applied before Raft handed
 	// them over.
 	aheadRecords atomic.Uint64
+	// clientEntries counts the client entries (Kind.Applied: statements,
+	// transactions, named locks) in the records Raft handed Apply.
+	clientEntries atomic.Uint64
 	// samples of Raft's commit index as records are applied (applyLag).
 	samples    [16]commitSample
 	sampleNext int
@@ -115,6 +118,9 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 			f.logger.Error("undecodable log record; applying it as empty", "index", l.Index, "err", err)
 		}
 		entries = nil
+	}
+	if n := countApplied(entries); n > 0 {
+		f.clientEntries.Add(n)
 	}
 	// Node states are decided for every record, also those applied before
 	// a restart: they live in memory and are rebuilt from the log.
@@ -316,6 +322,17 @@ func (f *fsm) applyRecord(index uint64, entries []*command.Entry) bool {
 	}
 	f.finishRecord(index, entries, stmts, results)
 	return true
+}
+
+// countApplied counts the entries of a record the applier executes.
+func countApplied(entries []*command.Entry) uint64 {
+	var n uint64
+	for _, e := range entries {
+		if e.Kind.Applied() {
+			n++
+		}
+	}
+	return n
 }
 
 // appliedEntries returns the entries of a record the applier executes.

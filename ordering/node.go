@@ -545,6 +545,12 @@ type Status struct {
 	// batcher proposed while leader and the entries in them.
 	BatchedRecords uint64 `json:"batched_records"`
 	BatchedEntries uint64 `json:"batched_entries"`
+	// ClientEntries counts the client entries (statements, transactions,
+	// named-lock operations) in the committed records this node's FSM was
+	// handed since it started, whoever proposed them. Unlike the commit
+	// index it does not move for the leader's checkpoints, hash reports or
+	// Raft's no-ops: tests read it to prove that nothing was ordered.
+	ClientEntries uint64 `json:"client_entries"`
 }
 
 // Status reports this node's current ordering state. Cheap; safe to poll.
@@ -577,6 +583,7 @@ func (n *Node) Status() Status {
 		}
 	}
 	s.BatchedRecords, s.BatchedEntries = n.batchRecords.Load(), n.batchEntries.Load()
+	s.ClientEntries = n.fsm.clientEntries.Load()
 	if s.Role == "leader" {
 		s.Unreachable, _ = n.unreachable(context.Background())
 	}

@@ -508,3 +508,27 @@ func TestLogStoreSurvivesTailTruncation(t *testing.T) {
 		t.Fatalf("last index %d, want 9", last)
 	}
 }
+
+// TestClientEntriesCounted: Status.ClientEntries counts the client entries
+// every node was handed, and the checkpoints and hash reports that follow
+// them move the commit index but not the counter.
+func TestClientEntriesCounted(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	tc.waitLeader(all(3)...)
+	ctx := context.Background()
+	for i, nd := range tc.nodes {
+		if _, err := nd.Submit(ctx, stmtEntry(fmt.Sprintf("INSERT %d", i))); err != nil {
+			t.Fatalf("submit via node %d: %v", i, err)
+		}
+	}
+	tc.waitConverged(3, all(3)...)
+	commit := tc.nodes[0].Status().CommitIndex
+	waitFor(t, 10*time.Second, "a checkpoint after the writes", func() bool {
+		return tc.nodes[0].Status().CommitIndex > commit
+	})
+	for i, nd := range tc.nodes {
+		if got := nd.Status().ClientEntries; got != 3 {
+			t.Errorf("node %d: ClientEntries = %d, want 3", i, got)
+		}
+	}
+}

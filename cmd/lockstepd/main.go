@@ -235,6 +235,7 @@ func (s statusSource) AdminStatus() admin.Status {
 		SQLAddr: s.cfg.SQLAddr, RaftAddr: s.cfg.RaftAddr,
 		NodeState:      string(s.node.NodeStates()[s.cfg.NodeID]),
 		BatchedRecords: st.BatchedRecords, BatchedEntries: st.BatchedEntries,
+		ClientEntries: st.ClientEntries,
 	}
 }
 
