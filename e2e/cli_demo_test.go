@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lockstepdb/lockstep/e2e"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 // TestMariaDBCLI: the mariadb command-line client through a node, batch
@@ -328,21 +329,17 @@ func restartFromArgv(t *testing.T, argv []string, sqlAddr, user, pw, logPath str
 		}
 	}()
 	db := e2e.OpenDB(t, fmt.Sprintf("%s:%s@tcp(%s)/", user, pw, sqlAddr))
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	return testutil.Until(90*time.Second, 100*time.Millisecond, func() error {
 		select {
 		case <-reDone:
 			b, _ := os.ReadFile(logPath)
-			return fmt.Errorf("%q exited:\n%s", argv, lastLines(string(b), 20))
+			return testutil.Permanent(fmt.Errorf("%q exited:\n%s", argv, lastLines(string(b), 20)))
 		default:
 		}
 		_, err := db.Exec("INSERT INTO demo.t VALUES (4, 'again')")
 		if err == nil || e2e.ErrNumber(err) == 1062 { // 1062: an earlier attempt went through
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("restarted node accepts no write within 90s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("restarted node accepts no write within 90s: %v", err)
+	})
 }

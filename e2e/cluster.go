@@ -25,6 +25,7 @@ import (
 
 	"github.com/lockstepdb/lockstep/admin"
 	"github.com/lockstepdb/lockstep/internal/mysqld"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 // Timeouts used by the harness. The machine is small and shared, so they are
@@ -716,41 +717,33 @@ func (n *Node) MustStatus(t testing.TB) Status {
 
 // WaitReady polls /readyz until it answers 200.
 func (n *Node) WaitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last string
-	for {
+	return testutil.Until(timeout, pollInterval, func() error {
 		code, b, err := n.get("/readyz")
 		if err == nil && code == http.StatusOK {
 			return nil
 		}
+		var last string
 		if err != nil {
 			last = err.Error()
 		} else {
 			last = fmt.Sprintf("HTTP %d: %s", code, bytes.TrimSpace(b))
 		}
 		if !n.Running() {
-			return fmt.Errorf("%s: lockstepd exited before it was ready (last /readyz: %s); log tail:\n%s", n.ID, last, n.Tail(30))
+			return testutil.Permanent(fmt.Errorf("%s: lockstepd exited before it was ready (last /readyz: %s); log tail:\n%s", n.ID, last, n.Tail(30)))
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not ready after %s (last /readyz: %s)", n.ID, timeout, last)
-		}
-		time.Sleep(pollInterval)
-	}
+		return fmt.Errorf("%s: not ready after %s (last /readyz: %s)", n.ID, timeout, last)
+	})
 }
 
 // WaitApplied waits until the node's applied_index is at least idx.
 func (n *Node) WaitApplied(idx uint64) error {
-	deadline := time.Now().Add(ConvergeTimeout)
-	for {
+	return testutil.Until(ConvergeTimeout, pollInterval, func() error {
 		st, err := n.Status()
 		if err == nil && st.AppliedIndex >= idx {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: applied index did not reach %d within %s (last: %+v, err %v)", n.ID, idx, ConvergeTimeout, st, err)
-		}
-		time.Sleep(pollInterval)
-	}
+		return fmt.Errorf("%s: applied index did not reach %d within %s (last: %+v, err %v)", n.ID, idx, ConvergeTimeout, st, err)
+	})
 }
 
 // Running returns the nodes whose lockstepd is running.
@@ -779,9 +772,9 @@ func (c *Cluster) Leader() *Node {
 // names it as leader.
 func (c *Cluster) WaitForLeader() *Node {
 	c.t.Helper()
-	deadline := time.Now().Add(ReadyTimeout)
+	var leader *Node
 	var seen []string
-	for {
+	err := testutil.Until(ReadyTimeout, pollInterval, func() error {
 		if l := c.Leader(); l != nil {
 			agree := true
 			seen = seen[:0]
@@ -793,14 +786,16 @@ func (c *Cluster) WaitForLeader() *Node {
 				}
 			}
 			if agree {
-				return l
+				leader = l
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("no agreed leader within %s: %s", ReadyTimeout, strings.Join(seen, "; "))
-		}
-		time.Sleep(pollInterval)
+		return errors.New("no agreed leader")
+	})
+	if err != nil {
+		c.t.Fatalf("no agreed leader within %s: %s", ReadyTimeout, strings.Join(seen, "; "))
 	}
+	return leader
 }
 
 // Other returns the nodes other than the given ones.
@@ -822,9 +817,9 @@ outer:
 // index, at least the highest commit index any of them reports.
 func (c *Cluster) WaitConverged() {
 	c.t.Helper()
-	deadline := time.Now().Add(ConvergeTimeout)
-	for {
-		var last []string
+	var last []string
+	err := testutil.Until(ConvergeTimeout, pollInterval, func() error {
+		last = last[:0]
 		ok := true
 		var maxCommit uint64
 		var applied []uint64
@@ -846,13 +841,13 @@ func (c *Cluster) WaitConverged() {
 				}
 			}
 		}
-		if ok {
-			return
+		if !ok {
+			return errors.New("not converged")
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("cluster did not converge within %s: %s", ConvergeTimeout, strings.Join(last, "; "))
-		}
-		time.Sleep(pollInterval)
+		return nil
+	})
+	if err != nil {
+		c.t.Fatalf("cluster did not converge within %s: %s", ConvergeTimeout, strings.Join(last, "; "))
 	}
 }
 
@@ -973,16 +968,8 @@ func ErrNumber(err error) uint16 {
 // the test with f's last error.
 func Eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %s: %v", what, timeout, err)
-		}
-		time.Sleep(pollInterval)
+	if err := testutil.Until(timeout, pollInterval, f); err != nil {
+		t.Fatalf("%s: not true within %s: %v", what, timeout, err)
 	}
 }
 

@@ -1,12 +1,14 @@
 package e2e_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockstepdb/lockstep/e2e"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 // fenceBound is what this test accepts between cutting a node off and it
@@ -55,16 +57,19 @@ func TestPartitionIsolatedNode(t *testing.T) {
 		// It stops serving within the bound, with a clear error.
 		var fenced time.Duration
 		var lastErr error
-		for {
+		err := testutil.Until(30*time.Second-time.Since(cut), 20*time.Millisecond, func() error {
 			err := probe.QueryRow("SELECT COUNT(*) FROM w").Scan(new(int))
 			if me := mysqlErr(err); me != nil && me.Number == 1047 {
 				fenced, lastErr = time.Since(cut), err
-				break
+				return nil
 			}
-			if time.Since(cut) > 30*time.Second {
-				t.Fatalf("round %d: isolated %s (%s) still answers reads 30s after the cut (last: %v)", round, victim.ID, pick, err)
+			if err == nil {
+				return errors.New("the read succeeded")
 			}
-			time.Sleep(20 * time.Millisecond)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("round %d: isolated %s (%s) still answers reads 30s after the cut (last: %v)", round, victim.ID, pick, err)
 		}
 		t.Logf("round %d: isolated %s (%s) refused clients %s after the cut: %v", round, victim.ID, pick, fenced.Round(time.Millisecond), lastErr)
 		if fenced > fenceBound {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lockstepdb/lockstep/admin"
 	"github.com/lockstepdb/lockstep/e2e"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 // TestNodeStates: node states through clusterctl and the admin API on a
@@ -49,9 +50,9 @@ func TestNodeStates(t *testing.T) {
 	// node's /nodes agrees on every state.
 	waitStates := func(want map[string]string) {
 		t.Helper()
-		deadline := time.Now().Add(e2e.ConvergeTimeout)
-		for {
-			var bad string
+		var bad string
+		err := testutil.Until(e2e.ConvergeTimeout, 50*time.Millisecond, func() error {
+			bad = ""
 			for _, n := range c.Nodes {
 				l, err := (&admin.Client{Endpoint: "http://" + n.AdminAddr, Token: c.Token}).Nodes(context.Background())
 				if err != nil {
@@ -64,13 +65,13 @@ func TestNodeStates(t *testing.T) {
 					}
 				}
 			}
-			if bad == "" {
-				return
+			if bad != "" {
+				return errors.New(bad)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node states did not converge: %s", bad)
-			}
-			time.Sleep(50 * time.Millisecond)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("node states did not converge: %s", bad)
 		}
 	}
 	insert := func(from, to int) {
@@ -202,17 +203,16 @@ func TestNodeStates(t *testing.T) {
 // waitCount waits until n's backend holds want rows in st.t.
 func waitCount(t *testing.T, n *e2e.Node, want int64, what string) {
 	t.Helper()
-	deadline := time.Now().Add(e2e.ConvergeTimeout)
-	for {
+	err := testutil.Until(e2e.ConvergeTimeout, 50*time.Millisecond, func() error {
 		var got int64
 		err := n.BackendDB().QueryRow("SELECT COUNT(*) FROM st.t").Scan(&got)
 		if err == nil && got == want {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s holds %d rows (err %v), want %d", what, n.ID, got, err, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return fmt.Errorf("%s: %s holds %d rows (err %v), want %d", what, n.ID, got, err, want)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

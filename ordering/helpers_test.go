@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 // fakeApplier records what it applied, in memory. It survives a node restart
@@ -144,15 +145,11 @@ func (tc *testCluster) start(i int) {
 	c := tc.cfgs[i]
 	if tc.nodes[i] != nil || c.Listener == nil {
 		// Restart: listen again on the same address.
-		var err error
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		err := testutil.Until(5*time.Second, testutil.Interval, func() error {
+			var err error
 			c.Listener, err = net.Listen("tcp", c.RaftAddr)
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return err
+		})
 		if err != nil {
 			tc.t.Fatal(err)
 		}
@@ -172,24 +169,12 @@ func (tc *testCluster) stop(i int) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitLeader waits until exactly one of the given live nodes leads and all
 // of them name it; it returns its position.
 func (tc *testCluster) waitLeader(live ...int) int {
 	tc.t.Helper()
 	leader := -1
-	waitFor(tc.t, 20*time.Second, "a leader", func() bool {
+	testutil.Eventually(tc.t, 20*time.Second, "a leader", func() bool {
 		leader = -1
 		var id string
 		for _, i := range live {
@@ -225,7 +210,7 @@ func all(n int) []int {
 func (tc *testCluster) waitConverged(want int, live ...int) []string {
 	tc.t.Helper()
 	var ids []string
-	waitFor(tc.t, 30*time.Second, fmt.Sprintf("%d entries applied on nodes %v", want, live), func() bool {
+	testutil.Eventually(tc.t, 30*time.Second, fmt.Sprintf("%d entries applied on nodes %v", want, live), func() bool {
 		for _, i := range live {
 			got, _, _ := tc.appliers[i].snapshot()
 			if len(got) < want {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 // lockApplier records the lock operations it applies.
@@ -88,11 +89,11 @@ func TestWatchLocks(t *testing.T) {
 	for i := range nodes {
 		for j := range nodes {
 			op := fmt.Sprintf("release-node n%d keep=%q", j+1, fmt.Sprintf("inc%d", j+1))
-			waitFor(t, 30*time.Second, fmt.Sprintf("node %d to apply %s", i+1, op), func() bool { return appliers[i].has(op) })
+			testutil.Eventually(t, 30*time.Second, fmt.Sprintf("node %d to apply %s", i+1, op), func() bool { return appliers[i].has(op) })
 		}
 	}
 	leader := -1
-	waitFor(t, 30*time.Second, "a leader", func() bool {
+	testutil.Eventually(t, 30*time.Second, "a leader", func() bool {
 		for i, nd := range nodes {
 			if nd.IsLeader() {
 				leader = i
@@ -108,7 +109,7 @@ func TestWatchLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	op := fmt.Sprintf("release-node n%d keep=\"\"", victim+1)
-	waitFor(t, 30*time.Second, "the leader to release the stopped node's locks", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the leader to release the stopped node's locks", func() bool {
 		return appliers[leader].has(op) && appliers[survivor].has(op)
 	})
 	if d := time.Since(stopped); d < time.Second {

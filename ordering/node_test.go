@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 func TestSubmitThroughEveryNode(t *testing.T) {
@@ -229,7 +230,7 @@ func TestDivergenceDetected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 15*time.Second, "node 3 to detect divergence", func() bool { return tc.nodes[2].Status().Diverged })
+	testutil.Eventually(t, 15*time.Second, "node 3 to detect divergence", func() bool { return tc.nodes[2].Status().Diverged })
 	t.Logf("detail: %s", tc.nodes[2].Status().DivergedDetail)
 	// The healthy nodes judged the same checkpoints (they applied the
 	// reports too) and must not consider themselves diverged.
@@ -327,7 +328,11 @@ func TestCloseUnblocks(t *testing.T) {
 		errc <- err
 	}()
 	go func() { _ = nd.WaitApplied(context.Background(), 1<<40) }()
-	time.Sleep(100 * time.Millisecond) // let Submit start; not a synchronisation point for the assertion
+	testutil.Eventually(t, 5*time.Second, "Submit to wait for its entry", func() bool {
+		nd.waiters.mu.Lock()
+		defer nd.waiters.mu.Unlock()
+		return len(nd.waiters.m) > 0
+	})
 	nd.Close()
 	select {
 	case err := <-errc:
@@ -523,7 +528,7 @@ func TestClientEntriesCounted(t *testing.T) {
 	}
 	tc.waitConverged(3, all(3)...)
 	commit := tc.nodes[0].Status().CommitIndex
-	waitFor(t, 10*time.Second, "a checkpoint after the writes", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a checkpoint after the writes", func() bool {
 		return tc.nodes[0].Status().CommitIndex > commit
 	})
 	for i, nd := range tc.nodes {

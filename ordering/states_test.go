@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 func TestDecideState(t *testing.T) {
@@ -66,7 +67,7 @@ func TestNodeStatesOrdered(t *testing.T) {
 	if _, err := tc.nodes[0].SetNodeState(ctx, "n3", StateMaintenance, "test"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "every node to see n3 in maintenance", func() bool {
+	testutil.Eventually(t, 10*time.Second, "every node to see n3 in maintenance", func() bool {
 		for _, nd := range tc.nodes {
 			if nd.NodeStates()["n3"] != StateMaintenance {
 				return false
@@ -100,7 +101,7 @@ func TestNodeStatesOrdered(t *testing.T) {
 	}
 	submit(1, "after")
 	tc.waitConverged(7, all(3)...)
-	waitFor(t, 10*time.Second, "n3 to finish catching up", func() bool {
+	testutil.Eventually(t, 10*time.Second, "n3 to finish catching up", func() bool {
 		st, catchingUp := tc.nodes[2].OwnState()
 		return st == StateActive && !catchingUp
 	})
@@ -108,7 +109,7 @@ func TestNodeStatesOrdered(t *testing.T) {
 	// Restart n3: the states come back from the log.
 	tc.stop(2)
 	tc.start(2)
-	waitFor(t, 20*time.Second, "restarted n3 to know every state", func() bool {
+	testutil.Eventually(t, 20*time.Second, "restarted n3 to know every state", func() bool {
 		s := tc.nodes[2].NodeStates()
 		return s["n1"] == StateStandby && s["n2"] == StateActive && s["n3"] == StateActive
 	})

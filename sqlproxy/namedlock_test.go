@@ -16,6 +16,7 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 	"github.com/lockstepdb/lockstep/sqlproxy"
 )
 
@@ -394,7 +395,7 @@ func TestNamedLockAcrossNodes(t *testing.T) {
 		err := other.QueryRowContext(ctx, "SELECT GET_LOCK('migrate', 60)").Scan(&v)
 		got <- fmt.Sprint(v.String, err)
 	}()
-	waitFor(t, 10*time.Second, "the waiter to look at the lock", func() bool { return c.holderCalls("migrate") > looks })
+	testutil.Eventually(t, 10*time.Second, "the waiter to look at the lock", func() bool { return c.holderCalls("migrate") > looks })
 	endSession(holder)
 	select {
 	case g := <-got:
@@ -427,7 +428,7 @@ func TestNamedLockWaiterDisconnects(t *testing.T) {
 		_, err := waiter.ExecContext(wctx, "DO GET_LOCK('w', 600)")
 		done <- err
 	}()
-	waitFor(t, 10*time.Second, "the waiter to look at the lock", func() bool { return c.holderCalls("w") > looks })
+	testutil.Eventually(t, 10*time.Second, "the waiter to look at the lock", func() bool { return c.holderCalls("w") > looks })
 	disconnect() // the driver closes the connection of a cancelled query
 	if err := <-done; err == nil {
 		t.Fatal("the cancelled GET_LOCK succeeded")
@@ -547,7 +548,7 @@ func TestNamedLockFenced(t *testing.T) {
 	val(t, idle, "SELECT 1")
 	c.setFail(command.ErrNoLeader)
 	g.set(true)
-	waitFor(t, 10*time.Second, "the fenced holder's connection to drop", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the fenced holder's connection to drop", func() bool {
 		err := holder.PingContext(ctx)
 		return err != nil && !isMySQLError(err)
 	})
@@ -557,7 +558,7 @@ func TestNamedLockFenced(t *testing.T) {
 		t.Fatal(got)
 	}
 	c.setFail(nil)
-	waitFor(t, 10*time.Second, "the ended session's locks to be released", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the ended session's locks to be released", func() bool {
 		h, _ := c.Holder(ctx, "cron")
 		return h == ""
 	})
@@ -576,7 +577,7 @@ func TestNamedLockLost(t *testing.T) {
 	if _, err := c.Submit(ctx, &command.Entry{Kind: command.KindLock, Lock: &command.LockOp{Op: command.LockReleaseNode, Node: "n1"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the session whose lock was released to be closed", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the session whose lock was released to be closed", func() bool {
 		err := holder.PingContext(ctx)
 		return err != nil && !isMySQLError(err)
 	})
@@ -591,7 +592,7 @@ func TestNamedLockSessionEndReleases(t *testing.T) {
 	val(t, s, "SELECT GET_LOCK('a', 0)")
 	val(t, s, "SELECT GET_LOCK('b', 0)")
 	endSession(s)
-	waitFor(t, 10*time.Second, "RELEASE_ALL at session end", func() bool { return c.countOps(command.LockReleaseAll) == 1 })
+	testutil.Eventually(t, 10*time.Second, "RELEASE_ALL at session end", func() bool { return c.countOps(command.LockReleaseAll) == 1 })
 	if n := c.held(); n != 0 {
 		t.Fatalf("%d locks left", n)
 	}
@@ -611,15 +612,4 @@ func TestNamedLockSessionEndReleases(t *testing.T) {
 func isMySQLError(err error) bool {
 	var me *gomysql.MySQLError
 	return errors.As(err, &me)
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

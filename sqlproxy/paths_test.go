@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 	"github.com/lockstepdb/lockstep/quorum"
 	"github.com/lockstepdb/lockstep/sqlproxy/sqlproxytest"
 )
@@ -217,20 +218,13 @@ func TestConcurrentSessionsAndClose(t *testing.T) {
 		slow <- err
 	}()
 	root := open(t, backend.RootDSN())
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, "the slow query to start", func() bool {
 		var n int
 		if err := root.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(60)'").Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("slow query never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return n == 1
+	})
 	start := time.Now()
 	if err := srv.Proxy.Close(); err != nil {
 		t.Fatal(err)

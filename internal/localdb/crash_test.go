@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 // crashRecords: DDL, then many small records mixing inserts, updates and a
@@ -74,27 +75,29 @@ func TestKillServerDuringApplies(t *testing.T) {
 			kills++
 		}
 		curIdx = idx
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			res, err := db.Apply(ctx, idx, recs[i])
-			if err == nil {
-				if len(res) != len(recs[i]) {
-					t.Fatalf("Apply(%d) returned %d entry results, want %d", idx, len(res), len(recs[i]))
-				}
-				break
+		// Apply again at once (it retries inside), restarting the
+		// server when it is down.
+		var res [][]command.Result
+		err := testutil.Until(90*time.Second, 0, func() error {
+			var err error
+			if res, err = db.Apply(ctx, idx, recs[i]); err == nil {
+				return nil
 			}
 			failures++
-			if time.Now().After(deadline) {
-				t.Fatalf("Apply(%d) kept failing: %v", idx, err)
-			}
 			if s.PID() == 0 {
 				rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+				defer cancel()
 				if err := s.Restart(rctx); err != nil {
-					cancel()
 					t.Fatalf("restart: %v", err)
 				}
-				cancel()
 			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("Apply(%d) kept failing: %v", idx, err)
+		}
+		if len(res) != len(recs[i]) {
+			t.Fatalf("Apply(%d) returned %d entry results, want %d", idx, len(res), len(recs[i]))
 		}
 	}
 	if hookKills != 2 || len(killAfterCommitAt) != 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/internal/testutil"
 )
 
 // txEnt is a transaction entry of db's statements, each with the outcome
@@ -156,17 +157,16 @@ func TestTxPipelinedDeadlockAfterMismatch(t *testing.T) {
 	otherErr := make(chan error, 1)
 	go func() {
 		// Once the applier waits for row 2 (holding row 1), close the cycle.
-		var err error
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		err := testutil.Until(30*time.Second, 10*time.Millisecond, func() error {
 			var n int
-			if err = raw.QueryRow("SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS").Scan(&n); err != nil || n > 0 {
-				break
+			if err := raw.QueryRow("SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS").Scan(&n); err != nil {
+				return testutil.Permanent(err)
 			}
-			if time.Now().After(deadline) {
-				err = errors.New("the applier never waited for a row lock")
-				break
+			if n == 0 {
+				return errors.New("the applier never waited for a row lock")
 			}
-		}
+			return nil
+		})
 		if err == nil {
 			_, err = other.ExecContext(ctx, "UPDATE app.t SET v = 100 WHERE id = 1")
 		}
