@@ -71,9 +71,14 @@ const stallReport = 5 * time.Second
 // the server to refresh them (InnoDB's CACHE_MIN_IDLE_TIME_US, plus margin).
 const lockCacheIdle = 110 * time.Millisecond
 
-// SetBlockers installs b (replacing any earlier one) and starts the
-// watchdog: from then on the applier always wins against b's transactions.
+// SetBlockers installs b (replacing any earlier one; nil removes it) and
+// starts the watchdog: from then on the applier always wins against b's
+// transactions.
 func (db *DB) SetBlockers(b Blockers) {
+	if b == nil {
+		db.wd.blockers.Store(nil)
+		return
+	}
 	db.wd.blockers.Store(&b)
 	if db.wd.started.CompareAndSwap(false, true) {
 		go db.watch()
