@@ -3,10 +3,8 @@ package ordering
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/quorum"
 )
 
 // fsm is the thin Raft FSM: it decodes a record, hands its statements to the
@@ -28,10 +27,8 @@ type fsm struct {
 	skipThrough uint64
 
 	// Only touched by applyRecord (under drainMu).
-	lastStmtIndex uint64                       // last record that carried statements
-	own           map[uint64]string            // checkpoint index -> own hash
-	reports       map[uint64]map[string]string // checkpoint index -> node -> hash
-	decided       map[uint64]bool              // checkpoint index -> already judged
+	lastStmtIndex uint64             // last record that carried statements
+	div           *quorum.Divergence // checkpoint reports and verdicts
 
 	mu       sync.Mutex
 	applied  uint64
@@ -42,6 +39,10 @@ type fsm struct {
 	stmtSinceCheckpoint bool
 	diverged            bool
 	divergedDetail      string
+	// configs are the Raft configurations by the index they took effect
+	// at (StoreConfiguration, snapshots): divergence is judged among the
+	// voters of the configuration in force at the checkpoint's index.
+	configs configHistory
 
 	// Node states (states.go), rebuilt from the whole log on every start.
 	states map[string]NodeState
@@ -95,7 +96,7 @@ func newFSM(n *Node, applier Applier, skipThrough uint64, logger *slog.Logger) *
 	return &fsm{
 		n: n, logger: logger, applier: applier, self: n.cfg.NodeID,
 		skipThrough: skipThrough, applied: skipThrough, appliedC: make(chan struct{}),
-		own: map[uint64]string{}, reports: map[uint64]map[string]string{}, decided: map[uint64]bool{},
+		div:    quorum.NewDivergence(quorum.DefaultCheckpointsKept),
 		states: states, lastSeen: skipThrough, drainC: make(chan struct{}, 1),
 		applyQ:    make(chan queuedRecord, applyQueueLen),
 		checksums: map[string]map[string]*command.ChecksumOp{}, checksumC: make(chan struct{}),
@@ -372,9 +373,8 @@ func (f *fsm) finishRecord(index uint64, entries, stmts []*command.Entry, result
 				continue // no database: nothing to compare
 			}
 			_, h := f.applier.OutcomeHash()
-			f.own[index] = h
 			f.n.reportHash(command.HashReport{Node: f.self, Index: index, Pos: pos, Hash: h})
-			f.judge(index)
+			f.verdict(f.div.Own(index, h, f.votersAt(index)))
 		case command.KindChecksum:
 			if e.Checksum != nil && !f.witness() {
 				f.startChecksum(index, e.Checksum.ID)
@@ -385,17 +385,10 @@ func (f *fsm) finishRecord(index uint64, entries, stmts []*command.Entry, result
 			}
 		case command.KindHashReport:
 			if r := e.Report; r != nil {
-				m := f.reports[r.Index]
-				if m == nil {
-					m = map[string]string{}
-					f.reports[r.Index] = m
-				}
-				m[r.Node] = r.Hash
-				f.judge(r.Index)
+				f.verdict(f.div.Report(r.Node, r.Index, r.Hash))
 			}
 		}
 	}
-	f.prune(index)
 
 	f.mu.Lock()
 	f.applied = index
@@ -500,66 +493,36 @@ func (f *fsm) applyWithRetry(index uint64, stmts []*command.Entry) ([][]command.
 	}
 }
 
-// judge decides divergence for the checkpoint at idx once a majority of
-// voters reported the same hash.
-func (f *fsm) judge(idx uint64) {
-	if f.decided[idx] {
-		return
+// votersAt is the number of voters of the configuration in force at idx,
+// as Raft handed it to the FSM (never Raft's live configuration: a
+// membership change committed after idx must not change a decision about
+// idx). Peers when no configuration is known (a snapshot of an older
+// version).
+func (f *fsm) votersAt(idx uint64) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v := f.configs.votersAt(idx); v > 0 {
+		return v
 	}
-	own, ok := f.own[idx]
-	if !ok {
-		return
-	}
-	voters := f.n.voterCount()
-	counts := map[string]int{}
-	for _, h := range f.reports[idx] {
-		counts[h]++
-	}
-	for h, c := range counts {
-		if c < voters/2+1 {
-			continue
-		}
-		f.decided[idx] = true
-		if h == own {
-			return
-		}
-		detail := fmt.Sprintf("outcome hash at checkpoint index %d is %s but a majority (%d of %d voters) reported %s",
-			idx, own, c, voters, h)
-		f.mu.Lock()
-		first := !f.diverged
-		if first {
-			f.diverged = true
-			f.divergedDetail = detail
-		}
-		f.mu.Unlock()
-		if first {
-			f.logger.Error("DIVERGED: this node's database no longer matches the cluster; it must stop serving and be resynced from a snapshot",
-				"checkpoint_index", idx, "own_hash", own, "majority_hash", h, "majority", c, "voters", voters)
-		}
-		return
-	}
+	return len(f.n.cfg.Peers)
 }
 
-// prune forgets checkpoints far behind the current index.
-func (f *fsm) prune(cur uint64) {
-	const keep = 100
-	if len(f.own) <= keep && len(f.reports) <= keep {
+// verdict acts on a checkpoint decided by f.div: a node whose hash differs
+// from the majority's marks itself diverged (once).
+func (f *fsm) verdict(v quorum.Verdict, decided bool) {
+	if !decided || !v.Diverged() {
 		return
 	}
-	var idx []uint64
-	for i := range f.reports {
-		idx = append(idx, i)
+	f.mu.Lock()
+	first := !f.diverged
+	if first {
+		f.diverged = true
+		f.divergedDetail = v.Detail()
 	}
-	for i := range f.own {
-		if _, ok := f.reports[i]; !ok {
-			idx = append(idx, i)
-		}
-	}
-	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
-	for _, i := range idx[:max(0, len(idx)-keep)] {
-		delete(f.own, i)
-		delete(f.reports, i)
-		delete(f.decided, i)
+	f.mu.Unlock()
+	if first {
+		f.logger.Error("DIVERGED: this node's database no longer matches the cluster; it must stop serving and be resynced from a snapshot",
+			"checkpoint_index", v.Index, "own_hash", v.Own, "majority_hash", v.Majority, "majority", v.Count, "voters", v.Voters)
 	}
 }
 
@@ -567,10 +530,12 @@ func (f *fsm) prune(cur uint64) {
 // configuration (the bootstrap, index 1 on every node) seeds the node
 // states: every server active, witnesses witness. Later configuration
 // changes follow KindNodeAdd/KindNodeRemove entries, which set the states.
+// Every configuration is kept by its index (configs).
 func (f *fsm) StoreConfiguration(index uint64, c raft.Configuration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.position = max(f.position, index)
+	f.configs = f.configs.add(index, c, f.applied)
 	if f.seeded {
 		return
 	}

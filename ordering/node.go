@@ -590,23 +590,6 @@ func (n *Node) Status() Status {
 	return s
 }
 
-func (n *Node) voterCount() int {
-	r := n.raftPtr.Load()
-	if r == nil {
-		return len(n.cfg.Peers)
-	}
-	c := 0
-	for _, s := range r.GetConfiguration().Configuration().Servers {
-		if s.Suffrage == raft.Voter {
-			c++
-		}
-	}
-	if c == 0 {
-		return len(n.cfg.Peers)
-	}
-	return c
-}
-
 // runCheckpoints makes the leader append a checkpoint entry every
 // CheckpointInterval when statements were applied since the last one.
 func (n *Node) runCheckpoints() {

@@ -62,6 +62,10 @@ type snapshotMeta struct {
 	CommandIndex uint64               `json:"command_index"`
 	States       map[string]NodeState `json:"states"`
 	Seeded       bool                 `json:"seeded"`
+	// Configs are the Raft configurations at or before Index that records
+	// after it may still need (configHistory); absent in snapshots of
+	// earlier versions, which still read.
+	Configs configHistory `json:"configs,omitempty"`
 }
 
 type metaSnapshot struct{ meta snapshotMeta }
@@ -97,6 +101,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	return &metaSnapshot{meta: snapshotMeta{
 		Version: snapshotVersion, Index: f.position, CommandIndex: f.lastCommand,
 		States: maps.Clone(f.states), Seeded: f.seeded,
+		Configs: slices.Clone(f.configs),
 	}}, nil
 }
 
@@ -138,6 +143,11 @@ func (f *fsm) adoptSnapshot(m snapshotMeta, how string) {
 	defer f.drainMu.Unlock()
 	f.mu.Lock()
 	f.states, f.seeded = m.States, m.Seeded
+	if len(m.Configs) > 0 {
+		// The log up to the snapshot is replaced by it; an older
+		// version's snapshot has no configurations: keep what is known.
+		f.configs = slices.Clone(m.Configs)
+	}
 	f.position, f.lastCommand = m.Index, m.CommandIndex
 	f.lastSeen = max(f.lastSeen, m.Index)
 	applied := f.applied
@@ -166,7 +176,7 @@ func latestSnapshot(store raft.SnapshotStore) (*snapshotMeta, error) {
 	if err != nil || len(list) == 0 {
 		return nil, err
 	}
-	_, rc, err := store.Open(list[0].ID)
+	meta, rc, err := store.Open(list[0].ID)
 	if err != nil {
 		return nil, fmt.Errorf("ordering: open snapshot %s: %w", list[0].ID, err)
 	}
@@ -174,6 +184,11 @@ func latestSnapshot(store raft.SnapshotStore) (*snapshotMeta, error) {
 	m, err := decodeSnapshotMeta(rc)
 	if err != nil {
 		return nil, err
+	}
+	if len(m.Configs) == 0 && meta.ConfigurationIndex > 0 {
+		// A snapshot of an earlier version: Raft's own metadata holds
+		// the configuration in force at it.
+		m.Configs = m.Configs.add(meta.ConfigurationIndex, meta.Configuration, meta.ConfigurationIndex)
 	}
 	return &m, nil
 }

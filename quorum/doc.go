@@ -14,4 +14,9 @@
 // again by itself once a leader reaches it. A node whose operational state is
 // not active (standby, maintenance, offline, joining), or that is still
 // applying the log it stored while out of service, refuses clients too.
+//
+// Divergence judges checkpoint reports: a node whose outcome hash differs
+// from the one a majority of the voters of the configuration at the
+// checkpoint's index reported has diverged. The ordering layer feeds it, in
+// log order, from the goroutine that applies records.
 package quorum

@@ -16,7 +16,7 @@ var forbidden = map[string][]string{
 	"ordering":          {"sqlproxy", "internal/localdb", "admin"},
 	"sqlproxy":          {"ordering", "internal/localdb", "admin"},
 	"sqlproxy/classify": {"ordering", "internal/localdb", "quorum", "admin"},
-	"quorum":            {"sqlproxy", "internal/localdb", "admin"},
+	"quorum":            {"ordering", "sqlproxy", "internal/localdb", "admin"},
 	"admin":             {"ordering", "sqlproxy", "internal/localdb", "quorum"},
 	// clusterctl is a client of the admin API only.
 	"cmd/clusterctl": {"ordering", "sqlproxy", "internal/localdb", "quorum", "command"},
