@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/quorum"
 )
 
 // Which voters the leader can reach, for refusing operator actions that
@@ -111,50 +111,32 @@ func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
 
 // CheckQuorumLoss refuses (ErrStateRefused) taking node out of service
 // (state maintenance or offline) or out of the cluster (remove) when the
-// voters left — reachable by the leader now, and not in maintenance or
-// offline themselves, so they can be expected to keep running — could not
-// form a majority once node stops. Other changes pass.
+// voters left could not keep a quorum (quorum.QuorumLoss decides); it
+// gathers the inputs: the Raft configuration's voters, the voters the
+// leader cannot reach and the node states.
 func (n *Node) CheckQuorumLoss(ctx context.Context, node string, state NodeState, remove bool) error {
 	if !remove && state != StateMaintenance && state != StateOffline {
 		return nil
 	}
-	var voters []string
+	c := quorum.LossCheck{Node: node, State: string(state), Remove: remove, States: map[string]string{}}
 	for _, p := range n.Status().Peers {
 		if p.Suffrage == raft.Voter.String() {
-			voters = append(voters, p.ID)
+			c.Voters = append(c.Voters, p.ID)
 		}
 	}
-	if !slices.Contains(voters, node) {
+	if !slices.Contains(c.Voters, node) {
 		return nil // not a voter (or unknown: the log refuses it)
 	}
 	down, err := n.unreachable(ctx)
 	if err != nil {
 		return err
 	}
-	states := n.NodeStates()
-	total := len(voters)
-	if remove {
-		total--
+	c.Unreachable = down
+	for id, st := range n.NodeStates() {
+		c.States[id] = string(st)
 	}
-	var left, gone []string
-	for _, id := range voters {
-		switch {
-		case id == node:
-		case slices.Contains(down, id):
-			gone = append(gone, id+" (unreachable)")
-		case states[id] == StateMaintenance || states[id] == StateOffline:
-			gone = append(gone, fmt.Sprintf("%s (%s)", id, states[id]))
-		default:
-			left = append(left, id)
-		}
-	}
-	if need := total/2 + 1; len(left) < need {
-		what := fmt.Sprintf("setting %s %s", node, state)
-		if remove {
-			what = "removing " + node
-		}
-		return fmt.Errorf("%w: %s would leave %d voter(s) that can keep a quorum (%s) where %d of %d are needed (%s): the cluster would stop serving when %s stops. Bring those nodes back first, or repeat with --force",
-			ErrStateRefused, what, len(left), strings.Join(left, ", "), need, total, strings.Join(gone, ", "), node)
+	if why := quorum.QuorumLoss(c); why != "" {
+		return fmt.Errorf("%w: %s", ErrStateRefused, why)
 	}
 	return nil
 }

@@ -19,4 +19,10 @@
 // from the one a majority of the voters of the configuration at the
 // checkpoint's index reported has diverged. The ordering layer feeds it, in
 // log order, from the goroutine that applies records.
+//
+// QuorumLoss refuses operator actions (a node into maintenance or offline,
+// a removal) that would leave too few running voters for a quorum, and
+// FenceBound is how long a cut-off node takes to fence itself, after which
+// the leader may release its named locks. Both are plain functions over
+// inputs the ordering layer gathers.
 package quorum

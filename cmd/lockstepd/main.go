@@ -160,9 +160,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go func() { serveErr <- proxy.Serve(l) }()
 	defer proxy.Close()
 	// A node cut off from the leader fences itself (and closes its sessions
-	// that hold named locks) within 2 election timeouts + the fence grace;
-	// the leader releases its locks only after that, with a second to spare.
-	node.WatchLocks(incarnation, cfg.FenceGrace+2*cfg.ElectionTimeout+time.Second)
+	// that hold named locks) within quorum.FenceBound; the leader releases
+	// its locks only after that.
+	node.WatchLocks(incarnation, quorum.FenceBound(cfg.FenceGrace, cfg.ElectionTimeout))
 
 	log.Info("lockstepd started", "sql", cfg.SQLAddr, "admin", cfg.AdminAddr, "raft", cfg.RaftAddr, "backend", backendAddr)
 	select {
