@@ -70,8 +70,9 @@ func TestDivergenceJudgedByConfigurationAtIndex(t *testing.T) {
 		src := testFSM(t, &fakeApplier{})
 		src.StoreConfiguration(1, voters("n1", "n2", "n3", "n4", "n5"))
 		src.StoreConfiguration(3, voters("n1", "n2", "n3"))
+		states, seeded := src.members.Snapshot()
 		src.mu.Lock()
-		m := snapshotMeta{Version: snapshotVersion, Index: 4, CommandIndex: 4, States: src.states, Seeded: true, Configs: src.configs}
+		m := snapshotMeta{Version: snapshotVersion, Index: 4, CommandIndex: 4, States: states, Seeded: seeded, Configs: src.configs}
 		src.mu.Unlock()
 		f := testFSM(t, &fakeApplier{hash: "own", applied: 4})
 		f.applied = 4
@@ -84,4 +85,37 @@ func TestDivergenceJudgedByConfigurationAtIndex(t *testing.T) {
 			t.Fatal("the snapshot's configuration (three voters) was not used")
 		}
 	})
+}
+
+// TestDeferredRecordsKeptThenCopied: records Raft hands over while this
+// node does not apply are kept for the drain, in order; past
+// deferredMaxBytes they are forgotten and the database is to be copied
+// (needDB) at or after the last one forgotten.
+func TestDeferredRecordsKeptThenCopied(t *testing.T) {
+	f := testFSM(t, &fakeApplier{})
+	f.StoreConfiguration(1, voters("n1", "n2", "n3"))
+	f.deferred = true
+	rec := func(i uint64) *raft.Log {
+		data, err := command.Encode([]*command.Entry{stmtEntry(fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &raft.Log{Type: raft.LogCommand, Index: i, Data: data}
+	}
+	for i := uint64(2); i <= 4; i++ {
+		f.Apply(rec(i))
+	}
+	if len(f.pending) != 3 || f.pending[0].index != 2 || f.needDB != 0 {
+		t.Fatalf("kept %d records, needDB %d", len(f.pending), f.needDB)
+	}
+	defer func(v int) { deferredMaxBytes = v }(deferredMaxBytes)
+	deferredMaxBytes = f.pendingBytes + 1
+	f.Apply(rec(5))
+	if len(f.pending) != 0 || f.needDB != 5 || f.snapIndex != 5 {
+		t.Fatalf("after the bound: kept %d records, needDB %d", len(f.pending), f.needDB)
+	}
+	f.Apply(rec(6))
+	if len(f.pending) != 1 || f.pending[0].index != 6 {
+		t.Fatalf("records after the forgotten ones are kept: %d", len(f.pending))
+	}
 }

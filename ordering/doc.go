@@ -15,6 +15,9 @@
 // reports its outcome hash at each checkpoint through the log, and a node
 // whose hash differs from a majority's marks itself diverged (Status).
 //
+// Node states and membership are decided by package membership; the FSM
+// feeds it the log's entries and performs the Raft actions it asks for.
+//
 // Barrier and WaitApplied give linearizable reads. See DESIGN.md for the
 // request path, failure stories and trade-offs.
 package ordering

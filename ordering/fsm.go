@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/membership"
 	"github.com/lockstepdb/lockstep/quorum"
 )
 
@@ -44,15 +44,16 @@ type fsm struct {
 	// voters of the configuration in force at the checkpoint's index.
 	configs configHistory
 
-	// Node states (states.go), rebuilt from the whole log on every start.
-	states map[string]NodeState
-	seeded bool // states seeded from the first Raft configuration
-	// deferred: records are left in the log instead of applied as they
-	// come (this node does not apply, or is catching up); lastSeen is the
-	// newest record the FSM was handed. runDrain applies them.
-	deferred bool
-	lastSeen uint64
-	drainC   chan struct{}
+	// members holds the node states (membership), rebuilt from the log
+	// on every start.
+	members *membership.Members
+	// deferred: records are kept (pending) instead of applied as they
+	// come (this node does not apply, or is catching up); runDrain
+	// applies them. pendingBytes is their encoded size.
+	deferred     bool
+	pending      []queuedRecord
+	pendingBytes int
+	drainC       chan struct{}
 	// applyQ carries committed records from Raft's FSM goroutine to
 	// runApply; queued is the newest record handed to it.
 	applyQ chan queuedRecord
@@ -90,14 +91,15 @@ var (
 )
 
 func newFSM(n *Node, applier Applier, skipThrough uint64, logger *slog.Logger) *fsm {
-	// Node states are seeded from the cluster's first Raft configuration
-	// (StoreConfiguration), the same on every node, joiners included.
-	states := map[string]NodeState{}
 	return &fsm{
 		n: n, logger: logger, applier: applier, self: n.cfg.NodeID,
 		skipThrough: skipThrough, applied: skipThrough, appliedC: make(chan struct{}),
-		div:    quorum.NewDivergence(quorum.DefaultCheckpointsKept),
-		states: states, lastSeen: skipThrough, drainC: make(chan struct{}, 1),
+		div: quorum.NewDivergence(quorum.DefaultCheckpointsKept),
+		// Node states are seeded from the cluster's first Raft
+		// configuration (StoreConfiguration), the same on every node,
+		// joiners included.
+		members:   membership.New(n.cfg.NodeID, n.cfg.Witnesses),
+		drainC:    make(chan struct{}, 1),
 		applyQ:    make(chan queuedRecord, applyQueueLen),
 		checksums: map[string]map[string]*command.ChecksumOp{}, checksumC: make(chan struct{}),
 	}
@@ -108,9 +110,6 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	f.mu.Lock()
-	f.position, f.lastCommand = l.Index, l.Index
-	f.mu.Unlock()
 	entries, err := command.Decode(l.Data)
 	if err != nil {
 		// The same bytes are in every node's log, so every node treats the
@@ -126,26 +125,30 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	// Node states are decided for every record, also those applied before
 	// a restart: they live in memory and are rebuilt from the log.
 	f.decideStates(l.Index, l.Term, entries)
-	if l.Index <= f.skipThrough {
-		return nil
-	}
+	replay := l.Index <= f.skipThrough
 	f.mu.Lock()
-	deferred := f.deferred
-	if deferred {
-		f.lastSeen = l.Index
+	f.position, f.lastCommand = l.Index, l.Index
+	deferred := f.deferred && !replay
+	switch {
+	case replay:
+	case deferred:
+		f.deferRecord(queuedRecord{index: l.Index, entries: entries, size: len(l.Data)})
+	default:
+		// Hand the record to the apply goroutine and return: Raft
+		// answers the record's future at commit, not after this node's
+		// database applied it, so the leader's next record is appended
+		// while this one applies (the origin still waits for its own
+		// node's apply, via its waiter).
+		f.queued = l.Index
 	}
 	f.mu.Unlock()
+	if replay {
+		return nil
+	}
 	if deferred {
 		f.kickDrain()
 		return nil
 	}
-	// Hand the record to the apply goroutine and return: Raft answers the
-	// record's future at commit, not after this node's database applied
-	// it, so the leader's next record is appended while this one applies
-	// (the origin still waits for its own node's apply, via its waiter).
-	f.mu.Lock()
-	f.queued = l.Index
-	f.mu.Unlock()
 	select {
 	case f.applyQ <- queuedRecord{index: l.Index, entries: entries}:
 	case <-f.n.stop:
@@ -157,6 +160,7 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 type queuedRecord struct {
 	index   uint64
 	entries []*command.Entry
+	size    int // encoded size (deferred records)
 }
 
 // applyQueueLen bounds the records committed but not yet applied here; when
@@ -392,9 +396,6 @@ func (f *fsm) finishRecord(index uint64, entries, stmts []*command.Entry, result
 
 	f.mu.Lock()
 	f.applied = index
-	if f.lastSeen < index {
-		f.lastSeen = index
-	}
 	if len(stmts) > 0 {
 		f.lastStmtIndex = index
 		f.stmtSinceCheckpoint = true
@@ -536,23 +537,15 @@ func (f *fsm) StoreConfiguration(index uint64, c raft.Configuration) {
 	defer f.mu.Unlock()
 	f.position = max(f.position, index)
 	f.configs = f.configs.add(index, c, f.applied)
-	if f.seeded {
-		return
+	servers := make([]string, len(c.Servers))
+	for i, srv := range c.Servers {
+		servers[i] = string(srv.ID)
 	}
-	f.seeded = true
-	for _, srv := range c.Servers {
-		id := string(srv.ID)
-		f.states[id] = StateActive
-		if slices.Contains(f.n.cfg.Witnesses, id) {
-			f.states[id] = StateWitness
-		}
-	}
+	f.members.Seed(servers)
 }
 
 // witness reports whether this node is a witness (no database).
-func (f *fsm) witness() bool {
-	return slices.Contains(f.n.cfg.Witnesses, f.self)
-}
+func (f *fsm) witness() bool { return f.members.IsWitness(f.self) }
 
 func (f *fsm) appliedIndex() uint64 {
 	f.mu.Lock()

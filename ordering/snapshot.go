@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -93,6 +92,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if !f.waitQueue(5 * time.Second) {
 		return nil, errNotApplying
 	}
+	states, seeded := f.members.Snapshot()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.deferred || f.needDB > 0 {
@@ -100,7 +100,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	return &metaSnapshot{meta: snapshotMeta{
 		Version: snapshotVersion, Index: f.position, CommandIndex: f.lastCommand,
-		States: maps.Clone(f.states), Seeded: f.seeded,
+		States: states, Seeded: seeded,
 		Configs: slices.Clone(f.configs),
 	}}, nil
 }
@@ -141,15 +141,17 @@ func decodeSnapshotMeta(r io.Reader) (snapshotMeta, error) {
 func (f *fsm) adoptSnapshot(m snapshotMeta, how string) {
 	f.drainMu.Lock() // not while the drain applies a record
 	defer f.drainMu.Unlock()
+	f.members.Restore(m.States, m.Seeded)
 	f.mu.Lock()
-	f.states, f.seeded = m.States, m.Seeded
 	if len(m.Configs) > 0 {
 		// The log up to the snapshot is replaced by it; an older
 		// version's snapshot has no configurations: keep what is known.
 		f.configs = slices.Clone(m.Configs)
 	}
 	f.position, f.lastCommand = m.Index, m.CommandIndex
-	f.lastSeen = max(f.lastSeen, m.Index)
+	for len(f.pending) > 0 && f.pending[0].index <= m.Index {
+		f.popPending() // the snapshot covers them
+	}
 	applied := f.applied
 	behind := applied < m.CommandIndex && !f.witness()
 	if behind {
@@ -227,7 +229,6 @@ func (f *fsm) transferDatabase(need uint64) bool {
 					return true
 				}
 				f.applied = max(idx, f.snapIndex)
-				f.lastSeen = max(f.lastSeen, f.applied)
 				f.needDB = 0
 				close(f.appliedC)
 				f.appliedC = make(chan struct{})
@@ -261,15 +262,16 @@ func (f *fsm) donors() []raft.Server {
 	if fut.Error() != nil {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	var ids []string
+	for _, s := range fut.Configuration().Servers {
+		ids = append(ids, string(s.ID))
+	}
+	donors := f.members.Donors(ids)
 	var out []raft.Server
 	for _, s := range fut.Configuration().Servers {
-		id := string(s.ID)
-		if id == f.self || slices.Contains(f.n.cfg.Witnesses, id) || !f.states[id].Applies() {
-			continue
+		if slices.Contains(donors, string(s.ID)) {
+			out = append(out, s)
 		}
-		out = append(out, s)
 	}
 	return out
 }

@@ -2,148 +2,78 @@ package ordering
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/membership"
 )
 
-// NodeState is a node's operational state. Changes are KindNodeState log
-// entries, decided by every node's FSM at the same log position, so every
-// node agrees on every node's state.
-type NodeState string
+// Node states and membership are decided by the membership package (a
+// deterministic state machine over the log's entries); the FSM feeds it
+// every record's entries, delivers the decisions to local waiters and
+// performs the Raft actions it asks for. The names below keep ordering's
+// API (admin, cmd) as it was.
 
+// NodeState is a node's operational state (membership.NodeState).
+type NodeState = membership.NodeState
+
+// The node states; see membership.
 const (
-	// StateJoining: receiving a snapshot or catching up (set by joins).
-	StateJoining NodeState = "joining"
-	// StateActive: applies the log and serves clients.
-	StateActive NodeState = "active"
-	// StateStandby: applies the log, serves no clients.
-	StateStandby NodeState = "standby"
-	// StateMaintenance: stops applying (the log is still stored) and serves
-	// no clients, so a DBA can work on the local server; leaving it applies
-	// the stored log before the node serves again.
-	StateMaintenance NodeState = "maintenance"
-	// StateOffline: out of serving and applying, like maintenance, for a
-	// node that is being taken away.
-	StateOffline NodeState = "offline"
-	// StateWitness: a Raft voter without a database (lockstepd --witness);
-	// fixed, never applies or serves.
-	StateWitness NodeState = "witness"
-	// StateRemoved: this node was removed from the cluster (OwnState only).
-	StateRemoved NodeState = "removed"
+	StateJoining     = membership.StateJoining
+	StateActive      = membership.StateActive
+	StateStandby     = membership.StateStandby
+	StateMaintenance = membership.StateMaintenance
+	StateOffline     = membership.StateOffline
+	StateWitness     = membership.StateWitness
+	StateRemoved     = membership.StateRemoved
 )
 
 // OperatorStates are the states an operator may set.
-var OperatorStates = []NodeState{StateActive, StateStandby, StateMaintenance, StateOffline}
-
-// Applies reports whether a node in state s applies the log.
-func (s NodeState) Applies() bool {
-	return s == StateActive || s == StateStandby || s == StateJoining
-}
-
-// Serves reports whether a node in state s serves clients.
-func (s NodeState) Serves() bool { return s == StateActive }
+var OperatorStates = membership.OperatorStates
 
 // ErrStateRefused wraps a state change the cluster refused (the message says
 // why and what to do).
-var ErrStateRefused = errors.New("state change refused")
+var ErrStateRefused = membership.ErrStateRefused
 
-// decideState applies one state change to states (every node runs this at
-// the same log position on the same map, so every node decides the same),
-// returning the refusal or nil.
-func decideState(states map[string]NodeState, ch *command.NodeStateChange, by string) *command.Error {
-	refuse := func(format string, a ...any) *command.Error {
-		return &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf(format, a...)}
-	}
-	cur, ok := states[ch.Node]
-	if !ok {
-		known := make([]string, 0, len(states))
-		for id := range states {
-			known = append(known, id)
-		}
-		slices.Sort(known)
-		return refuse("unknown node %q (the cluster's nodes: %s)", ch.Node, strings.Join(known, ", "))
-	}
-	to := NodeState(ch.State)
-	if !slices.Contains(OperatorStates, to) {
-		names := make([]string, len(OperatorStates))
-		for i, s := range OperatorStates {
-			names[i] = string(s)
-		}
-		return refuse("unknown state %q: a node can be set to %s", ch.State, strings.Join(names, ", "))
-	}
-	if cur == to {
-		return nil
-	}
-	if cur == StateWitness {
-		return refuse("node %s is a witness (a voter without a database); its state cannot change", ch.Node)
-	}
-	if cur == StateJoining && !(by == ch.Node && to == StateActive) {
-		return refuse("node %s is joining; it becomes active by itself when it has caught up", ch.Node)
-	}
-	if cur == StateActive && !to.Serves() {
-		others := 0
-		for id, s := range states {
-			if id != ch.Node && s == StateActive {
-				others++
-			}
-		}
-		if others == 0 {
-			return refuse("node %s is the only active node: setting it %s would leave no node serving clients. Make another node active first", ch.Node, to)
-		}
-	}
-	states[ch.Node] = to
-	return nil
-}
+// deferredMaxBytes bounds the records (their encoded size) the FSM keeps in
+// memory while this node does not apply (maintenance, offline, catching
+// up). Past it the FSM forgets them and the node copies a peer's database
+// when it applies again (as a node behind a snapshot does), then applies
+// the records after the copy.
+var deferredMaxBytes = 256 << 20 // a variable for tests
 
-// decideStates decides the KindNodeState entries of the record at index,
-// delivers their results to local waiters, and switches this node between
-// applying records as they come (direct) and leaving them in the log for
-// the drain goroutine (deferred).
+// decideStates decides the membership entries of the record at index (on
+// Raft's FSM goroutine, for every record, also those applied before a
+// restart), delivers their results to local waiters, has the leader that
+// appended an accepted entry perform its Raft action, and switches this
+// node between applying records as they come (direct) and keeping them for
+// the drain goroutine (deferred) when its own state changes.
 func (f *fsm) decideStates(index, term uint64, entries []*command.Entry) {
 	for _, e := range entries {
-		if e.Kind == command.KindLeaderTransfer && e.Transfer != nil {
-			f.decideTransfer(index, term, e)
+		if !e.Kind.DecidedByOrdering() {
 			continue
 		}
-		if e.Kind == command.KindNodeRemove && e.NodeState != nil {
-			f.decideRemove(index, term, e)
+		d, ok := f.members.Decide(e, e.ID.Node)
+		if !ok {
 			continue
 		}
-		if e.Kind == command.KindNodeAdd && e.NodeState != nil {
-			f.decideAdd(index, term, e)
-			continue
-		}
-		if e.Kind != command.KindNodeState || e.NodeState == nil {
-			continue
-		}
-		ch := e.NodeState
-		f.mu.Lock()
-		before := f.states[f.self]
-		refused := decideState(f.states, ch, e.ID.Node)
-		own := f.states[f.self]
-		f.mu.Unlock()
 		replay := index <= f.skipThrough
-		if refused != nil {
-			if !replay {
-				f.logger.Info("node state change refused", "index", index, "target", ch.Node, "state", ch.State, "why", refused.Message)
-			}
-		} else if !replay {
-			f.logger.Info("node state changed", "index", index, "target", ch.Node, "state", ch.State, "reason", ch.Reason, "by", e.ID.Node)
+		if !replay {
+			f.logDecision(index, e, d)
 		}
 		if e.ID.Node == f.self {
-			f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
+			f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: d.Refused}}})
 		}
-		if before == own {
+		if d.Refused == nil && d.Action != membership.NoAction && !replay {
+			f.act(term, d)
+		}
+		if d.OwnBefore == d.OwnAfter {
 			continue
 		}
-		if !own.Applies() {
+		if !d.OwnAfter.Applies() {
 			f.mu.Lock()
 			f.deferred = true
 			f.mu.Unlock()
@@ -158,10 +88,88 @@ func (f *fsm) decideStates(index, term uint64, entries []*command.Entry) {
 					}
 				}()
 			}
-		} else if !before.Applies() {
+		} else if !d.OwnBefore.Applies() {
 			f.kickDrain()
 		}
 	}
+}
+
+// logDecision logs a membership decision (not for records replayed after
+// a restart).
+func (f *fsm) logDecision(index uint64, e *command.Entry, d membership.Decision) {
+	switch e.Kind {
+	case command.KindNodeState:
+		ch := e.NodeState
+		if d.Refused != nil {
+			f.logger.Info("node state change refused", "index", index, "target", ch.Node, "state", ch.State, "why", d.Refused.Message)
+		} else {
+			f.logger.Info("node state changed", "index", index, "target", ch.Node, "state", ch.State, "reason", ch.Reason, "by", e.ID.Node)
+		}
+	case command.KindNodeRemove:
+		if d.Refused == nil {
+			f.logger.Info("node removed from the cluster", "index", index, "target", d.Node, "was", d.Was, "by", e.ID.Node)
+		}
+	case command.KindNodeAdd:
+		if d.Refused == nil {
+			f.logger.Info("node added; it is joining", "index", index, "target", d.Node, "addr", d.Addr, "by", e.ID.Node)
+		}
+	}
+}
+
+// act performs an accepted decision's Raft action when this node is the
+// leader that appended the entry (it still leads in the entry's term; a
+// later leader applying the same entry must not act again), on a goroutine
+// of its own.
+func (f *fsm) act(term uint64, d membership.Decision) {
+	r := f.n.raftPtr.Load()
+	if r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() {
+		return
+	}
+	var run func() error
+	var failed string
+	switch d.Action {
+	case membership.AddVoter:
+		run = func() error { return r.AddVoter(raft.ServerID(d.Node), raft.ServerAddress(d.Addr), 0, 0).Error() }
+		failed = "adding a node to the Raft configuration failed; remove it and add it again"
+	case membership.RemoveServer:
+		run = func() error { return r.RemoveServer(raft.ServerID(d.Node), 0, 0).Error() }
+		failed = "removing a node from the Raft configuration failed; run node remove again"
+	case membership.TransferLeadership:
+		to := d.Node
+		run = func() error {
+			if to == f.self {
+				return nil // this node leads already
+			}
+			if to == "" {
+				return r.LeadershipTransfer().Error()
+			}
+			var addr raft.ServerAddress
+			for _, srv := range r.GetConfiguration().Configuration().Servers {
+				if string(srv.ID) == to {
+					addr = srv.Address
+				}
+			}
+			return r.LeadershipTransferToServer(raft.ServerID(to), addr).Error()
+		}
+		failed = "leadership transfer failed"
+	default:
+		return
+	}
+	f.n.wg.Add(1)
+	go func() {
+		defer f.n.wg.Done()
+		// Not waited for past Close: Raft may never answer a future it
+		// dropped (a leader removing itself shuts its Raft down first).
+		errc := make(chan error, 1)
+		go func() { errc <- run() }()
+		select {
+		case err := <-errc:
+			if err != nil {
+				f.logger.Warn(failed, "err", err)
+			}
+		case <-f.n.stop:
+		}
+	}()
 }
 
 // kickDrain wakes the drain goroutine.
@@ -172,9 +180,29 @@ func (f *fsm) kickDrain() {
 	}
 }
 
-// runDrain applies, in order, the records this node left in the log while it
-// did not apply (maintenance, offline), once its state applies again; when
-// it has caught up with the FSM it switches back to direct applying.
+// deferRecord keeps a record Raft handed over while this node does not
+// apply (deferred), for the drain. Past deferredMaxBytes the kept records
+// are forgotten and the database will be copied from a peer instead (a
+// copy at or after index). Called with f.mu held.
+func (f *fsm) deferRecord(q queuedRecord) {
+	f.pending = append(f.pending, q)
+	f.pendingBytes += q.size
+	if f.pendingBytes <= deferredMaxBytes {
+		return
+	}
+	if f.needDB == 0 {
+		f.logger.Warn("this node has not applied the log for too long to keep it in memory; it will copy a peer's database when it applies again",
+			"records", len(f.pending), "bytes", f.pendingBytes, "index", q.index)
+	}
+	clear(f.pending)
+	f.pending, f.pendingBytes = f.pending[:0], 0
+	f.needDB, f.snapIndex = max(f.needDB, q.index), max(f.snapIndex, q.index)
+}
+
+// runDrain applies, in order, the records this node kept while it did not
+// apply (maintenance, offline, behind a snapshot), once its state applies
+// again; when it has applied every record Raft handed over it switches back
+// to direct applying.
 func (f *fsm) runDrain() {
 	defer f.n.wg.Done()
 	for {
@@ -183,10 +211,10 @@ func (f *fsm) runDrain() {
 		case <-f.n.stop:
 			return
 		}
-		caughtUp := false
-		for !caughtUp {
+		for {
+			own, _ := f.members.State(f.self) // "" (does not apply) until seeded
 			f.mu.Lock()
-			if !f.deferred || !f.states[f.self].Applies() {
+			if !f.deferred || !own.Applies() {
 				f.mu.Unlock()
 				break
 			}
@@ -199,40 +227,34 @@ func (f *fsm) runDrain() {
 				}
 				continue
 			}
-			next := f.applied + 1
-			if next > f.lastSeen {
-				f.deferred = false
-				caughtUp = true
+			if f.applied < f.queued {
+				// Records handed to the apply goroutine before this node
+				// stopped applying come first.
+				ch := f.appliedC
 				f.mu.Unlock()
-				f.logger.Info("caught up with the log", "applied_index", next-1)
-				break
-			}
-			f.mu.Unlock()
-			var l raft.Log
-			if err := f.n.logs.GetLog(next, &l); err != nil {
-				f.logger.Error("cannot read a stored log record to catch up; retrying", "index", next, "err", err)
 				select {
-				case <-time.After(time.Second):
+				case <-ch:
 					continue
 				case <-f.n.stop:
 					return
 				}
 			}
-			if l.Type != raft.LogCommand {
-				f.mu.Lock()
-				f.applied = max(f.applied, next)
+			for len(f.pending) > 0 && f.pending[0].index <= f.applied {
+				f.popPending()
+			}
+			if len(f.pending) == 0 {
+				f.deferred = false
+				applied := f.applied
 				f.mu.Unlock()
-				continue
+				f.logger.Info("caught up with the log", "applied_index", applied)
+				break
 			}
-			entries, err := command.Decode(l.Data)
-			if err != nil {
-				f.logger.Error("undecodable log record; applying it as empty", "index", next, "err", err)
-				entries = nil
-			}
+			q := f.popPending()
+			f.mu.Unlock()
 			f.drainMu.Lock()
 			ok := true
-			if f.appliedIndex() == next-1 { // else adoptSnapshot moved on
-				ok = f.applyRecord(next, entries)
+			if f.appliedIndex() < q.index { // else adoptSnapshot moved on
+				ok = f.applyRecord(q.index, q.entries)
 			}
 			f.drainMu.Unlock()
 			if !ok {
@@ -242,29 +264,27 @@ func (f *fsm) runDrain() {
 	}
 }
 
-// NodeStates returns every node's state as this node's FSM last decided it.
-func (n *Node) NodeStates() map[string]NodeState {
-	n.fsm.mu.Lock()
-	defer n.fsm.mu.Unlock()
-	out := make(map[string]NodeState, len(n.fsm.states))
-	for id, s := range n.fsm.states {
-		out[id] = s
+// popPending takes the oldest kept record. Called with f.mu held.
+func (f *fsm) popPending() queuedRecord {
+	q := f.pending[0]
+	f.pending[0] = queuedRecord{}
+	f.pending = f.pending[1:]
+	f.pendingBytes -= q.size
+	if len(f.pending) == 0 {
+		f.pending, f.pendingBytes = nil, 0
 	}
-	return out
+	return q
 }
+
+// NodeStates returns every node's state as this node's FSM last decided it.
+func (n *Node) NodeStates() map[string]NodeState { return n.fsm.members.States() }
 
 // OwnState returns this node's state and whether it is still applying
 // records it left in the log (catching up after maintenance or offline).
 func (n *Node) OwnState() (NodeState, bool) {
+	st := n.fsm.members.Own()
 	n.fsm.mu.Lock()
 	defer n.fsm.mu.Unlock()
-	st, ok := n.fsm.states[n.cfg.NodeID]
-	switch {
-	case !n.fsm.seeded:
-		st = StateJoining // starting: the log has not told yet (serves no clients)
-	case !ok:
-		st = StateRemoved
-	}
 	return st, n.fsm.deferred
 }
 
@@ -273,40 +293,6 @@ func (n *Node) OwnState() (NodeState, bool) {
 // error (no leader, outcome unknown).
 func (n *Node) SetNodeState(ctx context.Context, node string, state NodeState, reason string) (uint64, error) {
 	return n.submitDecided(ctx, &command.Entry{Kind: command.KindNodeState, NodeState: &command.NodeStateChange{Node: node, State: string(state), Reason: reason}})
-}
-
-// decideTransfer validates a leadership transfer the same way on every node
-// (the target must be a known node whose state applies the log), delivers
-// the decision to a local waiter, and, on the leader that appended the entry
-// (it still leads in the entry's term), starts the transfer — a later leader
-// applying the same entry must not transfer again.
-func (f *fsm) decideTransfer(index, term uint64, e *command.Entry) {
-	to := e.Transfer.To
-	var refused *command.Error
-	f.mu.Lock()
-	st, known := f.states[to]
-	f.mu.Unlock()
-	switch {
-	case to != "" && !known:
-		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("unknown node %q", to)}
-	case to != "" && !st.Applies():
-		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("node %s is %s: a leader must apply the log. Make it active first", to, st)}
-	}
-	f.settle(index, term, e, refused, func(r *raft.Raft) error {
-		if to == f.self {
-			return nil // this node leads already
-		}
-		var addr raft.ServerAddress
-		for _, srv := range r.GetConfiguration().Configuration().Servers {
-			if string(srv.ID) == to {
-				addr = srv.Address
-			}
-		}
-		if to == "" {
-			return r.LeadershipTransfer().Error()
-		}
-		return r.LeadershipTransferToServer(raft.ServerID(to), addr).Error()
-	}, "leadership transfer failed")
 }
 
 // TransferLeadership asks the current leader to hand leadership to node to
@@ -335,39 +321,6 @@ func (n *Node) TransferLeadership(ctx context.Context, to string) (string, error
 	}
 }
 
-// decideRemove validates a node removal alike on every node (a known node,
-// and at least one active node with a database must remain), forgets the
-// node's state, delivers the decision, and on the leader that appended the
-// entry removes the node from the Raft configuration.
-func (f *fsm) decideRemove(index, term uint64, e *command.Entry) {
-	id := e.NodeState.Node
-	var refused *command.Error
-	f.mu.Lock()
-	st, known := f.states[id]
-	active := 0
-	for other, s := range f.states {
-		if other != id && s == StateActive {
-			active++
-		}
-	}
-	switch {
-	case !known:
-		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("unknown node %q", id)}
-	case active == 0:
-		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("removing %s would leave no active node to serve clients. Make another node active first", id)}
-	default:
-		delete(f.states, id)
-	}
-	f.mu.Unlock()
-	replay := index <= f.skipThrough
-	if refused == nil && !replay {
-		f.logger.Info("node removed from the cluster", "index", index, "target", id, "was", st, "by", e.ID.Node)
-	}
-	f.settle(index, term, e, refused, func(r *raft.Raft) error {
-		return r.RemoveServer(raft.ServerID(id), 0, 0).Error()
-	}, "removing a node from the Raft configuration failed; run node remove again")
-}
-
 // RemoveNode removes node from the cluster: an ordered entry every node
 // validates alike, then (on the leader) a Raft configuration change. It
 // waits until the node is out of the configuration.
@@ -377,28 +330,6 @@ func (n *Node) RemoveNode(ctx context.Context, node string) (uint64, error) {
 		return idx, err
 	}
 	return idx, n.waitMember(ctx, node, false)
-}
-
-// decideAdd validates a node addition alike on every node (a new id), sets
-// the node joining, delivers the decision, and on the leader that appended
-// the entry adds the node to the Raft configuration as a voter.
-func (f *fsm) decideAdd(index, term uint64, e *command.Entry) {
-	id, addr := e.NodeState.Node, e.NodeState.State
-	var refused *command.Error
-	f.mu.Lock()
-	if _, known := f.states[id]; known {
-		refused = &command.Error{Code: 1105, State: "HY000", Message: fmt.Sprintf("node %q is already a member (remove it first to add it again)", id)}
-	} else {
-		f.states[id] = StateJoining
-	}
-	f.mu.Unlock()
-	replay := index <= f.skipThrough
-	if refused == nil && !replay {
-		f.logger.Info("node added; it is joining", "index", index, "target", id, "addr", addr, "by", e.ID.Node)
-	}
-	f.settle(index, term, e, refused, func(r *raft.Raft) error {
-		return r.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 0).Error()
-	}, "adding a node to the Raft configuration failed; remove it and add it again")
 }
 
 // AddNode adds node (Raft address addr) to the cluster in state joining and
@@ -427,10 +358,8 @@ func (n *Node) runJoin() {
 		case <-n.stop:
 			return
 		}
-		n.fsm.mu.Lock()
-		st, seeded, deferred := n.fsm.states[n.cfg.NodeID], n.fsm.seeded, n.fsm.deferred
-		n.fsm.mu.Unlock()
-		if !seeded || st != StateJoining || deferred || n.LeaderID() == "" {
+		st, deferred := n.OwnState()
+		if !n.fsm.members.Seeded() || st != StateJoining || deferred || n.LeaderID() == "" {
 			continue
 		}
 		commit, applied := n.Indexes()
@@ -446,35 +375,6 @@ func (n *Node) runJoin() {
 			n.logger.Info("joined: caught up with the log and active", "applied_index", applied)
 		}
 	}
-}
-
-// settle delivers a decided entry's result to its local waiter and, when
-// the entry was accepted and this node is the leader that appended it (it
-// still leads in the entry's term; a later leader applying the same entry
-// must not act again), runs act on a goroutine of its own.
-func (f *fsm) settle(index, term uint64, e *command.Entry, refused *command.Error, act func(r *raft.Raft) error, failed string) {
-	if e.ID.Node == f.self {
-		f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: refused}}})
-	}
-	r := f.n.raftPtr.Load()
-	if refused != nil || index <= f.skipThrough || r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() {
-		return
-	}
-	f.n.wg.Add(1)
-	go func() {
-		defer f.n.wg.Done()
-		// Not waited for past Close: Raft may never answer a future it
-		// dropped (a leader removing itself shuts its Raft down first).
-		errc := make(chan error, 1)
-		go func() { errc <- act(r) }()
-		select {
-		case err := <-errc:
-			if err != nil {
-				f.logger.Warn(failed, "err", err)
-			}
-		case <-f.n.stop:
-		}
-	}()
 }
 
 // submitDecided orders an entry the ordering layer decides (a state

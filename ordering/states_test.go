@@ -8,43 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstepdb/lockstep/command"
 	"github.com/lockstepdb/lockstep/internal/testutil"
 )
-
-func TestDecideState(t *testing.T) {
-	states := map[string]NodeState{"n1": StateActive, "n2": StateActive, "n3": StateJoining}
-	for _, tc := range []struct {
-		node, state string
-		refused     string // substring of the refusal, "" = accepted
-	}{
-		{"n9", "standby", `unknown node "n9"`},
-		{"n1", "sleeping", `unknown state "sleeping"`},
-		{"n1", "joining", `unknown state "joining"`},
-		{"n3", "active", "is joining"},
-		{"n1", "standby", ""},
-		{"n1", "standby", ""}, // same state: accepted, nothing changes
-		{"n2", "maintenance", "only active node"},
-		{"n2", "offline", "only active node"},
-		{"n1", "active", ""},
-		{"n2", "offline", ""},
-		{"n1", "maintenance", "only active node"},
-	} {
-		err := decideState(states, &command.NodeStateChange{Node: tc.node, State: tc.state}, "n1")
-		switch {
-		case tc.refused == "" && err != nil:
-			t.Errorf("%s -> %s refused: %s", tc.node, tc.state, err.Message)
-		case tc.refused != "" && (err == nil || !strings.Contains(err.Message, tc.refused)):
-			t.Errorf("%s -> %s: %v, want a refusal saying %q", tc.node, tc.state, err, tc.refused)
-		}
-	}
-	want := map[string]NodeState{"n1": StateActive, "n2": StateOffline, "n3": StateJoining}
-	for id, s := range want {
-		if states[id] != s {
-			t.Errorf("%s is %s, want %s", id, states[id], s)
-		}
-	}
-}
 
 // TestNodeStatesOrdered: every node agrees on every node's state; a node in
 // maintenance stores the log without applying it, and back in service it

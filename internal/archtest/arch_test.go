@@ -17,6 +17,7 @@ var forbidden = map[string][]string{
 	"sqlproxy":          {"ordering", "internal/localdb", "admin"},
 	"sqlproxy/classify": {"ordering", "internal/localdb", "quorum", "admin"},
 	"quorum":            {"ordering", "sqlproxy", "internal/localdb", "admin"},
+	"membership":        {"ordering", "sqlproxy", "internal/localdb", "quorum", "admin"},
 	"admin":             {"ordering", "sqlproxy", "internal/localdb", "quorum"},
 	// clusterctl is a client of the admin API only.
 	"cmd/clusterctl": {"ordering", "sqlproxy", "internal/localdb", "quorum", "command"},
