@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/transfer"
 )
 
 // Forwarding endpoints, served on the byte-2 connections of the raft port.
@@ -66,7 +67,8 @@ func (n *Node) forwardHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+pathSubmit, n.handleSubmit)
 	mux.HandleFunc("GET "+pathBarrier, n.handleBarrier)
-	mux.HandleFunc("GET "+pathSnapshot, n.handleSnapshot)
+	db, _ := n.applier.(transfer.Database)
+	mux.HandleFunc("GET "+transfer.Path, transfer.Handler(db, n.logger))
 	mux.HandleFunc("GET "+pathHealth, n.handleHealth)
 	return mux
 }

@@ -78,6 +78,7 @@ type fsm struct {
 	// the snapshot's index is snapIndex.
 	position, lastCommand uint64
 	needDB, snapIndex     uint64
+	copier                databaseCopier // copies a peer's database (transfer)
 
 	// Checksum reports (checksum.go): marker id -> node -> report.
 	checksums     map[string]map[string]*command.ChecksumOp

@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/transfer"
 )
 
 // Internal error classes for one attempt at ordering an entry.
@@ -180,7 +181,10 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ordering: inspect raft state: %w", err)
 	}
+	n.client = newForwardClient(cfg.TLS)
 	n.fsm = newFSM(n, applier, skip, logger)
+	db, _ := applier.(transfer.Database)
+	n.fsm.copier = &transfer.Copier{DB: db, Client: n.client, Donors: n.donors, Logger: logger}
 	// Raft does not restore its own snapshot on start (the database is
 	// already there); the FSM takes the node states from it and checks
 	// the database is not behind it.
@@ -219,7 +223,6 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		logger.Info("reusing existing raft state", "applied_index", skip)
 	}
 
-	n.client = newForwardClient(cfg.TLS)
 	n.srv = &http.Server{Handler: n.forwardHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	fl := n.mux.sub(muxForward)
 	go func() { _ = n.srv.Serve(fl) }()

@@ -13,11 +13,10 @@ package ordering
 // while the leader compacted its log past it (Raft sends it the leader's
 // snapshot, FSM.Restore), a joiner, or a node whose database lost commits
 // (power loss) — cannot replay the log it needs. It adopts the snapshot's
-// node states, stops applying (deferred), and its drain goroutine copies a
-// peer's whole database: the same consistent logical dump a joiner gets
-// from --join-from (localdb Dump/RestoreSnapshot), streamed over the
-// cluster port (mutual TLS when configured) from GET /ordering/v1/snapshot.
-// The dump's index is at least the snapshot's; the node then applies the
+// node states, stops applying (deferred), and its drain goroutine has
+// package transfer copy a peer's whole database (the same consistent
+// logical dump a joiner gets from --join-from) over the cluster port.
+// The copy's index is at least the snapshot's; the node then applies the
 // log after it and serves again.
 
 import (
@@ -26,29 +25,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
 
-	"github.com/lockstepdb/lockstep/internal/snapstream"
+	"github.com/lockstepdb/lockstep/transfer"
 )
 
 // StateTransferer is implemented by appliers whose database can be copied
-// between nodes. Dump writes a consistent snapshot of the database taken
-// between two Applies and returns its index; RestoreSnapshot replaces the
-// whole database with one (the node neither applies nor serves meanwhile)
-// and returns its index, now the applied index.
-type StateTransferer interface {
-	Dump(ctx context.Context, w io.Writer) (uint64, error)
-	RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, error)
-}
+// between nodes (transfer.Database).
+type StateTransferer = transfer.Database
 
-const (
-	pathSnapshot    = "/ordering/v1/snapshot"
-	snapshotVersion = 1
-)
+const snapshotVersion = 1
+
+// databaseCopier copies a peer's database (transfer.Copier): Copy returns
+// once one at index >= need is restored, with its index.
+type databaseCopier interface {
+	Copy(ctx context.Context, need uint64) (uint64, error)
+}
 
 // snapshotMeta is the content of a Raft snapshot.
 type snapshotMeta struct {
@@ -195,66 +190,37 @@ func latestSnapshot(store raft.SnapshotStore) (*snapshotMeta, error) {
 	return &m, nil
 }
 
-// transferDatabase copies a peer's database until one at index >= need is
-// restored. false: the node is closing.
+// transferDatabase has a peer's database copied until one at index >= need
+// is restored. false: the node is closing.
 func (f *fsm) transferDatabase(need uint64) bool {
-	st, ok := f.applier.(StateTransferer)
-	if !ok {
+	idx, err := f.copier.Copy(f.n.ctx, need)
+	switch {
+	case errors.Is(err, transfer.ErrNoDatabase):
 		f.logger.Error("the applier cannot restore a snapshot; this node cannot catch up", "need_index", need)
 		<-f.n.stop
 		return false
+	case err != nil:
+		return false // closing
 	}
-	for round := 1; ; round++ {
-		donors := f.donors()
-		if len(donors) == 0 {
-			// Not told the cluster's members yet (a joiner before its
-			// first records): look again soon.
-			round = 0
-		}
-		for _, p := range donors {
-			start := time.Now()
-			f.logger.Info("state transfer: copying a peer's database", "donor", p.ID, "addr", p.Address, "need_index", need)
-			idx, n, err := f.fetchSnapshot(st, string(p.Address))
-			switch {
-			case err == nil && idx >= need:
-				took := time.Since(start)
-				f.logger.Info("state transfer: database restored from a peer", "donor", p.ID, "index", idx, "bytes", n,
-					"took", took.Round(time.Millisecond), "mb_per_s", fmt.Sprintf("%.1f", float64(n)/1e6/max(took.Seconds(), 1e-3)))
-				f.mu.Lock()
-				if idx < f.needDB {
-					// Raft installed a newer snapshot during the copy:
-					// copy again (runDrain calls back with the new need).
-					f.mu.Unlock()
-					f.logger.Info("state transfer: a newer Raft snapshot arrived during the copy; copying again", "index", idx)
-					return true
-				}
-				f.applied = max(idx, f.snapIndex)
-				f.needDB = 0
-				close(f.appliedC)
-				f.appliedC = make(chan struct{})
-				f.mu.Unlock()
-				return true
-			case err == nil:
-				f.logger.Warn("state transfer: the donor is behind the snapshot; trying another", "donor", p.ID, "index", idx, "need_index", need)
-			default:
-				f.logger.Warn("state transfer from a peer failed; trying another", "donor", p.ID, "err", err)
-			}
-			if f.n.closed.Load() {
-				return false
-			}
-		}
-		select {
-		case <-time.After(min(max(time.Duration(round)*time.Second, 200*time.Millisecond), 10*time.Second)):
-		case <-f.n.stop:
-			return false
-		}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if idx < f.needDB {
+		// Raft installed a newer snapshot during the copy: copy again
+		// (runDrain calls back with the new need).
+		f.logger.Info("state transfer: a newer Raft snapshot arrived during the copy; copying again", "index", idx)
+		return true
 	}
+	f.applied = max(idx, f.snapIndex)
+	f.needDB = 0
+	close(f.appliedC)
+	f.appliedC = make(chan struct{})
+	return true
 }
 
 // donors lists the members that can serve a database copy: voters with a
 // database whose state applies the log, other than this node.
-func (f *fsm) donors() []raft.Server {
-	r := f.n.raftPtr.Load()
+func (n *Node) donors() []transfer.Peer {
+	r := n.raftPtr.Load()
 	if r == nil {
 		return nil
 	}
@@ -262,63 +228,17 @@ func (f *fsm) donors() []raft.Server {
 	if fut.Error() != nil {
 		return nil
 	}
-	var ids []string
-	for _, s := range fut.Configuration().Servers {
-		ids = append(ids, string(s.ID))
+	servers := fut.Configuration().Servers
+	ids := make([]string, len(servers))
+	for i, s := range servers {
+		ids[i] = string(s.ID)
 	}
-	donors := f.members.Donors(ids)
-	var out []raft.Server
-	for _, s := range fut.Configuration().Servers {
-		if slices.Contains(donors, string(s.ID)) {
-			out = append(out, s)
+	ok := n.fsm.members.Donors(ids)
+	var out []transfer.Peer
+	for _, s := range servers {
+		if slices.Contains(ok, string(s.ID)) {
+			out = append(out, transfer.Peer{ID: string(s.ID), Addr: string(s.Address)})
 		}
 	}
 	return out
-}
-
-// fetchSnapshot streams a peer's dump into the local database.
-func (f *fsm) fetchSnapshot(st StateTransferer, addr string) (uint64, int64, error) {
-	ctx, cancel := context.WithCancel(f.n.ctx)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+pathSnapshot, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	resp, err := f.n.client.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return 0, 0, fmt.Errorf("%s: %s", resp.Status, b)
-	}
-	var idx uint64
-	sent, n, err := snapstream.Receive(resp, func(r io.Reader) (err error) {
-		idx, err = st.RestoreSnapshot(ctx, r)
-		return err
-	})
-	if err != nil {
-		return 0, n, err
-	}
-	if sent != idx {
-		return 0, n, fmt.Errorf("the snapshot's header says index %d, the donor %d", idx, sent)
-	}
-	return idx, n, nil
-}
-
-// handleSnapshot streams this node's database to a peer catching up.
-func (n *Node) handleSnapshot(w http.ResponseWriter, r *http.Request) {
-	st, ok := n.applier.(StateTransferer)
-	if !ok {
-		http.Error(w, "this node has no database (a witness)", http.StatusNotFound)
-		return
-	}
-	start := time.Now()
-	idx, bytes, err := snapstream.Serve(w, "application/octet-stream", func(w io.Writer) (uint64, error) { return st.Dump(r.Context(), w) })
-	if err != nil {
-		n.logger.Warn("serving a database snapshot to a peer failed", "peer", r.RemoteAddr, "err", err)
-		return // no trailer: the peer sees an unfinished snapshot
-	}
-	n.logger.Info("served a database snapshot to a peer", "peer", r.RemoteAddr, "index", idx, "bytes", bytes, "took", time.Since(start).Round(time.Millisecond))
 }

@@ -18,6 +18,7 @@ var forbidden = map[string][]string{
 	"sqlproxy/classify": {"ordering", "internal/localdb", "quorum", "admin"},
 	"quorum":            {"ordering", "sqlproxy", "internal/localdb", "admin"},
 	"membership":        {"ordering", "sqlproxy", "internal/localdb", "quorum", "admin"},
+	"transfer":          {"ordering", "sqlproxy", "internal/localdb", "quorum", "membership", "admin"},
 	"admin":             {"ordering", "sqlproxy", "internal/localdb", "quorum"},
 	// clusterctl is a client of the admin API only.
 	"cmd/clusterctl": {"ordering", "sqlproxy", "internal/localdb", "quorum", "command"},
