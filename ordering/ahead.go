@@ -31,19 +31,19 @@ const (
 // the records are then applied as usual when Raft hands them over. Records
 // applied here are skipped by runApply (both apply under drainMu, only past
 // the applied index). It does nothing unless the node applies directly.
-func (f *fsm) applyAhead(idx uint64, id command.EntryID) {
+func (p *processor) applyAhead(logs raft.LogStore, stored *storedIndex, idx uint64, id command.EntryID) {
 	// The leader may have answered before its AppendEntries reached this
 	// node: wait a little for the record (not holding up the applier).
-	if !f.n.stored.wait(idx, aheadWait, f.n.stop) {
+	if !stored.wait(idx, aheadWait, p.stop) {
 		return
 	}
-	f.drainMu.Lock()
-	defer f.drainMu.Unlock()
-	f.mu.Lock()
-	from := f.applied + 1
-	skip := f.deferred || f.needDB > 0 || idx < from || idx-from >= maxAhead || idx <= f.skipThrough
-	f.mu.Unlock()
-	if skip || f.n.closed.Load() {
+	p.drainMu.Lock()
+	defer p.drainMu.Unlock()
+	p.mu.Lock()
+	from := p.applied + 1
+	skip := p.mode.Load() != directMode || p.needDB > 0 || idx < from || idx-from >= maxAhead || idx <= p.skipThrough
+	p.mu.Unlock()
+	if skip || p.closed() {
 		return
 	}
 	type rec struct {
@@ -53,7 +53,7 @@ func (f *fsm) applyAhead(idx uint64, id command.EntryID) {
 	var recs []rec
 	for i := from; i <= idx; i++ {
 		var l raft.Log
-		if err := f.n.logs.GetLog(i, &l); err != nil {
+		if err := logs.GetLog(i, &l); err != nil {
 			return // not stored here: Raft will hand it over
 		}
 		switch l.Type {
@@ -91,18 +91,14 @@ func (f *fsm) applyAhead(idx uint64, id command.EntryID) {
 	for _, r := range recs {
 		if r.entries == nil {
 			// Raft's own record: nothing to apply, only the index.
-			f.mu.Lock()
-			if f.applied < r.index {
-				f.applied = r.index
-				close(f.appliedC)
-				f.appliedC = make(chan struct{})
-			}
-			f.mu.Unlock()
+			p.mu.Lock()
+			p.advance(r.index)
+			p.mu.Unlock()
 			continue
 		}
-		if !f.applyRecord(r.index, r.entries) {
+		if !p.applyRecord(queuedRecord{index: r.index, entries: r.entries}) {
 			return
 		}
-		f.aheadRecords.Add(1)
+		p.aheadRecords.Add(1)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/lockstepdb/lockstep/command"
@@ -24,56 +25,77 @@ type ChecksumResult struct {
 	Missing  []string
 }
 
+// checksumReports are the checksum reports this node applied: marker id
+// -> node -> report, for the last checksumKeep markers (processor.mu).
+type checksumReports struct {
+	byID  map[string]map[string]*command.ChecksumOp
+	order []string
+	c     chan struct{} // closed and replaced on every report
+}
+
+func newChecksumReports() checksumReports {
+	return checksumReports{byID: map[string]map[string]*command.ChecksumOp{}, c: make(chan struct{})}
+}
+
 // startChecksum runs after a record holding a checksum marker was applied
-// (FSM goroutine or drain): it fixes the snapshot now and hashes it on
+// (apply goroutine or drain): it fixes the snapshot now and hashes it on
 // another goroutine, then orders this node's report.
-func (f *fsm) startChecksum(index uint64, id string) {
-	rep := &command.ChecksumOp{ID: id, Node: f.self, Index: index}
-	cs, ok := f.applier.(Checksummer)
+func (p *processor) startChecksum(index uint64, id string) {
+	rep := &command.ChecksumOp{ID: id, Node: p.self, Index: index}
+	cs, ok := p.applier.(Checksummer)
 	var compute func(context.Context) (map[string]string, error)
 	if !ok {
 		rep.Err = "this node's applier cannot checksum"
-	} else if c, err := cs.SnapshotChecksum(f.n.ctx); err != nil {
+	} else if c, err := cs.SnapshotChecksum(p.ctx); err != nil {
 		rep.Err = err.Error()
 	} else {
 		compute = c
 	}
-	if f.n.closed.Load() {
+	if p.closed() {
 		return
 	}
-	f.n.wg.Add(1)
+	p.wg.Add(1)
 	go func() {
-		defer f.n.wg.Done()
+		defer p.wg.Done()
 		if compute != nil {
-			tables, err := compute(f.n.ctx)
+			tables, err := compute(p.ctx)
 			if err != nil {
 				rep.Err = err.Error()
 			}
 			rep.Tables = tables
 		}
-		if _, err := f.n.Submit(f.n.ctx, &command.Entry{Kind: command.KindChecksumReport, Checksum: rep}); err != nil && !f.n.closed.Load() {
-			f.logger.Warn("checksum report not ordered", "checksum", id, "err", err)
+		if _, err := p.submit(p.ctx, &command.Entry{Kind: command.KindChecksumReport, Checksum: rep}); err != nil && !p.closed() {
+			p.logger.Warn("checksum report not ordered", "checksum", id, "err", err)
 		}
 	}()
 }
 
 // recordChecksumReport stores a report (applied in log order).
-func (f *fsm) recordChecksumReport(r *command.ChecksumOp) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := f.checksums[r.ID]
+func (p *processor) recordChecksumReport(r *command.ChecksumOp) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cr := &p.checksums
+	m := cr.byID[r.ID]
 	if m == nil {
 		m = map[string]*command.ChecksumOp{}
-		f.checksums[r.ID] = m
-		f.checksumOrder = append(f.checksumOrder, r.ID)
-		if len(f.checksumOrder) > checksumKeep {
-			delete(f.checksums, f.checksumOrder[0])
-			f.checksumOrder = f.checksumOrder[1:]
+		cr.byID[r.ID] = m
+		cr.order = append(cr.order, r.ID)
+		if len(cr.order) > checksumKeep {
+			delete(cr.byID, cr.order[0])
+			cr.order = cr.order[1:]
 		}
 	}
 	m[r.Node] = r
-	close(f.checksumC)
-	f.checksumC = make(chan struct{})
+	close(cr.c)
+	cr.c = make(chan struct{})
+}
+
+// checksumReportsFor returns a copy of the reports for marker id and a
+// channel closed at the next report.
+func (p *processor) checksumReportsFor(id string) (map[string]*command.ChecksumOp, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.checksums.byID[id]), p.checksums.c
 }
 
 // Checksum orders a checksum marker and waits (until ctx ends) for a report
@@ -98,13 +120,10 @@ func (n *Node) Checksum(ctx context.Context) (*ChecksumResult, error) {
 	}
 	res := &ChecksumResult{ID: id, Index: idx, Expected: expected}
 	for {
-		n.fsm.mu.Lock()
-		reports := make(map[string]*command.ChecksumOp, len(n.fsm.checksums[id]))
-		for k, v := range n.fsm.checksums[id] {
-			reports[k] = v
+		reports, ch := n.fsm.proc.checksumReportsFor(id)
+		if reports == nil {
+			reports = map[string]*command.ChecksumOp{}
 		}
-		ch := n.fsm.checksumC
-		n.fsm.mu.Unlock()
 		res.Reports = reports
 		res.Missing = res.Missing[:0]
 		for _, node := range expected {

@@ -3,11 +3,14 @@ package ordering
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/membership"
 )
 
 func voters(ids ...string) raft.Configuration {
@@ -18,21 +21,51 @@ func voters(ids ...string) raft.Configuration {
 	return c
 }
 
-// testFSM is an FSM of node n1 outside a running Node.
+// testFSM is the FSM of node n1 of a five-peer cluster outside a running
+// Node: no Raft (hash reports are not ordered), its apply goroutine running.
 func testFSM(t *testing.T, a *fakeApplier) *fsm {
-	peers := map[string]string{}
-	for i := 1; i <= 5; i++ {
-		peers[fmt.Sprintf("n%d", i)] = fmt.Sprintf("127.0.0.1:%d", 7000+i)
-	}
-	n := &Node{cfg: Config{NodeID: "n1", Peers: peers}, waiters: waiters{m: map[command.EntryID]chan delivery{}}, stop: make(chan struct{})}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	t.Cleanup(n.cancel)
-	n.closed.Store(true) // no Raft: hash reports are not ordered
-	return newFSM(n, a, 0, testLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := make(chan struct{})
+	wg := &sync.WaitGroup{}
+	closed := func() bool { return true }
+	env := procEnv{ctx: ctx, stop: stop, wg: wg, waiters: &waiters{m: map[command.EntryID]chan delivery{}},
+		submit:      func(context.Context, *command.Entry) ([]command.Result, error) { return nil, command.ErrShuttingDown },
+		closed:      closed,
+		commitIndex: func() uint64 { return 0 }}
+	p := newProcessor(env, "n1", a, 0, directMode, testLogger())
+	f := &fsm{logger: testLogger(), self: "n1", peers: 5, proc: p, members: membership.New("n1", nil),
+		leader: &leaderActions{self: "n1", raft: func() *raft.Raft { return nil }, closed: closed, stop: stop, wg: wg, logger: testLogger()}}
+	wg.Add(1)
+	go p.runApply()
+	t.Cleanup(func() {
+		close(stop)
+		cancel()
+		wg.Wait()
+	})
+	return f
 }
 
-func report(node string, idx uint64, hash string) []*command.Entry {
-	return []*command.Entry{{Kind: command.KindHashReport, ID: command.EntryID{Node: node, Seq: idx}, Report: &command.HashReport{Node: node, Index: idx, Hash: hash}}}
+func record(t *testing.T, i uint64, entries ...*command.Entry) *raft.Log {
+	t.Helper()
+	data, err := command.Encode(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raft.Log{Type: raft.LogCommand, Index: i, Data: data}
+}
+
+func report(node string, idx uint64, hash string) *command.Entry {
+	return &command.Entry{Kind: command.KindHashReport, ID: command.EntryID{Node: node, Seq: idx}, Report: &command.HashReport{Node: node, Index: idx, Hash: hash}}
+}
+
+// applied waits until f applied idx.
+func applied(t *testing.T, f *fsm, idx uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.proc.waitApplied(ctx, idx, nil); err != nil {
+		t.Fatalf("index %d not applied: %v", idx, err)
+	}
 }
 
 // TestDivergenceJudgedByConfigurationAtIndex: the majority at a checkpoint
@@ -41,15 +74,17 @@ func report(node string, idx uint64, hash string) []*command.Entry {
 // applied: a membership change committed after the checkpoint changes no
 // verdict, and a snapshot carries the configurations.
 func TestDivergenceJudgedByConfigurationAtIndex(t *testing.T) {
+	checkpoint := &command.Entry{Kind: command.KindCheckpoint}
 	t.Run("grown after the checkpoint", func(t *testing.T) {
 		f := testFSM(t, &fakeApplier{hash: "own"})
 		f.StoreConfiguration(1, voters("n1", "n2", "n3"))
-		f.finishRecord(5, []*command.Entry{{Kind: command.KindCheckpoint}}, nil, nil)
+		f.Apply(record(t, 5, checkpoint))
 		// Two voters join after the checkpoint: five voters now.
 		f.StoreConfiguration(6, voters("n1", "n2", "n3", "n4", "n5"))
-		f.finishRecord(7, report("n2", 5, "other"), nil, nil)
-		f.finishRecord(8, report("n3", 5, "other"), nil, nil)
-		if d, detail := f.divergence(); !d {
+		f.Apply(record(t, 7, report("n2", 5, "other")))
+		f.Apply(record(t, 8, report("n3", 5, "other")))
+		applied(t, f, 8)
+		if d, detail := f.proc.divergence(); !d {
 			t.Fatal("two of the checkpoint's three voters reported another hash: not judged diverged")
 		} else {
 			t.Log(detail)
@@ -58,11 +93,12 @@ func TestDivergenceJudgedByConfigurationAtIndex(t *testing.T) {
 	t.Run("shrunk after the checkpoint", func(t *testing.T) {
 		f := testFSM(t, &fakeApplier{hash: "own"})
 		f.StoreConfiguration(1, voters("n1", "n2", "n3", "n4", "n5"))
-		f.finishRecord(5, []*command.Entry{{Kind: command.KindCheckpoint}}, nil, nil)
+		f.Apply(record(t, 5, checkpoint))
 		f.StoreConfiguration(6, voters("n1", "n2", "n3"))
-		f.finishRecord(7, report("n2", 5, "other"), nil, nil)
-		f.finishRecord(8, report("n3", 5, "other"), nil, nil)
-		if d, detail := f.divergence(); d {
+		f.Apply(record(t, 7, report("n2", 5, "other")))
+		f.Apply(record(t, 8, report("n3", 5, "other")))
+		applied(t, f, 8)
+		if d, detail := f.proc.divergence(); d {
 			t.Fatalf("two of the checkpoint's five voters are no majority, but: %s", detail)
 		}
 	})
@@ -70,18 +106,19 @@ func TestDivergenceJudgedByConfigurationAtIndex(t *testing.T) {
 		src := testFSM(t, &fakeApplier{})
 		src.StoreConfiguration(1, voters("n1", "n2", "n3", "n4", "n5"))
 		src.StoreConfiguration(3, voters("n1", "n2", "n3"))
-		states, seeded := src.members.Snapshot()
-		src.mu.Lock()
-		m := snapshotMeta{Version: snapshotVersion, Index: 4, CommandIndex: 4, States: states, Seeded: seeded, Configs: src.configs}
-		src.mu.Unlock()
-		f := testFSM(t, &fakeApplier{hash: "own", applied: 4})
-		f.applied = 4
+		snap, err := src.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := snap.(*metaSnapshot).meta
+		f := testFSM(t, &fakeApplier{hash: "own"})
 		f.adoptSnapshot(m, "test")
-		f.finishRecord(5, []*command.Entry{{Kind: command.KindCheckpoint}}, nil, nil)
+		f.Apply(record(t, 5, checkpoint))
 		f.StoreConfiguration(6, voters("n1", "n2", "n3", "n4", "n5"))
-		f.finishRecord(7, report("n2", 5, "other"), nil, nil)
-		f.finishRecord(8, report("n3", 5, "other"), nil, nil)
-		if d, _ := f.divergence(); !d {
+		f.Apply(record(t, 7, report("n2", 5, "other")))
+		f.Apply(record(t, 8, report("n3", 5, "other")))
+		applied(t, f, 8)
+		if d, _ := f.proc.divergence(); !d {
 			t.Fatal("the snapshot's configuration (three voters) was not used")
 		}
 	})
@@ -94,28 +131,28 @@ func TestDivergenceJudgedByConfigurationAtIndex(t *testing.T) {
 func TestDeferredRecordsKeptThenCopied(t *testing.T) {
 	f := testFSM(t, &fakeApplier{})
 	f.StoreConfiguration(1, voters("n1", "n2", "n3"))
-	f.deferred = true
-	rec := func(i uint64) *raft.Log {
-		data, err := command.Encode([]*command.Entry{stmtEntry(fmt.Sprint(i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &raft.Log{Type: raft.LogCommand, Index: i, Data: data}
-	}
+	f.proc.setDeferred()
 	for i := uint64(2); i <= 4; i++ {
-		f.Apply(rec(i))
+		f.Apply(record(t, i, stmtEntry(fmt.Sprint(i))))
 	}
-	if len(f.pending) != 3 || f.pending[0].index != 2 || f.needDB != 0 {
-		t.Fatalf("kept %d records, needDB %d", len(f.pending), f.needDB)
+	p := f.proc
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.pending) != 3 || p.pending[0].index != 2 || p.needDB != 0 {
+		t.Fatalf("kept %d records, needDB %d", len(p.pending), p.needDB)
 	}
 	defer func(v int) { deferredMaxBytes = v }(deferredMaxBytes)
-	deferredMaxBytes = f.pendingBytes + 1
-	f.Apply(rec(5))
-	if len(f.pending) != 0 || f.needDB != 5 || f.snapIndex != 5 {
-		t.Fatalf("after the bound: kept %d records, needDB %d", len(f.pending), f.needDB)
+	deferredMaxBytes = p.pendingBytes + 1
+	p.mu.Unlock()
+	f.Apply(record(t, 5, stmtEntry("5")))
+	p.mu.Lock()
+	if len(p.pending) != 0 || p.needDB != 5 || p.snapIndex != 5 {
+		t.Fatalf("after the bound: kept %d records, needDB %d", len(p.pending), p.needDB)
 	}
-	f.Apply(rec(6))
-	if len(f.pending) != 1 || f.pending[0].index != 6 {
-		t.Fatalf("records after the forgotten ones are kept: %d", len(f.pending))
+	p.mu.Unlock()
+	f.Apply(record(t, 6, stmtEntry("6")))
+	p.mu.Lock()
+	if len(p.pending) != 1 || p.pending[0].index != 6 {
+		t.Fatalf("records after the forgotten ones are kept: %d", len(p.pending))
 	}
 }

@@ -15,8 +15,12 @@
 // reports its outcome hash at each checkpoint through the log, and a node
 // whose hash differs from a majority's marks itself diverged (Status).
 //
-// Node states and membership are decided by package membership; the FSM
-// feeds it the log's entries and performs the Raft actions it asks for.
+// The Raft FSM is thin: it decodes a record and hands it to a command
+// processor, which applies it in the applier mode in force — direct, deferred
+// (not applying now, catching up, or copying a peer's database with package
+// transfer) or witness (no database: New with a nil applier). Node states
+// and membership are decided by package membership; the FSM feeds it the
+// log's entries and performs the Raft actions it asks for.
 //
 // Barrier and WaitApplied give linearizable reads. See DESIGN.md for the
 // request path, failure stories and trade-offs.

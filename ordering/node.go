@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/membership"
 	"github.com/lockstepdb/lockstep/transfer"
 )
 
@@ -72,9 +73,56 @@ type Node struct {
 // New opens (or bootstraps) this node's Raft state in cfg.DataDir, starts
 // listening on cfg.RaftAddr and joins the cluster. applier receives committed
 // entries; records at or below applier.AppliedIndex are not applied again.
+// A witness (cfg.NodeID in cfg.Witnesses) has no database: its applier is
+// not used and may be nil.
 func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
+	n, err := newNode(cfg, applier, logger)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.abort()
+		}
+	}()
+	skip, err := n.readAppliedIndex()
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := n.openStorage()
+	if err != nil {
+		return nil, err
+	}
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	rc, err := n.raftConfig()
+	if err != nil {
+		return nil, err
+	}
+	has, err := raft.HasExistingState(n.logs, n.bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("ordering: inspect raft state: %w", err)
+	}
+	if err := n.newFSM(skip, snaps); err != nil {
+		return nil, err
+	}
+	if err := n.startRaft(rc, snaps, has, skip); err != nil {
+		return nil, err
+	}
+	n.serve()
+	ok = true
+	return n, nil
+}
+
+// newNode checks cfg and returns the Node, nothing started yet.
+func newNode(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if slices.Contains(cfg.Witnesses, cfg.NodeID) {
+		applier = &noDatabase{} // its index is the processor's (newFSM)
 	}
 	if applier == nil {
 		return nil, errors.New("ordering: applier is nil")
@@ -90,44 +138,52 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		propCh:  make(chan *proposal, 4*cfg.MaxBatch),
 		fwdCh:   make(chan *forwardReq, 4*cfg.MaxBatch),
 		stop:    make(chan struct{}),
+		client:  newForwardClient(cfg.TLS),
 	}
 	n.seq.Store(uint64(time.Now().UnixNano())) // unique across restarts
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	ok := false
-	defer func() {
-		if !ok {
-			n.cancel()
-			if n.transport != nil {
-				n.transport.Close()
-			}
-			if n.mux != nil {
-				n.mux.Close()
-			} else if cfg.Listener != nil {
-				cfg.Listener.Close()
-			}
-			if n.bolt != nil {
-				n.bolt.Close()
-			}
-		}
-	}()
+	return n, nil
+}
 
-	actx, acancel := context.WithTimeout(n.ctx, 30*time.Second)
-	skip, err := applier.AppliedIndex(actx)
-	acancel()
-	if err != nil {
-		return nil, fmt.Errorf("ordering: read the applier's applied index: %w", err)
+// abort releases what a failed New opened.
+func (n *Node) abort() {
+	n.cancel()
+	if n.transport != nil {
+		n.transport.Close()
 	}
-	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if n.mux != nil {
+		n.mux.Close()
+	} else if n.cfg.Listener != nil {
+		n.cfg.Listener.Close()
+	}
+	if n.bolt != nil {
+		n.bolt.Close()
+	}
+}
+
+// readAppliedIndex asks the applier how far its database has applied.
+func (n *Node) readAppliedIndex() (uint64, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	defer cancel()
+	skip, err := n.applier.AppliedIndex(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ordering: read the applier's applied index: %w", err)
+	}
+	return skip, nil
+}
+
+// openStorage opens the Raft log store (behind a cache of the newest
+// records: Raft reads every record back to replicate it) and the snapshot
+// store.
+func (n *Node) openStorage() (raft.SnapshotStore, error) {
+	raftDir := filepath.Join(n.cfg.DataDir, "raft")
 	if err := os.MkdirAll(raftDir, 0o750); err != nil {
 		return nil, fmt.Errorf("ordering: create %s: %w", raftDir, err)
 	}
-	hl := newHclogAdapter(logger)
-	n.bolt, err = openLogStore(raftDir)
-	if err != nil {
+	var err error
+	if n.bolt, err = openLogStore(raftDir); err != nil {
 		return nil, fmt.Errorf("ordering: open raft log store: %w", err)
 	}
-	// Raft reads every record back from the store to replicate it (and the
-	// drain reads them to catch up): keep the newest in memory.
 	n.stored = newStoredIndex()
 	if last, err := n.bolt.LastIndex(); err == nil {
 		n.stored.set(last)
@@ -135,31 +191,41 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	if n.logs, err = raft.NewLogCache(logCacheSize, notifyingStore{LogStore: n.bolt, stored: n.stored}); err != nil {
 		return nil, fmt.Errorf("ordering: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshots"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, 2, newHclogAdapter(n.logger).Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("ordering: open snapshot store: %w", err)
 	}
+	return snaps, nil
+}
 
-	ln := cfg.Listener
+// listen opens the node's one port and Raft's transport on it.
+func (n *Node) listen() error {
+	ln := n.cfg.Listener
 	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.RaftAddr); err != nil {
-			return nil, fmt.Errorf("ordering: listen on raft address: %w", err)
+		var err error
+		if ln, err = net.Listen("tcp", n.cfg.RaftAddr); err != nil {
+			return fmt.Errorf("ordering: listen on raft address: %w", err)
 		}
 	}
-	adv, err := net.ResolveTCPAddr("tcp", cfg.Peers[cfg.NodeID])
+	adv, err := net.ResolveTCPAddr("tcp", n.cfg.Peers[n.cfg.NodeID])
 	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("ordering: resolve advertise address %q: %w", cfg.Peers[cfg.NodeID], err)
+		return fmt.Errorf("ordering: resolve advertise address %q: %w", n.cfg.Peers[n.cfg.NodeID], err)
 	}
-	n.mux = newMux(ln, cfg.TLS, logger)
+	n.mux = newMux(ln, n.cfg.TLS, n.logger)
 	go n.mux.serve()
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{subListener: n.mux.sub(muxRaft), advertise: adv, tls: cfg.TLS},
+		Stream:  &streamLayer{subListener: n.mux.sub(muxRaft), advertise: adv, tls: n.cfg.TLS},
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
-		Logger:  hl.Named("transport"),
+		Logger:  newHclogAdapter(n.logger).Named("transport"),
 	})
+	return nil
+}
 
+// raftConfig is Raft's configuration from the node's.
+func (n *Node) raftConfig() (*raft.Config, error) {
+	cfg := n.cfg
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
@@ -172,72 +238,125 @@ func New(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	rc.MaxAppendEntries = cfg.MaxAppendEntries
 	rc.BatchApplyCh = true
 	rc.NoSnapshotRestoreOnStart = true
-	rc.Logger = hl
+	rc.Logger = newHclogAdapter(n.logger)
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("ordering: %w", err)
 	}
+	return rc, nil
+}
 
-	has, err := raft.HasExistingState(n.logs, n.bolt, snaps)
-	if err != nil {
-		return nil, fmt.Errorf("ordering: inspect raft state: %w", err)
+// newFSM builds the FSM and its command processor, handing them what they
+// need of the node (never the node itself), and continues from the newest
+// snapshot: Raft does not restore its own snapshot on start (the database
+// is already there), so the FSM takes the node states from it and checks
+// the database is not behind it.
+func (n *Node) newFSM(skip uint64, snaps raft.SnapshotStore) error {
+	cfg := n.cfg
+	normal := directMode
+	if slices.Contains(cfg.Witnesses, cfg.NodeID) {
+		normal = witnessMode
 	}
-	n.client = newForwardClient(cfg.TLS)
-	n.fsm = newFSM(n, applier, skip, logger)
-	db, _ := applier.(transfer.Database)
-	n.fsm.copier = &transfer.Copier{DB: db, Client: n.client, Donors: n.donors, Logger: logger}
-	// Raft does not restore its own snapshot on start (the database is
-	// already there); the FSM takes the node states from it and checks
-	// the database is not behind it.
-	if m, err := latestSnapshot(snaps); err != nil {
-		return nil, fmt.Errorf("ordering: %w", err)
-	} else if m != nil {
+	closed := func() bool { return n.closed.Load() }
+	proc := newProcessor(procEnv{
+		ctx: n.ctx, stop: n.stop, wg: &n.wg, waiters: &n.waiters,
+		submit: n.Submit, closed: closed,
+		commitIndex: func() uint64 {
+			if r := n.raftPtr.Load(); r != nil {
+				return r.CommitIndex()
+			}
+			return 0
+		},
+	}, cfg.NodeID, n.applier, skip, normal, n.logger)
+	if w, ok := n.applier.(*noDatabase); ok {
+		w.p = proc
+	}
+	db, _ := n.applier.(transfer.Database)
+	proc.copier = &transfer.Copier{DB: db, Client: n.client, Donors: n.donors, Logger: n.logger}
+	n.fsm = &fsm{
+		logger: n.logger, self: cfg.NodeID, skipThrough: skip, peers: len(cfg.Peers), proc: proc,
+		// Node states are seeded from the cluster's first Raft
+		// configuration (StoreConfiguration), the same on every node,
+		// joiners included.
+		members: membership.New(cfg.NodeID, cfg.Witnesses),
+		leader:  &leaderActions{self: cfg.NodeID, raft: n.raftPtr.Load, closed: closed, stop: n.stop, wg: &n.wg, logger: n.logger},
+	}
+	m, err := latestSnapshot(snaps)
+	switch {
+	case err != nil:
+		return fmt.Errorf("ordering: %w", err)
+	case m != nil:
 		n.fsm.adoptSnapshot(*m, "this node's latest, at startup")
-	} else if cfg.Join && skip == 0 && !slices.Contains(cfg.Witnesses, cfg.NodeID) {
+	case cfg.Join && skip == 0:
 		// A joiner without a restored snapshot (--join-from), or one
 		// restarted before its copy finished (a cut copy leaves applied
 		// index 0): copy a peer's database once the cluster has added
 		// this node, then apply the log after the copy's index.
-		n.fsm.needDB = 1
-		n.fsm.deferred = true
-		logger.Info("joining with an empty database: it will be copied from a member once this node is added")
+		if proc.needCopy(1) {
+			n.logger.Info("joining with an empty database: it will be copied from a member once this node is added")
+		}
 	}
+	return nil
+}
+
+// startRaft starts Raft and, on a brand new node that is not joining,
+// bootstraps the cluster with every peer as a voter (the same list on every
+// node, which Raft documents as safe).
+func (n *Node) startRaft(rc *raft.Config, snaps raft.SnapshotStore, has bool, skip uint64) error {
 	r, err := raft.NewRaft(rc, n.fsm, n.logs, n.bolt, snaps, n.transport)
 	if err != nil {
-		return nil, fmt.Errorf("ordering: start raft: %w", err)
+		return fmt.Errorf("ordering: start raft: %w", err)
 	}
 	n.raft = r
 	n.raftPtr.Store(r)
-	if !has && cfg.Join {
-		logger.Info("waiting to be added to a cluster (clusterctl node add " + cfg.NodeID + " " + cfg.RaftAddr + ")")
-	} else if !has {
+	switch {
+	case has:
+		n.logger.Info("reusing existing raft state", "applied_index", skip)
+	case n.cfg.Join:
+		n.logger.Info("waiting to be added to a cluster (clusterctl node add " + n.cfg.NodeID + " " + n.cfg.RaftAddr + ")")
+	default:
 		var servers []raft.Server
-		for id, addr := range cfg.Peers {
+		for id, addr := range n.cfg.Peers {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(addr)})
 		}
 		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			r.Shutdown()
-			return nil, fmt.Errorf("ordering: bootstrap cluster: %w", err)
+			return fmt.Errorf("ordering: bootstrap cluster: %w", err)
 		}
-		logger.Info("bootstrapped a new cluster", "voters", len(servers))
-	} else {
-		logger.Info("reusing existing raft state", "applied_index", skip)
+		n.logger.Info("bootstrapped a new cluster", "voters", len(servers))
 	}
+	return nil
+}
 
-	n.srv = &http.Server{Handler: n.forwardHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+// serve starts the forwarding endpoints and the node's goroutines.
+func (n *Node) serve() {
+	n.srv = &http.Server{Handler: n.forwardHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelDebug)}
 	fl := n.mux.sub(muxForward)
 	go func() { _ = n.srv.Serve(fl) }()
 
 	n.watchHealth()
 	n.wg.Add(6)
-	go n.fsm.runApply()
+	go n.fsm.proc.runApply()
 	go n.runForwarder()
 	go n.runBatcher()
 	go n.runCheckpoints()
-	go n.fsm.runDrain()
+	go n.fsm.proc.runDrain(func() bool {
+		st, _ := n.fsm.members.State(n.cfg.NodeID) // "" (does not apply) until seeded
+		return st.Applies()
+	})
 	go n.runJoin()
-	ok = true
-	return n, nil
 }
+
+// noDatabase is a witness's applier: there is no database, and the witness
+// mode applies records itself; only OutcomeHash is asked (status).
+type noDatabase struct{ p *processor }
+
+func (*noDatabase) AppliedIndex(context.Context) (uint64, error) { return 0, nil }
+
+func (*noDatabase) Apply(_ context.Context, _ uint64, entries []*command.Entry) ([][]command.Result, error) {
+	return make([][]command.Result, len(entries)), nil
+}
+
+func (w *noDatabase) OutcomeHash() (uint64, string) { return w.p.appliedIndex(), "" }
 
 const (
 	// logFile is the raft-boltdb store in DataDir/raft.
@@ -355,7 +474,7 @@ func (n *Node) submitIndexed(ctx context.Context, e *command.Entry) (uint64, []c
 	switch {
 	case err == nil:
 		if n.raft.State() != raft.Leader {
-			n.fsm.applyAhead(idx, e.ID) // the leader said idx is committed
+			n.fsm.proc.applyAhead(n.logs, n.stored, idx, e.ID) // the leader said idx is committed
 		}
 		t := time.NewTimer(n.cfg.SubmitTimeout)
 		defer t.Stop()
@@ -450,7 +569,7 @@ func (n *Node) awaitUnknown(ctx context.Context, ch chan delivery, cause error) 
 
 // WaitApplied blocks until this node's FSM has applied index idx.
 func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
-	return n.fsm.waitApplied(ctx, idx, n.stop)
+	return n.fsm.proc.waitApplied(ctx, idx, n.stop)
 }
 
 // Barrier returns an index such that, once this node has applied it
@@ -576,10 +695,10 @@ func (n *Node) Status() Status {
 	s.LastLogIndex = n.raft.LastIndex()
 	s.FirstLogIndex, _ = n.logs.FirstIndex()
 	s.SnapshotIndex, _ = strconv.ParseUint(n.raft.Stats()["last_snapshot_index"], 10, 64)
-	s.AppliedIndex = n.fsm.appliedIndex()
-	s.ApplyLag = n.fsm.applyLag(s.CommitIndex)
+	s.AppliedIndex = n.fsm.proc.appliedIndex()
+	s.ApplyLag = n.fsm.proc.applyLag(s.CommitIndex)
 	s.OutcomeIndex, s.OutcomeHash = n.applier.OutcomeHash()
-	s.Diverged, s.DivergedDetail = n.fsm.divergence()
+	s.Diverged, s.DivergedDetail = n.fsm.proc.divergence()
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
 			s.Peers = append(s.Peers, Peer{ID: string(srv.ID), Addr: string(srv.Address), Suffrage: srv.Suffrage.String()})
@@ -614,7 +733,7 @@ func (n *Node) runCheckpoints() {
 		if _, catchingUp := n.OwnState(); catchingUp {
 			continue // a node that is not applying cannot confirm its own entries
 		}
-		if c := n.raft.CommitIndex(); c > n.fsm.appliedIndex() && n.raft.AppliedIndex() >= c {
+		if c := n.raft.CommitIndex(); c > n.fsm.proc.appliedIndex() && n.raft.AppliedIndex() >= c {
 			// The newest committed records are Raft's own (the new leader's
 			// no-op, a configuration change), which never reach the FSM:
 			// order a no-op command so every node's applied index can reach
@@ -623,28 +742,13 @@ func (n *Node) runCheckpoints() {
 				n.logger.Warn("no-op not ordered", "err", err)
 			}
 		}
-		if !n.fsm.checkpointDue() {
+		if !n.fsm.proc.checkpointDue() {
 			continue
 		}
 		if _, err := n.Submit(n.ctx, &command.Entry{Kind: command.KindCheckpoint}); err != nil && !n.closed.Load() {
 			n.logger.Warn("checkpoint not ordered", "err", err)
 		}
 	}
-}
-
-// reportHash submits this node's hash for a checkpoint, off the FSM
-// goroutine.
-func (n *Node) reportHash(r command.HashReport) {
-	if n.closed.Load() {
-		return
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if _, err := n.Submit(n.ctx, &command.Entry{Kind: command.KindHashReport, Report: &r}); err != nil && !n.closed.Load() {
-			n.logger.Warn("hash report not ordered; this checkpoint is not compared for this node", "checkpoint_index", r.Index, "err", err)
-		}
-	}()
 }
 
 // Close leaves the cluster's traffic (without changing its membership), stops
@@ -726,7 +830,7 @@ func (n *Node) LeaderID() string {
 // Indexes returns the commit index this node knows and the index its FSM
 // applied; cheap (no round trip through Raft's main loop).
 func (n *Node) Indexes() (commit, applied uint64) {
-	return n.raft.CommitIndex(), n.fsm.appliedIndex()
+	return n.raft.CommitIndex(), n.fsm.proc.appliedIndex()
 }
 
 // LastContact is when this node last heard from a leader (zero when it
@@ -740,7 +844,7 @@ func (n *Node) LastContact() time.Time {
 
 // Divergence reports whether this node's outcome hash differs from the
 // majority's, with a detail for operators.
-func (n *Node) Divergence() (bool, string) { return n.fsm.divergence() }
+func (n *Node) Divergence() (bool, string) { return n.fsm.proc.divergence() }
 
 // waitRetry waits *backoff (then doubles it, up to 250ms) before another
 // attempt to reach a leader. It returns ErrNoLeader, naming the last

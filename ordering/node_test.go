@@ -457,7 +457,7 @@ func TestFollowerAppliesAhead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := tc.nodes[f].fsm.aheadRecords.Load(); got == 0 {
+	if got := tc.nodes[f].fsm.proc.aheadRecords.Load(); got == 0 {
 		t.Fatal("the follower applied no record ahead of Raft's commit notice")
 	}
 	// Entries through the leader and the other follower too, then every

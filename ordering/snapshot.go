@@ -84,15 +84,10 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	// The snapshot says the database applied lastCommand (a restart
 	// compares the two): let the apply goroutine get there first. Raft
 	// calls this on its FSM goroutine, so nothing new is queued meanwhile.
-	if !f.waitQueue(5 * time.Second) {
+	if !f.proc.waitQueue(5*time.Second) || !f.proc.upToDate() {
 		return nil, errNotApplying
 	}
 	states, seeded := f.members.Snapshot()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.deferred || f.needDB > 0 {
-		return nil, errNotApplying
-	}
 	return &metaSnapshot{meta: snapshotMeta{
 		Version: snapshotVersion, Index: f.position, CommandIndex: f.lastCommand,
 		States: states, Seeded: seeded,
@@ -111,7 +106,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	// Records still queued for the database count towards the snapshot:
 	// give them a moment, or the database looks behind and is copied.
-	f.waitQueue(5 * time.Second)
+	f.proc.waitQueue(5 * time.Second)
 	f.adoptSnapshot(m, "installed from the leader")
 	return nil
 }
@@ -134,34 +129,18 @@ func decodeSnapshotMeta(r io.Reader) (snapshotMeta, error) {
 // its index, and a database that must have applied its CommandIndex (a
 // copy from a peer when it has not).
 func (f *fsm) adoptSnapshot(m snapshotMeta, how string) {
-	f.drainMu.Lock() // not while the drain applies a record
-	defer f.drainMu.Unlock()
 	f.members.Restore(m.States, m.Seeded)
-	f.mu.Lock()
 	if len(m.Configs) > 0 {
 		// The log up to the snapshot is replaced by it; an older
 		// version's snapshot has no configurations: keep what is known.
 		f.configs = slices.Clone(m.Configs)
 	}
 	f.position, f.lastCommand = m.Index, m.CommandIndex
-	for len(f.pending) > 0 && f.pending[0].index <= m.Index {
-		f.popPending() // the snapshot covers them
-	}
-	applied := f.applied
-	behind := applied < m.CommandIndex && !f.witness()
-	if behind {
-		f.needDB, f.snapIndex = m.CommandIndex, m.Index
-		f.deferred = true
-	} else if f.applied < m.Index {
-		f.applied = m.Index
-		close(f.appliedC)
-		f.appliedC = make(chan struct{})
-	}
-	f.mu.Unlock()
+	behind, applied := f.proc.restoreTo(m.Index, m.CommandIndex)
 	if behind {
 		f.logger.Warn("the database is behind a Raft snapshot ("+how+"): the log before it is gone, so the database will be copied from a peer",
 			"snapshot_index", m.Index, "applied_index", applied)
-		f.kickDrain()
+		f.proc.kickDrain()
 	} else {
 		f.logger.Info("continuing from a Raft snapshot ("+how+")", "snapshot_index", m.Index, "applied_index", applied)
 	}
@@ -188,33 +167,6 @@ func latestSnapshot(store raft.SnapshotStore) (*snapshotMeta, error) {
 		m.Configs = m.Configs.add(meta.ConfigurationIndex, meta.Configuration, meta.ConfigurationIndex)
 	}
 	return &m, nil
-}
-
-// transferDatabase has a peer's database copied until one at index >= need
-// is restored. false: the node is closing.
-func (f *fsm) transferDatabase(need uint64) bool {
-	idx, err := f.copier.Copy(f.n.ctx, need)
-	switch {
-	case errors.Is(err, transfer.ErrNoDatabase):
-		f.logger.Error("the applier cannot restore a snapshot; this node cannot catch up", "need_index", need)
-		<-f.n.stop
-		return false
-	case err != nil:
-		return false // closing
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if idx < f.needDB {
-		// Raft installed a newer snapshot during the copy: copy again
-		// (runDrain calls back with the new need).
-		f.logger.Info("state transfer: a newer Raft snapshot arrived during the copy; copying again", "index", idx)
-		return true
-	}
-	f.applied = max(idx, f.snapIndex)
-	f.needDB = 0
-	close(f.appliedC)
-	f.appliedC = make(chan struct{})
-	return true
 }
 
 // donors lists the members that can serve a database copy: voters with a

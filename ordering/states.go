@@ -3,6 +3,8 @@ package ordering
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -38,13 +40,6 @@ var OperatorStates = membership.OperatorStates
 // why and what to do).
 var ErrStateRefused = membership.ErrStateRefused
 
-// deferredMaxBytes bounds the records (their encoded size) the FSM keeps in
-// memory while this node does not apply (maintenance, offline, catching
-// up). Past it the FSM forgets them and the node copies a peer's database
-// when it applies again (as a node behind a snapshot does), then applies
-// the records after the copy.
-var deferredMaxBytes = 256 << 20 // a variable for tests
-
 // decideStates decides the membership entries of the record at index (on
 // Raft's FSM goroutine, for every record, also those applied before a
 // restart), delivers their results to local waiters, has the leader that
@@ -65,31 +60,23 @@ func (f *fsm) decideStates(index, term uint64, entries []*command.Entry) {
 			f.logDecision(index, e, d)
 		}
 		if e.ID.Node == f.self {
-			f.n.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: d.Refused}}})
+			f.proc.waiters.deliver(e.ID, delivery{index: index, results: []command.Result{{Err: d.Refused}}})
 		}
 		if d.Refused == nil && d.Action != membership.NoAction && !replay {
-			f.act(term, d)
+			f.leader.act(term, d)
 		}
 		if d.OwnBefore == d.OwnAfter {
 			continue
 		}
 		if !d.OwnAfter.Applies() {
-			f.mu.Lock()
-			f.deferred = true
-			f.mu.Unlock()
-			if r := f.n.raftPtr.Load(); !replay && r != nil && r.State() == raft.Leader && !f.n.closed.Load() {
+			f.proc.setDeferred()
+			if !replay {
 				// A leader that does not apply would stall its own
 				// checkpoints; hand leadership to another node.
-				f.n.wg.Add(1)
-				go func() {
-					defer f.n.wg.Done()
-					if err := r.LeadershipTransfer().Error(); err != nil {
-						f.logger.Warn("leadership transfer on leaving service failed", "err", err)
-					}
-				}()
+				f.leader.stepDown()
 			}
 		} else if !d.OwnBefore.Applies() {
-			f.kickDrain()
+			f.proc.kickDrain()
 		}
 	}
 }
@@ -116,28 +103,49 @@ func (f *fsm) logDecision(index uint64, e *command.Entry, d membership.Decision)
 	}
 }
 
+// leaderActions performs the Raft actions of accepted membership entries
+// on the leader that appended them. It holds what it needs of the node, not
+// the node.
+type leaderActions struct {
+	self   string
+	raft   func() *raft.Raft // nil until Raft started
+	closed func() bool
+	stop   <-chan struct{}
+	wg     *sync.WaitGroup
+	logger *slog.Logger
+}
+
+// leading returns Raft when this node leads (in term, when term > 0).
+func (l *leaderActions) leading(term uint64) *raft.Raft {
+	r := l.raft()
+	if r == nil || r.State() != raft.Leader || (term > 0 && r.CurrentTerm() != term) || l.closed() {
+		return nil
+	}
+	return r
+}
+
 // act performs an accepted decision's Raft action when this node is the
 // leader that appended the entry (it still leads in the entry's term; a
 // later leader applying the same entry must not act again), on a goroutine
 // of its own.
-func (f *fsm) act(term uint64, d membership.Decision) {
-	r := f.n.raftPtr.Load()
-	if r == nil || r.State() != raft.Leader || r.CurrentTerm() != term || f.n.closed.Load() {
+func (l *leaderActions) act(term uint64, d membership.Decision) {
+	r := l.leading(term)
+	if r == nil {
 		return
 	}
-	var run func() error
-	var failed string
 	switch d.Action {
 	case membership.AddVoter:
-		run = func() error { return r.AddVoter(raft.ServerID(d.Node), raft.ServerAddress(d.Addr), 0, 0).Error() }
-		failed = "adding a node to the Raft configuration failed; remove it and add it again"
+		l.run("adding a node to the Raft configuration failed; remove it and add it again", func() error {
+			return r.AddVoter(raft.ServerID(d.Node), raft.ServerAddress(d.Addr), 0, 0).Error()
+		})
 	case membership.RemoveServer:
-		run = func() error { return r.RemoveServer(raft.ServerID(d.Node), 0, 0).Error() }
-		failed = "removing a node from the Raft configuration failed; run node remove again"
+		l.run("removing a node from the Raft configuration failed; run node remove again", func() error {
+			return r.RemoveServer(raft.ServerID(d.Node), 0, 0).Error()
+		})
 	case membership.TransferLeadership:
 		to := d.Node
-		run = func() error {
-			if to == f.self {
+		l.run("leadership transfer failed", func() error {
+			if to == l.self {
 				return nil // this node leads already
 			}
 			if to == "" {
@@ -150,130 +158,42 @@ func (f *fsm) act(term uint64, d membership.Decision) {
 				}
 			}
 			return r.LeadershipTransferToServer(raft.ServerID(to), addr).Error()
-		}
-		failed = "leadership transfer failed"
-	default:
+		})
+	}
+}
+
+// stepDown hands leadership to another node when this node leads.
+func (l *leaderActions) stepDown() {
+	r := l.leading(0)
+	if r == nil {
 		return
 	}
-	f.n.wg.Add(1)
+	l.wg.Add(1)
 	go func() {
-		defer f.n.wg.Done()
-		// Not waited for past Close: Raft may never answer a future it
-		// dropped (a leader removing itself shuts its Raft down first).
-		errc := make(chan error, 1)
-		go func() { errc <- run() }()
-		select {
-		case err := <-errc:
-			if err != nil {
-				f.logger.Warn(failed, "err", err)
-			}
-		case <-f.n.stop:
+		defer l.wg.Done()
+		if err := r.LeadershipTransfer().Error(); err != nil {
+			l.logger.Warn("leadership transfer on leaving service failed", "err", err)
 		}
 	}()
 }
 
-// kickDrain wakes the drain goroutine.
-func (f *fsm) kickDrain() {
-	select {
-	case f.drainC <- struct{}{}:
-	default:
-	}
-}
-
-// deferRecord keeps a record Raft handed over while this node does not
-// apply (deferred), for the drain. Past deferredMaxBytes the kept records
-// are forgotten and the database will be copied from a peer instead (a
-// copy at or after index). Called with f.mu held.
-func (f *fsm) deferRecord(q queuedRecord) {
-	f.pending = append(f.pending, q)
-	f.pendingBytes += q.size
-	if f.pendingBytes <= deferredMaxBytes {
-		return
-	}
-	if f.needDB == 0 {
-		f.logger.Warn("this node has not applied the log for too long to keep it in memory; it will copy a peer's database when it applies again",
-			"records", len(f.pending), "bytes", f.pendingBytes, "index", q.index)
-	}
-	clear(f.pending)
-	f.pending, f.pendingBytes = f.pending[:0], 0
-	f.needDB, f.snapIndex = max(f.needDB, q.index), max(f.snapIndex, q.index)
-}
-
-// runDrain applies, in order, the records this node kept while it did not
-// apply (maintenance, offline, behind a snapshot), once its state applies
-// again; when it has applied every record Raft handed over it switches back
-// to direct applying.
-func (f *fsm) runDrain() {
-	defer f.n.wg.Done()
-	for {
+// run runs a Raft action on a goroutine of its own.
+func (l *leaderActions) run(failed string, action func() error) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		// Not waited for past Close: Raft may never answer a future it
+		// dropped (a leader removing itself shuts its Raft down first).
+		errc := make(chan error, 1)
+		go func() { errc <- action() }()
 		select {
-		case <-f.drainC:
-		case <-f.n.stop:
-			return
+		case err := <-errc:
+			if err != nil {
+				l.logger.Warn(failed, "err", err)
+			}
+		case <-l.stop:
 		}
-		for {
-			own, _ := f.members.State(f.self) // "" (does not apply) until seeded
-			f.mu.Lock()
-			if !f.deferred || !own.Applies() {
-				f.mu.Unlock()
-				break
-			}
-			if need := f.needDB; need > 0 {
-				// Behind a snapshot: copy a peer's database first
-				// (snapshot.go).
-				f.mu.Unlock()
-				if !f.transferDatabase(need) {
-					return
-				}
-				continue
-			}
-			if f.applied < f.queued {
-				// Records handed to the apply goroutine before this node
-				// stopped applying come first.
-				ch := f.appliedC
-				f.mu.Unlock()
-				select {
-				case <-ch:
-					continue
-				case <-f.n.stop:
-					return
-				}
-			}
-			for len(f.pending) > 0 && f.pending[0].index <= f.applied {
-				f.popPending()
-			}
-			if len(f.pending) == 0 {
-				f.deferred = false
-				applied := f.applied
-				f.mu.Unlock()
-				f.logger.Info("caught up with the log", "applied_index", applied)
-				break
-			}
-			q := f.popPending()
-			f.mu.Unlock()
-			f.drainMu.Lock()
-			ok := true
-			if f.appliedIndex() < q.index { // else adoptSnapshot moved on
-				ok = f.applyRecord(q.index, q.entries)
-			}
-			f.drainMu.Unlock()
-			if !ok {
-				return
-			}
-		}
-	}
-}
-
-// popPending takes the oldest kept record. Called with f.mu held.
-func (f *fsm) popPending() queuedRecord {
-	q := f.pending[0]
-	f.pending[0] = queuedRecord{}
-	f.pending = f.pending[1:]
-	f.pendingBytes -= q.size
-	if len(f.pending) == 0 {
-		f.pending, f.pendingBytes = nil, 0
-	}
-	return q
+	}()
 }
 
 // NodeStates returns every node's state as this node's FSM last decided it.
@@ -282,10 +202,7 @@ func (n *Node) NodeStates() map[string]NodeState { return n.fsm.members.States()
 // OwnState returns this node's state and whether it is still applying
 // records it left in the log (catching up after maintenance or offline).
 func (n *Node) OwnState() (NodeState, bool) {
-	st := n.fsm.members.Own()
-	n.fsm.mu.Lock()
-	defer n.fsm.mu.Unlock()
-	return st, n.fsm.deferred
+	return n.fsm.members.Own(), n.fsm.proc.catchingUp()
 }
 
 // SetNodeState orders a state change for node and waits for the decision:

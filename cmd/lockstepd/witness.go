@@ -4,31 +4,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/lockstepdb/lockstep/admin"
-	"github.com/lockstepdb/lockstep/command"
 	"github.com/lockstepdb/lockstep/ordering"
 	"github.com/lockstepdb/lockstep/quorum"
 )
 
-// witnessApplier is the applier of a witness: there is no database, so it
-// only counts. Raft replays the log through it on every start, cheaply.
-type witnessApplier struct{ applied atomic.Uint64 }
-
-func (w *witnessApplier) AppliedIndex(context.Context) (uint64, error) { return 0, nil }
-
-func (w *witnessApplier) Apply(_ context.Context, index uint64, entries []*command.Entry) ([][]command.Result, error) {
-	w.applied.Store(index)
-	return make([][]command.Result, len(entries)), nil
-}
-
-func (w *witnessApplier) OutcomeHash() (uint64, string) { return w.applied.Load(), "" }
-
 // runWitness runs a witness: Raft (a full voter that stores the log) and the
 // admin API; no database, no SQL listener.
 func runWitness(ctx context.Context, cfg Config, log *slog.Logger, ocfg ordering.Config) error {
-	node, err := ordering.New(ocfg, &witnessApplier{}, log)
+	// No database: ordering applies the log in its witness mode.
+	node, err := ordering.New(ocfg, nil, log)
 	if err != nil {
 		return fmt.Errorf("ordering: %w", err)
 	}
