@@ -152,9 +152,9 @@ const maxGroupStmts = 512
 // runApply applies the queued records in log order: whatever has queued up
 // while the previous group applied goes to the applier as one group (when
 // it is a GroupApplier), so the local database's work per record shrinks
-// as load grows. A record the drain (states.go) already applied from the
-// log store, or one a snapshot overtook, is skipped: both run under
-// drainMu and apply only past the applied index.
+// as load grows. A record applyAhead already applied from the log store,
+// or one a snapshot or a database copy overtook, is skipped: all apply
+// under drainMu and only past the applied index.
 func (p *processor) runApply() {
 	defer p.wg.Done()
 	ga, _ := p.applier.(GroupApplier)

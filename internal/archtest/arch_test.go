@@ -2,6 +2,7 @@ package archtest
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -22,6 +23,31 @@ var forbidden = map[string][]string{
 	"admin":             {"ordering", "sqlproxy", "internal/localdb", "quorum"},
 	// clusterctl is a client of the admin API only.
 	"cmd/clusterctl": {"ordering", "sqlproxy", "internal/localdb", "quorum", "command"},
+}
+
+// only lists, per package, the only project packages it may depend on
+// (directly or indirectly): the decision packages stay free of Raft's and
+// the database's neighbours.
+var only = map[string][]string{
+	"quorum":     {"command"},
+	"membership": {"command"},
+	"transfer":   {"internal/snapstream"},
+}
+
+func TestOnlyImports(t *testing.T) {
+	for pkg, ok := range only {
+		out, err := exec.Command("go", "list", "-deps", mod+pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			rel, isProject := strings.CutPrefix(dep, mod)
+			if !isProject || rel == pkg || slices.Contains(ok, rel) {
+				continue
+			}
+			t.Errorf("%s depends on %s; it may depend only on %v", pkg, rel, ok)
+		}
+	}
 }
 
 func TestImportDirections(t *testing.T) {

@@ -23,16 +23,23 @@ func voters(ids ...string) raft.Configuration {
 
 // testFSM is the FSM of node n1 of a five-peer cluster outside a running
 // Node: no Raft (hash reports are not ordered), its apply goroutine running.
-func testFSM(t *testing.T, a *fakeApplier) *fsm {
+func testFSM(t *testing.T, a *fakeApplier) *fsm { return testFSMMode(t, a, directMode, nil) }
+
+// testFSMMode is testFSM in a normal mode; submit, when set, sees what the
+// node would order.
+func testFSMMode(t *testing.T, a Applier, normal *modeRef, submit func(*command.Entry)) *fsm {
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := make(chan struct{})
 	wg := &sync.WaitGroup{}
 	closed := func() bool { return true }
 	env := procEnv{ctx: ctx, stop: stop, wg: wg, waiters: &waiters{m: map[command.EntryID]chan delivery{}},
-		submit:      func(context.Context, *command.Entry) ([]command.Result, error) { return nil, command.ErrShuttingDown },
-		closed:      closed,
+		submit: func(_ context.Context, e *command.Entry) ([]command.Result, error) {
+			submit(e)
+			return nil, nil
+		},
+		closed:      func() bool { return submit == nil },
 		commitIndex: func() uint64 { return 0 }}
-	p := newProcessor(env, "n1", a, 0, directMode, testLogger())
+	p := newProcessor(env, "n1", a, 0, normal, testLogger())
 	f := &fsm{logger: testLogger(), self: "n1", peers: 5, proc: p, members: membership.New("n1", nil),
 		leader: &leaderActions{self: "n1", raft: func() *raft.Raft { return nil }, closed: closed, stop: stop, wg: wg, logger: testLogger()}}
 	wg.Add(1)
@@ -154,5 +161,57 @@ func TestDeferredRecordsKeptThenCopied(t *testing.T) {
 	p.mu.Lock()
 	if len(p.pending) != 1 || p.pending[0].index != 6 {
 		t.Fatalf("records after the forgotten ones are kept: %d", len(p.pending))
+	}
+}
+
+// TestWitnessMode: a witness applies every record at once without a
+// database: local results are delivered and the applied index moves, but
+// it reports no outcome hash at checkpoints and starts no checksum; it
+// still collects other nodes' checksum reports.
+func TestWitnessMode(t *testing.T) {
+	var mu sync.Mutex
+	var ordered []*command.Entry
+	f := testFSMMode(t, &noDatabase{}, witnessMode, func(e *command.Entry) {
+		mu.Lock()
+		ordered = append(ordered, e)
+		mu.Unlock()
+	})
+	f.proc.applier.(*noDatabase).p = f.proc
+	f.StoreConfiguration(1, voters("n1", "n2", "n3"))
+	own := stmtEntry("x")
+	own.ID = command.EntryID{Node: "n1", Seq: 1}
+	ch := f.proc.waiters.add(own.ID)
+	f.Apply(record(t, 2, own))
+	select {
+	case d := <-ch:
+		if d.index != 2 {
+			t.Fatalf("delivered at %d", d.index)
+		}
+	default:
+		t.Fatal("no result delivered when Apply returned")
+	}
+	if !f.proc.checkpointDue() {
+		t.Fatal("statements applied, but no checkpoint due (a witness leader orders them)")
+	}
+	f.Apply(record(t, 3, &command.Entry{Kind: command.KindCheckpoint},
+		&command.Entry{Kind: command.KindChecksum, Checksum: &command.ChecksumOp{ID: "c1"}}))
+	f.Apply(record(t, 4, &command.Entry{Kind: command.KindChecksumReport, Checksum: &command.ChecksumOp{ID: "c1", Node: "n2"}}))
+	if idx, hash := f.proc.applier.OutcomeHash(); idx != 4 || hash != "" {
+		t.Fatalf("outcome hash %d %q", idx, hash)
+	}
+	if reports, _ := f.proc.checksumReportsFor("c1"); len(reports) != 1 {
+		t.Fatalf("checksum reports %v", reports)
+	}
+	if f.proc.catchingUp() {
+		t.Fatal("a witness is never catching up")
+	}
+	if _, err := f.Snapshot(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond) // reports are ordered from goroutines
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ordered) != 0 {
+		t.Fatalf("a witness ordered %d entries (first %s)", len(ordered), ordered[0].Kind)
 	}
 }
