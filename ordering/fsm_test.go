@@ -133,7 +133,7 @@ func TestDivergenceJudgedByConfigurationAtIndex(t *testing.T) {
 
 // TestDeferredRecordsKeptThenCopied: records Raft hands over while this
 // node does not apply are kept for the drain, in order; past
-// deferredMaxBytes they are forgotten and the database is to be copied
+// the bound (processor.deferredMax) they are forgotten and the database is to be copied
 // (needDB) at or after the last one forgotten.
 func TestDeferredRecordsKeptThenCopied(t *testing.T) {
 	f := testFSM(t, &fakeApplier{})
@@ -148,8 +148,7 @@ func TestDeferredRecordsKeptThenCopied(t *testing.T) {
 	if len(p.pending) != 3 || p.pending[0].index != 2 || p.needDB != 0 {
 		t.Fatalf("kept %d records, needDB %d", len(p.pending), p.needDB)
 	}
-	defer func(v int) { deferredMaxBytes = v }(deferredMaxBytes)
-	deferredMaxBytes = p.pendingBytes + 1
+	p.deferredMax = p.pendingBytes + 1
 	p.mu.Unlock()
 	f.Apply(record(t, 5, stmtEntry("5")))
 	p.mu.Lock()

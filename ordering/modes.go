@@ -101,16 +101,16 @@ func (witnessApplier) current() bool  { return true }
 func (witnessApplier) database() bool { return false }
 
 // deferredMaxBytes bounds the records (their encoded size) kept while this
-// node does not apply. Past it they are forgotten and the node copies a
-// peer's database when it applies again (as a node behind a snapshot
-// does), then applies the records after the copy.
-var deferredMaxBytes = 256 << 20 // a variable for tests
+// node does not apply (processor.deferredMax). Past it they are forgotten
+// and the node copies a peer's database when it applies again (as a node
+// behind a snapshot does), then applies the records after the copy.
+const deferredMaxBytes = 256 << 20
 
 // keep keeps a record for the drain. Called with p.mu held.
 func (p *processor) keep(q queuedRecord) {
 	p.pending = append(p.pending, q)
 	p.pendingBytes += q.size
-	if p.pendingBytes <= deferredMaxBytes {
+	if p.pendingBytes <= p.deferredMax {
 		return
 	}
 	if p.needDB == 0 {

@@ -62,6 +62,7 @@ type processor struct {
 	// index before applying; snapIndex is the index applied then.
 	pending           []queuedRecord
 	pendingBytes      int
+	deferredMax       int // deferredMaxBytes; tests lower it
 	needDB, snapIndex uint64
 	samples           [16]commitSample // Raft's commit index over time (applyLag)
 	sampleNext        int
@@ -88,7 +89,8 @@ func newProcessor(env procEnv, self string, applier Applier, skipThrough uint64,
 		div:     quorum.NewDivergence(quorum.DefaultCheckpointsKept),
 		drainC:  make(chan struct{}, 1),
 		applied: skipThrough, appliedC: make(chan struct{}),
-		checksums: newChecksumReports(),
+		checksums:   newChecksumReports(),
+		deferredMax: deferredMaxBytes,
 	}
 	p.mode.Store(normal)
 	return p
