@@ -29,9 +29,14 @@ var forbidden = map[string][]string{
 // (directly or indirectly): the decision packages stay free of Raft's and
 // the database's neighbours.
 var only = map[string][]string{
-	"quorum":     {"command"},
-	"membership": {"command"},
-	"transfer":   {"internal/snapstream"},
+	"command":           {},
+	"sqlproxy/classify": {},
+	"internal/testutil": {},
+	"quorum":            {"command"},
+	"membership":        {"command"},
+	"transfer":          {"internal/snapstream"},
+	"internal/localdb":  {"command"},
+	"admin":             {"internal/snapstream"},
 }
 
 func TestOnlyImports(t *testing.T) {
