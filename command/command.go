@@ -214,6 +214,25 @@ type Stmt struct {
 	// asks for the file.
 	LoadLocal bool   `json:"ll,omitempty"`
 	LocalData []byte `json:"ld,omitempty"`
+	// Routine is set on CREATE [OR REPLACE] PROCEDURE: when the statement
+	// succeeds, the applier records the procedure with the digest of its
+	// body as the server stores it and this verdict (localdb, "Stored
+	// procedures"), in the DDL's exactly-once handling.
+	Routine *Routine `json:"rt,omitempty"`
+	// Call is set on CALL (DB resolved at the origin; Why unused): the
+	// applier runs it only if the procedure's recorded verdict allows it
+	// and its body is still the one checked; otherwise the statement
+	// fails with error 1235 on every node alike.
+	Call *Routine `json:"cl,omitempty"`
+}
+
+// Routine names a stored procedure and, on its creation, whether its body
+// was found deterministic.
+type Routine struct {
+	DB   string `json:"db"`
+	Name string `json:"n"`
+	// Why is empty when the body may be called; otherwise why not.
+	Why string `json:"w,omitempty"`
 }
 
 // Outcome is what a client observed of one statement inside a transaction.

@@ -260,7 +260,7 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 			}
 			hash = foldHash(hash, index, p, res, true)
 			results[f.ent] = append(results[f.ent], res)
-			if err := db.recordDDL(ctx, index, p, p == len(flat)-1, hash, results); err != nil {
+			if err := db.recordDDL(ctx, index, p, p == len(flat)-1, hash, results, f, res); err != nil {
 				return nil, err
 			}
 			continue
@@ -296,6 +296,10 @@ func (db *DB) applyOnce(ctx context.Context, index uint64, entries []*command.En
 		case command.KindLock:
 			res, err = db.applyLock(ctx, f.e)
 		default:
+			if f.stmt.Call != nil {
+				res, err = db.runCall(ctx, f, begin)
+				break
+			}
 			res, err = db.runStmt(ctx, f, true, begin) // BEGIN in the same round trip
 		}
 		if err != nil {

@@ -67,8 +67,9 @@ func (db *DB) runDDL(ctx context.Context, index uint64, pos int, f flatStmt) (co
 // recordDDL records that the DDL at (index, pos) ran: the record is complete
 // (last) or reached pos+1. Auto-increment counters of tables that no longer
 // exist are dropped in the same transaction (a re-created table starts
-// afresh, deterministically on every node).
-func (db *DB) recordDDL(ctx context.Context, index uint64, pos int, last bool, hash string, results [][]command.Result) error {
+// afresh, deterministically on every node), and so is the record of
+// checked stored procedures (routines.go).
+func (db *DB) recordDDL(ctx context.Context, index uint64, pos int, last bool, hash string, results [][]command.Result, f flatStmt, res command.Result) error {
 	cn := db.cn
 	b, _ := json.Marshal(results)
 	var q string
@@ -77,12 +78,10 @@ func (db *DB) recordDDL(ctx context.Context, index uint64, pos int, last bool, h
 	} else {
 		q = fmt.Sprintf("UPDATE lockstep.applied SET part_idx=%d, part_pos=%d, part_hash='%s', results=%s, ddl_idx=0, ddl_pos=0, ddl_digest='', ddl_before='' WHERE id=1", index, pos+1, hash, hexLiteral(b))
 	}
-	for _, s := range []string{
-		"BEGIN",
-		"DELETE FROM lockstep.autoinc WHERE (db, tbl) NOT IN (SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE='BASE TABLE')",
-		q,
-		"COMMIT",
-	} {
+	qs := []string{"BEGIN",
+		"DELETE FROM lockstep.autoinc WHERE (db, tbl) NOT IN (SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE='BASE TABLE')"}
+	qs = append(qs, routineDDL(f, res)...)
+	for _, s := range append(qs, q, "COMMIT") {
 		if _, err := cn.exec(ctx, s); err != nil {
 			if s != "BEGIN" && !cn.broken {
 				_, _ = cn.exec(context.WithoutCancel(ctx), "ROLLBACK")

@@ -213,6 +213,13 @@ var schemaDDL = []string{
   KEY by_owner (owner),
   KEY by_node (node)
 ) ENGINE=InnoDB`,
+	`CREATE TABLE IF NOT EXISTS lockstep.routines (
+  db VARCHAR(64) CHARACTER SET utf8mb3 COLLATE utf8mb3_bin NOT NULL,
+  name VARCHAR(64) CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci NOT NULL,
+  digest CHAR(64) NOT NULL,
+  why TEXT NOT NULL,
+  PRIMARY KEY (db, name)
+) ENGINE=InnoDB`,
 	"INSERT IGNORE INTO lockstep.applied (id, idx, hash) VALUES (1, 0, '" + zeroHash + "')",
 }
 
