@@ -142,6 +142,9 @@ type Deps struct {
 	// Privileges lets sessions cache the origin's privilege check of a
 	// write (optional; nil checks every write with a PREPARE).
 	Privileges Privileges
+	// Routines says which stored procedures may be called (optional; nil
+	// refuses every CALL).
+	Routines Routines
 }
 
 // Privileges tells when cached privilege checks go stale:

@@ -209,6 +209,12 @@ func errSyntax(detail string) *mysql.MyError {
 	return &mysql.MyError{Code: mysql.ER_PARSE_ERROR, State: "42000", Message: "You have an error in your SQL syntax: " + detail}
 }
 
+// errNoProcedure is MariaDB's 1305 for a CALL of a procedure this node
+// does not have.
+func errNoProcedure(db, name string) *mysql.MyError {
+	return &mysql.MyError{Code: mysql.ER_SP_DOES_NOT_EXIST, State: "42000", Message: "PROCEDURE " + db + "." + name + " does not exist"}
+}
+
 // errNotSafe refuses a statement the classifier refused without saying why.
 func errNotSafe(kind string) *mysql.MyError {
 	return &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000", Message: "Lockstep: " + kind + " is not safe to replicate"}

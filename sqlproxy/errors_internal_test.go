@@ -61,8 +61,8 @@ func TestRefusalErrors(t *testing.T) {
 		{"INSERT INTO t VALUES (UUID()) LIMIT", 0, "", ""}, // any refusal: see below
 		{"REPAIR TABLE t", 1235, "42000",
 			"Lockstep: REPAIR TABLE is not safe to replicate: it can change a table's contents differently on each node. Run it on each node's backend server directly"},
-		{"CALL p()", 1235, "42000",
-			"Lockstep does not support CALL yet: a procedure's statements cannot be checked for determinism before it runs. Send the procedure's statements from the client"},
+		{"CALL p(LOAD_FILE('/etc/passwd'))", 1235, "42000",
+			"Lockstep: CALL is not safe to replicate: it calls LOAD_FILE(), which reads a file of one node's file system. Compute the value on the client and send it as a literal"},
 		{"SELECT GET_LOCK('a', 1), 2", 1235, "42000",
 			"Lockstep: GET_LOCK(), RELEASE_LOCK(), RELEASE_ALL_LOCKS(), IS_FREE_LOCK() and IS_USED_LOCK() are cluster-wide only in a statement of their own " +
 				"(SELECT or DO with nothing but these calls, no FROM, WHERE or INTO); run the lock call as a separate statement"},

@@ -284,6 +284,16 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	} else if me != nil {
 		return false, s.writeErr(me)
 	}
+	rt := s.routineFor(st)
+	var call *command.Routine
+	if st.Class == classify.Write && st.Routine != nil {
+		if me, err := s.checkCall(rt); err != nil {
+			return false, err
+		} else if me != nil {
+			return false, s.writeErr(me)
+		}
+		call, rt = rt, nil
+	}
 	var localData []byte
 	if st.LoadLocal {
 		var me *mysql.MyError
@@ -318,7 +328,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 		User: s.currentUser,
 		Stmts: []command.Stmt{{SQL: text, DDL: st.Class == classify.DDL,
 			InsertTable: st.InsertTable, InsertOne: st.InsertOne, UsesRand: st.UsesRand,
-			LoadLocal: st.LoadLocal, LocalData: localData}},
+			LoadLocal: st.LoadLocal, LocalData: localData, Routine: rt, Call: call}},
 		Ctx: command.Context{DB: s.ctxDB, Vars: s.ctxVars, UserVars: uv, LastInsertID: lastID},
 		Pinned: command.Pinned{TimestampMicros: now.UnixMicro(),
 			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,

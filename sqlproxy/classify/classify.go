@@ -154,6 +154,9 @@ type Statement struct {
 	Tokens []Token
 	// Locks is what a NamedLock statement asks for.
 	Locks *LockStmt
+	// Routine is set on CREATE [OR REPLACE] PROCEDURE (the procedure and
+	// the verdict of its body check) and on CALL (the procedure called).
+	Routine *Routine
 }
 
 var parserPool = sync.Pool{New: func() any {

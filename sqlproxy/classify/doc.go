@@ -26,7 +26,8 @@
 //     VALUES, UNION/INTERSECT/EXCEPT, SHOW, DESC/DESCRIBE/EXPLAIN, HELP, DO,
 //     HANDLER, ANALYZE SELECT, SET STATEMENT ... FOR <read>.
 //   - Write: INSERT, REPLACE, UPDATE, DELETE (multi-table too), INSERT ...
-//     SELECT, INSERT ... ON DUPLICATE KEY UPDATE.
+//     SELECT, INSERT ... ON DUPLICATE KEY UPDATE; CALL (outside a
+//     transaction; Routine names the procedure, see Stored procedures).
 //   - DDL: CREATE/ALTER/DROP/RENAME/TRUNCATE TABLE, CREATE/DROP INDEX,
 //     CREATE/ALTER/DROP DATABASE, CREATE/ALTER/DROP VIEW, CREATE/DROP
 //     TRIGGER, CREATE/ALTER/DROP PROCEDURE and FUNCTION, DROP EVENT,
@@ -115,7 +116,8 @@
 //     mysql (system and log tables) or lockstep (metadata) by qualified name.
 //   - CREATE/DROP TEMPORARY TABLE; CREATE OR REPLACE TABLE and other syntax
 //     the parser rejects (RETURNING, ...) unless it starts like a read;
-//     LOAD DATA/XML, SELECT ... INTO OUTFILE/DUMPFILE, CALL, PREPARE/EXECUTE
+//     LOAD DATA/XML, SELECT ... INTO OUTFILE/DUMPFILE, CALL inside a
+//     transaction, PREPARE/EXECUTE
 //     (SQL level), CREATE/ALTER EVENT, CREATE FUNCTION ... SONAME,
 //     CREATE/ALTER/DROP SERVER, INSTALL/UNINSTALL, CHANGE MASTER,
 //     START/STOP SLAVE|REPLICA, RESET (but QUERY CACHE), PURGE, BINLOG,
@@ -125,6 +127,31 @@
 //     last_insert_id, identity, rand_seed1/2, pseudo_thread_id), SET
 //     autocommit mixed with other variables, SET STATEMENT ... FOR a non-read,
 //     several statements in one Classify call.
+//
+// # Stored procedures
+//
+// CREATE [OR REPLACE] PROCEDURE is DDL as before (the checks above refuse
+// a body calling UUID() and the like); in addition Statement.Routine
+// carries the procedure's name and the verdict of a check of its body
+// (routine.go), which decides whether it may be CALLed: Routine.Why is
+// empty when every statement of the body is one this package accepts as
+// a deterministic write that needs no rewriting (INSERT, UPDATE, DELETE,
+// REPLACE), a SELECT ... INTO local variables or an expression (IF, CASE,
+// WHILE and REPEAT conditions, DECLARE ... DEFAULT, SET of local
+// variables, DO) checked like a read re-executed at commit, with no LIMIT
+// without ORDER BY; compound statements (BEGIN ... END, labels, IF, CASE,
+// WHILE, LOOP, REPEAT, LEAVE, ITERATE), handlers, conditions and SIGNAL
+// are walked. Why names the first obstacle: an OUT or INOUT parameter, a
+// SELECT that returns a result set, dynamic SQL, a CALL of another
+// procedure, transaction control, cursors, a SET of a session variable,
+// DDL or any other statement. The body is split with this package's lexer
+// (the parser does not read MariaDB's routine syntax: DEFINER,
+// characteristics, SELECT ... INTO variables).
+//
+// CALL is a Write whose arguments are checked and rewritten like a
+// write's expressions; UsesRand is always set, as the body may call
+// RAND(). Whether the procedure may run is decided by the proxy and the
+// applier from the verdict recorded when it was created.
 //
 // # Not covered (known limits)
 //

@@ -159,8 +159,6 @@ func classifyLexical(sql string, lead []Token, p Pins) (Statement, bool) {
 			return Statement{}, false // parsed: LOAD DATA LOCAL INFILE is ordered with its file
 		}
 		return unsupported(sql, kind, "the file is read on one node only, so the other nodes cannot apply it", "Use LOAD DATA LOCAL INFILE, which sends the client's file, or send the rows as INSERT statements"), true
-	case "CALL":
-		return unsupported(sql, "CALL", "a procedure's statements cannot be checked for determinism before it runs", "Send the procedure's statements from the client"), true
 	case "PREPARE", "EXECUTE":
 		return unsupported(sql, w0, "SQL-level prepared statements would run on this node only", "Use the protocol's prepared statements (COM_STMT_PREPARE) or plain statements"), true
 	case "DEALLOCATE":
@@ -339,6 +337,10 @@ loop:
 			return st, true
 		}
 	}
+	var rt *Routine
+	if obj == "PROCEDURE" && verb == "CREATE" {
+		rt = checkProcedure(sql, toks[i:], p.NoBackslashEscapes)
+	}
 	if !hasDefiner {
 		if !acctOK {
 			return unsupported(sql, kind, "the client account is unknown, so Lockstep cannot name it as DEFINER", "Add a DEFINER clause"), true
@@ -349,7 +351,7 @@ loop:
 	if !ok {
 		return unsupported(sql, kind, "Lockstep could not rewrite it", adviceParse), true
 	}
-	return Statement{Class: DDL, SQL: out, Kind: kind}, true
+	return Statement{Class: DDL, SQL: out, Kind: kind, Routine: rt}, true
 }
 
 // bodyUnsafe are the functions a stored program body must not call: their

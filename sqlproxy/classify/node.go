@@ -496,7 +496,7 @@ func classifyNode(sql string, n ast.StmtNode, lead []Token, p Pins) Statement {
 		}
 		return st
 	case *ast.CallStmt:
-		return unsupported(sql, "CALL", "a procedure's statements cannot be checked for determinism before it runs", "Send the procedure's statements from the client")
+		return classifyCall(sql, x, p)
 	case *ast.PrepareStmt, *ast.ExecuteStmt:
 		return unsupported(sql, kind, "SQL-level prepared statements would run on this node only", "Use the protocol's prepared statements (COM_STMT_PREPARE) or plain statements")
 	case *ast.CreateViewStmt:

@@ -1,0 +1,88 @@
+package sqlproxy
+
+import (
+	"context"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
+)
+
+// Routines tells whether a stored procedure may be called (optional; nil
+// refuses every CALL). CheckedProcedure reports what this node has applied
+// about procedure db.name: found is false when it does not exist here;
+// checked is false when it was not created through Lockstep with a body
+// check; current is false when its body is no longer the one checked; why
+// is the check's verdict ("" when a CALL may be ordered). It reads
+// committed, applied state only and is called concurrently from sessions.
+type Routines interface {
+	CheckedProcedure(ctx context.Context, db, name string) (found, checked, current bool, why string, err error)
+}
+
+// adviceCall is the advice of every refused CALL.
+const adviceCall = "Send the procedure's statements from the client"
+
+// routineFor resolves the procedure a CREATE PROCEDURE or CALL names
+// against the session's default database, for the entry. nil when there
+// is none (no default database: the statement fails on its own).
+func (s *session) routineFor(st classify.Statement) *command.Routine {
+	if st.Routine == nil {
+		return nil
+	}
+	db := st.Routine.DB
+	if db == "" {
+		db = s.ctxDB
+	}
+	if db == "" || st.Routine.Name == "" {
+		return nil
+	}
+	r := &command.Routine{DB: db, Name: st.Routine.Name}
+	if st.Class == classify.DDL {
+		r.Why = st.Routine.Why
+	}
+	return r
+}
+
+// checkCall decides whether a CALL of rt may be ordered, from what this
+// node applied when the procedure was created. A returned *mysql.MyError
+// refuses it (1305 for a procedure that does not exist, as MariaDB; 1235
+// with the reason otherwise; 1105 when the local database cannot tell).
+func (s *session) checkCall(rt *command.Routine) (*mysql.MyError, error) {
+	if rt == nil {
+		return &mysql.MyError{Code: mysql.ER_NO_DB_ERROR, State: "3D000", Message: "No database selected"}, nil
+	}
+	what := "CALL of " + rt.DB + "." + rt.Name
+	r := s.srv.deps.Routines
+	if r == nil {
+		return toMyError(&classify.Refusal{What: "CALL", Why: "this node cannot read which procedures were checked", Advice: adviceCall, Unsupported: true}), nil
+	}
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	defer cancel()
+	found, checked, current, why, err := r.CheckedProcedure(ctx, rt.DB, rt.Name)
+	switch {
+	case err != nil:
+		s.log.Warn("cannot read checked procedures", "err", err)
+		return toMyError(err), nil
+	case !found:
+		return errNoProcedure(rt.DB, rt.Name), nil
+	case !checked:
+		return toMyError(&classify.Refusal{What: what, Unsupported: true,
+			Why:    "the procedure was not checked when it was created (it was created outside Lockstep, or before Lockstep checked procedure bodies)",
+			Advice: "Re-create it through Lockstep (DROP PROCEDURE, then CREATE PROCEDURE), or " + lowerFirst(adviceCall)}), nil
+	case !current:
+		return toMyError(&classify.Refusal{What: what, Unsupported: true,
+			Why:    "the procedure's body changed since it was checked (it was changed outside Lockstep)",
+			Advice: "Re-create it through Lockstep (DROP PROCEDURE, then CREATE PROCEDURE), or " + lowerFirst(adviceCall)}), nil
+	case why != "":
+		return toMyError(&classify.Refusal{What: what, Why: why, Advice: adviceCall}), nil
+	}
+	return nil, nil
+}
+
+func lowerFirst(s string) string {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return s
+	}
+	return string(s[0]+'a'-'A') + s[1:]
+}
