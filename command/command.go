@@ -233,6 +233,11 @@ type Routine struct {
 	Name string `json:"n"`
 	// Why is empty when the body may be called; otherwise why not.
 	Why string `json:"w,omitempty"`
+	// Inserts are the tables ("db.tbl") the body's INSERT and REPLACE
+	// statements write: a CALL is refused while one of them has an
+	// AUTO_INCREMENT column, whose ids inside a procedure come from each
+	// node's own counter.
+	Inserts []string `json:"it,omitempty"`
 }
 
 // Outcome is what a client observed of one statement inside a transaction.

@@ -2,6 +2,7 @@ package sqlproxy
 
 import (
 	"context"
+	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -40,6 +41,12 @@ func (s *session) routineFor(st classify.Statement) *command.Routine {
 	r := &command.Routine{DB: db, Name: st.Routine.Name}
 	if st.Class == classify.DDL {
 		r.Why = st.Routine.Why
+		for _, t := range st.Routine.Inserts {
+			if !strings.Contains(t, ".") {
+				t = db + "." + t // inside the body, the procedure's database
+			}
+			r.Inserts = append(r.Inserts, t)
+		}
 	}
 	return r
 }

@@ -140,7 +140,7 @@
 //	         ddl_idx, ddl_pos, ddl_digest, ddl_before)
 //	autoinc (db, tbl, next)
 //	named_locks (cluster-wide GET_LOCK table; see locks.go)
-//	routines (db, name, digest, why: checked stored procedures; routines.go)
+//	routines (db, name, digest, why, inserts: checked stored procedures; routines.go)
 //
 // All InnoDB, created by Open if missing.
 package localdb

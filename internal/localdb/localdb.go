@@ -218,6 +218,7 @@ var schemaDDL = []string{
   name VARCHAR(64) CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci NOT NULL,
   digest CHAR(64) NOT NULL,
   why TEXT NOT NULL,
+  inserts TEXT NOT NULL,
   PRIMARY KEY (db, name)
 ) ENGINE=InnoDB`,
 	"INSERT IGNORE INTO lockstep.applied (id, idx, hash) VALUES (1, 0, '" + zeroHash + "')",

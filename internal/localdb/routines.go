@@ -3,8 +3,10 @@ package localdb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/lockstepdb/lockstep/command"
 )
@@ -33,13 +35,14 @@ func routineDDL(f flatStmt, res command.Result) []string {
 			return qs
 		}
 	}
-	return append(qs, fmt.Sprintf("REPLACE INTO lockstep.routines (db, name, digest, why) SELECT ROUTINE_SCHEMA, ROUTINE_NAME, SHA2(ROUTINE_DEFINITION, 256), %s FROM information_schema.ROUTINES WHERE ROUTINE_TYPE='PROCEDURE' AND ROUTINE_SCHEMA=%s AND ROUTINE_NAME=%s",
-		quoteString(rt.Why), quoteString(rt.DB), quoteString(rt.Name)))
+	inserts, _ := json.Marshal(rt.Inserts)
+	return append(qs, fmt.Sprintf("REPLACE INTO lockstep.routines (db, name, digest, why, inserts) SELECT ROUTINE_SCHEMA, ROUTINE_NAME, SHA2(ROUTINE_DEFINITION, 256), %s, %s FROM information_schema.ROUTINES WHERE ROUTINE_TYPE='PROCEDURE' AND ROUTINE_SCHEMA=%s AND ROUTINE_NAME=%s",
+		quoteString(rt.Why), quoteString(string(inserts)), quoteString(rt.DB), quoteString(rt.Name)))
 }
 
 // procedureQuery reads what was recorded for a procedure and whether its
 // body is still the one checked.
-const procedureQuery = "SELECT r.why, COALESCE(r.digest = SHA2(i.ROUTINE_DEFINITION, 256), 0) FROM information_schema.ROUTINES i LEFT JOIN lockstep.routines r ON r.db = i.ROUTINE_SCHEMA AND r.name = i.ROUTINE_NAME WHERE i.ROUTINE_TYPE='PROCEDURE' AND i.ROUTINE_SCHEMA = ? AND i.ROUTINE_NAME = ?"
+const procedureQuery = "SELECT r.why, r.inserts, COALESCE(r.digest = SHA2(i.ROUTINE_DEFINITION, 256), 0) FROM information_schema.ROUTINES i LEFT JOIN lockstep.routines r ON r.db = i.ROUTINE_SCHEMA AND r.name = i.ROUTINE_NAME WHERE i.ROUTINE_TYPE='PROCEDURE' AND i.ROUTINE_SCHEMA = ? AND i.ROUTINE_NAME = ?"
 
 // CheckedProcedure returns what this node has applied about procedure
 // db.name: found is false when the procedure does not exist here; checked
@@ -47,16 +50,54 @@ const procedureQuery = "SELECT r.why, COALESCE(r.digest = SHA2(i.ROUTINE_DEFINIT
 // current is false when its body is no longer the one checked; why is the
 // verdict ("" when it may be called). Safe for concurrent use.
 func (db *DB) CheckedProcedure(ctx context.Context, dbName, name string) (found, checked, current bool, why string, err error) {
-	var w sql.NullString
+	var w, ins sql.NullString
 	var same bool
-	err = db.admin.QueryRowContext(ctx, procedureQuery, dbName, name).Scan(&w, &same)
+	err = db.admin.QueryRowContext(ctx, procedureQuery, dbName, name).Scan(&w, &ins, &same)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, false, false, "", nil
 	}
 	if err != nil {
 		return false, false, false, "", fmt.Errorf("localdb: read procedure %s.%s: %w", dbName, name, err)
 	}
-	return true, w.Valid, same, w.String, nil
+	why = w.String
+	if q := autoIncQuery(ins.String); why == "" && q != "" {
+		var t string
+		err := db.admin.QueryRowContext(ctx, q).Scan(&t)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, false, false, "", fmt.Errorf("localdb: read procedure %s.%s: %w", dbName, name, err)
+		}
+		if err == nil {
+			why = autoIncWhy(t)
+		}
+	}
+	return true, w.Valid, same, why, nil
+}
+
+// autoIncQuery returns a query for the first of the tables (the JSON list
+// of lockstep.routines.inserts) that has an AUTO_INCREMENT column, or ""
+// for none: such ids come from each node's own InnoDB counter inside a
+// procedure, where the applier cannot pin insert_id, and may differ
+// between nodes (an origin's optimistic transactions advance its counter).
+func autoIncQuery(inserts string) string {
+	var tables []string
+	if json.Unmarshal([]byte(inserts), &tables) != nil || len(tables) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) FROM information_schema.COLUMNS WHERE EXTRA LIKE '%auto_increment%' AND (TABLE_SCHEMA, TABLE_NAME) IN (")
+	for i, t := range tables {
+		d, tbl, _ := strings.Cut(t, ".")
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + quoteString(d) + ", " + quoteString(tbl) + ")")
+	}
+	b.WriteString(") ORDER BY 1 LIMIT 1")
+	return b.String()
+}
+
+func autoIncWhy(table string) string {
+	return "its body inserts into " + table + ", whose AUTO_INCREMENT ids inside a procedure come from each node's own counter, which Lockstep cannot pin"
 }
 
 // callAllowed checks, on the applier's connection and in the record's
@@ -64,17 +105,29 @@ func (db *DB) CheckedProcedure(ctx context.Context, dbName, name string) (found,
 // same applied state on every node, so every node runs the CALL or fails it
 // alike even if the procedure changed after the origin checked it.
 func (db *DB) callAllowed(ctx context.Context, call *command.Routine) (*command.Error, error) {
-	q := fmt.Sprintf("SELECT COUNT(*) FROM information_schema.ROUTINES i JOIN lockstep.routines r ON r.db = i.ROUTINE_SCHEMA AND r.name = i.ROUTINE_NAME WHERE i.ROUTINE_TYPE='PROCEDURE' AND i.ROUTINE_SCHEMA=%s AND i.ROUTINE_NAME=%s AND r.why='' AND r.digest = SHA2(i.ROUTINE_DEFINITION, 256)",
+	q := fmt.Sprintf("SELECT r.inserts FROM information_schema.ROUTINES i JOIN lockstep.routines r ON r.db = i.ROUTINE_SCHEMA AND r.name = i.ROUTINE_NAME WHERE i.ROUTINE_TYPE='PROCEDURE' AND i.ROUTINE_SCHEMA=%s AND i.ROUTINE_NAME=%s AND r.why='' AND r.digest = SHA2(i.ROUTINE_DEFINITION, 256)",
 		quoteString(call.DB), quoteString(call.Name))
 	r, err := db.cn.exec(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if n, _ := r.GetInt(0, 0); n == 1 {
-		return nil, nil
+	if r.Resultset == nil || r.RowNumber() != 1 {
+		return &command.Error{Code: 1235, State: "42000",
+			Message: "Lockstep: CALL is not safe to replicate: the procedure " + call.DB + "." + call.Name + " was changed or dropped before the CALL was applied. Check the procedure and call it again"}, nil
 	}
-	return &command.Error{Code: 1235, State: "42000",
-		Message: "Lockstep: CALL is not safe to replicate: the procedure " + call.DB + "." + call.Name + " was changed or dropped before the CALL was applied. Check the procedure and call it again"}, nil
+	ins, _ := r.GetString(0, 0)
+	if q := autoIncQuery(ins); q != "" {
+		r, err := db.cn.exec(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if r.Resultset != nil && r.RowNumber() == 1 {
+			t, _ := r.GetString(0, 0)
+			return &command.Error{Code: 1235, State: "42000",
+				Message: "Lockstep: CALL is not safe to replicate: " + autoIncWhy(t) + ". Send the procedure's statements from the client"}, nil
+		}
+	}
+	return nil, nil
 }
 
 // runCall runs a CALL (in the record's transaction, begun here when begin

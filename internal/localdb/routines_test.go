@@ -86,8 +86,20 @@ func TestCheckedProcedures(t *testing.T) {
 		t.Fatalf("after restore: %v %v %q %v", checked, current, why, err)
 	}
 	noErr(t, mustApply(t, db2, 9, ent("app", 1700000008, callProc("CALL addrow(3, 'z')", "app", "addrow"))))
+	// Ids of an AUTO_INCREMENT column would come from each node's own counter.
+	ai := createProc("CREATE PROCEDURE addai(IN b VARCHAR(20)) INSERT INTO a (v) VALUES (b)", "app", "addai", "")
+	ai.Routine.Inserts = []string{"app.a"}
+	noErr(t, mustApply(t, db2, 11, ent("app", 1700000010, ddl("CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20))"))))
+	noErr(t, mustApply(t, db2, 12, ent("app", 1700000011, ai)))
+	if _, checked, _, why, err := db2.CheckedProcedure(ctx, "app", "addai"); !checked || !strings.Contains(why, "AUTO_INCREMENT") || err != nil {
+		t.Fatalf("addai: %v %q %v", checked, why, err)
+	}
+	res = mustApply(t, db2, 13, ent("app", 1700000012, callProc("CALL addai('q')", "app", "addai")))
+	if res[0][0].Err == nil || !strings.Contains(res[0][0].Err.Message, "AUTO_INCREMENT") {
+		t.Fatalf("CALL addai: got %+v, want 1235 about AUTO_INCREMENT", res[0][0])
+	}
 	// DROP forgets the record.
-	noErr(t, mustApply(t, db2, 10, ent("app", 1700000009, ddl("DROP PROCEDURE addrow"))))
+	noErr(t, mustApply(t, db2, 14, ent("app", 1700000009, ddl("DROP PROCEDURE addrow"))))
 	var n int
 	if err := sqlDB(t, s2).QueryRow("SELECT COUNT(*) FROM lockstep.routines WHERE name='addrow'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("after DROP: %d rows, %v", n, err)

@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -17,6 +18,11 @@ type Routine struct {
 	// be ordered, otherwise why not (a clause for a Refusal's Why, such as
 	// "its body returns a result set to the client"). Unused on CALL.
 	Why string
+	// Inserts are, on CREATE PROCEDURE, the tables the body's INSERT and
+	// REPLACE statements write ("db.tbl", or "tbl" in the procedure's
+	// database), each once: ids of an AUTO_INCREMENT column there would
+	// come from each node's own counter, which the proxy checks at CALL.
+	Inserts []string
 }
 
 // classifyCall classifies CALL: a write whose arguments are checked and
@@ -68,17 +74,21 @@ func checkProcedure(sql string, toks []Token, noBackslash bool) *Routine {
 		}
 	}
 	r.Why = c.why
+	if r.Why == "" {
+		r.Inserts = c.inserts
+	}
 	return r
 }
 
 // bodyCheck walks the tokens of a stored procedure's definition.
 type bodyCheck struct {
-	sql    string
-	toks   []Token
-	nb     bool // NO_BACKSLASH_ESCAPES
-	i      int
-	locals map[string]bool // parameters and declared variables, lower case
-	why    string          // first reason CALL may not be ordered
+	sql     string
+	toks    []Token
+	nb      bool // NO_BACKSLASH_ESCAPES
+	i       int
+	locals  map[string]bool // parameters and declared variables, lower case
+	why     string          // first reason CALL may not be ordered
+	inserts []string        // InsertTable of the body's INSERT/REPLACE statements
 }
 
 func (c *bodyCheck) tok() Token { return at(c.toks, c.i) }
@@ -436,6 +446,8 @@ func (c *bodyCheck) leaf(text string) {
 			c.fail("its body holds a statement Lockstep would have to rewrite for each call (" + clip(text) + ")")
 		case c.hasWord(text, "LIMIT") && !c.hasWord(text, "ORDER"):
 			c.fail("its body writes with LIMIT and no ORDER BY, which can change different rows on each node (" + clip(text) + ")")
+		case st.InsertTable != "" && !slices.Contains(c.inserts, st.InsertTable):
+			c.inserts = append(c.inserts, st.InsertTable)
 		}
 	case "SET":
 		c.set(text, toks)

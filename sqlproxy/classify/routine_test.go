@@ -44,6 +44,9 @@ func TestProcedureBodyCheck(t *testing.T) {
 	if st := Classify("CREATE PROCEDURE db1.`p q`(a INT) BEGIN END", pins); st.Routine.DB != "db1" || st.Routine.Name != "p q" {
 		t.Errorf("name: %+v", st.Routine)
 	}
+	if st := Classify("CREATE PROCEDURE p(a INT) BEGIN INSERT INTO t VALUES (a); REPLACE INTO db2.u SELECT * FROM t ORDER BY id; INSERT INTO t VALUES (a + 1); UPDATE v SET a = 1; END", pins); strings.Join(st.Routine.Inserts, ",") != "t,db2.u" {
+		t.Errorf("inserts: %+v", st.Routine)
+	}
 	refused := map[string]string{
 		"CREATE PROCEDURE p() SELECT * FROM t":                                                  "returns a result set",
 		"CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (1); SELECT 1; END":                    "returns a result set",
