@@ -144,7 +144,10 @@
 // are walked. Why names the first obstacle: an OUT or INOUT parameter, a
 // SELECT that returns a result set, dynamic SQL, a CALL of another
 // procedure, transaction control, cursors, a SET of a session variable,
-// DDL or any other statement. The body is split with this package's lexer
+// DDL or any other statement. Routine.Inserts lists the tables the body's
+// INSERT and REPLACE statements write: the proxy refuses a CALL while one
+// of them has an AUTO_INCREMENT column (ids inside a procedure come from
+// each node's own counter). The body is split with this package's lexer
 // (the parser does not read MariaDB's routine syntax: DEFINER,
 // characteristics, SELECT ... INTO variables).
 //
