@@ -454,6 +454,11 @@ func (db *DB) RestoreSnapshot(ctx context.Context, r io.Reader) (uint64, error) 
 	if db.st.idx != index {
 		return 0, fmt.Errorf("localdb: restore: the snapshot says index %d but its metadata %d", index, db.st.idx)
 	}
+	// A snapshot from an older release may lack newer metadata tables
+	// (lockstep.routines).
+	if err := db.ensureSchema(ctx); err != nil {
+		return 0, err
+	}
 	db.forgetTables()
 	clear(db.aiDirty)
 	db.retryIndex = 0
