@@ -102,4 +102,8 @@ END`)
 	mustExec(t, b, "CREATE PROCEDURE cp.addrow(IN a INT, b VARCHAR(40)) INSERT INTO cp.t VALUES (a, UUID(), NOW(), 0)")
 	_, err = conn.ExecContext(ctx, "CALL addrow(5, 'five')")
 	refused(err, 1235, "body changed")
+	// So is one created outside Lockstep.
+	mustExec(t, b, "CREATE PROCEDURE cp.outside(a INT) INSERT INTO cp.t VALUES (a, 'x', NOW(), 0)")
+	_, err = conn.ExecContext(ctx, "CALL outside(6)")
+	refused(err, 1235, "not checked when it was created")
 }

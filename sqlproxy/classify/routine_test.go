@@ -57,6 +57,7 @@ func TestProcedureBodyCheck(t *testing.T) {
 		"CREATE PROCEDURE p() BEGIN START TRANSACTION; INSERT INTO t VALUES (1); COMMIT; END":   "transactions",
 		"CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (1); ROLLBACK; END":                    "transactions",
 		"CREATE PROCEDURE p() BEGIN DECLARE c CURSOR FOR SELECT a FROM t; OPEN c; END":          "cursor",
+		"CREATE PROCEDURE p() BEGIN FOR i IN 1..3 DO INSERT INTO t VALUES (i); END FOR; END":    "FOR loop",
 		"CREATE PROCEDURE p() BEGIN DELETE FROM t LIMIT 1; END":                                 "LIMIT",
 		"CREATE PROCEDURE p() BEGIN DECLARE x INT; SELECT a INTO x FROM t LIMIT 1; END":         "LIMIT",
 		"CREATE PROCEDURE p() BEGIN SET autocommit = 0; END":                                    "not a local variable",
