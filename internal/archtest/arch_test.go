@@ -32,6 +32,7 @@ var only = map[string][]string{
 	"command":           {},
 	"sqlproxy/classify": {},
 	"internal/testutil": {},
+	"liveness":          {},
 	"quorum":            {"command"},
 	"membership":        {"command"},
 	"transfer":          {"internal/snapstream"},
