@@ -7,8 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"sort"
-	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -22,15 +21,16 @@ import (
 
 const pathHealth = "/ordering/v1/unreachable"
 
-// peerHealth is the leader's set of voters whose heartbeats fail.
-type peerHealth struct {
-	mu      sync.Mutex
-	failing map[string]bool
-}
+// peerObserverBuffer is the heartbeat observation channel's size:
+// observations are dropped by Raft when it is full.
+const peerObserverBuffer = 1024
 
-// watchHealth follows heartbeat observations (started by New).
-func (n *Node) watchHealth() {
-	ch := make(chan raft.Observation, 64)
+// watchPeers feeds the heartbeat observations to n.live, the one view of
+// failing peers that unreachable and the named-lock watcher read (started
+// by New). Raft reports a failure at least every HeartbeatTimeout/2 while it
+// lasts, and a resumption once.
+func (n *Node) watchPeers() {
+	ch := make(chan raft.Observation, peerObserverBuffer)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
 		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
@@ -48,16 +48,14 @@ func (n *Node) watchHealth() {
 			case <-n.stop:
 				return
 			case o := <-ch:
-				n.health.mu.Lock()
 				switch d := o.Data.(type) {
 				case raft.FailedHeartbeatObservation:
-					n.health.failing[string(d.PeerID)] = true
+					n.live.Failed(string(d.PeerID), d.LastContact, time.Now())
 				case raft.ResumedHeartbeatObservation:
-					delete(n.health.failing, string(d.PeerID))
+					n.live.Resumed(string(d.PeerID))
 				case raft.LeaderObservation:
-					clear(n.health.failing) // a new leader's own view starts afresh
+					n.live.Reset() // a new leader's own view starts afresh
 				}
-				n.health.mu.Unlock()
 			}
 		}
 	}()
@@ -67,14 +65,7 @@ func (n *Node) watchHealth() {
 // it leads, else the leader's answer.
 func (n *Node) unreachable(ctx context.Context) ([]string, error) {
 	if n.IsLeader() {
-		n.health.mu.Lock()
-		defer n.health.mu.Unlock()
-		var out []string
-		for id := range n.health.failing {
-			out = append(out, id)
-		}
-		sort.Strings(out)
-		return out, nil
+		return n.live.Unreachable(), nil
 	}
 	addr, _ := n.raft.LeaderWithID()
 	if addr == "" {

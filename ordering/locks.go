@@ -22,13 +22,8 @@ import (
 //     sessions that held locks, because X's quorum gate refuses writes
 //     after it lost its leader for longer than its grace.
 //
-// Failed heartbeats are learnt from Raft observations; Raft reports a failure
-// at least every HeartbeatTimeout/2 while it lasts, and a resumption once.
-
-// lockObserverBuffer is the observation channel's size: observations are
-// dropped by Raft when it is full, and the watcher may be busy ordering a
-// release for up to 2 SubmitTimeouts.
-const lockObserverBuffer = 1024
+// Failed heartbeats are learnt from n.live, which the node's one heartbeat
+// observer feeds (health.go).
 
 // WatchLocks starts this node's part in releasing named locks: it orders
 // the release of the locks of this node's previous runs (every incarnation
@@ -42,15 +37,6 @@ func (n *Node) WatchLocks(incarnation string, releaseAfter time.Duration) {
 	if n.closed.Load() {
 		return
 	}
-	ch := make(chan raft.Observation, lockObserverBuffer)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		switch o.Data.(type) {
-		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
-			return true
-		}
-		return false
-	})
-	n.raft.RegisterObserver(obs)
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
@@ -58,8 +44,7 @@ func (n *Node) WatchLocks(incarnation string, releaseAfter time.Duration) {
 	}()
 	go func() {
 		defer n.wg.Done()
-		defer n.raft.DeregisterObserver(obs)
-		n.watchPeerLocks(ch, releaseAfter)
+		n.watchPeerLocks(releaseAfter)
 	}()
 }
 
@@ -93,16 +78,11 @@ func (n *Node) releaseOwnLocks(incarnation string) {
 	}
 }
 
-// failingPeer is a follower whose heartbeats fail.
-type failingPeer struct {
-	since    time.Time // its last contact with this leader
-	released bool      // its locks were released in this episode
-}
-
-// watchPeerLocks tracks followers whose heartbeats fail and, while this node
-// leads, releases the locks of those out of contact for releaseAfter.
-func (n *Node) watchPeerLocks(ch <-chan raft.Observation, releaseAfter time.Duration) {
-	failing := map[raft.ServerID]*failingPeer{}
+// watchPeerLocks, while this node leads, releases the locks of the
+// followers whose heartbeats have failed for releaseAfter since their last
+// contact, once per episode (n.live); when it does not lead, it forgets the
+// episodes.
+func (n *Node) watchPeerLocks(releaseAfter time.Duration) {
 	tick := min(max(releaseAfter/8, 50*time.Millisecond), 250*time.Millisecond)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -110,41 +90,19 @@ func (n *Node) watchPeerLocks(ch <-chan raft.Observation, releaseAfter time.Dura
 		select {
 		case <-n.stop:
 			return
-		case o := <-ch:
-			switch d := o.Data.(type) {
-			case raft.FailedHeartbeatObservation:
-				since := d.LastContact
-				if since.IsZero() {
-					since = time.Now()
-				}
-				f := failing[d.PeerID]
-				switch {
-				case f == nil:
-					failing[d.PeerID] = &failingPeer{since: since}
-				case since.After(f.since):
-					// Contact happened in between (its resumption was not
-					// observed): a new episode.
-					*f = failingPeer{since: since}
-				}
-			case raft.ResumedHeartbeatObservation:
-				delete(failing, d.PeerID)
-			}
 		case <-t.C:
 			if n.raft.State() != raft.Leader {
-				clear(failing)
+				n.live.Reset()
 				continue
 			}
-			for id, f := range failing {
-				if f.released || time.Since(f.since) < releaseAfter {
+			for _, ep := range n.live.Overdue(time.Now(), releaseAfter) {
+				if err := n.releasePeerLocks(ep.Peer); err != nil {
+					n.logger.Warn("named locks of a node outside the quorum not released yet", "peer", ep.Peer, "err", err)
 					continue
 				}
-				if err := n.releasePeerLocks(string(id)); err != nil {
-					n.logger.Warn("named locks of a node outside the quorum not released yet", "peer", string(id), "err", err)
-					continue
-				}
-				f.released = true
-				n.logger.Warn("released the named locks of a node outside the quorum", "peer", string(id),
-					"last_contact", f.since.Format(time.RFC3339Nano))
+				n.live.Mark(ep)
+				n.logger.Warn("released the named locks of a node outside the quorum", "peer", ep.Peer,
+					"last_contact", ep.Since.Format(time.RFC3339Nano))
 			}
 		}
 	}

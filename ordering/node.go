@@ -19,6 +19,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/liveness"
 	"github.com/lockstepdb/lockstep/membership"
 	"github.com/lockstepdb/lockstep/transfer"
 )
@@ -52,7 +53,7 @@ type Node struct {
 
 	seq     atomic.Uint64 // EntryID.Seq of this node's entries: assigned only in submitIndexed
 	waiters waiters
-	health  peerHealth
+	live    *liveness.Tracker // the leader's view of failing heartbeats (health.go)
 	propCh  chan *proposal
 	fwdCh   chan *forwardReq // a follower's submissions for the leader
 
@@ -134,7 +135,7 @@ func newNode(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	n := &Node{
 		cfg: cfg, logger: logger, applier: applier,
 		waiters: waiters{m: map[command.EntryID]chan delivery{}},
-		health:  peerHealth{failing: map[string]bool{}},
+		live:    liveness.New(),
 		propCh:  make(chan *proposal, 4*cfg.MaxBatch),
 		fwdCh:   make(chan *forwardReq, 4*cfg.MaxBatch),
 		stop:    make(chan struct{}),
@@ -333,7 +334,7 @@ func (n *Node) serve() {
 	fl := n.mux.sub(muxForward)
 	go func() { _ = n.srv.Serve(fl) }()
 
-	n.watchHealth()
+	n.watchPeers()
 	n.wg.Add(6)
 	go n.fsm.proc.runApply()
 	go n.runForwarder()
