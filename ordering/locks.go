@@ -7,12 +7,14 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/lockstepdb/lockstep/command"
+	"github.com/lockstepdb/lockstep/quorum"
 )
 
 // Named locks (GET_LOCK and friends) are held in a table every node changes
 // only through KindLock entries. A holder's session releases its locks when
-// it ends; the entries here release the locks of sessions that can no longer
-// do so:
+// it ends; the entries here (decided by quorum.OwnLockRelease and
+// quorum.PeerLockReleases, ordered here) release the locks of sessions that
+// can no longer do so:
 //
 //   - a node's previous run (it crashed or was stopped): once started, the
 //     node orders LockReleaseNode{Node: self, Keep: its incarnation};
@@ -53,8 +55,7 @@ func (n *Node) WatchLocks(incarnation string, releaseAfter time.Duration) {
 func (n *Node) releaseOwnLocks(incarnation string) {
 	backoff := 100 * time.Millisecond
 	for {
-		res, err := n.Submit(n.ctx, &command.Entry{Kind: command.KindLock,
-			Lock: &command.LockOp{Op: command.LockReleaseNode, Node: n.cfg.NodeID, Keep: incarnation}})
+		res, err := n.Submit(n.ctx, quorum.OwnLockRelease(n.cfg.NodeID, incarnation))
 		if err == nil {
 			released := uint64(0)
 			if len(res) == 1 {
@@ -91,12 +92,18 @@ func (n *Node) watchPeerLocks(releaseAfter time.Duration) {
 		case <-n.stop:
 			return
 		case <-t.C:
-			if n.raft.State() != raft.Leader {
-				n.live.Reset()
-				continue
+			leading := n.raft.State() == raft.Leader
+			if !leading {
+				n.live.Reset() // only the leader's view counts
 			}
-			for _, ep := range n.live.Overdue(time.Now(), releaseAfter) {
-				if err := n.releasePeerLocks(ep.Peer); err != nil {
+			overdue := n.live.Overdue(time.Now(), releaseAfter)
+			peers := make([]string, len(overdue))
+			for i, ep := range overdue {
+				peers[i] = ep.Peer
+			}
+			for i, e := range quorum.PeerLockReleases(leading, peers) {
+				ep := overdue[i]
+				if err := n.submitTimed(e); err != nil {
 					n.logger.Warn("named locks of a node outside the quorum not released yet", "peer", ep.Peer, "err", err)
 					continue
 				}
@@ -108,10 +115,10 @@ func (n *Node) watchPeerLocks(releaseAfter time.Duration) {
 	}
 }
 
-func (n *Node) releasePeerLocks(peer string) error {
+// submitTimed submits e within SubmitTimeout.
+func (n *Node) submitTimed(e *command.Entry) error {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.SubmitTimeout)
 	defer cancel()
-	_, err := n.Submit(ctx, &command.Entry{Kind: command.KindLock,
-		Lock: &command.LockOp{Op: command.LockReleaseNode, Node: peer}})
+	_, err := n.Submit(ctx, e)
 	return err
 }
