@@ -22,6 +22,12 @@
 // and membership are decided by package membership; the FSM feeds it the
 // log's entries and performs the Raft actions it asks for.
 //
+// Peer liveness: one Raft observer feeds failed and resumed heartbeats to a
+// liveness.Tracker, the leader's view of the peers it cannot reach
+// (CheckQuorumLoss, Status) and of those out of contact long enough for
+// their named locks to be released (WatchLocks submits the releases
+// package quorum decides).
+//
 // Barrier and WaitApplied give linearizable reads. See DESIGN.md for the
 // request path, failure stories and trade-offs.
 package ordering

@@ -24,5 +24,8 @@
 // a removal) that would leave too few running voters for a quorum, and
 // FenceBound is how long a cut-off node takes to fence itself, after which
 // the leader may release its named locks. Both are plain functions over
-// inputs the ordering layer gathers.
+// inputs the ordering layer gathers. OwnLockRelease and PeerLockReleases
+// decide the named-lock releases the ordering layer submits: a node's
+// previous runs' at start, and, while leading, those of the peers out of
+// contact for longer than FenceBound (package liveness tracks them).
 package quorum

@@ -78,7 +78,7 @@ func QuorumLoss(c LossCheck) string {
 // its leader (lockstepd sets Raft's heartbeat timeout to the election
 // timeout), plus its Guard's lease (fenceGrace), with a second to spare for
 // the proxy's fence check. The leader releases a cut-off node's named locks
-// only after it (ordering.Node.WatchLocks).
+// only after it (PeerLockReleases, submitted by ordering.Node.WatchLocks).
 func FenceBound(fenceGrace, electionTimeout time.Duration) time.Duration {
 	return fenceGrace + 2*electionTimeout + time.Second
 }
