@@ -15,5 +15,6 @@
 // Node states: active (applies, serves), standby (applies, serves no
 // clients), maintenance and offline (store the log, do not apply it, serve
 // no clients), joining (applies, serves no clients; leaves by itself once it
-// caught up) and witness (a voter without a database; fixed).
+// caught up: JoinDone decides when, the ordering layer submits the change)
+// and witness (a voter without a database; fixed).
 package membership

@@ -263,8 +263,7 @@ func (n *Node) AddNode(ctx context.Context, node, addr string) (uint64, error) {
 }
 
 // runJoin makes a joining node active once it has applied everything the
-// cluster committed (a leader is known and the applied index reached the
-// commit index).
+// cluster committed (membership.JoinDone decides; it submits the change).
 func (n *Node) runJoin() {
 	defer n.wg.Done()
 	t := time.NewTicker(200 * time.Millisecond)
@@ -276,11 +275,9 @@ func (n *Node) runJoin() {
 			return
 		}
 		st, deferred := n.OwnState()
-		if !n.fsm.members.Seeded() || st != StateJoining || deferred || n.LeaderID() == "" {
-			continue
-		}
 		commit, applied := n.Indexes()
-		if commit == 0 || applied < commit {
+		if !membership.JoinDone(membership.JoinProgress{Seeded: n.fsm.members.Seeded(), State: st,
+			CatchingUp: deferred, LeaderKnown: n.LeaderID() != "", Commit: commit, Applied: applied}) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
