@@ -17,8 +17,9 @@ import (
 
 // Cluster-wide named locks (GET_LOCK and friends); see DESIGN.md "Named
 // locks". This file answers lock statements; namedlock_held.go orders the
-// lock operations and keeps what a session holds; namedlock_watch.go
-// watches a holding session's liveness and releases its locks when it ends.
+// lock operations and keeps what a session holds (heldLocks);
+// namedlock_watch.go watches a holding session's liveness and releases its
+// locks when it ends (heldLocks.watch, heldLocks.release).
 // classify recognises the statements (classify.NamedLock). A statement made only of named-lock calls — SELECT (FROM DUAL
 // allowed) or DO — is answered by the proxy: its arguments are evaluated on
 // the session's own backend connection (so literals, ? parameters, user
@@ -270,7 +271,7 @@ func (s *session) lockCall(c classify.LockCall, args []*string, warns *[]command
 	case classify.ReleaseLock:
 		return s.releaseLock(*name)
 	case classify.IsFreeLock, classify.IsUsedLock:
-		h, me := s.lockHolder(*name)
+		h, me := s.srv.lockHolder(*name)
 		if me != nil {
 			return nil, me, nil
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -19,10 +20,10 @@ import (
 // them (GET_LOCK, RELEASE_LOCK, RELEASE_ALL_LOCKS).
 
 // lockHolder reads the holder of name from this node's applied lock table.
-func (s *session) lockHolder(name string) (string, *mysql.MyError) {
-	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+func (srv *Server) lockHolder(name string) (string, *mysql.MyError) {
+	ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.ReadTimeout)
 	defer cancel()
-	h, err := s.srv.deps.Locks.Holder(ctx, name)
+	h, err := srv.deps.Locks.Holder(ctx, name)
 	if err != nil {
 		return "", errLockTable(err)
 	}
@@ -45,7 +46,7 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 	var gone <-chan struct{}
 	for {
 		changed := locks.Changed()
-		h, me := s.lockHolder(name)
+		h, me := s.srv.lockHolder(name)
 		if me != nil {
 			return nil, me, nil
 		}
@@ -59,7 +60,7 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 				default:
 				}
 			}
-			res, me := s.orderHeld(st, command.LockOp{Op: command.LockAcquire, Name: name, Owner: owner})
+			res, me := st.order(s.currentUser, command.LockOp{Op: command.LockAcquire, Name: name, Owner: owner})
 			if me != nil {
 				return nil, me, nil
 			}
@@ -116,13 +117,13 @@ func (s *session) releaseLock(name string) (*int64, *mysql.MyError, error) {
 	mine := st.names[name] > 0 || st.uncertain
 	st.mu.Unlock()
 	if !mine {
-		h, me := s.lockHolder(name)
+		h, me := s.srv.lockHolder(name)
 		if me != nil || h == "" {
 			return nil, me, nil
 		}
 		return &zero, nil, nil
 	}
-	res, me := s.orderHeld(st, command.LockOp{Op: command.LockRelease, Name: name, Owner: s.srv.lockOwner(s.connID)})
+	res, me := st.order(s.currentUser, command.LockOp{Op: command.LockRelease, Name: name, Owner: s.srv.lockOwner(s.connID)})
 	switch {
 	case me != nil:
 		return nil, me, nil
@@ -144,7 +145,7 @@ func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
 	if !held {
 		return &n, nil
 	}
-	res, me := s.orderHeld(st, command.LockOp{Op: command.LockReleaseAll, Owner: s.srv.lockOwner(s.connID)})
+	res, me := st.order(s.currentUser, command.LockOp{Op: command.LockReleaseAll, Owner: s.srv.lockOwner(s.connID)})
 	if me != nil {
 		return nil, me
 	}
@@ -176,12 +177,12 @@ func (srv *Server) orderLock(ctx context.Context, timeout time.Duration, user st
 	return res[0], nil
 }
 
-// orderHeld orders op for the session and records its effect on the
+// order orders op for the session as the account user and records its effect on the
 // session's holds. An outcome that is not known makes the session's holds
 // uncertain: it then orders a RELEASE_ALL when it ends.
-func (s *session) orderHeld(st *heldLocks, op command.LockOp) (command.Result, *mysql.MyError) {
+func (st *heldLocks) order(user string, op command.LockOp) (command.Result, *mysql.MyError) {
 	st.mu.Lock()
-	res, err := s.srv.orderLock(s.srv.ctx, s.srv.cfg.WriteTimeout, s.currentUser, op)
+	res, err := st.srv.orderLock(st.srv.ctx, st.srv.cfg.WriteTimeout, user, op)
 	switch {
 	case err == nil && op.Op == command.LockAcquire:
 		if res.AffectedRows == 1 {
@@ -205,7 +206,7 @@ func (s *session) orderHeld(st *heldLocks, op command.LockOp) (command.Result, *
 	holding := len(st.names) > 0 || st.uncertain
 	if holding && st.stop == nil {
 		st.stop = make(chan struct{})
-		go s.watchNamedLocks(st, st.stop)
+		go st.watch(st.stop)
 	} else if !holding && st.stop != nil {
 		close(st.stop)
 		st.stop = nil
@@ -217,12 +218,19 @@ func (s *session) orderHeld(st *heldLocks, op command.LockOp) (command.Result, *
 	return res, nil
 }
 
-// heldLocks is what a session holds. The session goroutine holds mu while
-// it orders a lock operation and records its outcome; the session's watcher
-// (watchNamedLocks) reads it.
+// heldLocks is the named locks a session holds and their liveness: it
+// orders the operations that change them (order), watches them while any
+// are held (watch, its own goroutine) and releases them when the session
+// ends (release). The session goroutine holds mu while it orders a lock
+// operation and records its outcome; the watcher goroutine reads the holds
+// under mu. srv, log, owner and kill are set at creation and not changed.
 type heldLocks struct {
+	srv   *Server
+	log   *slog.Logger
+	kill  func() // closes the session (its kill method)
+	owner string
+
 	mu        sync.Mutex
-	owner     string
 	names     map[string]int // name -> holds
 	uncertain bool           // an operation's outcome is unknown: holds may exist
 	stop      chan struct{}  // closes the watcher; nil when none runs
@@ -230,7 +238,8 @@ type heldLocks struct {
 
 func (s *session) heldLocks() *heldLocks {
 	if s.locks == nil {
-		s.locks = &heldLocks{owner: s.srv.lockOwner(s.connID), names: map[string]int{}}
+		s.locks = &heldLocks{srv: s.srv, log: s.log, kill: s.kill,
+			owner: s.srv.lockOwner(s.connID), names: map[string]int{}}
 	}
 	return s.locks
 }

@@ -33,14 +33,14 @@ func (s *session) watchClientGone() (gone <-chan struct{}, stop func()) {
 	}
 }
 
-// watchNamedLocks runs while the session holds named locks. When the quorum
+// watch runs while the session holds named locks. When the quorum
 // gate refuses writes (this node is fenced: the cluster will release its
 // locks) or the lock table no longer names the session as holder of a lock
 // it took (the cluster released this node's locks), the session is closed:
 // its client sees the connection drop instead of going on believing it
 // holds the lock.
-func (s *session) watchNamedLocks(st *heldLocks, stop chan struct{}) {
-	locks := s.srv.deps.Locks
+func (st *heldLocks) watch(stop chan struct{}) {
+	locks := st.srv.deps.Locks
 	t := time.NewTicker(lockFenceInterval)
 	defer t.Stop()
 	ticks := 0
@@ -50,13 +50,13 @@ func (s *session) watchNamedLocks(st *heldLocks, stop chan struct{}) {
 		select {
 		case <-stop:
 			return
-		case <-s.srv.ctx.Done():
+		case <-st.srv.ctx.Done():
 			return
 		case <-t.C:
-			if err := s.admit(true); err != nil {
-				s.log.Warn("closing a session that holds named locks: this node may not write, and the cluster releases the locks of nodes outside the quorum",
+			if err := st.srv.admit(true); err != nil {
+				st.log.Warn("closing a session that holds named locks: this node may not write, and the cluster releases the locks of nodes outside the quorum",
 					"owner", st.owner, "err", err)
-				s.kill()
+				st.kill()
 				return
 			}
 			ticks++
@@ -65,28 +65,28 @@ func (s *session) watchNamedLocks(st *heldLocks, stop chan struct{}) {
 			verify = true
 		}
 		if verify {
-			if name := s.lostLock(st); name != "" {
-				s.log.Warn("closing a session whose named lock the cluster released (its node was considered out of the quorum)",
+			if name := st.lost(); name != "" {
+				st.log.Warn("closing a session whose named lock the cluster released (its node was considered out of the quorum)",
 					"owner", st.owner, "lock", name)
-				s.kill()
+				st.kill()
 				return
 			}
 		}
 	}
 }
 
-// lostLock returns a lock the session holds that the lock table gives to
+// lost returns a lock the session holds that the lock table gives to
 // nobody or someone else ("" when all are in place, or when the session is
 // busy with a lock operation of its own).
-func (s *session) lostLock(st *heldLocks) string {
+func (st *heldLocks) lost() string {
 	if !st.mu.TryLock() {
 		return ""
 	}
 	defer st.mu.Unlock()
-	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	ctx, cancel := context.WithTimeout(st.srv.ctx, st.srv.cfg.ReadTimeout)
 	defer cancel()
 	for name := range st.names {
-		h, err := s.srv.deps.Locks.Holder(ctx, name)
+		h, err := st.srv.deps.Locks.Holder(ctx, name)
 		if err == nil && h != st.owner {
 			return name
 		}
@@ -105,6 +105,12 @@ func (s *session) releaseNamedLocks() {
 		return
 	}
 	s.locks = nil
+	st.release(s.currentUser)
+}
+
+// release stops the watcher and releases the holds, if any, for the
+// account user; see releaseNamedLocks.
+func (st *heldLocks) release(user string) {
 	st.mu.Lock()
 	if st.stop != nil {
 		close(st.stop)
@@ -115,31 +121,31 @@ func (s *session) releaseNamedLocks() {
 	if !need {
 		return
 	}
-	if s.releaseAll(st.owner) == nil {
+	if st.releaseAll(user) == nil {
 		return
 	}
 	// Counted in the server's WaitGroup, which this session goroutine
 	// holds above zero, so Close waits for it.
-	s.srv.wg.Add(1)
+	st.srv.wg.Add(1)
 	go func() {
-		defer s.srv.wg.Done()
+		defer st.srv.wg.Done()
 		backoff := 100 * time.Millisecond
 		for {
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
-			case <-s.srv.ctx.Done():
+			case <-st.srv.ctx.Done():
 				t.Stop()
 			}
 			backoff = min(2*backoff, 5*time.Second)
-			closing := s.srv.ctx.Err() != nil
-			err := s.releaseAll(st.owner)
+			closing := st.srv.ctx.Err() != nil
+			err := st.releaseAll(user)
 			if err == nil {
-				s.log.Info("named locks of an ended session released", "owner", st.owner)
+				st.log.Info("named locks of an ended session released", "owner", st.owner)
 				return
 			}
 			if closing {
-				s.log.Error("named locks of an ended session not released before shutdown; they are released when this node restarts",
+				st.log.Error("named locks of an ended session not released before shutdown; they are released when this node restarts",
 					"owner", st.owner, "err", err)
 				return
 			}
@@ -147,17 +153,17 @@ func (s *session) releaseNamedLocks() {
 	}()
 }
 
-// releaseAll orders RELEASE_ALL for owner once. While the server closes
-// (the node shuts down) the attempt is bounded and not cancelled by Close:
-// the ordering layer stops after the proxy.
-func (s *session) releaseAll(owner string) error {
-	ctx, timeout := s.srv.ctx, s.srv.cfg.WriteTimeout
+// releaseAll orders RELEASE_ALL for the owner once, as the account user.
+// While the server closes (the node shuts down) the attempt is bounded and
+// not cancelled by Close: the ordering layer stops after the proxy.
+func (st *heldLocks) releaseAll(user string) error {
+	ctx, timeout := st.srv.ctx, st.srv.cfg.WriteTimeout
 	if ctx.Err() != nil {
 		ctx, timeout = context.WithoutCancel(ctx), min(timeout, lockShutdownRelease)
 	}
-	_, err := s.srv.orderLock(ctx, timeout, s.currentUser, command.LockOp{Op: command.LockReleaseAll, Owner: owner})
-	if err != nil && s.srv.ctx.Err() == nil {
-		s.log.Warn("named locks of an ended session not released yet; retrying", "owner", owner, "err", err)
+	_, err := st.srv.orderLock(ctx, timeout, user, command.LockOp{Op: command.LockReleaseAll, Owner: st.owner})
+	if err != nil && st.srv.ctx.Err() == nil {
+		st.log.Warn("named locks of an ended session not released yet; retrying", "owner", st.owner, "err", err)
 	}
 	return err
 }

@@ -363,11 +363,14 @@ func (s *session) resetState() {
 }
 
 // admit consults the gate.
-func (s *session) admit(write bool) error {
-	if s.srv.deps.Gate == nil {
+func (s *session) admit(write bool) error { return s.srv.admit(write) }
+
+// admit consults the gate.
+func (srv *Server) admit(write bool) error {
+	if srv.deps.Gate == nil {
 		return nil
 	}
-	return s.srv.deps.Gate.Admit(write)
+	return srv.deps.Gate.Admit(write)
 }
 
 // sendBackend sends one command packet to the backend.
