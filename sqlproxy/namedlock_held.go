@@ -86,7 +86,7 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 		}
 		if gone == nil {
 			var stop func()
-			gone, stop = s.watchClientGone()
+			gone, stop = s.cl.watchGone()
 			defer stop()
 		}
 		wait := lockPoll

@@ -13,23 +13,24 @@ import (
 // that left, a session holding locks is closed when its node is fenced or
 // the cluster released them, and an ended session's locks are released.
 
-// watchClientGone watches the client connection while the session waits
-// for a lock (the client sends nothing meanwhile): the channel is closed
-// when the client disconnects or the session is killed. stop ends the
-// watch and leaves the connection as it was; nothing is consumed (Peek).
-func (s *session) watchClientGone() (gone <-chan struct{}, stop func()) {
+// watchGone watches the client connection while the session waits for a
+// lock (the client sends nothing meanwhile): the channel is closed when the
+// client disconnects or the session is killed. stop ends the watch and
+// leaves the connection as it was; nothing is consumed (Peek). Called by
+// the session goroutine, which must not read cl until stop returns.
+func (cl *pconn) watchGone() (gone <-chan struct{}, stop func()) {
 	ch := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if _, err := s.cl.r.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		if _, err := cl.r.Peek(1); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			close(ch)
 		}
 	}()
 	return ch, func() {
-		_ = s.cl.c.SetReadDeadline(time.Unix(1, 0))
+		_ = cl.c.SetReadDeadline(time.Unix(1, 0))
 		<-done
-		_ = s.cl.c.SetReadDeadline(time.Time{})
+		_ = cl.c.SetReadDeadline(time.Time{})
 	}
 }
 

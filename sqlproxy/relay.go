@@ -85,7 +85,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 		case isErr(p):
 			return false, s.out(s.captureErr(p))
 		case isOK(p):
-			s.captureOK(p)
+			s.capture.ok(p)
 			more := s.terminal(p, last)
 			if err := s.out(p); err != nil {
 				return false, err
@@ -136,7 +136,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 				return false, s.out(s.captureErr(p))
 			}
 			if isEOF(p) {
-				s.captureEOF(p)
+				s.capture.eof(p)
 				more := s.terminal(p, last)
 				if err := s.out(p); err != nil {
 					return false, err
@@ -205,9 +205,9 @@ func (s *session) captureErr(p []byte) []byte {
 	return p
 }
 
-// captureOK records an OK response inside a transaction.
-func (s *session) captureOK(p []byte) {
-	c := s.capture
+// ok records an OK response inside a transaction (c may be nil: nothing
+// is captured).
+func (c *capture) ok(p []byte) {
 	if c == nil || c.seen {
 		return
 	}
@@ -226,9 +226,8 @@ func (s *session) captureOK(p []byte) {
 	c.outcome.Warnings, c.outcome.Info = o.warnings, o.info
 }
 
-// captureEOF records the end of a result set inside a transaction.
-func (s *session) captureEOF(p []byte) {
-	c := s.capture
+// eof records the end of a result set inside a transaction (c may be nil).
+func (c *capture) eof(p []byte) {
 	if c == nil || c.seen {
 		return
 	}
