@@ -194,8 +194,8 @@ func (s *session) captureErr(p []byte) []byte {
 		c.seen = true
 		c.outcome.ErrCode = code
 	}
-	stale := code == mysql.ER_QUERY_INTERRUPTED && s.killSent.Swap(false)
-	if s.tx != nil && (s.abortReq.Load() || stale) {
+	stale := code == mysql.ER_QUERY_INTERRUPTED && s.txw.killSent.Swap(false)
+	if s.tx != nil && (s.txw.abortReq.Load() || stale) {
 		if c != nil {
 			c.killed = true
 		}

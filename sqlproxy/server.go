@@ -34,7 +34,7 @@ type Server struct {
 	sessions map[*session]struct{}
 	// suspects: sessions the lock tables named as blocking the applier
 	// although they ran nothing that takes row locks, with the number of
-	// the transaction they had open then (session.txSeq); aborted if named
+	// the transaction they had open then (session.txw.txSeq); aborted if named
 	// again while that transaction is still open (AbortBlockers).
 	suspects map[*session]uint64
 	// txEnded is closed (and cleared) when, while WaitAborted waits

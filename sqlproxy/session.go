@@ -78,20 +78,10 @@ type session struct {
 	// commit (SET lockstep_validate_reads; see docs/TRANSACTIONS.md).
 	validateReads bool
 
-	// Transactions (tx.go). beMu is held by the session goroutine while it
-	// handles a client command; the applier's watchdog takes it (TryLock)
-	// to roll back an idle session's transaction that blocks the applier.
-	beMu       sync.Mutex
+	// Transactions (tx.go). txw is what the applier's watchdog shares.
+	txw        txWatch
 	autocommit bool
 	tx         *txState
-	optimistic atomic.Bool   // tx != nil (read by the watchdog)
-	txSeq      atomic.Uint64 // counts the optimistic transactions begun (read by the watchdog)
-	abortReq   atomic.Bool   // the applier asked for tx to be aborted
-	killSent   atomic.Bool   // the watchdog may have sent KILL QUERY (AbortBlockers' busy)
-	// rowLocks: tx may hold InnoDB row locks (it ran a write or a locking
-	// read, or the session may run at SERIALIZABLE, where plain reads
-	// lock). Read by the watchdog after a deadlock.
-	rowLocks atomic.Bool
 	// serializable: the session has set an isolation level of
 	// SERIALIZABLE at some point (conservatively never cleared).
 	serializable bool
@@ -100,6 +90,33 @@ type session struct {
 	// abortReported: a statement's error was replaced by 1213 because the
 	// applier aborted tx; the transaction ends after the command.
 	abortReported bool
+}
+
+// txWatch is the part of a session's transaction state that the applier's
+// watchdog (Server.AbortBlockers, WaitAborted, OptimisticOpen, on the
+// applier's goroutine) reads and writes while the session goroutine runs:
+// atomics, and beMu, which the session goroutine holds while it handles a
+// client command and the watchdog takes (TryLock) to roll back an idle
+// session's transaction that blocks the applier.
+type txWatch struct {
+	beMu       sync.Mutex
+	optimistic atomic.Bool   // session.tx != nil
+	txSeq      atomic.Uint64 // counts the optimistic transactions begun
+	abortReq   atomic.Bool   // the applier asked for the transaction to be aborted
+	killSent   atomic.Bool   // the watchdog may have sent KILL QUERY (AbortBlockers' busy)
+	// rowLocks: the transaction may hold InnoDB row locks (it ran a write
+	// or a locking read, or the session may run at SERIALIZABLE, where
+	// plain reads lock). Read by the watchdog after a deadlock.
+	rowLocks atomic.Bool
+}
+
+// begin marks a new optimistic transaction; rowLocks: it may take row
+// locks from its first read (SERIALIZABLE).
+func (w *txWatch) begin(rowLocks bool) {
+	w.abortReq.Store(false)
+	w.rowLocks.Store(rowLocks)
+	w.txSeq.Add(1)
+	w.optimistic.Store(true)
 }
 
 type diagnostics struct {
@@ -231,7 +248,7 @@ func (s *session) loop() error {
 		if len(p) == 0 {
 			return errors.New("empty command packet")
 		}
-		s.beMu.Lock()
+		s.txw.beMu.Lock()
 		err = s.dispatch(p)
 		if s.idleDirty && err == nil {
 			err = s.readIdleLimit()
@@ -246,7 +263,7 @@ func (s *session) loop() error {
 				s.endTx()
 			}
 		}
-		s.beMu.Unlock()
+		s.txw.beMu.Unlock()
 		if err != nil {
 			return err
 		}

@@ -100,7 +100,7 @@ func (s *session) inTx(st classify.Statement, now time.Time, last bool) (bool, e
 // aborted reports (and cleans up) a transaction the applier aborted because
 // it held locks a replicated write needed.
 func (s *session) aborted() bool {
-	if s.tx == nil || !s.abortReq.Load() {
+	if s.tx == nil || !s.txw.abortReq.Load() {
 		return false
 	}
 	_ = s.exec("ROLLBACK")
@@ -156,10 +156,7 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 		}
 	}
 	s.tx = &txState{entry: e, vars: map[string]bool{}, aiNext: map[string]uint64{}}
-	s.abortReq.Store(false)
-	s.rowLocks.Store(s.serializable)
-	s.txSeq.Add(1)
-	s.optimistic.Store(true)
+	s.txw.begin(s.serializable)
 	s.lastIDKnown = false
 	return nil, nil
 }
@@ -167,17 +164,17 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 // noteLocks records that st may take row locks in the open transaction.
 func (s *session) noteLocks(st classify.Statement) {
 	if st.Class == classify.Write || st.Locking || s.serializable {
-		s.rowLocks.Store(true)
+		s.txw.rowLocks.Store(true)
 	}
 }
 
 // endTx forgets the transaction (the backend's is already over).
 func (s *session) endTx() {
 	s.tx = nil
-	s.optimistic.Store(false)
+	s.txw.optimistic.Store(false)
 	s.srv.txEnd()
-	s.rowLocks.Store(false)
-	s.abortReq.Store(false)
+	s.txw.rowLocks.Store(false)
+	s.txw.abortReq.Store(false)
 	s.lastIDKnown = false
 }
 
@@ -190,7 +187,7 @@ func (s *session) commitTx() (*mysql.MyError, error) {
 	if tx == nil {
 		return nil, nil
 	}
-	aborted := s.abortReq.Load()
+	aborted := s.txw.abortReq.Load()
 	if !tx.writes && !aborted {
 		err := s.exec("COMMIT")
 		s.endTx()
@@ -676,7 +673,7 @@ func (srv *Server) WaitAborted(ids []uint64, timeout time.Duration) {
 		}
 		ended := srv.txEnded
 		for sess := range srv.sessions {
-			if want[sess.connID] && sess.optimistic.Load() {
+			if want[sess.connID] && sess.txw.optimistic.Load() {
 				open = true
 				break
 			}
@@ -719,7 +716,7 @@ func (srv *Server) OptimisticOpen() bool {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	for sess := range srv.sessions {
-		if sess.optimistic.Load() {
+		if sess.txw.optimistic.Load() {
 			return true
 		}
 	}
@@ -751,11 +748,11 @@ func (srv *Server) AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int,
 	var targets []target
 	suspects := map[*session]uint64{}
 	for sess := range srv.sessions {
-		if !sess.optimistic.Load() {
+		if !sess.txw.optimistic.Load() {
 			continue
 		}
-		locks := sess.rowLocks.Load()
-		seq := sess.txSeq.Load()
+		locks := sess.txw.rowLocks.Load()
+		seq := sess.txw.txSeq.Load()
 		switch {
 		case want[sess.connID] && locks:
 			targets = append(targets, target{sess, "named by the lock tables; it may hold row locks"})
@@ -781,20 +778,20 @@ func (srv *Server) AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int,
 	for _, tg := range targets {
 		sess := tg.sess
 		sess.log.Info("aborting this client's transaction: it blocks the applier", "backend_conn", sess.connID, "why", tg.why)
-		sess.abortReq.Store(true)
-		if !sess.beMu.TryLock() {
-			sess.killSent.Store(true)
+		sess.txw.abortReq.Store(true)
+		if !sess.txw.beMu.TryLock() {
+			sess.txw.killSent.Store(true)
 			busy = append(busy, sess.connID)
 			continue
 		}
 		// Idle: release its locks now. The session goroutine sees abortReq
 		// on its next statement and answers 1213.
-		if sess.optimistic.Load() && sess.be != nil {
+		if sess.txw.optimistic.Load() && sess.be != nil {
 			if err := sess.exec("ROLLBACK"); err != nil {
 				srv.log.Warn("could not roll back a blocking transaction", "backend_conn", sess.connID, "err", err)
 			}
 		}
-		sess.beMu.Unlock()
+		sess.txw.beMu.Unlock()
 	}
 	return aborted, busy
 }
