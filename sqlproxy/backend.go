@@ -34,11 +34,11 @@ func (s *session) query(sql string) (*rows, error) {
 	var first *rows
 	var firstErr error
 	for {
-		r, more, err := s.readTextResult()
-		if err != nil {
-			if _, ok := err.(*mysql.MyError); !ok {
-				return nil, err
-			}
+		r, more, st, err := s.be.readTextResult()
+		if err == nil {
+			s.status = st
+		} else if _, ok := err.(*mysql.MyError); !ok {
+			return nil, err
 		}
 		if first == nil && firstErr == nil {
 			first, firstErr = r, err
@@ -50,57 +50,57 @@ func (s *session) query(sql string) (*rows, error) {
 	return first, firstErr
 }
 
-// readTextResult reads one result (OK, ERR or text result set).
-func (s *session) readTextResult() (*rows, bool, error) {
-	p, err := s.be.readPacket()
+// readTextResult reads one result (OK, ERR or text result set) from the
+// backend connection c. status is the result's status flags, valid when err
+// is nil.
+func (c *pconn) readTextResult() (_ *rows, more bool, status uint16, err error) {
+	p, err := c.readPacket()
 	if err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
 	if len(p) == 0 {
-		return nil, false, fmt.Errorf("backend protocol: empty packet")
+		return nil, false, 0, fmt.Errorf("backend protocol: empty packet")
 	}
 	switch {
 	case isErr(p):
-		return nil, false, parseErr(p)
+		return nil, false, 0, parseErr(p)
 	case isOK(p):
 		o, err := parseOK(p)
 		if err != nil {
-			return nil, false, err
+			return nil, false, 0, err
 		}
-		s.status = o.status
-		return &rows{ok: o}, o.status&mysql.SERVER_MORE_RESULTS_EXISTS != 0, nil
+		return &rows{ok: o}, o.status&mysql.SERVER_MORE_RESULTS_EXISTS != 0, o.status, nil
 	}
 	n, _, _ := mysql.LengthEncodedInt(p)
 	r := &rows{}
 	for i := uint64(0); i < n; i++ {
-		p, err := s.be.readPacket()
+		p, err := c.readPacket()
 		if err != nil {
-			return nil, false, err
+			return nil, false, 0, err
 		}
 		t, cs, fl, err := colType(p)
 		if err != nil {
-			return nil, false, err
+			return nil, false, 0, err
 		}
 		r.cols = append(r.cols, column{t, cs, fl})
 	}
-	if p, err = s.be.readPacket(); err != nil {
-		return nil, false, err
+	if p, err = c.readPacket(); err != nil {
+		return nil, false, 0, err
 	}
 	if !isEOF(p) {
-		return nil, false, fmt.Errorf("expected EOF after column definitions")
+		return nil, false, 0, fmt.Errorf("expected EOF after column definitions")
 	}
 	for {
-		p, err := s.be.readPacket()
+		p, err := c.readPacket()
 		if err != nil {
-			return nil, false, err
+			return nil, false, 0, err
 		}
 		if isErr(p) {
-			return nil, false, parseErr(p)
+			return nil, false, 0, parseErr(p)
 		}
 		if isEOF(p) {
 			st, _ := statusOf(p)
-			s.status = st
-			return r, st&mysql.SERVER_MORE_RESULTS_EXISTS != 0, nil
+			return r, st&mysql.SERVER_MORE_RESULTS_EXISTS != 0, st, nil
 		}
 		row := make([]*string, 0, n)
 		pos := 0
@@ -112,7 +112,7 @@ func (s *session) readTextResult() (*rows, bool, error) {
 			}
 			v, _, m, err := mysql.LengthEncodedString(p[pos:])
 			if err != nil {
-				return nil, false, err
+				return nil, false, 0, err
 			}
 			str := string(v)
 			row = append(row, &str)
