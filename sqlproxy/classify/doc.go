@@ -147,14 +147,23 @@
 // DDL or any other statement. Routine.Inserts lists the tables the body's
 // INSERT and REPLACE statements write: the proxy refuses a CALL while one
 // of them has an AUTO_INCREMENT column (ids inside a procedure come from
-// each node's own counter). The body is split with this package's lexer
+// each node's own counter). Routine.ReadOnly is set when the only
+// obstacle is that the body returns result sets and it writes nothing (no
+// INSERT, UPDATE, DELETE or REPLACE; every other statement passes the
+// checks above) and each SELECT returning rows is a plain read (not
+// locking, assigning no user variable, no named-lock function): Why still
+// says the procedure cannot be ordered, but the proxy runs its CALL as a
+// local read on the caller's backend session and relays the result sets.
+// The body is split with this package's lexer
 // (the parser does not read MariaDB's routine syntax: DEFINER,
 // characteristics, SELECT ... INTO variables).
 //
 // CALL is a Write whose arguments are checked and rewritten like a
 // write's expressions; UsesRand is always set, as the body may call
-// RAND(). Whether the procedure may run is decided by the proxy and the
-// applier from the verdict recorded when it was created.
+// RAND(). Inside a transaction CALL is Refused, with Routine naming the
+// procedure (the proxy runs the CALL of a read-only one as a read).
+// Whether the procedure may run is decided by the proxy and the applier
+// from the verdict recorded when it was created.
 //
 // # Not covered (known limits)
 //

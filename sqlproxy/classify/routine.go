@@ -18,6 +18,14 @@ type Routine struct {
 	// be ordered, otherwise why not (a clause for a Refusal's Why, such as
 	// "its body returns a result set to the client"). Unused on CALL.
 	Why string
+	// ReadOnly is, on CREATE PROCEDURE, set when the body cannot be ordered
+	// only because it returns result sets to the client and it writes
+	// nothing (its other statements pass the checks of Why, none is an
+	// INSERT, UPDATE, DELETE or REPLACE, and each result set comes from a
+	// plain read): a CALL may then run as a local read on the caller's own
+	// backend session, its result sets relayed. Why stays set, so such a
+	// CALL is never ordered.
+	ReadOnly bool
 	// Inserts are, on CREATE PROCEDURE, the tables the body's INSERT and
 	// REPLACE statements write ("db.tbl", or "tbl" in the procedure's
 	// database), each once: ids of an AUTO_INCREMENT column there would
@@ -26,13 +34,17 @@ type Routine struct {
 }
 
 // classifyCall classifies CALL: a write whose arguments are checked and
-// rewritten like a write's expressions. Whether the procedure's body may
+// rewritten like a write's expressions (refused inside a transaction). Whether the procedure's body may
 // run on every node is not known here: the proxy looks up what was
 // recorded when the procedure was created (Statement.Routine names it).
 func classifyCall(sql string, x *ast.CallStmt, p Pins) Statement {
 	if p.InTx {
-		return unsupported(sql, "CALL inside a transaction", "a procedure's statements cannot be recorded for the commit's validation",
+		// Routine names the procedure: the proxy runs a CALL of one
+		// checked read-only (Routine.ReadOnly) as a read.
+		st := unsupported(sql, "CALL inside a transaction", "a procedure's statements cannot be recorded for the commit's validation",
 			"Call the procedure outside the transaction (with autocommit on)")
+		st.Routine = &Routine{DB: x.Procedure.Schema.O, Name: x.Procedure.FnName.O}
+		return st
 	}
 	w := newWalker(sql, p)
 	for _, a := range x.Procedure.Args {
@@ -74,6 +86,12 @@ func checkProcedure(sql string, toks []Token, noBackslash bool) *Routine {
 		}
 	}
 	r.Why = c.why
+	if c.rows != "" {
+		// The first result set came before any other reason (the walk
+		// stops at the first).
+		r.Why = "its body returns a result set to the client (" + clip(c.rows) + "), which Lockstep cannot relay from the ordered execution"
+		r.ReadOnly = c.why == "" && !c.writes
+	}
 	if r.Why == "" {
 		r.Inserts = c.inserts
 	}
@@ -89,6 +107,8 @@ type bodyCheck struct {
 	locals  map[string]bool // parameters and declared variables, lower case
 	why     string          // first reason CALL may not be ordered
 	inserts []string        // InsertTable of the body's INSERT/REPLACE statements
+	writes  bool            // the body has an INSERT, UPDATE, DELETE or REPLACE
+	rows    string          // the body's first statement returning a result set
 }
 
 func (c *bodyCheck) tok() Token { return at(c.toks, c.i) }
@@ -440,6 +460,7 @@ func (c *bodyCheck) leaf(text string) {
 	case "SELECT", "WITH", "VALUES", "TABLE":
 		c.selectInto(text, toks)
 	case "INSERT", "UPDATE", "DELETE", "REPLACE":
+		c.writes = true
 		st := Classify(text, Pins{NoBackslashEscapes: c.nb})
 		switch {
 		case st.Class == Refused:
@@ -498,7 +519,25 @@ func (c *bodyCheck) selectInto(text string, toks []Token) {
 			return
 		}
 	}
-	c.fail("its body returns a result set to the client (" + clip(text) + "), which Lockstep cannot relay from the ordered execution")
+	c.resultSet(text)
+}
+
+// resultSet checks a SELECT of the body that returns its rows to the
+// client: such a body cannot be ordered, but one that writes nothing may
+// run as a local read (Routine.ReadOnly) when each such SELECT is a plain
+// read, one the classifier would run on the session's backend as it is
+// (not locking, assigning nothing, not a named-lock function).
+func (c *bodyCheck) resultSet(text string) {
+	if c.rows == "" {
+		c.rows = text
+	}
+	st := Classify(text, Pins{InTx: true, NoBackslashEscapes: c.nb}) // InTx: sets Locking and Assigns
+	switch {
+	case st.Class == Refused:
+		c.fail(bodyWhy(st))
+	case st.Class != Read || st.Locking || st.Assigns || st.SQL != text:
+		c.fail("its body returns a result set from a statement Lockstep does not run as a plain read (" + clip(text) + ")")
+	}
 }
 
 // set checks a SET of the body: only local variables may be assigned.

@@ -104,3 +104,62 @@ func TestCall(t *testing.T) {
 		t.Errorf("CALL in a transaction: got %v %v", st.Class, st.Err)
 	}
 }
+
+func TestCheckProcedureReadOnly(t *testing.T) {
+	pins := Pins{CurrentUser: "'app'@'%'"}
+	readOnly := []string{
+		"CREATE PROCEDURE p() SELECT * FROM t",
+		"CREATE PROCEDURE test_mrss() BEGIN SELECT 1 AS value UNION SELECT 2 AS value; SELECT 3 AS value; SELECT 4 AS value UNION SELECT 5 AS value UNION SELECT 6 AS value; END",
+		`CREATE PROCEDURE test_signal(ret INT) BEGIN SELECT ret; SIGNAL SQLSTATE '45001' SET MESSAGE_TEXT = "an error", MYSQL_ERRNO = 45001; END`,
+		`CREATE PROCEDURE p(a INT) BEGIN
+		  DECLARE x INT DEFAULT 0;
+		  DECLARE EXIT HANDLER FOR SQLEXCEPTION RESIGNAL;
+		  SELECT COUNT(*) INTO x FROM t WHERE id < a;
+		  SET x = x + 1;
+		  IF x > 3 THEN SELECT x AS many; ELSE SELECT * FROM t WHERE id = a; END IF;
+		  WHILE x > 0 DO SET x = x - 1; END WHILE;
+		  SELECT NOW(), RAND();
+		END`,
+	}
+	for _, q := range readOnly {
+		st := Classify(q, pins)
+		if st.Class != DDL || st.Routine == nil || !st.Routine.ReadOnly || !strings.Contains(st.Routine.Why, "returns a result set") {
+			t.Errorf("%s\n  got %v %v %+v, want a read-only procedure", q, st.Class, st.Err, st.Routine)
+		}
+	}
+	notReadOnly := []string{
+		"CREATE PROCEDURE p() BEGIN INSERT INTO t VALUES (1); SELECT 1; END",
+		"CREATE PROCEDURE p() BEGIN SELECT 1; UPDATE t SET a = 1 WHERE id = 1; END",
+		"CREATE PROCEDURE p() BEGIN SELECT 1; DELETE FROM t WHERE id = 1; END",
+		"CREATE PROCEDURE p() BEGIN SELECT 1; CALL q(); END",
+		"CREATE PROCEDURE p() BEGIN SELECT 1; COMMIT; END",
+		"CREATE PROCEDURE p() BEGIN SELECT 1; SET @x = 1; END",
+		"CREATE PROCEDURE p() BEGIN SELECT 1; SET autocommit = 0; END",
+		"CREATE PROCEDURE p() BEGIN SELECT 1; CREATE TABLE u (a INT); END",
+		"CREATE PROCEDURE p(s TEXT) BEGIN SELECT 1; PREPARE x FROM s; END",
+		"CREATE PROCEDURE p() BEGIN SELECT * FROM t FOR UPDATE; END",
+		"CREATE PROCEDURE p() BEGIN SELECT @x := a FROM t; END",
+		"CREATE PROCEDURE p() BEGIN SELECT GET_LOCK('a', 1); END",
+		"CREATE PROCEDURE p() BEGIN DECLARE c CURSOR FOR SELECT a FROM t; SELECT 1; END",
+		"CREATE PROCEDURE p(OUT a INT) BEGIN SELECT 1; END",
+		"CREATE PROCEDURE p() BEGIN SELECT 1 INTO OUTFILE '/tmp/x'; END",
+	}
+	for _, q := range notReadOnly {
+		st := Classify(q, pins)
+		if st.Class == DDL && st.Routine != nil && (st.Routine.ReadOnly || st.Routine.Why == "") {
+			t.Errorf("%s\n  got %+v, want a refused procedure", q, st.Routine)
+		}
+	}
+	if st := Classify("CALL db1.p(1)", Pins{InTx: true}); st.Class != Refused || st.Routine == nil || st.Routine.DB != "db1" || st.Routine.Name != "p" {
+		t.Errorf("CALL in a transaction: got %v %+v, want Refused naming db1.p", st.Class, st.Routine)
+	}
+	// Bodies without result sets keep their verdict (ordered or refused).
+	for _, q := range []string{
+		"CREATE PROCEDURE p(a INT) BEGIN DECLARE x INT; SELECT a INTO x FROM t WHERE id = a; END",
+		"CREATE PROCEDURE p() BEGIN SIGNAL SQLSTATE '45000'; END",
+	} {
+		if st := Classify(q, pins); st.Routine == nil || st.Routine.ReadOnly || st.Routine.Why != "" {
+			t.Errorf("%s\n  got %+v, want an ordered procedure", q, st.Routine)
+		}
+	}
+}
