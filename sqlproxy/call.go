@@ -24,6 +24,42 @@ type Routines interface {
 // adviceCall is the advice of every refused CALL.
 const adviceCall = "Send the procedure's statements from the client"
 
+// readOnlyMark starts the recorded verdict (lockstep.routines.why) of a
+// procedure checked read-only (classify.Routine.ReadOnly): the applier
+// orders a CALL only for an empty verdict, so such a procedure is never
+// called through the log, and checkCall strips the mark from its reason.
+const readOnlyMark = "read-only: "
+
+// localCall reports whether st (classified from text) is a CALL of a
+// procedure this node recorded as checked read-only, whose body is still
+// the one checked. It then turns st into a plain read of text, which the
+// caller runs on the session's own backend, relaying the procedure's
+// result sets (and final OK, or error) as MariaDB sends them; nothing is
+// ordered. Inside a transaction such a read is relayed and not recorded
+// for the commit's validation (TxReplay is not set). Any other CALL, or a
+// failed look-up, returns false and takes the ordered path, which refuses
+// or orders it as before.
+func (s *session) localCall(st *classify.Statement, text string) bool {
+	if st.Routine == nil || (st.Class != classify.Write && st.Class != classify.Refused) || s.srv.deps.Routines == nil {
+		return false
+	}
+	if s.refreshContext() != nil {
+		return false
+	}
+	rt := s.routineFor(*st)
+	if rt == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	defer cancel()
+	found, checked, current, why, err := s.srv.deps.Routines.CheckedProcedure(ctx, rt.DB, rt.Name)
+	if err != nil || !found || !checked || !current || !strings.HasPrefix(why, readOnlyMark) {
+		return false
+	}
+	*st = classify.Statement{Class: classify.Read, Kind: "CALL", SQL: text}
+	return true
+}
+
 // routineFor resolves the procedure a CREATE PROCEDURE or CALL names
 // against the session's default database, for the entry. nil when there
 // is none (no default database: the statement fails on its own).
@@ -41,6 +77,9 @@ func (s *session) routineFor(st classify.Statement) *command.Routine {
 	r := &command.Routine{DB: db, Name: st.Routine.Name}
 	if st.Class == classify.DDL {
 		r.Why = st.Routine.Why
+		if st.Routine.ReadOnly {
+			r.Why = readOnlyMark + r.Why
+		}
 		for _, t := range st.Routine.Inserts {
 			if !strings.Contains(t, ".") {
 				t = db + "." + t // inside the body, the procedure's database
@@ -82,7 +121,7 @@ func (s *session) checkCall(rt *command.Routine) (*mysql.MyError, error) {
 			Why:    "the procedure's body changed since it was checked (it was changed outside Lockstep)",
 			Advice: "Re-create it through Lockstep (DROP PROCEDURE, then CREATE PROCEDURE), or " + lowerFirst(adviceCall)}), nil
 	case why != "":
-		return toMyError(&classify.Refusal{What: what, Why: why, Advice: adviceCall}), nil
+		return toMyError(&classify.Refusal{What: what, Why: strings.TrimPrefix(why, readOnlyMark), Advice: adviceCall}), nil
 	}
 	return nil, nil
 }

@@ -133,6 +133,22 @@ func (s *session) stmtExecute(p []byte) error {
 	}
 	now := time.Now()
 	st := s.srv.classify(text, s.newPins(now))
+	if s.localCall(&st, text) {
+		// A CALL of a read-only procedure: executed as prepared, binary
+		// result sets relayed.
+		if err := s.admit(false); err != nil {
+			return s.sendErr(err, true)
+		}
+		if s.linearizable {
+			if err := s.readBarrier(); err != nil {
+				return s.sendErr(err, true)
+			}
+		}
+		if err := s.sendLongData(ps); err != nil {
+			return err
+		}
+		return s.relayCommand(p, respGeneric, true)
+	}
 	switch st.Class {
 	case classify.Write, classify.DDL:
 		_, err := s.write(st, now, true)
@@ -143,6 +159,24 @@ func (s *session) stmtExecute(p []byte) error {
 		}
 	}
 	return s.writeErr(errPreparedChangedClass)
+}
+
+// sendLongData sends the backend the long data kept for a prepared write
+// (which it did not get) before the statement is executed as prepared.
+func (s *session) sendLongData(ps *prepared) error {
+	if !ps.isWrite() {
+		return nil // sent as it came
+	}
+	for i, data := range ps.long {
+		q := make([]byte, 7, 7+len(data))
+		q[0] = mysql.COM_STMT_SEND_LONG_DATA
+		binary.LittleEndian.PutUint32(q[1:], ps.id)
+		binary.LittleEndian.PutUint16(q[5:], uint16(i))
+		if err := s.sendBackend(append(q, data...)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *session) stmtLongData(p []byte) error {
@@ -457,6 +491,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	pins := s.newPins(now)
 	pins.InTx = true
 	st := s.srv.classify(text, pins)
+	local := s.localCall(&st, text) // a CALL of a read-only procedure: relayed below
 	if st.Class != classify.Read {
 		_, err := s.runStatement(text, true)
 		return err
@@ -484,6 +519,11 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 		}
 	}
 	if !st.TxReplay || s.tx.overflow || s.unchecked(st) {
+		if local {
+			if err := s.sendLongData(ps); err != nil {
+				return err
+			}
+		}
 		return s.relayCommand(p, respGeneric, true)
 	}
 	if ok, err := s.txPrepare(st, true); !ok || err != nil {
