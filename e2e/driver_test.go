@@ -30,8 +30,6 @@ const driverSkip = "^TestConnectorReturnsTimeout$"
 // node because Lockstep refuses what they do, by design; docs/STATUS.md
 // (Driver compatibility) lists them with the reasons.
 var driverRefused = map[string]string{
-	"TestInterruptBySignal": "CALL of a procedure that returns a result set is refused",
-	"TestMultiResultSet":    "CALL of a procedure that returns a result set is refused",
 	// A parameter of max_allowed_packet bytes, sent as long data: bound
 	// into the statement's text, which is what is replicated, it no
 	// longer fits one packet (1153, with what to do).
