@@ -155,6 +155,30 @@ func TestCallReadOnlyProcedure(t *testing.T) {
 		t.Errorf("read-only CALLs were ordered: entries %v, then %v", before, after)
 	}
 
+	// In a transaction a read-only CALL's reads are not recorded for the
+	// commit's validation: a write may not follow it, and it may not follow
+	// a write.
+	txRefused := func(first, second, why string) {
+		t.Helper()
+		conn, err := node.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		mustConnExec(t, ctx, conn, "BEGIN")
+		defer conn.ExecContext(ctx, "ROLLBACK")
+		if _, err := conn.ExecContext(ctx, first); err != nil {
+			t.Fatalf("%s: %v", first, err)
+		}
+		_, err = conn.ExecContext(ctx, second)
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || me.Number != 1235 || !strings.Contains(me.Message, why) {
+			t.Errorf("BEGIN; %s; %s: got %v, want 1235 saying %q", first, second, err, why)
+		}
+	}
+	txRefused("CALL mrss(1)", "INSERT INTO t VALUES (3, 'three')", "cannot write")
+	txRefused("INSERT INTO t VALUES (3, 'three')", "CALL mrss(1)", "transaction")
+
 	// A body changed outside Lockstep is not the one checked.
 	mustExec(t, caller.BackendDB(), "DROP PROCEDURE rp.mrss")
 	mustExec(t, caller.BackendDB(), "CREATE PROCEDURE rp.mrss(a INT) SELECT a")

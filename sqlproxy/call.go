@@ -36,12 +36,18 @@ const readOnlyMark = "read-only: "
 // caller runs on the session's own backend, relaying the procedure's
 // result sets (and final OK, or error) as MariaDB sends them; nothing is
 // ordered. Inside a transaction such a read is relayed and not recorded
-// for the commit's validation (TxReplay is not set). Any other CALL, or a
-// failed look-up, returns false and takes the ordered path, which refuses
-// or orders it as before.
+// for the commit's validation (TxReplay is not set), so it is allowed only
+// while the transaction has not written, and no write may follow it
+// (txState.called; a transaction that only reads is never ordered, and its
+// reads see the origin's snapshot). Any other CALL, or a failed look-up,
+// returns false and takes the ordered path, which refuses or orders it as
+// before.
 func (s *session) localCall(st *classify.Statement, text string) bool {
 	if st.Routine == nil || (st.Class != classify.Write && st.Class != classify.Refused) || s.srv.deps.Routines == nil {
 		return false
+	}
+	if (s.tx != nil && s.tx.writes) || (s.tx == nil && !s.autocommit) {
+		return false // unrecorded reads after writes could not be validated
 	}
 	if s.refreshContext() != nil {
 		return false
@@ -57,6 +63,9 @@ func (s *session) localCall(st *classify.Statement, text string) bool {
 		return false
 	}
 	*st = classify.Statement{Class: classify.Read, Kind: "CALL", SQL: text}
+	if s.tx != nil {
+		s.tx.called = true
+	}
 	return true
 }
 

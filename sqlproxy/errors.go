@@ -156,6 +156,11 @@ var (
 		Message: "Deadlock found when trying to get lock; try restarting transaction (Lockstep: this transaction held locks a replicated write needed, so it was rolled back)"}
 	errXA = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
 		Message: "Lockstep does not support XA transactions: a prepared XA branch would be held on one node only. Use BEGIN ... COMMIT; every Lockstep commit is already atomic on all nodes"}
+	// errCallThenWrite: a write after a read-only CALL in the same
+	// transaction; the procedure's reads are not recorded, so the commit
+	// could not validate them.
+	errCallThenWrite = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
+		Message: "Lockstep: this transaction CALLed a procedure, whose reads cannot be validated at COMMIT, so it cannot write. CALL the procedure outside the transaction, or send its SELECTs from the client"}
 	errLockTables = &mysql.MyError{Code: mysql.ER_NOT_SUPPORTED_YET, State: "42000",
 		Message: "Lockstep does not support LOCK TABLES: table locks would be held on one node only. Use a transaction (BEGIN ... SELECT ... FOR UPDATE ... COMMIT), or GET_LOCK() for a cluster-wide named lock"}
 	// errLocalInfileOff is MariaDB's answer to LOAD DATA LOCAL from a

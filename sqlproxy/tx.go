@@ -35,6 +35,7 @@ type txState struct {
 	bytes    int
 	writes   bool              // a write succeeded: the transaction must be ordered
 	overflow bool              // the size limit was passed while read-only: no write may follow
+	called   bool              // a read-only CALL ran unrecorded (localCall): no write may follow
 	vars     map[string]bool   // user variables whose starting value is in entry.Ctx.UserVars
 	aiNext   map[string]uint64 // "db\x00tbl" -> one past the highest id this transaction inserted
 }
@@ -389,6 +390,9 @@ func (s *session) txWrite(st classify.Statement, last bool) (bool, error) {
 	}
 	if s.tx.overflow {
 		return s.txTooLarge(last)
+	}
+	if s.tx.called {
+		return false, s.sendErr(errCallThenWrite, last)
 	}
 	if !s.sleepFor(st.Sleep) {
 		return false, s.sendErr(errShuttingDown, last)
