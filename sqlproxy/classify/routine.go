@@ -111,6 +111,25 @@ type bodyCheck struct {
 	rows    string          // the body's first statement returning a result set
 }
 
+// arms checks the arms of IF or CASE from the first condition: "cond THEN
+// statements", each next one after next (ELSEIF or WHEN), then an
+// optional ELSE with its statements, up to END.
+func (c *bodyCheck) arms(next string) {
+	for c.why == "" {
+		c.expr(c.until("THEN"))
+		c.list(next, "ELSE", "END")
+		if c.word(next) {
+			c.i++
+			continue
+		}
+		if c.word("ELSE") {
+			c.i++
+			c.list("END")
+		}
+		return
+	}
+}
+
 func (c *bodyCheck) tok() Token { return at(c.toks, c.i) }
 
 func (c *bodyCheck) word(w string) bool { return c.tok().Is(c.sql, w) }
@@ -300,19 +319,7 @@ func (c *bodyCheck) stmt() {
 		c.declare()
 	case "IF":
 		c.i++
-		for c.why == "" {
-			c.expr(c.until("THEN"))
-			c.list("ELSEIF", "ELSE", "END")
-			if c.word("ELSEIF") {
-				c.i++
-				continue
-			}
-			if c.word("ELSE") {
-				c.i++
-				c.list("END")
-			}
-			break
-		}
+		c.arms("ELSEIF")
 		c.end("IF")
 	case "CASE":
 		c.i++
@@ -321,19 +328,7 @@ func (c *bodyCheck) stmt() {
 		} else {
 			c.i++
 		}
-		for c.why == "" {
-			c.expr(c.until("THEN"))
-			c.list("WHEN", "ELSE", "END")
-			if c.word("WHEN") {
-				c.i++
-				continue
-			}
-			if c.word("ELSE") {
-				c.i++
-				c.list("END")
-			}
-			break
-		}
+		c.arms("WHEN")
 		c.end("CASE")
 	case "WHILE":
 		c.i++
