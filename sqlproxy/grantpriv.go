@@ -136,23 +136,11 @@ func (s *session) checkGrant(t []tok) (*mysql.MyError, error) {
 		if p != "GRANT OPTION" && p != "USAGE" {
 			cond += " AND PRIVILEGE_TYPE = " + quoteSimple(p)
 		}
-		q := "SELECT EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE " + who + " AND " + cond + ")"
-		if g.db != "" {
-			q += " OR EXISTS(SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE " + who + " AND " + cond +
-				" AND " + quoteSimple(g.db) + " LIKE TABLE_SCHEMA)"
+		ok, me, err := s.privExists(who+" AND "+cond, g.db, g.tbl)
+		if me != nil || err != nil {
+			return me, err
 		}
-		if g.tbl != "" {
-			q += " OR EXISTS(SELECT 1 FROM information_schema.TABLE_PRIVILEGES WHERE " + who + " AND " + cond +
-				" AND TABLE_SCHEMA = " + quoteSimple(g.db) + " AND TABLE_NAME = " + quoteSimple(g.tbl) + ")"
-		}
-		r, err := s.query(q)
-		if err != nil {
-			if me, ok := stmtError(err); ok {
-				return me, nil
-			}
-			return nil, err
-		}
-		if len(r.vals) != 1 || r.vals[0][0] == nil || *r.vals[0][0] != "1" {
+		if !ok {
 			return errGrantPriv, nil
 		}
 	}

@@ -185,29 +185,41 @@ func (s *session) checkDDLPrivileges(t []tok) (*mysql.MyError, error) {
 		if strings.ContainsAny(n.db+n.table+n.priv, "\\\x00") {
 			return tableDenied(n, u, h, th), nil
 		}
-		p := quoteSimple(n.priv)
-		q := "SELECT EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN (" + g + ", " + role + ") AND PRIVILEGE_TYPE IN (" + p + "))"
-		if n.db != "" {
-			q += " OR EXISTS(SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN (" + g + ", " + role + ") AND PRIVILEGE_TYPE = " + p +
-				" AND " + quoteSimple(n.db) + " LIKE TABLE_SCHEMA)"
+		pred := "GRANTEE IN (" + g + ", " + role + ") AND PRIVILEGE_TYPE = " + quoteSimple(n.priv)
+		ok, me, err := s.privExists(pred, n.db, n.table)
+		if me != nil || err != nil {
+			return me, err
 		}
-		if n.table != "" {
-			q += " OR EXISTS(SELECT 1 FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE IN (" + g + ", " + role + ") AND PRIVILEGE_TYPE = " + p +
-				" AND TABLE_SCHEMA = " + quoteSimple(n.db) + " AND TABLE_NAME = " + quoteSimple(n.table) + ")"
+		if !ok {
+			return tableDenied(n, u, h, th), nil
 		}
-		r, err := s.query(q)
-		if err != nil {
-			if me, ok := stmtError(err); ok {
-				return me, nil
-			}
-			return nil, err
-		}
-		if len(r.vals) == 1 && r.vals[0][0] != nil && *r.vals[0][0] == "1" {
-			continue
-		}
-		return tableDenied(n, u, h, th), nil
 	}
 	return nil, nil
+}
+
+// privExists asks the session's backend whether information_schema lists a
+// privilege row matching pred (a condition on GRANTEE, PRIVILEGE_TYPE,
+// IS_GRANTABLE) globally, on db (matched as a LIKE pattern, as grants on
+// db patterns are) or on db.tbl; db and tbl may be empty. A statement error
+// is returned as me, for the client.
+func (s *session) privExists(pred, db, tbl string) (ok bool, me *mysql.MyError, err error) {
+	q := "SELECT EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE " + pred + ")"
+	if db != "" {
+		q += " OR EXISTS(SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE " + pred +
+			" AND " + quoteSimple(db) + " LIKE TABLE_SCHEMA)"
+	}
+	if tbl != "" {
+		q += " OR EXISTS(SELECT 1 FROM information_schema.TABLE_PRIVILEGES WHERE " + pred +
+			" AND TABLE_SCHEMA = " + quoteSimple(db) + " AND TABLE_NAME = " + quoteSimple(tbl) + ")"
+	}
+	r, err := s.query(q)
+	if err != nil {
+		if me, ok := stmtError(err); ok {
+			return false, me, nil
+		}
+		return false, nil, err
+	}
+	return len(r.vals) == 1 && r.vals[0][0] != nil && *r.vals[0][0] == "1", nil, nil
 }
 
 func splitAccount(a string) (user, host string) {
