@@ -70,6 +70,7 @@ func (n *Node) forwardHandler() http.Handler {
 	db, _ := n.applier.(transfer.Database)
 	mux.HandleFunc("GET "+transfer.Path, transfer.Handler(db, n.logger))
 	mux.HandleFunc("GET "+pathHealth, n.handleHealth)
+	mux.HandleFunc("POST "+pathReport, n.handleReport)
 	return mux
 }
 

@@ -54,6 +54,7 @@ type Node struct {
 	seq     atomic.Uint64 // EntryID.Seq of this node's entries: assigned only in submitIndexed
 	waiters waiters
 	live    *liveness.Tracker // the leader's view of failing heartbeats (health.go)
+	reports reportHub         // periodic reports to the leader (reports.go)
 	propCh  chan *proposal
 	fwdCh   chan *forwardReq // a follower's submissions for the leader
 
@@ -136,6 +137,7 @@ func newNode(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		cfg: cfg, logger: logger, applier: applier,
 		waiters: waiters{m: map[command.EntryID]chan delivery{}},
 		live:    liveness.New(),
+		reports: reportHub{kick: make(chan struct{}, 1)},
 		propCh:  make(chan *proposal, 4*cfg.MaxBatch),
 		fwdCh:   make(chan *forwardReq, 4*cfg.MaxBatch),
 		stop:    make(chan struct{}),
