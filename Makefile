@@ -2,7 +2,7 @@
 export PATH := $(PATH):/usr/local/go/bin:/usr/sbin
 GO ?= go
 # Packages with concurrency run under the race detector.
-RACE_PKGS := ./ordering/... ./sqlproxy/... ./quorum/... ./admin/... ./internal/localdb/...
+RACE_PKGS := ./ordering/... ./sqlproxy/... ./quorum/... ./admin/... ./internal/localdb/... ./balance/... ./vip/...
 
 .PHONY: all build deps demo test lint unit e2e bench clean
 

@@ -62,6 +62,11 @@ type Status struct {
 	// as its ordering layer was handed them: checkpoints, hash reports and
 	// other entries of the cluster's own do not move it.
 	ClientEntries uint64 `json:"client_entries"`
+	// ClusterAddr is the cluster address and VIPHeld whether this node
+	// holds it; BalancePolicy is the balancing policy in force.
+	ClusterAddr   string `json:"cluster_addr,omitempty"`
+	VIPHeld       bool   `json:"vip_held,omitempty"`
+	BalancePolicy string `json:"balance_policy,omitempty"`
 }
 
 // Node is one member of the cluster as this node knows it (GET /nodes).
@@ -155,6 +160,8 @@ func New(cfg Config, src Source, logger *slog.Logger) (*Server, error) {
 	mux.Handle("POST /nodes", s.auth(http.HandlerFunc(s.addNode)))
 	mux.Handle("GET /snapshot", s.auth(http.HandlerFunc(s.snapshot)))
 	mux.Handle("POST /leader/transfer", s.auth(http.HandlerFunc(s.transfer)))
+	mux.Handle("GET /balance", s.auth(http.HandlerFunc(s.balance)))
+	mux.Handle("POST /balance", s.auth(http.HandlerFunc(s.setBalance)))
 	mux.Handle("GET /metrics", s.auth(metricsHandler(src)))
 	mux.Handle("GET /metrics/stream", s.auth(http.HandlerFunc(s.stream)))
 	// Go profiles for performance work, behind the token like everything else.

@@ -118,6 +118,13 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// Sessions is how many client sessions are open.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
 // Addr is the listening address, or nil before Serve.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()

@@ -99,6 +99,31 @@ type Config struct {
 	ValidateReads bool
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+
+	// ClusterAddr is the cluster address (host:port) applications use:
+	// the node that leads holds it (VIPMode) and balances the connections
+	// made to it over the active nodes. Empty: no cluster address.
+	ClusterAddr string
+	// VIPMode is how the address is held: netlink, exec, none or auto
+	// (none for a loopback address, else netlink).
+	VIPMode string
+	// VIPInterface is the interface netlink puts the address on (default:
+	// the one whose subnet holds it).
+	VIPInterface string
+	// VIPScript is run as `script add|del <address>` (VIPMode exec).
+	VIPScript string
+	// SQLAdvertise is the host:port other nodes' balancers connect to
+	// (default --sql-addr).
+	SQLAdvertise string
+	// BalancePolicy and BalanceWeights are the balancer's settings at
+	// start; clusterctl balance changes them at run time.
+	BalancePolicy  string
+	BalanceWeights string
+	// LeaveSessions is what happens to a node's client sessions when it
+	// stops being active: close (each is ended with error 1927 at its
+	// next statement, so its client reconnects through the cluster
+	// address) or keep (they stay and are refused until it is active).
+	LeaveSessions string
 }
 
 // DefaultConfig returns the defaults.
@@ -121,6 +146,9 @@ func DefaultConfig() Config {
 		MaxTxBytes:        16 << 20,
 		ValidateReads:     true,
 		LogLevel:          "info",
+		VIPMode:           "auto",
+		BalancePolicy:     "round-robin",
+		LeaveSessions:     "close",
 	}
 }
 
@@ -157,6 +185,14 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxTxBytes, "max-tx-bytes", c.MaxTxBytes, "most bytes of statement text one transaction may hold (error 1197 beyond; at most 64MiB)")
 	fs.BoolVar(&c.ValidateReads, "validate-reads", c.ValidateReads, "validate plain reads inside transactions at commit (serializable); false = InnoDB REPEATABLE READ guarantees, fewer conflicts")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.ClusterAddr, "cluster-addr", c.ClusterAddr, "the cluster address applications use (VIP host:port, the same on every node): the leader holds it and balances connections over the active nodes")
+	fs.StringVar(&c.VIPMode, "vip-mode", c.VIPMode, "how the leader holds --cluster-addr: netlink (add the address to an interface, gratuitous ARP; needs CAP_NET_ADMIN and CAP_NET_RAW), exec (--vip-script add|del <address>), none (only bind it: loopback), or auto (none on loopback, else netlink)")
+	fs.StringVar(&c.VIPInterface, "vip-interface", c.VIPInterface, "interface for --vip-mode netlink (default: the one whose subnet holds the address)")
+	fs.StringVar(&c.VIPScript, "vip-script", c.VIPScript, "script for --vip-mode exec, run as `script add <address>` and `script del <address>`")
+	fs.StringVar(&c.SQLAdvertise, "sql-advertise", c.SQLAdvertise, "host:port the cluster address's balancer connects to for this node (default --sql-addr)")
+	fs.StringVar(&c.BalancePolicy, "balance-policy", c.BalancePolicy, "balancing of cluster-address connections at start: round-robin, weighted, least-connections or least-load (clusterctl balance set changes it)")
+	fs.StringVar(&c.BalanceWeights, "balance-weights", c.BalanceWeights, "weights for --balance-policy weighted, as n1=3,n2=1 (default 1 each; 0 = no new connections)")
+	fs.StringVar(&c.LeaveSessions, "leave-sessions", c.LeaveSessions, "when this node stops being active: close its client sessions (error 1927 at their next statement) or keep them (refused until active again)")
 }
 
 // Resolve fills flags not given on the command line from the environment and
@@ -333,6 +369,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--peers gives %s for this node but --raft-addr is %s: they must match", addr, c.RaftAddr))
 		}
 	}
+	errs = append(errs, c.validateClusterAddr()...)
 	if c.SnapshotThreshold < 1 {
 		errs = append(errs, errors.New("--snapshot-threshold must be at least 1"))
 	}

@@ -29,6 +29,9 @@ type demoState struct {
 	Password   string      `json:"password"`
 	AdminToken string      `json:"admin_token"`
 	Nodes      []demoPorts `json:"nodes"`
+	// Cluster is the cluster address: on loopback a fixed port that
+	// only the leader binds.
+	Cluster string `json:"cluster"`
 }
 
 type demoPorts struct {
@@ -53,6 +56,7 @@ type DemoInfo struct {
 	User       string     `json:"user"`
 	Password   string     `json:"password"`
 	AdminToken string     `json:"admin_token"`
+	Cluster    string     `json:"cluster"` // the cluster address (host:port)
 }
 
 func demoCmd() *cobra.Command {
@@ -99,13 +103,25 @@ func loadOrCreateState(dir string, n int) (*demoState, error) {
 		if len(st.Nodes) != n {
 			return nil, fmt.Errorf("%s holds a %d-node cluster; use --nodes %d, or another --dir for a new cluster", dir, len(st.Nodes), len(st.Nodes))
 		}
+		if st.Cluster == "" { // a demo directory from before the cluster address
+			ports, err := mysqld.FreePorts(1)
+			if err != nil {
+				return nil, err
+			}
+			st.Cluster = fmt.Sprintf("127.0.0.1:%d", ports[0])
+			b, _ := json.MarshalIndent(st, "", "  ")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				return nil, err
+			}
+		}
 		return &st, nil
 	}
 	st := &demoState{User: "app", Password: randomHex(8), AdminToken: randomHex(16)}
-	all, err := mysqld.FreePorts(4 * n)
+	all, err := mysqld.FreePorts(4*n + 1)
 	if err != nil {
 		return nil, err
 	}
+	st.Cluster = fmt.Sprintf("127.0.0.1:%d", all[4*n])
 	for i := 1; i <= n; i++ {
 		ports := all[4*(i-1):]
 		st.Nodes = append(st.Nodes, demoPorts{
@@ -161,7 +177,7 @@ func runDemo(ctx context.Context, n int, dir string, asJSON bool) (err error) {
 	for _, nd := range st.Nodes {
 		peers = append(peers, nd.ID+"="+nd.Raft)
 	}
-	info := DemoInfo{User: st.User, Password: st.Password, AdminToken: st.AdminToken}
+	info := DemoInfo{User: st.User, Password: st.Password, AdminToken: st.AdminToken, Cluster: st.Cluster}
 	for _, nd := range st.Nodes {
 		say("starting MariaDB for %s on 127.0.0.1:%d...", nd.ID, nd.Backend)
 		b, err := mysqld.Start(ctx, mysqld.Options{Dir: filepath.Join(dir, nd.ID, "mariadb"), Port: nd.Backend})
@@ -190,6 +206,7 @@ func runDemo(ctx context.Context, n int, dir string, asJSON bool) (err error) {
 			"--admin-addr", nd.Admin,
 			"--backend-dsn", b.RootDSN(),
 			"--peers", strings.Join(peers, ","),
+			"--cluster-addr", st.Cluster,
 		}
 		logPath := filepath.Join(dir, nd.ID, "lockstepd.log")
 		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -259,7 +276,26 @@ func waitReady(ctx context.Context, info DemoInfo, limit time.Duration) error {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	return nil
+	// The cluster address answers once the leader holds it and has heard
+	// from an active node.
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/?timeout=2s", info.User, info.Password, info.Cluster))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for {
+		err := db.PingContext(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the cluster address %s does not answer after %s (last error: %v); see the nodes' lockstepd.log", info.Cluster, limit, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func stopProcess(p *exec.Cmd, wait time.Duration) {
@@ -283,9 +319,11 @@ func printDemo(info DemoInfo, dir string) {
 		fmt.Printf("  %s  sql %-21s admin http://%-21s backend %s\n", nd.ID, nd.SQL, nd.Admin, nd.Backend)
 	}
 	n1 := info.Nodes[0]
-	host, port, _ := strings.Cut(n1.SQL, ":")
-	fmt.Printf("\nConnect with the mariadb client (any node):\n  mariadb -h %s -P %s -u %s -p%s\n", host, port, info.User, info.Password)
-	fmt.Printf("\nFrom Go (go-sql-driver):\n  %s:%s@tcp(%s)/?parseTime=true\n", info.User, info.Password, n1.SQL)
+	host, port, _ := strings.Cut(info.Cluster, ":")
+	fmt.Printf("\nThe cluster address (held by the leader, balanced over the active nodes;\nit keeps working when the leader is killed):\n  %s\n", info.Cluster)
+	fmt.Printf("\nConnect with the mariadb client:\n  mariadb -h %s -P %s -u %s -p%s\n", host, port, info.User, info.Password)
+	fmt.Printf("\nThe cluster DSN for applications (go-sql-driver):\n  %s:%s@tcp(%s)/?parseTime=true\n", info.User, info.Password, info.Cluster)
+	fmt.Printf("\nEach node's own SQL port (above) stays open for debugging.\n")
 	fmt.Printf("\nAdmin API (status of a node):\n  curl -H 'Authorization: Bearer %s' http://%s/status\n", info.AdminToken, n1.Admin)
 	fmt.Printf("\nOperate the cluster with clusterctl (make build puts it in bin/):\n  export LOCKSTEP_ENDPOINT=http://%s LOCKSTEP_TOKEN=%s\n  bin/clusterctl status\n  bin/clusterctl node set-state n3 standby\n", n1.Admin, info.AdminToken)
 	fmt.Printf("\nPress Ctrl-C to stop the cluster.\n")

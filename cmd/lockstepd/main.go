@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -130,7 +131,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	guard := quorum.NewGuard(quorumView{node}, cfg.FenceGrace)
 
 	// 4. Admin API.
-	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, statusSource{cfg: cfg, node: node, guard: guard, db: db}, log)
+	src := statusSource{cfg: cfg, node: node, guard: guard, db: db, ca: &atomic.Pointer[clusterAddr]{}}
+	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, src, log)
 	if err != nil {
 		return err
 	}
@@ -164,7 +166,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// its locks only after that.
 	node.WatchLocks(incarnation, quorum.FenceBound(cfg.FenceGrace, cfg.ElectionTimeout))
 
-	log.Info("lockstepd started", "sql", cfg.SQLAddr, "admin", cfg.AdminAddr, "raft", cfg.RaftAddr, "backend", backendAddr)
+	// 6. The cluster address: reports to the leader, and with
+	// --cluster-addr the VIP and its balancer while this node leads.
+	ca, err := startClusterAddr(ctx, cfg, node, guard, proxy, log)
+	if err != nil {
+		return err
+	}
+	src.ca.Store(ca)
+
+	log.Info("lockstepd started", "sql", cfg.SQLAddr, "cluster_addr", cfg.ClusterAddr, "admin", cfg.AdminAddr, "raft", cfg.RaftAddr, "backend", backendAddr)
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
@@ -213,6 +223,24 @@ type statusSource struct {
 	node  *ordering.Node
 	guard *quorum.Guard
 	db    *localdb.DB // nil on a witness
+	// ca is the cluster address, set once it runs (nil before, and on a
+	// witness).
+	ca *atomic.Pointer[clusterAddr]
+}
+
+func (s statusSource) Balance() admin.Balance {
+	if ca := s.ca.Load(); ca != nil {
+		return ca.status()
+	}
+	return admin.Balance{}
+}
+
+func (s statusSource) SetBalance(_ context.Context, policy string, weights map[string]int) (admin.Balance, error) {
+	ca := s.ca.Load()
+	if ca == nil {
+		return admin.Balance{}, errors.New("this node is still starting; retry")
+	}
+	return ca.set(policy, weights)
 }
 
 func (s statusSource) Snapshot(ctx context.Context, w io.Writer) (uint64, error) {
@@ -236,7 +264,22 @@ func (s statusSource) AdminStatus() admin.Status {
 		NodeState:      string(s.node.NodeStates()[s.cfg.NodeID]),
 		BatchedRecords: st.BatchedRecords, BatchedEntries: st.BatchedEntries,
 		ClientEntries: st.ClientEntries,
+		ClusterAddr:   s.cfg.ClusterAddr,
+		VIPHeld:       s.vipHeld(),
+		BalancePolicy: string(s.balancePolicy()),
 	}
+}
+
+func (s statusSource) vipHeld() bool {
+	ca := s.ca.Load()
+	return ca != nil && ca.owner != nil && ca.owner.State().Held
+}
+
+func (s statusSource) balancePolicy() string {
+	if ca := s.ca.Load(); ca != nil {
+		return string(ca.cluster.Settings().Policy)
+	}
+	return ""
 }
 
 func (s statusSource) Nodes() admin.NodeList {

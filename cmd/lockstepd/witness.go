@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/lockstepdb/lockstep/admin"
 	"github.com/lockstepdb/lockstep/ordering"
@@ -20,7 +21,8 @@ func runWitness(ctx context.Context, cfg Config, log *slog.Logger, ocfg ordering
 	}
 	defer node.Close()
 	guard := quorum.NewGuard(quorumView{node}, cfg.FenceGrace)
-	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, statusSource{cfg: cfg, node: node, guard: guard}, log)
+	src := statusSource{cfg: cfg, node: node, guard: guard, ca: &atomic.Pointer[clusterAddr]{}}
+	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, src, log)
 	if err != nil {
 		return err
 	}
@@ -28,6 +30,13 @@ func runWitness(ctx context.Context, cfg Config, log *slog.Logger, ocfg ordering
 		return err
 	}
 	defer adm.Close()
+	// A witness that leads holds the cluster address and balances over
+	// the database nodes; it is never a candidate itself.
+	ca, err := startClusterAddr(ctx, cfg, node, guard, nil, log)
+	if err != nil {
+		return err
+	}
+	src.ca.Store(ca)
 	log.Info("lockstepd started as a witness (a Raft voter without a database)", "admin", cfg.AdminAddr, "raft", cfg.RaftAddr)
 	<-ctx.Done()
 	log.Info("shutting down")
