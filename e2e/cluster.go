@@ -49,6 +49,7 @@ type config struct {
 	backendArgs []string
 	netns       bool
 	witness     bool
+	clusterAddr bool
 }
 
 // WithWitness adds a witness, "w1": a lockstepd --witness (a Raft voter
@@ -81,6 +82,11 @@ type Cluster struct {
 	bin      string
 	cfg      config   // options the cluster was made with
 	peers    []string // id=raft-addr of every member started or added
+	// ClusterAddr is the cluster address (WithClusterAddr): the VIP on
+	// the service network (WithNetns) or a loopback port.
+	ClusterAddr string
+	nn          *netns
+	clientNS    string // WithNetns and WithClusterAddr: the clients' namespace
 }
 
 // Node is one lockstepd process and its MariaDB.
@@ -219,12 +225,16 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	defer cancel()
 
 	var peers []string
-	ports := freePorts(t, 4*cfg.nodes+2)
+	ports := freePorts(t, 4*cfg.nodes+3)
 	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
 	var nn *netns
 	if cfg.netns {
 		SkipUnlessNetns(t)
 		nn = newNetns(t, cfg.nodes)
+		c.nn = nn
+	}
+	if cfg.clusterAddr {
+		cfg.args = append(cfg.args, c.setupClusterAddr(t, ports[4*cfg.nodes+2])...)
 	}
 	for i := 1; i <= cfg.nodes; i++ {
 		p := ports[4*(i-1):]
