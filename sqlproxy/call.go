@@ -38,7 +38,7 @@ const readOnlyMark = "read-only: "
 // ordered. Inside a transaction such a read is relayed and not recorded
 // for the commit's validation (TxReplay is not set), so it is allowed only
 // while the transaction has not written, and no write may follow it
-// (txState.called; a transaction that only reads is never ordered, and its
+// (optimisticTx.called; a transaction that only reads is never ordered, and its
 // reads see the origin's snapshot). Any other CALL, or a failed look-up,
 // returns false and takes the ordered path, which refuses or orders it as
 // before.

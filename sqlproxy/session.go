@@ -81,7 +81,7 @@ type session struct {
 	// Transactions (tx.go). txw is what the applier's watchdog shares.
 	txw        txWatch
 	autocommit bool
-	tx         *txState
+	tx         *optimisticTx
 	// serializable: the session has set an isolation level of
 	// SERIALIZABLE at some point (conservatively never cleared).
 	serializable bool

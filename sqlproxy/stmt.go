@@ -509,7 +509,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	if s.aborted() {
 		return s.writeErr(errAborted)
 	}
-	s.noteLocks(st)
+	s.txw.noteLocks(st, s.serializable)
 	if err := s.admit(false); err != nil {
 		return s.sendErr(err, true)
 	}
@@ -537,23 +537,12 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	if err != nil {
 		return err
 	}
-	if s.tx == nil || c.killed {
-		if s.tx != nil {
-			_ = s.exec("ROLLBACK")
-			s.endTx()
-		}
+	if s.tx == nil {
 		return nil
 	}
-	if c.outcome.ErrCode != 0 {
-		if c.outcome.ErrCode == 1213 {
-			s.endTx()
-			return nil
-		}
-		if !txUnrecorded[c.outcome.ErrCode] {
-			x := command.Outcome{ErrCode: c.outcome.ErrCode}
-			s.tx.entry.Stmts = append(s.tx.entry.Stmts, command.Stmt{SQL: st.SQL, Read: true, UsesRand: st.UsesRand, Expect: &x})
-			s.tx.bytes += len(st.SQL)
-		}
+	if c.killed || c.outcome.ErrCode != 0 {
+		// Recorded with its error code alone: no rows to digest.
+		s.txRecord(command.Stmt{SQL: st.SQL, Read: true, UsesRand: st.UsesRand}, command.Outcome{ErrCode: c.outcome.ErrCode}, c.killed)
 		return nil
 	}
 	// The digest: the same read as text, in the same transaction.

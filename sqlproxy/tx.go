@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -27,17 +28,172 @@ type AutoIncs interface {
 	NextInsertID(ctx context.Context, db, table string) (column string, next uint64, err error)
 }
 
-// txState is a session's open explicit transaction: it runs optimistically
-// on the session's backend connection while every statement and what the
-// client saw of it is recorded in entry.
-type txState struct {
+// optimisticTx is a session's open explicit transaction: it runs
+// optimistically on the session's backend connection while every statement
+// and what the client saw of it is recorded in entry. It owns that record:
+// the statements and their outcomes (record), the size limits (fits,
+// tooLarge), the starting values of the user variables the statements
+// reference (newVars, addVars), the insert ids it used (insertGuess,
+// noteInsert), and the ordering of the entry at commit (order). The session
+// runs the statements on its backend connection and passes in what a step
+// needs from it. Only the session goroutine touches it; the applier's
+// watchdog sees the session's txWatch instead.
+type optimisticTx struct {
 	entry    *command.Entry
+	maxStmts int // Config.MaxTxStatements
+	maxBytes int // Config.MaxTxBytes
 	bytes    int
 	writes   bool              // a write succeeded: the transaction must be ordered
 	overflow bool              // the size limit was passed while read-only: no write may follow
 	called   bool              // a read-only CALL ran unrecorded (localCall): no write may follow
 	vars     map[string]bool   // user variables whose starting value is in entry.Ctx.UserVars
 	aiNext   map[string]uint64 // "db\x00tbl" -> one past the highest id this transaction inserted
+}
+
+// newOptimisticTx starts the record of a transaction of the account user in
+// the session context c (LastInsertID included), with its statement time
+// and RAND() seeds pinned now, and the given size limits.
+func newOptimisticTx(user string, c command.Context, maxStmts, maxBytes int) *optimisticTx {
+	var seeds [8]byte
+	_, _ = rand.Read(seeds[:])
+	e := &command.Entry{
+		Kind: command.KindTransaction,
+		User: user,
+		Ctx:  c,
+		Pinned: command.Pinned{TimestampMicros: time.Now().UnixMicro(),
+			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,
+			RandSeed2: binary.LittleEndian.Uint32(seeds[4:]) & 0x3fffffff},
+	}
+	return &optimisticTx{entry: e, maxStmts: maxStmts, maxBytes: maxBytes,
+		vars: map[string]bool{}, aiNext: map[string]uint64{}}
+}
+
+// pinning is the SET that pins the transaction's statement time, RAND()
+// seeds and starting LAST_INSERT_ID() on the backend session, as the
+// applier re-executes it.
+func (tx *optimisticTx) pinning() string {
+	e := tx.entry
+	ts := e.Pinned.TimestampMicros
+	return fmt.Sprintf("SET timestamp=%d.%06d, rand_seed1=%d, rand_seed2=%d, last_insert_id=%d",
+		ts/1e6, ts%1e6, e.Pinned.RandSeed1, e.Pinned.RandSeed2, e.Ctx.LastInsertID)
+}
+
+// fits checks the size limits before st runs and is recorded. Passing them
+// in a transaction that wrote, or with a write, does not fit (false: the
+// transaction must be rolled back, tooLarge); passing them while read-only
+// so far only sets overflow: fine unless a write follows.
+func (tx *optimisticTx) fits(st classify.Statement) bool {
+	if len(tx.entry.Stmts)+1 > tx.maxStmts || tx.bytes+len(st.SQL) > tx.maxBytes {
+		if tx.writes || st.Class == classify.Write {
+			return false
+		}
+		tx.overflow = true
+	}
+	return true
+}
+
+// tooLarge is the client's error (1197) for a transaction past the size
+// limits.
+func (tx *optimisticTx) tooLarge() *mysql.MyError {
+	return errTxTooLarge(fmt.Sprintf("%d statements or %d bytes", tx.maxStmts, tx.maxBytes), tx.maxStmts)
+}
+
+// newVars returns the user variables of names whose starting value the
+// record does not hold yet (nil when there are none).
+func (tx *optimisticTx) newVars(names []string) []string {
+	var fresh []string
+	for _, v := range names {
+		if !tx.vars[v] {
+			fresh = append(fresh, v)
+		}
+	}
+	return fresh
+}
+
+// addVars records the starting values uv (SQL literals) of the user
+// variables fresh, read from the backend session before the statement that
+// first references them ran.
+func (tx *optimisticTx) addVars(fresh []string, uv map[string]string) {
+	if tx.entry.Ctx.UserVars == nil {
+		tx.entry.Ctx.UserVars = map[string]string{}
+	}
+	for _, v := range fresh {
+		tx.vars[v] = true
+		tx.entry.Ctx.UserVars[v] = uv[v]
+	}
+}
+
+// txFate is what a statement's outcome did to the transaction (record).
+type txFate int
+
+const (
+	txGoesOn     txFate = iota // the transaction stays open
+	txKilled                   // the applier aborted it while the statement ran: roll back and end it
+	txRolledBack               // InnoDB rolled it back (a local deadlock, 1213): end it
+)
+
+// record records rec with the outcome out the client saw of it (killed: an
+// error arrived after the applier aborted the transaction, capture.killed),
+// and reports what the outcome did to the transaction. Not recorded: an
+// outcome that ends the transaction, an error that depends on no data
+// (txUnrecorded), and anything after the size limit was passed (overflow:
+// the record is never ordered).
+func (tx *optimisticTx) record(rec command.Stmt, out command.Outcome, killed bool) txFate {
+	switch {
+	case killed:
+		return txKilled
+	case out.ErrCode == 1213:
+		return txRolledBack
+	case txUnrecorded[out.ErrCode], tx.overflow:
+		return txGoesOn
+	}
+	rec.Expect = &out
+	tx.entry.Stmts = append(tx.entry.Stmts, rec)
+	tx.bytes += len(rec.SQL)
+	if out.ErrCode == 0 && !rec.Read && !rec.Session && rec.SQL != "" && isWriteRec(rec) {
+		tx.writes = true
+	}
+	return txGoesOn
+}
+
+// insertGuess is the insert id to start from for the next insert into the
+// table of key ("db\x00tbl"): next, the applier's rule on applied state, or
+// past the ids this transaction inserted there.
+func (tx *optimisticTx) insertGuess(key string, next uint64) uint64 {
+	return max(next, tx.aiNext[key])
+}
+
+// noteInsert records the ids the last recorded statement, an insert into
+// the table of key, inserted.
+func (tx *optimisticTx) noteInsert(key string) {
+	if len(tx.entry.Stmts) == 0 {
+		return
+	}
+	if x := tx.entry.Stmts[len(tx.entry.Stmts)-1].Expect; x != nil && x.ErrCode == 0 && x.LastInsertID > 0 {
+		tx.aiNext[key] = max(tx.aiNext[key], x.LastInsertID+max(x.AffectedRows, 1))
+	}
+}
+
+// order submits the record, of a transaction that wrote and is already over
+// on the backend session, to o as one entry and returns the client's error:
+// nil when the applier committed it, its decision (1213) otherwise, or why
+// the outcome is not known. log names the session.
+func (tx *optimisticTx) order(ctx context.Context, o Orderer, log *slog.Logger) *mysql.MyError {
+	e := tx.entry
+	res, err := o.Submit(ctx, e)
+	if err != nil {
+		if !errors.Is(err, command.ErrNoLeader) {
+			log.Warn("transaction not confirmed", "entry", e.ID.String(), "statements", len(e.Stmts), "err", err)
+		}
+		return toMyError(err)
+	}
+	if len(res) == 0 {
+		return errTxNoResult
+	}
+	if r := res[0]; r.Err != nil {
+		return commandError(r.Err)
+	}
+	return nil
 }
 
 // txSettable are the session variables a transaction may set: those every
@@ -63,7 +219,7 @@ func (s *session) inTx(st classify.Statement, now time.Time, last bool) (bool, e
 	if s.aborted() {
 		return false, s.writeErr(errAborted)
 	}
-	s.noteLocks(st)
+	s.txw.noteLocks(st, s.serializable)
 	switch st.Class {
 	case classify.Read:
 		return s.txRead(st, last)
@@ -133,21 +289,10 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 		}
 		lastID = id
 	}
-	var seeds [8]byte
-	_, _ = rand.Read(seeds[:])
-	e := &command.Entry{
-		Kind: command.KindTransaction,
-		User: s.currentUser,
-		Ctx:  command.Context{DB: s.ctxDB, Vars: s.ctxVars, LastInsertID: lastID},
-		Pinned: command.Pinned{TimestampMicros: time.Now().UnixMicro(),
-			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,
-			RandSeed2: binary.LittleEndian.Uint32(seeds[4:]) & 0x3fffffff},
-	}
-	ts := e.Pinned.TimestampMicros
-	set := fmt.Sprintf("SET timestamp=%d.%06d, rand_seed1=%d, rand_seed2=%d, last_insert_id=%d",
-		ts/1e6, ts%1e6, e.Pinned.RandSeed1, e.Pinned.RandSeed2, lastID)
+	tx := newOptimisticTx(s.currentUser, command.Context{DB: s.ctxDB, Vars: s.ctxVars, LastInsertID: lastID},
+		s.srv.cfg.MaxTxStatements, s.srv.cfg.MaxTxBytes)
 	s.lastIDPending = false
-	if err := s.exec(set); err != nil {
+	if err := s.exec(tx.pinning()); err != nil {
 		return split(err)
 	}
 	s.tsPinned = true
@@ -156,16 +301,18 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 			return split(err)
 		}
 	}
-	s.tx = &txState{entry: e, vars: map[string]bool{}, aiNext: map[string]uint64{}}
+	s.tx = tx
 	s.txw.begin(s.serializable)
 	s.lastIDKnown = false
 	return nil, nil
 }
 
-// noteLocks records that st may take row locks in the open transaction.
-func (s *session) noteLocks(st classify.Statement) {
-	if st.Class == classify.Write || st.Locking || s.serializable {
-		s.txw.rowLocks.Store(true)
+// noteLocks records that st may take row locks in the open transaction
+// (serializable: the session may run at SERIALIZABLE, where plain reads
+// lock).
+func (w *txWatch) noteLocks(st classify.Statement, serializable bool) {
+	if st.Class == classify.Write || st.Locking || serializable {
+		w.rowLocks.Store(true)
 	}
 }
 
@@ -206,28 +353,14 @@ func (s *session) commitTx() (*mysql.MyError, error) {
 		return errAborted, nil
 	}
 	if tx.overflow {
-		return errTxTooLarge(strconv.Itoa(s.srv.cfg.MaxTxStatements)+" statements or "+strconv.Itoa(s.srv.cfg.MaxTxBytes)+" bytes", s.srv.cfg.MaxTxStatements), nil
+		return tx.tooLarge(), nil
 	}
 	if err := s.admit(true); err != nil {
 		return toMyError(err), nil
 	}
-	e := tx.entry
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
-	res, err := s.srv.deps.Orderer.Submit(ctx, e)
-	cancel()
-	if err != nil {
-		if !errors.Is(err, command.ErrNoLeader) {
-			s.log.Warn("transaction not confirmed", "entry", e.ID.String(), "statements", len(e.Stmts), "err", err)
-		}
-		return toMyError(err), nil
-	}
-	if len(res) == 0 {
-		return errTxNoResult, nil
-	}
-	if r := res[0]; r.Err != nil {
-		return commandError(r.Err), nil
-	}
-	return nil, nil
+	defer cancel()
+	return tx.order(ctx, s.srv.deps.Orderer, s.log), nil
 }
 
 // txControl runs BEGIN, COMMIT, ROLLBACK, savepoints and autocommit
@@ -408,10 +541,8 @@ func (s *session) txWrite(st classify.Statement, last bool) (bool, error) {
 		}
 		rec.InsertTable = table
 		ok, err := s.txExec(st.SQL, rec, last)
-		if key != "" && s.tx != nil && len(s.tx.entry.Stmts) > 0 {
-			if x := s.tx.entry.Stmts[len(s.tx.entry.Stmts)-1].Expect; x != nil && x.ErrCode == 0 && x.LastInsertID > 0 {
-				s.tx.aiNext[key] = max(s.tx.aiNext[key], x.LastInsertID+max(x.AffectedRows, 1))
-			}
+		if key != "" && s.tx != nil {
+			s.tx.noteInsert(key)
 		}
 		return ok, err
 	}
@@ -448,18 +579,10 @@ func (s *session) txSession(st classify.Statement, last bool) (bool, error) {
 // client has been answered.
 func (s *session) txPrepare(st classify.Statement, last bool) (bool, error) {
 	tx := s.tx
-	if len(tx.entry.Stmts)+1 > s.srv.cfg.MaxTxStatements || tx.bytes+len(st.SQL) > s.srv.cfg.MaxTxBytes {
-		if tx.writes || st.Class == classify.Write {
-			return s.txTooLarge(last)
-		}
-		tx.overflow = true // read-only so far: fine unless a write follows
+	if !tx.fits(st) {
+		return s.txTooLarge(last)
 	}
-	var fresh []string
-	for _, v := range st.UserVars {
-		if !tx.vars[v] {
-			fresh = append(fresh, v)
-		}
-	}
+	fresh := tx.newVars(st.UserVars)
 	if len(fresh) == 0 {
 		return true, nil
 	}
@@ -470,25 +593,19 @@ func (s *session) txPrepare(st classify.Statement, last bool) (bool, error) {
 		}
 		return false, err
 	}
-	if tx.entry.Ctx.UserVars == nil {
-		tx.entry.Ctx.UserVars = map[string]string{}
-	}
-	for _, v := range fresh {
-		tx.vars[v] = true
-		tx.entry.Ctx.UserVars[v] = uv[v]
-	}
+	tx.addVars(fresh, uv)
 	return true, nil
 }
 
 // txTooLarge rolls the transaction back and answers 1197.
 func (s *session) txTooLarge(last bool) (bool, error) {
+	me := s.tx.tooLarge()
 	err := s.exec("ROLLBACK")
 	s.endTx()
 	if _, ok := stmtError(err); err != nil && !ok {
 		return false, err
 	}
-	what := fmt.Sprintf("%d statements or %d bytes", s.srv.cfg.MaxTxStatements, s.srv.cfg.MaxTxBytes)
-	return false, s.writeErr(errTxTooLarge(what, s.srv.cfg.MaxTxStatements))
+	return false, s.writeErr(me)
 }
 
 // txExec sends sql to the backend session, relays the response to the
@@ -512,35 +629,27 @@ func (s *session) txRecordResponse(rec command.Stmt, last, discard bool) (bool, 
 	if err != nil {
 		return ok, err
 	}
-	tx := s.tx
-	if tx == nil {
+	if s.tx == nil {
 		return ok, nil
 	}
 	out := c.outcome
 	out.CheckAffected = s.caps&mysql.CLIENT_FOUND_ROWS == 0
-	switch {
-	case c.killed:
+	s.txRecord(rec, out, c.killed)
+	return ok, nil
+}
+
+// txRecord records rec with its outcome in the open transaction
+// (optimisticTx.record) and ends the transaction when the outcome ended it.
+func (s *session) txRecord(rec command.Stmt, out command.Outcome, killed bool) {
+	switch s.tx.record(rec, out, killed) {
+	case txKilled:
 		// The applier aborted the transaction while this statement ran.
 		_ = s.exec("ROLLBACK")
 		s.endTx()
-		return ok, nil
-	case out.ErrCode == 1213:
+	case txRolledBack:
 		// InnoDB rolled the whole transaction back (a local deadlock).
 		s.endTx()
-		return ok, nil
-	case txUnrecorded[out.ErrCode]:
-		return ok, nil
 	}
-	if tx.overflow {
-		return ok, nil
-	}
-	rec.Expect = &out
-	tx.entry.Stmts = append(tx.entry.Stmts, rec)
-	tx.bytes += len(rec.SQL)
-	if out.ErrCode == 0 && !rec.Read && !rec.Session && rec.SQL != "" && isWriteRec(rec) {
-		tx.writes = true
-	}
-	return ok, nil
 }
 
 // isWriteRec reports whether a recorded statement may change data (not a
@@ -596,7 +705,7 @@ func (s *session) pinInsertID(table string) (string, string, error) {
 		return qualified, "", nil
 	}
 	key := db + "\x00" + tbl
-	guess := max(next, s.tx.aiNext[key])
+	guess := s.tx.insertGuess(key, next)
 	inc, off := uint64(1), uint64(1)
 	if v, err := strconv.ParseUint(s.ctxRaw["auto_increment_increment"], 10, 64); err == nil && v > 0 {
 		inc = v
