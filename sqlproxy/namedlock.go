@@ -111,7 +111,7 @@ func (s *session) lockRefusal(ls *classify.LockStmt) *mysql.MyError {
 // bound into the text as for a write, and the answer is a binary result set
 // with the columns the statement was prepared with.
 func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
-	defer func() { ps.long = nil }()
+	defer ps.dropLong()
 	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
 	if me != nil {
 		return s.writeErr(me)

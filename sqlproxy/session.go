@@ -68,7 +68,7 @@ type session struct {
 	// (writes, refusals); nil when the backend owns them.
 	diag *diagnostics
 
-	stmts        map[uint32]*prepared
+	stmts        stmtCache
 	linearizable bool
 	// locks: the named locks the session holds (namedlock_held.go); nil
 	// until it uses one. Only the session goroutine reads the field; the
@@ -128,8 +128,7 @@ type diagnostics struct {
 func newSession(s *Server, c net.Conn) *session {
 	return &session{
 		srv: s, log: s.log.With("client", c.RemoteAddr().String()),
-		cl: newPconn(c, s.cfg.MaxPacket), ctxDirty: true,
-		stmts: make(map[uint32]*prepared), autocommit: true,
+		cl: newPconn(c, s.cfg.MaxPacket), ctxDirty: true, autocommit: true,
 		validateReads: !s.cfg.NoReadValidation,
 	}
 }
@@ -350,11 +349,16 @@ func (s *session) dispatch(p []byte) error {
 	case mysql.COM_STMT_EXECUTE:
 		return s.stmtExecute(p)
 	case mysql.COM_STMT_SEND_LONG_DATA:
-		return s.stmtLongData(p)
+		if s.stmts.longData(p) {
+			return s.sendBackend(p)
+		}
+		return nil // no response is defined for this command
 	case mysql.COM_STMT_CLOSE:
-		return s.stmtClose(p)
+		s.stmts.close(p)
+		return s.sendBackend(p) // no response
 	case mysql.COM_STMT_RESET:
-		return s.stmtReset(p)
+		s.stmts.reset(p)
+		return s.relayCommand(p, respGeneric, true)
 	case mysql.COM_STMT_FETCH:
 		return s.relayCommand(p, respFetch, true)
 	case mysql.COM_PROCESS_INFO:
@@ -365,7 +369,7 @@ func (s *session) dispatch(p []byte) error {
 
 // resetState forgets per-session state the backend forgets on reset.
 func (s *session) resetState() {
-	s.stmts = make(map[uint32]*prepared)
+	s.stmts.clear()
 	s.ctxDirty = true
 	s.diag = nil
 	s.linearizable = false

@@ -30,8 +30,109 @@ type prepared struct {
 	lock    *classify.LockStmt // a named-lock statement, answered by the proxy (namedlock.go)
 }
 
+// newPrepared reads the backend's PREPARE_OK packet first (at least 12
+// bytes) for the statement text, classified as st (lock: its named-lock
+// calls, or nil), and returns the statement and its column count.
+func newPrepared(first []byte, text string, st classify.Statement, lock *classify.LockStmt) (*prepared, int) {
+	ps := &prepared{
+		id:  binary.LittleEndian.Uint32(first[1:]),
+		sql: text, st: st,
+		nparams: int(binary.LittleEndian.Uint16(first[7:])),
+		lock:    lock,
+	}
+	return ps, int(binary.LittleEndian.Uint16(first[5:]))
+}
+
 func (ps *prepared) isWrite() bool {
 	return ps.st.Class == classify.Write || ps.st.Class == classify.DDL
+}
+
+// dropLong forgets the long data kept for the statement: an execute
+// consumes it, as COM_STMT_RESET does.
+func (ps *prepared) dropLong() { ps.long = nil }
+
+// sendLongData sends, with send, the long data kept for a prepared write
+// (which the backend did not get) before the statement is executed as
+// prepared. A read's long data was relayed as it came.
+func (ps *prepared) sendLongData(send func([]byte) error) error {
+	if !ps.isWrite() {
+		return nil
+	}
+	for i, data := range ps.long {
+		q := make([]byte, 7, 7+len(data))
+		q[0] = mysql.COM_STMT_SEND_LONG_DATA
+		binary.LittleEndian.PutUint32(q[1:], ps.id)
+		binary.LittleEndian.PutUint16(q[5:], uint16(i))
+		if err := send(append(q, data...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stmtCache is a session's prepared statements by the backend's statement
+// id: what the proxy keeps of each to execute it (prepared), with the long
+// data sent for it. It follows the backend session's own set: a statement
+// is added when the backend answers COM_STMT_PREPARE (stmtPrepare), dropped
+// at COM_STMT_CLOSE, and all are forgotten when the backend forgets them
+// (COM_RESET_CONNECTION, COM_CHANGE_USER: resetState). The zero value is
+// empty and ready. Only the session goroutine touches it.
+type stmtCache struct {
+	byID map[uint32]*prepared
+}
+
+func (c *stmtCache) add(ps *prepared) {
+	if c.byID == nil {
+		c.byID = make(map[uint32]*prepared)
+	}
+	c.byID[ps.id] = ps
+}
+
+// of returns the statement that the COM_STMT_* packet p (at least 5 bytes)
+// names, or nil when the proxy does not know it.
+func (c *stmtCache) of(p []byte) *prepared {
+	return c.byID[binary.LittleEndian.Uint32(p[1:])]
+}
+
+// clear forgets every statement.
+func (c *stmtCache) clear() { c.byID = nil }
+
+// close forgets the statement of a COM_STMT_CLOSE packet p.
+func (c *stmtCache) close(p []byte) {
+	if len(p) >= 5 {
+		delete(c.byID, binary.LittleEndian.Uint32(p[1:]))
+	}
+}
+
+// reset drops the long data of the statement of a COM_STMT_RESET packet p.
+func (c *stmtCache) reset(p []byte) {
+	if len(p) >= 5 {
+		if ps := c.of(p); ps != nil {
+			ps.dropLong()
+		}
+	}
+}
+
+// longData keeps the chunk of a COM_STMT_SEND_LONG_DATA packet p for its
+// statement, for interpolation (writes, and reads re-executed as text
+// inside a transaction). It reports whether p must also go to the backend:
+// for reads, and for statements the proxy does not know. A packet too
+// short to name its parameter is dropped (no response is defined for this
+// command).
+func (c *stmtCache) longData(p []byte) (relay bool) {
+	if len(p) < 7 {
+		return false
+	}
+	ps := c.of(p)
+	if ps == nil {
+		return true
+	}
+	i := int(binary.LittleEndian.Uint16(p[5:]))
+	if ps.long == nil {
+		ps.long = make(map[int][]byte)
+	}
+	ps.long[i] = append(ps.long[i], p[7:]...)
+	return !ps.isWrite()
 }
 
 func (s *session) stmtPrepare(p []byte) error {
@@ -72,13 +173,7 @@ func (s *session) stmtPrepare(p []byte) error {
 		s.diag = nil
 		return nil
 	}
-	ps := &prepared{
-		id:  binary.LittleEndian.Uint32(first[1:]),
-		sql: text, st: st,
-		nparams: int(binary.LittleEndian.Uint16(first[7:])),
-		lock:    lock,
-	}
-	ncols := int(binary.LittleEndian.Uint16(first[5:]))
+	ps, ncols := newPrepared(first, text, st, lock)
 	for _, n := range []int{ps.nparams, ncols} {
 		if n == 0 {
 			continue
@@ -93,7 +188,7 @@ func (s *session) stmtPrepare(p []byte) error {
 			}
 		}
 	}
-	s.stmts[ps.id] = ps
+	s.stmts.add(ps)
 	s.diag = nil
 	return nil
 }
@@ -102,7 +197,7 @@ func (s *session) stmtExecute(p []byte) error {
 	if len(p) < 10 {
 		return s.writeErr(errMalformedPacket)
 	}
-	ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]
+	ps := s.stmts.of(p)
 	if ps != nil && ps.lock != nil {
 		return s.stmtExecuteLock(ps, p)
 	}
@@ -123,7 +218,7 @@ func (s *session) stmtExecute(p []byte) error {
 		}
 		return s.relayCommand(p, respGeneric, true)
 	}
-	defer func() { ps.long = nil }() // long data is consumed by an execute
+	defer ps.dropLong()
 	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
 	if me == nil {
 		me = s.checkTextSize(text)
@@ -144,7 +239,7 @@ func (s *session) stmtExecute(p []byte) error {
 				return s.sendErr(err, true)
 			}
 		}
-		if err := s.sendLongData(ps); err != nil {
+		if err := ps.sendLongData(s.sendBackend); err != nil {
 			return err
 		}
 		return s.relayCommand(p, respGeneric, true)
@@ -159,61 +254,6 @@ func (s *session) stmtExecute(p []byte) error {
 		}
 	}
 	return s.writeErr(errPreparedChangedClass)
-}
-
-// sendLongData sends the backend the long data kept for a prepared write
-// (which it did not get) before the statement is executed as prepared.
-func (s *session) sendLongData(ps *prepared) error {
-	if !ps.isWrite() {
-		return nil // sent as it came
-	}
-	for i, data := range ps.long {
-		q := make([]byte, 7, 7+len(data))
-		q[0] = mysql.COM_STMT_SEND_LONG_DATA
-		binary.LittleEndian.PutUint32(q[1:], ps.id)
-		binary.LittleEndian.PutUint16(q[5:], uint16(i))
-		if err := s.sendBackend(append(q, data...)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *session) stmtLongData(p []byte) error {
-	if len(p) < 7 {
-		return nil // no response is defined for this command
-	}
-	ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]
-	if ps == nil {
-		return s.sendBackend(p)
-	}
-	// Kept for interpolation (writes, and reads re-executed as text inside
-	// a transaction); reads also need it on the backend.
-	i := int(binary.LittleEndian.Uint16(p[5:]))
-	if ps.long == nil {
-		ps.long = make(map[int][]byte)
-	}
-	ps.long[i] = append(ps.long[i], p[7:]...)
-	if !ps.isWrite() {
-		return s.sendBackend(p)
-	}
-	return nil
-}
-
-func (s *session) stmtClose(p []byte) error {
-	if len(p) >= 5 {
-		delete(s.stmts, binary.LittleEndian.Uint32(p[1:]))
-	}
-	return s.sendBackend(p) // no response
-}
-
-func (s *session) stmtReset(p []byte) error {
-	if len(p) >= 5 {
-		if ps := s.stmts[binary.LittleEndian.Uint32(p[1:])]; ps != nil {
-			ps.long = nil
-		}
-	}
-	return s.relayCommand(p, respGeneric, true)
 }
 
 // bind decodes a COM_STMT_EXECUTE packet's parameters into SQL literals.
@@ -479,7 +519,7 @@ func interpolate(sql string, lits []string, noBackslash bool) (string, error) {
 // once more as text in the same transaction for the digest the applier
 // compares with.
 func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
-	defer func() { ps.long = nil }()
+	defer ps.dropLong()
 	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
 	if me == nil {
 		me = s.checkTextSize(text)
@@ -520,7 +560,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	}
 	if !st.TxReplay || s.tx.overflow || s.unchecked(st) {
 		if local {
-			if err := s.sendLongData(ps); err != nil {
+			if err := ps.sendLongData(s.sendBackend); err != nil {
 				return err
 			}
 		}
@@ -532,7 +572,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	// The client's execution: relayed, and checked for an error or an abort.
 	c := &capture{}
 	s.capture = c
-	_, err := s.relayResponseAfter(p)
+	err := s.relayCommand(p, respGeneric, true)
 	s.capture = nil
 	if err != nil {
 		return err
@@ -551,14 +591,6 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	}
 	_, err = s.txRecordResponse(command.Stmt{SQL: st.SQL, Read: true, UsesRand: st.UsesRand}, true, true)
 	return err
-}
-
-// relayResponseAfter sends p to the backend and relays the response.
-func (s *session) relayResponseAfter(p []byte) (bool, error) {
-	if err := s.sendBackend(p); err != nil {
-		return false, err
-	}
-	return s.relayResponse(respGeneric, true)
 }
 
 // boundText is the statement's text with the parameters of a
