@@ -52,7 +52,7 @@ func (s *session) localCall(st *classify.Statement, text string) bool {
 	if s.refreshContext() != nil {
 		return false
 	}
-	rt := s.routineFor(*st)
+	rt := s.sctx.routineFor(*st)
 	if rt == nil {
 		return false
 	}
@@ -67,36 +67,6 @@ func (s *session) localCall(st *classify.Statement, text string) bool {
 		s.tx.called = true
 	}
 	return true
-}
-
-// routineFor resolves the procedure a CREATE PROCEDURE or CALL names
-// against the session's default database, for the entry. nil when there
-// is none (no default database: the statement fails on its own).
-func (s *session) routineFor(st classify.Statement) *command.Routine {
-	if st.Routine == nil {
-		return nil
-	}
-	db := st.Routine.DB
-	if db == "" {
-		db = s.ctxDB
-	}
-	if db == "" || st.Routine.Name == "" {
-		return nil
-	}
-	r := &command.Routine{DB: db, Name: st.Routine.Name}
-	if st.Class == classify.DDL {
-		r.Why = st.Routine.Why
-		if st.Routine.ReadOnly {
-			r.Why = readOnlyMark + r.Why
-		}
-		for _, t := range st.Routine.Inserts {
-			if !strings.Contains(t, ".") {
-				t = db + "." + t // inside the body, the procedure's database
-			}
-			r.Inserts = append(r.Inserts, t)
-		}
-	}
-	return r
 }
 
 // checkCall decides whether a CALL of rt may be ordered, from what this

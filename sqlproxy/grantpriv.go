@@ -115,7 +115,7 @@ func parseGrant(t []tok, defaultDB string) (grantSpec, bool) {
 
 // checkGrant checks the GRANT/REVOKE of tokens t as described above.
 func (s *session) checkGrant(t []tok) (*mysql.MyError, error) {
-	g, ok := parseGrant(t, s.ctxDB)
+	g, ok := parseGrant(t, s.sctx.db)
 	if !ok || g.role {
 		return s.hasGlobal("CREATE USER")
 	}

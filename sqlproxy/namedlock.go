@@ -112,7 +112,7 @@ func (s *session) lockRefusal(ls *classify.LockStmt) *mysql.MyError {
 // with the columns the statement was prepared with.
 func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
 	defer ps.dropLong()
-	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
+	text, me := ps.boundText(p, s.sctx.clientCharset(), s.noBackslash())
 	if me != nil {
 		return s.writeErr(me)
 	}

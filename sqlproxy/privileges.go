@@ -46,7 +46,7 @@ func (s *session) checkPrivileges(text string, st classify.Statement) (*mysql.My
 	}
 	key := ""
 	if p := s.srv.deps.Privileges; p != nil {
-		key = privKey(text, s.ctxDB, ddl, s.noBackslash())
+		key = privKey(text, s.sctx.db, ddl, s.noBackslash())
 		if key != "" && s.privs.has(key, p.PrivilegeGeneration()) {
 			return nil, nil // this shape passed at this generation
 		}
@@ -54,7 +54,7 @@ func (s *session) checkPrivileges(text string, st classify.Statement) (*mysql.My
 	gen := s.privs.gen
 	// Re-preparing the same name replaces the previous statement, so no
 	// DEALLOCATE round trip is needed.
-	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(text, s.clientCharset()))
+	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(text, s.sctx.clientCharset()))
 	if err == nil {
 		s.privs.remember(key, gen)
 		return nil, nil
@@ -160,7 +160,7 @@ func toks(sql string, ts []classify.Token, noBackslash bool) []tok {
 // (ddlneeds.go) against information_schema. It returns the MariaDB-style
 // refusal, or nil when every need is held.
 func (s *session) checkDDLPrivileges(t []tok) (*mysql.MyError, error) {
-	needs, prepared, ok := ddlNeeds(t, s.ctxDB)
+	needs, prepared, ok := ddlNeeds(t, s.sctx.db)
 	if prepared && len(needs) == 0 {
 		return nil, nil
 	}

@@ -97,10 +97,10 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 			}
 		}
 		if st.Class != classify.Read {
-			s.ctxDirty = true
+			s.sctx.dirty = true
 		}
 		if st.Class == classify.Session && strings.Contains(strings.ToLower(st.SQL), "wait_timeout") {
-			s.idleDirty = true // read the session's wait_timeout after this (loop)
+			s.sctx.idleDirty = true // read the session's wait_timeout after this (loop)
 		}
 		if err := s.sendBackendQuery(st.SQL); err != nil {
 			return false, err
@@ -132,7 +132,7 @@ func (s *session) refusal(st classify.Statement) (*mysql.MyError, error) {
 	if st.Err != nil {
 		e = toMyError(st.Err)
 	}
-	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(st.SQL, s.clientCharset()))
+	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(st.SQL, s.sctx.clientCharset()))
 	if me, ok := stmtError(err); ok && me.Code == mysql.ER_PARSE_ERROR {
 		return me, nil
 	} else if err != nil && !ok {

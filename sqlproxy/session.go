@@ -44,25 +44,9 @@ type session struct {
 	connID      uint64
 	clientHost  string // host part of USER(): what MariaDB names in access errors
 
-	ctxDirty bool
-	// lastID is the session's LAST_INSERT_ID() as the proxy knows it after
-	// its own writes (lastIDKnown). lastIDPending means the backend session
-	// has not been told yet: it is told lazily, before the next client
-	// command reaches the backend, so a stream of writes costs no round trip
-	// for it.
-	lastID        uint64
-	lastIDKnown   bool
-	lastIDPending bool
-	ctxDB         string
-	ctxVars       map[string]string // name -> SQL literal
-	ctxRaw        map[string]string // name -> raw value
-	readOnly      bool              // transaction_read_only is set (refreshContext)
-	// idleLimit closes the client's connection after that long without a
-	// command, as the backend closes its side after the session's
-	// wait_timeout (0: the session never set one; the backend's default
-	// of hours applies). idleDirty: a SET may have changed it.
-	idleLimit time.Duration
-	idleDirty bool
+	// sctx is what the proxy knows of the backend session's context
+	// (sessctx.go).
+	sctx sessionContext
 
 	// diagnostics of the last statement when the proxy answered it itself
 	// (writes, refusals); nil when the backend owns them.
@@ -126,11 +110,13 @@ type diagnostics struct {
 }
 
 func newSession(s *Server, c net.Conn) *session {
-	return &session{
+	sess := &session{
 		srv: s, log: s.log.With("client", c.RemoteAddr().String()),
-		cl: newPconn(c, s.cfg.MaxPacket), ctxDirty: true, autocommit: true,
+		cl: newPconn(c, s.cfg.MaxPacket), autocommit: true,
 		validateReads: !s.cfg.NoReadValidation,
 	}
+	sess.sctx.dirty = true
+	return sess
 }
 
 // kill closes both connections; the session goroutine then ends.
@@ -206,7 +192,7 @@ func (s *session) loadIdentity() error {
 		s.clientHost = (*r.vals[0][2])[i+1:]
 	}
 	_, _ = fmt.Sscan(*r.vals[0][1], &s.connID)
-	s.ctxDirty = true
+	s.sctx.dirty = true
 	return nil
 }
 
@@ -225,13 +211,13 @@ func (s *session) loop() error {
 		if err := s.cl.flush(); err != nil {
 			return err
 		}
-		if s.idleLimit > 0 {
-			_ = s.cl.c.SetReadDeadline(time.Now().Add(s.idleLimit))
+		if s.sctx.idleLimit > 0 {
+			_ = s.cl.c.SetReadDeadline(time.Now().Add(s.sctx.idleLimit))
 		}
 		p, err := s.cl.readPacket()
-		if s.idleLimit > 0 {
+		if s.sctx.idleLimit > 0 {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				s.log.Info("closing an idle session: its wait_timeout passed", "wait_timeout", s.idleLimit)
+				s.log.Info("closing an idle session: its wait_timeout passed", "wait_timeout", s.sctx.idleLimit)
 				return io.EOF
 			}
 			_ = s.cl.c.SetReadDeadline(time.Time{})
@@ -249,7 +235,7 @@ func (s *session) loop() error {
 		}
 		s.txw.beMu.Lock()
 		err = s.dispatch(p)
-		if s.idleDirty && err == nil {
+		if s.sctx.idleDirty && err == nil {
 			err = s.readIdleLimit()
 		}
 		if s.abortReported && err == nil {
@@ -269,9 +255,9 @@ func (s *session) loop() error {
 	}
 }
 
-// readIdleLimit reads the session's wait_timeout into idleLimit.
+// readIdleLimit reads the session's wait_timeout into sctx.idleLimit.
 func (s *session) readIdleLimit() error {
-	s.idleDirty = false
+	s.sctx.idleDirty = false
 	r, err := s.query("SELECT @@session.wait_timeout")
 	if _, ok := stmtError(err); ok {
 		return nil
@@ -279,11 +265,7 @@ func (s *session) readIdleLimit() error {
 	if err != nil {
 		return err
 	}
-	if len(r.vals) == 1 && len(r.vals[0]) == 1 && r.vals[0][0] != nil {
-		if n, err := strconv.ParseUint(*r.vals[0][0], 10, 32); err == nil && n > 0 {
-			s.idleLimit = time.Duration(n) * time.Second
-		}
-	}
+	s.sctx.setIdleLimit(r)
 	return nil
 }
 
@@ -299,7 +281,7 @@ func (s *session) dispatch(p []byte) error {
 		if err := s.admit(false); err != nil {
 			return s.sendErr(err, true)
 		}
-		s.ctxDirty = true
+		s.sctx.dirty = true
 		if s.tx != nil {
 			if s.aborted() {
 				return s.writeErr(errAborted)
@@ -370,11 +352,10 @@ func (s *session) dispatch(p []byte) error {
 // resetState forgets per-session state the backend forgets on reset.
 func (s *session) resetState() {
 	s.stmts.clear()
-	s.ctxDirty = true
+	s.sctx.forget()
 	s.diag = nil
 	s.linearizable = false
 	s.validateReads = !s.srv.cfg.NoReadValidation
-	s.lastIDKnown, s.lastIDPending = false, false
 	// The backend rolls back an open transaction and restores autocommit,
 	// and MariaDB releases the session's named locks.
 	s.releaseNamedLocks()
@@ -421,9 +402,9 @@ func (s *session) sendBackendQuery(sql string) error {
 // command reaches it, and starts a new command (sequence 0).
 func (s *session) beforeBackend() error {
 	var set []string
-	if s.lastIDPending {
-		s.lastIDPending = false
-		set = append(set, "last_insert_id="+strconv.FormatUint(s.lastID, 10))
+	if s.sctx.lastIDPending {
+		s.sctx.lastIDPending = false
+		set = append(set, "last_insert_id="+strconv.FormatUint(s.sctx.lastID, 10))
 	}
 	if s.tsPinned && s.tx == nil {
 		// A transaction pinned the session's time; statements after it
@@ -440,7 +421,7 @@ func (s *session) beforeBackend() error {
 	}
 	// Any client command may change LAST_INSERT_ID() (LAST_INSERT_ID(expr),
 	// a reset connection): the next write asks the backend again.
-	s.lastIDKnown = false
+	s.sctx.lastIDKnown = false
 	s.be.seq = 0
 	return nil
 }

@@ -214,12 +214,12 @@ func (s *session) stmtExecute(p []byte) error {
 			}
 		}
 		if ps != nil && ps.st.Class == classify.Session {
-			s.ctxDirty = true
+			s.sctx.dirty = true
 		}
 		return s.relayCommand(p, respGeneric, true)
 	}
 	defer ps.dropLong()
-	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
+	text, me := ps.boundText(p, s.sctx.clientCharset(), s.noBackslash())
 	if me == nil {
 		me = s.checkTextSize(text)
 	}
@@ -520,7 +520,7 @@ func interpolate(sql string, lits []string, noBackslash bool) (string, error) {
 // compares with.
 func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	defer ps.dropLong()
-	text, me := ps.boundText(p, s.clientCharset(), s.noBackslash())
+	text, me := ps.boundText(p, s.sctx.clientCharset(), s.noBackslash())
 	if me == nil {
 		me = s.checkTextSize(text)
 	}

@@ -280,8 +280,8 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 		return split(err)
 	}
 	var lastID uint64
-	if s.lastIDKnown {
-		lastID = s.lastID
+	if s.sctx.lastIDKnown {
+		lastID = s.sctx.lastID
 	} else {
 		id, _, err := s.fetchSessionValues(nil)
 		if err != nil {
@@ -289,9 +289,9 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 		}
 		lastID = id
 	}
-	tx := newOptimisticTx(s.currentUser, command.Context{DB: s.ctxDB, Vars: s.ctxVars, LastInsertID: lastID},
+	tx := newOptimisticTx(s.currentUser, command.Context{DB: s.sctx.db, Vars: s.sctx.vars, LastInsertID: lastID},
 		s.srv.cfg.MaxTxStatements, s.srv.cfg.MaxTxBytes)
-	s.lastIDPending = false
+	s.sctx.lastIDPending = false
 	if err := s.exec(tx.pinning()); err != nil {
 		return split(err)
 	}
@@ -303,7 +303,7 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 	}
 	s.tx = tx
 	s.txw.begin(s.serializable)
-	s.lastIDKnown = false
+	s.sctx.lastIDKnown = false
 	return nil, nil
 }
 
@@ -323,7 +323,7 @@ func (s *session) endTx() {
 	s.srv.txEnd()
 	s.txw.rowLocks.Store(false)
 	s.txw.abortReq.Store(false)
-	s.lastIDKnown = false
+	s.sctx.lastIDKnown = false
 }
 
 // commitTx ends the open transaction: a read-only one commits locally; one
@@ -516,7 +516,7 @@ func (s *session) txWrite(st classify.Statement, last bool) (bool, error) {
 	if err := s.admit(true); err != nil {
 		return false, s.sendErr(err, last)
 	}
-	if safe, ok := utf8Safe(st.SQL, s.connCharset(), s.noBackslash()); ok {
+	if safe, ok := utf8Safe(st.SQL, s.sctx.connCharset(), s.noBackslash()); ok {
 		st.SQL = safe
 	} else {
 		return false, s.writeErr(errNotUTF8(st.Kind))
@@ -560,7 +560,7 @@ func (s *session) txSession(st classify.Statement, last bool) (bool, error) {
 			return false, s.writeErr(errTxVariable(v))
 		}
 	}
-	s.ctxDirty = true
+	s.sctx.dirty = true
 	replay := st.TxReplay || st.Kind == "USE"
 	if !replay {
 		if err := s.sendBackend(append([]byte{mysql.COM_QUERY}, st.SQL...)); err != nil {
@@ -688,7 +688,7 @@ func (s *session) pinInsertID(table string) (string, string, error) {
 	}
 	db, tbl := splitTableName(table)
 	if db == "" {
-		db = s.ctxDB
+		db = s.sctx.db
 	}
 	if db == "" {
 		return table, "", nil
@@ -706,13 +706,7 @@ func (s *session) pinInsertID(table string) (string, string, error) {
 	}
 	key := db + "\x00" + tbl
 	guess := s.tx.insertGuess(key, next)
-	inc, off := uint64(1), uint64(1)
-	if v, err := strconv.ParseUint(s.ctxRaw["auto_increment_increment"], 10, 64); err == nil && v > 0 {
-		inc = v
-	}
-	if v, err := strconv.ParseUint(s.ctxRaw["auto_increment_offset"], 10, 64); err == nil && v > 0 && v <= inc {
-		off = v
-	}
+	inc, off := s.sctx.autoIncrement()
 	align := func(b string) string {
 		if inc <= 1 {
 			return b

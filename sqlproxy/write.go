@@ -69,7 +69,7 @@ func stmtError(err error) (*mysql.MyError, bool) {
 // refreshContext reloads the replicated session context from the backend
 // session when a Session-class statement may have changed it.
 func (s *session) refreshContext() error {
-	if !s.ctxDirty {
+	if !s.sctx.dirty {
 		return nil
 	}
 	var names []string
@@ -96,28 +96,9 @@ func (s *session) refreshContext() error {
 	if err != nil {
 		return err
 	}
-	if len(r.vals) != 1 || len(r.vals[0]) != len(names)+2 {
-		return errors.New("session context query returned an unexpected shape")
+	if err := s.sctx.load(names, r); err != nil {
+		return err
 	}
-	row := r.vals[0]
-	s.ctxDB = ""
-	if row[0] != nil {
-		s.ctxDB = *row[0]
-	}
-	vars := make(map[string]string, len(names))
-	raw := make(map[string]string, len(names))
-	for i, name := range names {
-		v := row[i+1]
-		if v == nil {
-			continue // e.g. a variable this server version lacks
-		}
-		vars[name] = valueLiteral(r.cols[i+1], *v, "")
-		raw[name] = *v
-	}
-	s.ctxVars, s.ctxRaw = vars, raw // replaced, never mutated: entries share them
-	ro := row[len(names)+1]
-	s.readOnly = ro != nil && *ro != "0"
-	s.ctxDirty = false
 	s.privs = privCache{} // the role or default database may have changed
 	return nil
 }
@@ -164,28 +145,6 @@ func quoteLiteral(v, charset string) string {
 		return "_" + charset + " " + h
 	}
 	return h
-}
-
-// clientCharset is the session's character_set_client (for introducers).
-func (s *session) clientCharset() string {
-	cs := s.ctxRaw["character_set_client"]
-	for _, c := range cs {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return ""
-		}
-	}
-	return cs
-}
-
-// connCharset is the session's character_set_connection.
-func (s *session) connCharset() string {
-	cs := s.ctxRaw["character_set_connection"]
-	for _, c := range cs {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return ""
-		}
-	}
-	return cs
 }
 
 // fetchSessionValues reads LAST_INSERT_ID() and the referenced user
@@ -253,7 +212,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	if !s.sleepFor(st.Sleep) {
 		return false, s.sendErr(errShuttingDown, last)
 	}
-	if s.readOnly {
+	if s.sctx.readOnly {
 		// The session's transactions are read-only: MariaDB refuses the
 		// write (the applier's session is not read-only, so it must be
 		// refused here). Drivers react to this code (go-sql-driver's
@@ -263,7 +222,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	// The text to order; st keeps the classified text, which its tokens
 	// describe (utf8Safe changes string literals only, never the objects
 	// or privileges a statement names).
-	text, ok := utf8Safe(st.SQL, s.connCharset(), s.noBackslash())
+	text, ok := utf8Safe(st.SQL, s.sctx.connCharset(), s.noBackslash())
 	if !ok {
 		return false, s.writeErr(errNotUTF8(st.Kind))
 	}
@@ -284,7 +243,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	} else if me != nil {
 		return false, s.writeErr(me)
 	}
-	rt := s.routineFor(st)
+	rt := s.sctx.routineFor(st)
 	var call *command.Routine
 	if st.Class == classify.Write && st.Routine != nil {
 		if me, err := s.checkCall(rt); err != nil {
@@ -307,8 +266,8 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	var lastID uint64
 	var uv map[string]string
 	var err error
-	if s.lastIDKnown {
-		lastID = s.lastID
+	if s.sctx.lastIDKnown {
+		lastID = s.sctx.lastID
 		if len(st.UserVars) > 0 {
 			_, uv, err = s.fetchSessionValues(st.UserVars)
 		}
@@ -329,13 +288,13 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 		Stmts: []command.Stmt{{SQL: text, DDL: st.Class == classify.DDL,
 			InsertTable: st.InsertTable, InsertOne: st.InsertOne, UsesRand: st.UsesRand,
 			LoadLocal: st.LoadLocal, LocalData: localData, Routine: rt, Call: call}},
-		Ctx: command.Context{DB: s.ctxDB, Vars: s.ctxVars, UserVars: uv, LastInsertID: lastID},
+		Ctx: command.Context{DB: s.sctx.db, Vars: s.sctx.vars, UserVars: uv, LastInsertID: lastID},
 		Pinned: command.Pinned{TimestampMicros: now.UnixMicro(),
 			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,
 			RandSeed2: binary.LittleEndian.Uint32(seeds[4:]) & 0x3fffffff},
 	}
 	if st.Class == classify.DDL {
-		s.ctxDirty = true // e.g. DROP DATABASE of the current database
+		s.sctx.dirty = true // e.g. DROP DATABASE of the current database
 	}
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
 	res, err := s.srv.deps.Orderer.Submit(ctx, e)
@@ -352,10 +311,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	r := res[0]
 	// The backend session learns the new LAST_INSERT_ID() lazily
 	// (sendBackend), before the client's next command that reaches it.
-	s.lastID, s.lastIDKnown = lastID, true
-	if r.LastInsertID != 0 {
-		s.lastID, s.lastIDPending = r.LastInsertID, true
-	}
+	s.sctx.wrote(lastID, r.LastInsertID)
 	if r.Err != nil {
 		err := s.writeErr(commandError(r.Err))
 		s.diag.warnings = append(s.diag.warnings, r.Warnings...)
