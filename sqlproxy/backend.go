@@ -20,23 +20,40 @@ type rows struct {
 	ok   okInfo
 }
 
+// backendConn is a session's connection to its backend: the packet
+// framing, and the status flags of the backend's last answer, which also
+// say how the backend session parses text (noBackslash). The session
+// goroutine owns it; the applier's watchdog uses it only while it holds the
+// session's txWatch.beMu, to roll back an idle session's transaction
+// (AbortBlockers).
+type backendConn struct {
+	*pconn
+	status uint16 // last status flags seen from the backend
+}
+
+// noBackslash reports whether the session's sql_mode has
+// NO_BACKSLASH_ESCAPES, from the status flags of the backend's last answer.
+func (c *backendConn) noBackslash() bool {
+	return c.status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED != 0
+}
+
 // query runs one internal statement on the backend session and reads the
 // whole response. A statement error is returned as *mysql.MyError; any other
 // error means the backend connection is unusable.
-func (s *session) query(sql string) (*rows, error) {
-	s.be.seq = 0
-	if err := s.be.writeCommand(mysql.COM_QUERY, sql); err != nil {
+func (c *backendConn) query(sql string) (*rows, error) {
+	c.seq = 0
+	if err := c.writeCommand(mysql.COM_QUERY, sql); err != nil {
 		return nil, err
 	}
-	if err := s.be.flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return nil, err
 	}
 	var first *rows
 	var firstErr error
 	for {
-		r, more, st, err := s.be.readTextResult()
+		r, more, st, err := c.readTextResult()
 		if err == nil {
-			s.status = st
+			c.status = st
 		} else if _, ok := err.(*mysql.MyError); !ok {
 			return nil, err
 		}
@@ -123,7 +140,7 @@ func (c *pconn) readTextResult() (_ *rows, more bool, status uint16, err error) 
 }
 
 // exec runs an internal statement and discards its result.
-func (s *session) exec(sql string) error {
-	_, err := s.query(sql)
+func (c *backendConn) exec(sql string) error {
+	_, err := c.query(sql)
 	return err
 }

@@ -150,7 +150,7 @@ func (s *session) checkGrant(t []tok) (*mysql.MyError, error) {
 // hasAllWithGrant reports an ALL PRIVILEGES ... WITH GRANT OPTION grant
 // globally or on db.
 func (s *session) hasAllWithGrant(db string) (bool, error) {
-	r, err := s.query("SHOW GRANTS")
+	r, err := s.be.query("SHOW GRANTS")
 	if err != nil {
 		if _, ok := stmtError(err); ok {
 			return false, nil
@@ -176,7 +176,7 @@ func (s *session) hasAllWithGrant(db string) (bool, error) {
 func (s *session) hasGlobal(priv string) (*mysql.MyError, error) {
 	q := "SELECT EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN (" + quoteSimple(s.currentUser) +
 		", CONCAT('''', CURRENT_ROLE(), '''')) AND PRIVILEGE_TYPE = " + quoteSimple(priv) + ")"
-	r, err := s.query(q)
+	r, err := s.be.query(q)
 	if err != nil {
 		if me, ok := stmtError(err); ok {
 			return me, nil

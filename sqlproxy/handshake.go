@@ -137,7 +137,7 @@ func (s *session) relayAuth() error {
 		switch {
 		case isOK(p):
 			if o, err := parseOK(p); err == nil {
-				s.status = o.status
+				s.be.status = o.status
 			}
 			return nil
 		case isErr(p):

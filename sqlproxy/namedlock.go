@@ -112,7 +112,7 @@ func (s *session) lockRefusal(ls *classify.LockStmt) *mysql.MyError {
 // with the columns the statement was prepared with.
 func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
 	defer ps.dropLong()
-	text, me := ps.boundText(p, s.sctx.clientCharset(), s.noBackslash())
+	text, me := ps.boundText(p, s.sctx.clientCharset(), s.be.noBackslash())
 	if me != nil {
 		return s.writeErr(me)
 	}
@@ -144,7 +144,7 @@ func (s *session) runLockStmt(ls, cols *classify.LockStmt, binaryRows, last bool
 			return false, s.sendErr(err, last)
 		}
 	}
-	args, err := s.evalLockArgs(ls)
+	args, err := evalLockArgs(s.be, ls)
 	if err != nil {
 		if me, ok := stmtError(err); ok {
 			return false, s.writeErr(lockArgError(ls, me))
@@ -192,7 +192,7 @@ func lockArgError(ls *classify.LockStmt, me *mysql.MyError) *mysql.MyError {
 // connection in one SELECT: a name as IS_FREE_LOCK(name) too (MariaDB's own
 // errors for a wrong type or a name that is too long) and as itself, a
 // timeout as a DOUBLE. A *mysql.MyError is the statement's error.
-func (s *session) evalLockArgs(ls *classify.LockStmt) ([][]*string, error) {
+func evalLockArgs(be *backendConn, ls *classify.LockStmt) ([][]*string, error) {
 	var exprs []string
 	for _, c := range ls.Calls {
 		if len(c.Args) > 0 {
@@ -206,7 +206,7 @@ func (s *session) evalLockArgs(ls *classify.LockStmt) ([][]*string, error) {
 	if len(exprs) == 0 {
 		return out, nil
 	}
-	r, err := s.query("SELECT " + strings.Join(exprs, ", "))
+	r, err := be.query("SELECT " + strings.Join(exprs, ", "))
 	if err != nil {
 		return nil, err
 	}

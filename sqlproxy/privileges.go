@@ -33,7 +33,7 @@ import (
 func (s *session) checkPrivileges(text string, st classify.Statement) (*mysql.MyError, error) {
 	ddl := st.Class == classify.DDL
 	if ddl {
-		t := toks(st.SQL, st.Tokens, s.noBackslash())
+		t := toks(st.SQL, st.Tokens, s.be.noBackslash())
 		if st.Account {
 			return s.checkAccountPrivileges(t, st.Grant)
 		}
@@ -46,7 +46,7 @@ func (s *session) checkPrivileges(text string, st classify.Statement) (*mysql.My
 	}
 	key := ""
 	if p := s.srv.deps.Privileges; p != nil {
-		key = privKey(text, s.sctx.db, ddl, s.noBackslash())
+		key = privKey(text, s.sctx.db, ddl, s.be.noBackslash())
 		if key != "" && s.privs.has(key, p.PrivilegeGeneration()) {
 			return nil, nil // this shape passed at this generation
 		}
@@ -54,7 +54,7 @@ func (s *session) checkPrivileges(text string, st classify.Statement) (*mysql.My
 	gen := s.privs.gen
 	// Re-preparing the same name replaces the previous statement, so no
 	// DEALLOCATE round trip is needed.
-	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(text, s.sctx.clientCharset()))
+	err := s.be.exec("PREPARE lockstep_chk FROM " + quoteLiteral(text, s.sctx.clientCharset()))
 	if err == nil {
 		s.privs.remember(key, gen)
 		return nil, nil
@@ -87,7 +87,7 @@ func (s *session) checkAccountPrivileges(t []tok, grant bool) (*mysql.MyError, e
 	if strings.ContainsRune(s.currentUser, '\\') {
 		return errAccountPriv, nil
 	}
-	r, err := s.query(q)
+	r, err := s.be.query(q)
 	if err != nil {
 		if me, ok := stmtError(err); ok {
 			return me, nil
@@ -212,7 +212,7 @@ func (s *session) privExists(pred, db, tbl string) (ok bool, me *mysql.MyError, 
 		q += " OR EXISTS(SELECT 1 FROM information_schema.TABLE_PRIVILEGES WHERE " + pred +
 			" AND TABLE_SCHEMA = " + quoteSimple(db) + " AND TABLE_NAME = " + quoteSimple(tbl) + ")"
 	}
-	r, err := s.query(q)
+	r, err := s.be.query(q)
 	if err != nil {
 		if me, ok := stmtError(err); ok {
 			return false, me, nil

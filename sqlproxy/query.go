@@ -14,7 +14,7 @@ import (
 // handleQuery runs a COM_QUERY: split, then each statement in order,
 // stopping at the first error as MySQL does.
 func (s *session) handleQuery(q string) error {
-	parts, err := splitQuery(q, s.noBackslash())
+	parts, err := splitQuery(q, s.be.noBackslash())
 	if err != nil {
 		return s.writeErr(errSyntax(err.Error()))
 	}
@@ -132,7 +132,7 @@ func (s *session) refusal(st classify.Statement) (*mysql.MyError, error) {
 	if st.Err != nil {
 		e = toMyError(st.Err)
 	}
-	err := s.exec("PREPARE lockstep_chk FROM " + quoteLiteral(st.SQL, s.sctx.clientCharset()))
+	err := s.be.exec("PREPARE lockstep_chk FROM " + quoteLiteral(st.SQL, s.sctx.clientCharset()))
 	if me, ok := stmtError(err); ok && me.Code == mysql.ER_PARSE_ERROR {
 		return me, nil
 	} else if err != nil && !ok {

@@ -63,7 +63,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 				return false, err
 			}
 			if isEOF(p) {
-				s.status, _ = statusOf(p)
+				s.be.status, _ = statusOf(p)
 			}
 			if err := s.out(p); err != nil {
 				return false, err
@@ -86,7 +86,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 			return false, s.out(s.captureErr(p))
 		case isOK(p):
 			s.capture.ok(p)
-			more := s.terminal(p, last)
+			more := s.be.terminal(p, last)
 			if err := s.out(p); err != nil {
 				return false, err
 			}
@@ -121,7 +121,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 		st, _ := statusOf(p)
 		if st&mysql.SERVER_STATUS_CURSOR_EXISTS != 0 {
 			// A cursor was opened (COM_STMT_EXECUTE): rows come by COM_STMT_FETCH.
-			s.status = st
+			s.be.status = st
 			return true, s.out(p)
 		}
 		if err := s.out(p); err != nil {
@@ -137,7 +137,7 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 			}
 			if isEOF(p) {
 				s.capture.eof(p)
-				more := s.terminal(p, last)
+				more := s.be.terminal(p, last)
 				if err := s.out(p); err != nil {
 					return false, err
 				}
@@ -156,15 +156,15 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 	}
 }
 
-// terminal records the status of a final OK/EOF and, when more client
-// statements follow, sets SERVER_MORE_RESULTS_EXISTS in it. It reports
-// whether the backend itself has more results.
-func (s *session) terminal(p []byte, last bool) bool {
+// terminal records the status of a final OK/EOF from the backend and,
+// when more client statements follow, sets SERVER_MORE_RESULTS_EXISTS in
+// it. It reports whether the backend itself has more results.
+func (c *backendConn) terminal(p []byte, last bool) bool {
 	st, off := statusOf(p)
 	if off < 0 {
 		return false
 	}
-	s.status = st &^ mysql.SERVER_MORE_RESULTS_EXISTS
+	c.status = st &^ mysql.SERVER_MORE_RESULTS_EXISTS
 	more := st&mysql.SERVER_MORE_RESULTS_EXISTS != 0
 	if !more && !last {
 		binary.LittleEndian.PutUint16(p[off:], st|mysql.SERVER_MORE_RESULTS_EXISTS)

@@ -27,8 +27,8 @@ import (
 type session struct {
 	srv *Server
 	log *slog.Logger
-	cl  *pconn // client
-	be  *pconn // backend (nil until dialled)
+	cl  *pconn       // client
+	be  *backendConn // backend (nil until dialled)
 
 	killMu sync.Mutex
 	killed bool
@@ -37,7 +37,6 @@ type session struct {
 	caps    uint32 // capabilities in force
 	user    string // login name from the handshake
 	db      string // initial database from the handshake
-	status  uint16 // last status flags seen from the backend
 
 	currentUser string    // CURRENT_USER() as 'user'@'host'
 	privs       privCache // writes whose privilege check passed (privcache.go)
@@ -159,7 +158,7 @@ func (s *session) open() error {
 		return err
 	}
 	s.killMu.Lock()
-	s.be = newPconn(bc, 0)
+	s.be = &backendConn{pconn: newPconn(bc, 0)}
 	killed := s.killed
 	s.killMu.Unlock()
 	if killed {
@@ -180,7 +179,7 @@ func (s *session) open() error {
 }
 
 func (s *session) loadIdentity() error {
-	r, err := s.query("SELECT CURRENT_USER(), CONNECTION_ID(), USER()")
+	r, err := s.be.query("SELECT CURRENT_USER(), CONNECTION_ID(), USER()")
 	if err != nil {
 		return fmt.Errorf("load session identity: %w", err)
 	}
@@ -241,7 +240,7 @@ func (s *session) loop() error {
 		if s.abortReported && err == nil {
 			s.abortReported = false
 			if s.tx != nil {
-				err = s.exec("ROLLBACK")
+				err = s.be.exec("ROLLBACK")
 				if _, ok := stmtError(err); ok {
 					err = nil
 				}
@@ -258,7 +257,7 @@ func (s *session) loop() error {
 // readIdleLimit reads the session's wait_timeout into sctx.idleLimit.
 func (s *session) readIdleLimit() error {
 	s.sctx.idleDirty = false
-	r, err := s.query("SELECT @@session.wait_timeout")
+	r, err := s.be.query("SELECT @@session.wait_timeout")
 	if _, ok := stmtError(err); ok {
 		return nil
 	}
@@ -413,7 +412,7 @@ func (s *session) beforeBackend() error {
 		set = append(set, "timestamp=DEFAULT")
 	}
 	if len(set) > 0 {
-		if err := s.exec("SET " + strings.Join(set, ", ")); err != nil {
+		if err := s.be.exec("SET " + strings.Join(set, ", ")); err != nil {
 			if _, ok := stmtError(err); !ok {
 				return err
 			}
@@ -438,7 +437,7 @@ func (s *session) sendErr(err error, _ bool) error { return s.writeErr(toMyError
 
 // okStatus is the status to report on proxy-generated OK packets.
 func (s *session) okStatus(last bool) uint16 {
-	st := s.status & mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED
+	st := s.be.status & mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED
 	if s.autocommit {
 		st |= mysql.SERVER_STATUS_AUTOCOMMIT
 	}
@@ -464,14 +463,8 @@ func (s *session) newPins(now time.Time) classify.Pins {
 		UUIDShort:          func() uint64 { return s.srv.uuidShort.Add(1) },
 		ConnectionID:       s.connID,
 		CurrentUser:        s.currentUser,
-		NoBackslashEscapes: s.noBackslash(),
+		NoBackslashEscapes: s.be.noBackslash(),
 	}
-}
-
-// noBackslash reports whether the session's sql_mode has
-// NO_BACKSLASH_ESCAPES, from the status flags of the backend's last answer.
-func (s *session) noBackslash() bool {
-	return s.status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED != 0
 }
 
 // newUUID returns a random (version 4) UUID in MySQL's text form.

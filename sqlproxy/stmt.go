@@ -219,7 +219,7 @@ func (s *session) stmtExecute(p []byte) error {
 		return s.relayCommand(p, respGeneric, true)
 	}
 	defer ps.dropLong()
-	text, me := ps.boundText(p, s.sctx.clientCharset(), s.noBackslash())
+	text, me := ps.boundText(p, s.sctx.clientCharset(), s.be.noBackslash())
 	if me == nil {
 		me = s.checkTextSize(text)
 	}
@@ -520,7 +520,7 @@ func interpolate(sql string, lits []string, noBackslash bool) (string, error) {
 // compares with.
 func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	defer ps.dropLong()
-	text, me := ps.boundText(p, s.sctx.clientCharset(), s.noBackslash())
+	text, me := ps.boundText(p, s.sctx.clientCharset(), s.be.noBackslash())
 	if me == nil {
 		me = s.checkTextSize(text)
 	}

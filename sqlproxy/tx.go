@@ -260,7 +260,7 @@ func (s *session) aborted() bool {
 	if s.tx == nil || !s.txw.abortReq.Load() {
 		return false
 	}
-	_ = s.exec("ROLLBACK")
+	_ = s.be.exec("ROLLBACK")
 	s.endTx()
 	return true
 }
@@ -283,7 +283,7 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 	if s.sctx.lastIDKnown {
 		lastID = s.sctx.lastID
 	} else {
-		id, _, err := s.fetchSessionValues(nil)
+		id, _, err := s.be.fetchSessionValues(nil)
 		if err != nil {
 			return split(err)
 		}
@@ -292,12 +292,12 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 	tx := newOptimisticTx(s.currentUser, command.Context{DB: s.sctx.db, Vars: s.sctx.vars, LastInsertID: lastID},
 		s.srv.cfg.MaxTxStatements, s.srv.cfg.MaxTxBytes)
 	s.sctx.lastIDPending = false
-	if err := s.exec(tx.pinning()); err != nil {
+	if err := s.be.exec(tx.pinning()); err != nil {
 		return split(err)
 	}
 	s.tsPinned = true
 	if begin != "" {
-		if err := s.exec(begin); err != nil {
+		if err := s.be.exec(begin); err != nil {
 			return split(err)
 		}
 	}
@@ -337,14 +337,14 @@ func (s *session) commitTx() (*mysql.MyError, error) {
 	}
 	aborted := s.txw.abortReq.Load()
 	if !tx.writes && !aborted {
-		err := s.exec("COMMIT")
+		err := s.be.exec("COMMIT")
 		s.endTx()
 		if me, ok := stmtError(err); ok {
 			return me, nil
 		}
 		return nil, err
 	}
-	err := s.exec("ROLLBACK")
+	err := s.be.exec("ROLLBACK")
 	s.endTx()
 	if _, ok := stmtError(err); err != nil && !ok {
 		return nil, err
@@ -383,7 +383,7 @@ func (s *session) txControl(st classify.Statement, last bool) (bool, error) {
 		return ok()
 	case classify.Rollback:
 		if s.tx != nil {
-			err := s.exec("ROLLBACK")
+			err := s.be.exec("ROLLBACK")
 			s.endTx()
 			if _, isStmt := stmtError(err); err != nil && !isStmt {
 				return false, err
@@ -429,7 +429,7 @@ func (s *session) txControl(st classify.Statement, last bool) (bool, error) {
 		}
 		return ok()
 	case classify.SetAutocommit0:
-		if err := s.exec("SET autocommit=0"); err != nil {
+		if err := s.be.exec("SET autocommit=0"); err != nil {
 			return fail(stmtErrorOr(err))
 		}
 		s.autocommit = false
@@ -441,7 +441,7 @@ func (s *session) txControl(st classify.Statement, last bool) (bool, error) {
 		if me, err := s.commitTx(); me != nil || err != nil {
 			return fail(me, err)
 		}
-		if err := s.exec("SET autocommit=1"); err != nil {
+		if err := s.be.exec("SET autocommit=1"); err != nil {
 			return fail(stmtErrorOr(err))
 		}
 		s.autocommit = true
@@ -516,7 +516,7 @@ func (s *session) txWrite(st classify.Statement, last bool) (bool, error) {
 	if err := s.admit(true); err != nil {
 		return false, s.sendErr(err, last)
 	}
-	if safe, ok := utf8Safe(st.SQL, s.sctx.connCharset(), s.noBackslash()); ok {
+	if safe, ok := utf8Safe(st.SQL, s.sctx.connCharset(), s.be.noBackslash()); ok {
 		st.SQL = safe
 	} else {
 		return false, s.writeErr(errNotUTF8(st.Kind))
@@ -586,7 +586,7 @@ func (s *session) txPrepare(st classify.Statement, last bool) (bool, error) {
 	if len(fresh) == 0 {
 		return true, nil
 	}
-	_, uv, err := s.fetchSessionValues(fresh)
+	_, uv, err := s.be.fetchSessionValues(fresh)
 	if err != nil {
 		if me, ok := stmtError(err); ok {
 			return false, s.writeErr(me)
@@ -600,7 +600,7 @@ func (s *session) txPrepare(st classify.Statement, last bool) (bool, error) {
 // txTooLarge rolls the transaction back and answers 1197.
 func (s *session) txTooLarge(last bool) (bool, error) {
 	me := s.tx.tooLarge()
-	err := s.exec("ROLLBACK")
+	err := s.be.exec("ROLLBACK")
 	s.endTx()
 	if _, ok := stmtError(err); err != nil && !ok {
 		return false, err
@@ -644,7 +644,7 @@ func (s *session) txRecord(rec command.Stmt, out command.Outcome, killed bool) {
 	switch s.tx.record(rec, out, killed) {
 	case txKilled:
 		// The applier aborted the transaction while this statement ran.
-		_ = s.exec("ROLLBACK")
+		_ = s.be.exec("ROLLBACK")
 		s.endTx()
 	case txRolledBack:
 		// InnoDB rolled the whole transaction back (a local deadlock).
@@ -717,11 +717,11 @@ func (s *session) pinInsertID(table string) (string, string, error) {
 	// explicit ids): the guess and its MAX() in one round trip.
 	set := fmt.Sprintf("SET insert_id=(SELECT %s FROM (SELECT GREATEST(%d, COALESCE(MAX(%s),0)+1) AS b FROM %s) AS lockstep_ai)",
 		align("b"), guess, quoteIdentifier(col), qualified)
-	err = s.exec(set)
+	err = s.be.exec(set)
 	if _, ok := stmtError(err); ok {
 		// The table cannot be read (no SELECT privilege on it, say): the
 		// guess alone.
-		err = s.exec("SET insert_id=(SELECT " + align(strconv.FormatUint(guess, 10)) + ")")
+		err = s.be.exec("SET insert_id=(SELECT " + align(strconv.FormatUint(guess, 10)) + ")")
 	}
 	if err != nil {
 		if _, ok := stmtError(err); !ok {
@@ -894,7 +894,7 @@ func (srv *Server) AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int,
 		// Idle: release its locks now. The session goroutine sees abortReq
 		// on its next statement and answers 1213.
 		if sess.txw.optimistic.Load() && sess.be != nil {
-			if err := sess.exec("ROLLBACK"); err != nil {
+			if err := sess.be.exec("ROLLBACK"); err != nil {
 				srv.log.Warn("could not roll back a blocking transaction", "backend_conn", sess.connID, "err", err)
 			}
 		}

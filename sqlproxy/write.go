@@ -86,7 +86,7 @@ func (s *session) refreshContext() error {
 				}
 			}
 		}
-		r, err = s.query(contextQuery(names, v.roVar))
+		r, err = s.be.query(contextQuery(names, v.roVar))
 		if me, ok := stmtError(err); ok && me.Code == 1193 && i+1 < len(contextVariants) { // unknown system variable
 			s.srv.ctxVariant.Store(int32(i + 1))
 			continue
@@ -149,14 +149,14 @@ func quoteLiteral(v, charset string) string {
 
 // fetchSessionValues reads LAST_INSERT_ID() and the referenced user
 // variables from the backend session, as SQL literals.
-func (s *session) fetchSessionValues(names []string) (uint64, map[string]string, error) {
+func (c *backendConn) fetchSessionValues(names []string) (uint64, map[string]string, error) {
 	var b strings.Builder
 	b.WriteString("SELECT LAST_INSERT_ID()")
 	for _, n := range names {
 		v := "@`" + strings.ReplaceAll(n, "`", "``") + "`"
 		b.WriteString(", " + v + ", HEX(" + v + "), CHARSET(" + v + ")")
 	}
-	r, err := s.query(b.String())
+	r, err := c.query(b.String())
 	if err != nil {
 		return 0, nil, err
 	}
@@ -174,11 +174,11 @@ func (s *session) fetchSessionValues(names []string) (uint64, map[string]string,
 	}
 	for i, n := range names {
 		val, hx, cs := row[1+3*i], row[2+3*i], row[3+3*i]
-		c := r.cols[1+3*i]
+		col := r.cols[1+3*i]
 		switch {
 		case val == nil:
 			uv[n] = "NULL"
-		case isNumType(c.typ):
+		case isNumType(col.typ):
 			uv[n] = *val
 		default:
 			charset := "binary"
@@ -222,7 +222,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	// The text to order; st keeps the classified text, which its tokens
 	// describe (utf8Safe changes string literals only, never the objects
 	// or privileges a statement names).
-	text, ok := utf8Safe(st.SQL, s.sctx.connCharset(), s.noBackslash())
+	text, ok := utf8Safe(st.SQL, s.sctx.connCharset(), s.be.noBackslash())
 	if !ok {
 		return false, s.writeErr(errNotUTF8(st.Kind))
 	}
@@ -269,10 +269,10 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	if s.sctx.lastIDKnown {
 		lastID = s.sctx.lastID
 		if len(st.UserVars) > 0 {
-			_, uv, err = s.fetchSessionValues(st.UserVars)
+			_, uv, err = s.be.fetchSessionValues(st.UserVars)
 		}
 	} else {
-		lastID, uv, err = s.fetchSessionValues(st.UserVars)
+		lastID, uv, err = s.be.fetchSessionValues(st.UserVars)
 	}
 	if err != nil {
 		if me, ok := stmtError(err); ok {
@@ -404,7 +404,7 @@ func (s *session) checkTextSize(text string) *mysql.MyError {
 	}
 	limit := s.srv.backendMaxPacket.Load()
 	if limit == 0 {
-		r, err := s.query("SELECT @@global.max_allowed_packet")
+		r, err := s.be.query("SELECT @@global.max_allowed_packet")
 		if err != nil || len(r.vals) != 1 || len(r.vals[0]) != 1 || r.vals[0][0] == nil {
 			return nil // unknown: the backend will say
 		}
