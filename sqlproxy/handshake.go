@@ -71,13 +71,13 @@ func (s *session) handshake() error {
 	resp := bytes.Clone(p)
 	if len(resp) < 32 {
 		if len(resp) >= 4 && binary.LittleEndian.Uint32(resp)&mysql.CLIENT_SSL != 0 {
-			return s.refuseAuth(errNoTLS)
+			return s.cl.refuseAuth(errNoTLS)
 		}
 		return fmt.Errorf("short client handshake response")
 	}
 	ccaps := binary.LittleEndian.Uint32(resp) & s.offered
 	if ccaps&mysql.CLIENT_PROTOCOL_41 == 0 {
-		return s.refuseAuth(errProtocol41)
+		return s.cl.refuseAuth(errProtocol41)
 	}
 	binary.LittleEndian.PutUint32(resp, ccaps)
 	copy(resp[28:32], []byte{0, 0, 0, 0}) // MariaDB extended client capabilities
@@ -163,8 +163,10 @@ type authError struct{ my *mysql.MyError }
 
 func (e *authError) Error() string { return "authentication failed: " + e.my.Error() }
 
-func (s *session) refuseAuth(e *mysql.MyError) error {
-	_ = s.cl.writePacket(errPacket(e))
-	_ = s.cl.flush()
+// refuseAuth answers the client c's handshake with e and returns the
+// authError that ends the session.
+func (c *pconn) refuseAuth(e *mysql.MyError) error {
+	_ = c.writePacket(errPacket(e))
+	_ = c.flush()
 	return &authError{e}
 }

@@ -168,7 +168,7 @@ func (s *session) runLockStmt(ls, cols *classify.LockStmt, binaryRows, last bool
 		return true, s.cl.writePacket(okPacket(0, 0, s.okStatus(last), uint16(len(warns)), ""))
 	}
 	s.diag = &diagnostics{warnings: warns, rowCount: -1}
-	return true, s.writeLockResult(cols.Calls, vals, uint16(len(warns)), binaryRows, last)
+	return true, s.cl.writeLockResult(cols.Calls, vals, uint16(len(warns)), binaryRows, s.okStatus(last))
 }
 
 // lockArgError names the lock function in MariaDB's "Illegal parameter
@@ -310,19 +310,19 @@ func checkLockName(name string) *mysql.MyError {
 	return errLockNameTooLong(short)
 }
 
-// writeLockResult writes the one-row result of a lock SELECT, in the text
-// or (prepared statements) binary protocol, with MariaDB's column types.
-func (s *session) writeLockResult(calls []classify.LockCall, vals []*int64, warnings uint16, binaryRows, last bool) error {
-	if err := s.cl.writePacket(mysql.PutLengthEncodedInt(uint64(len(calls)))); err != nil {
+// writeLockResult writes to the client c the one-row result of a lock
+// SELECT, in the text or (prepared statements) binary protocol, with
+// MariaDB's column types, and status on its EOF packets (session.okStatus).
+func (c *pconn) writeLockResult(calls []classify.LockCall, vals []*int64, warnings uint16, binaryRows bool, status uint16) error {
+	if err := c.writePacket(mysql.PutLengthEncodedInt(uint64(len(calls)))); err != nil {
 		return err
 	}
-	for _, c := range calls {
-		if err := s.cl.writePacket(lockColumnDef(c)); err != nil {
+	for _, call := range calls {
+		if err := c.writePacket(lockColumnDef(call)); err != nil {
 			return err
 		}
 	}
-	st := s.okStatus(last)
-	if err := s.cl.writePacket(eofPacket(0, st)); err != nil {
+	if err := c.writePacket(eofPacket(0, status)); err != nil {
 		return err
 	}
 	var row []byte
@@ -345,10 +345,10 @@ func (s *session) writeLockResult(calls []classify.LockCall, vals []*int64, warn
 		}
 		row = textRow(text)
 	}
-	if err := s.cl.writePacket(row); err != nil {
+	if err := c.writePacket(row); err != nil {
 		return err
 	}
-	return s.cl.writePacket(eofPacket(warnings, st))
+	return c.writePacket(eofPacket(warnings, status))
 }
 
 // lockColumnDef describes a lock function's result column as MariaDB does

@@ -48,7 +48,7 @@ func (s *session) handleQuery(q string) error {
 // statement succeeded (so the next one may run).
 func (s *session) runStatement(sql string, last bool) (bool, error) {
 	if s.diag != nil {
-		if handled, err := s.answerDiagnostics(sql, last); handled {
+		if handled, err := s.diag.answer(s.cl, sql, s.okStatus(last)); handled {
 			return err == nil, err
 		}
 	}
@@ -204,7 +204,7 @@ func (s *session) sessionSwitch(sql string, last bool) (handled, ok bool, err er
 			if *sw.v {
 				v = "1"
 			}
-			return true, true, s.writeResultSet([]string{"@@" + sw.name}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&v}}, last)
+			return true, true, s.cl.writeResultSet([]string{"@@" + sw.name}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&v}}, s.okStatus(last))
 		}
 	}
 	rest, found := strings.CutPrefix(n, "set ")
@@ -237,12 +237,13 @@ func (s *session) sessionSwitch(sql string, last bool) (handled, ok bool, err er
 	return false, false, nil
 }
 
-// answerDiagnostics answers SHOW WARNINGS / SHOW ERRORS / @@warning_count
-// for a statement the proxy answered itself (the backend session did not
-// run it, so its own diagnostics would be wrong).
-func (s *session) answerDiagnostics(sql string, last bool) (bool, error) {
+// answer answers SHOW WARNINGS / SHOW ERRORS / @@warning_count for a
+// statement the proxy answered itself (the backend session did not run it,
+// so its own diagnostics would be wrong), writing to the client cl with
+// status on the result (session.okStatus). It reports whether sql was one
+// of those.
+func (d *diagnostics) answer(cl *pconn, sql string, status uint16) (bool, error) {
 	n := normalize(sql)
-	d := s.diag
 	warns := d.warnings
 	var errs []int
 	for i, w := range warns {
@@ -252,17 +253,17 @@ func (s *session) answerDiagnostics(sql string, last bool) (bool, error) {
 	}
 	count := func(name string, v int) (bool, error) {
 		str := strconv.Itoa(v)
-		return true, s.writeResultSet([]string{name}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&str}}, last)
+		return true, cl.writeResultSet([]string{name}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&str}}, status)
 	}
 	switch {
 	case strings.HasPrefix(n, "show warnings"):
-		return true, s.writeWarnings(warns, last)
+		return true, cl.writeWarnings(warns, status)
 	case strings.HasPrefix(n, "show errors"):
 		var e = warns[:0:0]
 		for _, i := range errs {
 			e = append(e, warns[i])
 		}
-		return true, s.writeWarnings(e, last)
+		return true, cl.writeWarnings(e, status)
 	case n == "show count(*) warnings":
 		return count("@@session.warning_count", len(warns))
 	case n == "show count(*) errors":
@@ -273,7 +274,7 @@ func (s *session) answerDiagnostics(sql string, last bool) (bool, error) {
 		return count(strings.TrimPrefix(n, "select "), len(errs))
 	case n == "select row_count()":
 		str := strconv.FormatInt(d.rowCount, 10)
-		return true, s.writeResultSet([]string{"ROW_COUNT()"}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&str}}, last)
+		return true, cl.writeResultSet([]string{"ROW_COUNT()"}, []byte{mysql.MYSQL_TYPE_LONGLONG}, [][]*string{{&str}}, status)
 	}
 	return false, nil
 }

@@ -257,7 +257,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	if st.LoadLocal {
 		var me *mysql.MyError
 		var err error
-		if localData, me, err = s.readLocalFile(st.LoadFile); err != nil {
+		if localData, me, err = s.cl.readLocalFile(st.LoadFile, s.srv.cfg.MaxPacket); err != nil {
 			return false, err
 		} else if me != nil {
 			return false, s.writeErr(me)
@@ -326,36 +326,36 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 		uint16(min(len(r.Warnings), 65535)), r.Info))
 }
 
-// readLocalFile asks the client for the file of a LOAD DATA LOCAL INFILE
+// readLocalFile asks the client c for the file of a LOAD DATA LOCAL INFILE
 // and reads it to its end (the client's empty packet; a client that cannot
 // open the file sends just that, and reports its own error). A file larger
-// than the proxy's packet limit is read to its end, then refused: it
-// would have to go through the Raft log in one entry.
-func (s *session) readLocalFile(name string) ([]byte, *mysql.MyError, error) {
-	if err := s.cl.writePacket(append([]byte{0xfb}, name...)); err != nil {
+// than limit, the proxy's packet limit, is read to its end, then refused:
+// it would have to go through the Raft log in one entry.
+func (c *pconn) readLocalFile(name string, limit int) ([]byte, *mysql.MyError, error) {
+	if err := c.writePacket(append([]byte{0xfb}, name...)); err != nil {
 		return nil, nil, err
 	}
-	if err := s.cl.flush(); err != nil {
+	if err := c.flush(); err != nil {
 		return nil, nil, err
 	}
 	var data []byte
 	tooLarge := false
 	for {
-		p, err := s.cl.readPacket()
+		p, err := c.readPacket()
 		if err != nil {
 			return nil, nil, err
 		}
 		if len(p) == 0 {
 			break
 		}
-		if len(data)+len(p) > s.srv.cfg.MaxPacket {
+		if len(data)+len(p) > limit {
 			tooLarge, data = true, data[:0]
 			continue
 		}
 		data = append(data, p...)
 	}
 	if tooLarge {
-		return nil, errLocalFileTooLarge(s.srv.cfg.MaxPacket), nil
+		return nil, errLocalFileTooLarge(limit), nil
 	}
 	return data, nil, nil
 }
