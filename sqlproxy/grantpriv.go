@@ -114,19 +114,19 @@ func parseGrant(t []tok, defaultDB string) (grantSpec, bool) {
 }
 
 // checkGrant checks the GRANT/REVOKE of tokens t as described above.
-func (s *session) checkGrant(t []tok) (*mysql.MyError, error) {
-	g, ok := parseGrant(t, s.sctx.db)
+func (pc privCheck) checkGrant(t []tok) (*mysql.MyError, error) {
+	g, ok := parseGrant(t, pc.db)
 	if !ok || g.role {
-		return s.hasGlobal("CREATE USER")
+		return pc.hasGlobal("CREATE USER")
 	}
 	if strings.ContainsAny(g.db+g.tbl, "\\\x00") {
 		return errGrantPriv, nil
 	}
-	grantee := quoteSimple(s.currentUser)
+	grantee := quoteSimple(pc.user)
 	who := "GRANTEE IN (" + grantee + ", CONCAT('''', CURRENT_ROLE(), ''''))"
 	for _, p := range g.privs {
 		if p == "ALL" || p == "ALL PRIVILEGES" {
-			ok, err := s.hasAllWithGrant(g.db)
+			ok, err := pc.hasAllWithGrant(g.db)
 			if err != nil || !ok {
 				return errGrantPriv, err
 			}
@@ -136,7 +136,7 @@ func (s *session) checkGrant(t []tok) (*mysql.MyError, error) {
 		if p != "GRANT OPTION" && p != "USAGE" {
 			cond += " AND PRIVILEGE_TYPE = " + quoteSimple(p)
 		}
-		ok, me, err := s.privExists(who+" AND "+cond, g.db, g.tbl)
+		ok, me, err := pc.privExists(who+" AND "+cond, g.db, g.tbl)
 		if me != nil || err != nil {
 			return me, err
 		}
@@ -149,8 +149,8 @@ func (s *session) checkGrant(t []tok) (*mysql.MyError, error) {
 
 // hasAllWithGrant reports an ALL PRIVILEGES ... WITH GRANT OPTION grant
 // globally or on db.
-func (s *session) hasAllWithGrant(db string) (bool, error) {
-	r, err := s.be.query("SHOW GRANTS")
+func (pc privCheck) hasAllWithGrant(db string) (bool, error) {
+	r, err := pc.be.query("SHOW GRANTS")
 	if err != nil {
 		if _, ok := stmtError(err); ok {
 			return false, nil
@@ -173,10 +173,10 @@ func (s *session) hasAllWithGrant(db string) (bool, error) {
 }
 
 // hasGlobal checks one global privilege.
-func (s *session) hasGlobal(priv string) (*mysql.MyError, error) {
-	q := "SELECT EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN (" + quoteSimple(s.currentUser) +
+func (pc privCheck) hasGlobal(priv string) (*mysql.MyError, error) {
+	q := "SELECT EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE GRANTEE IN (" + quoteSimple(pc.user) +
 		", CONCAT('''', CURRENT_ROLE(), '''')) AND PRIVILEGE_TYPE = " + quoteSimple(priv) + ")"
-	r, err := s.be.query(q)
+	r, err := pc.be.query(q)
 	if err != nil {
 		if me, ok := stmtError(err); ok {
 			return me, nil

@@ -26,6 +26,18 @@ import (
 // holds it globally, on the schema (wildcard grants included) or on the
 // table. A DDL shape it does not recognise needs the privilege globally.
 
+// privCheck asks information_schema, on the session's backend connection,
+// what the client's account holds (or its current role), for the
+// statements PREPARE does not check: DDL (ddlneeds.go), account
+// management, GRANT and REVOKE (grantpriv.go), and DEFINER clauses.
+// checkPrivileges makes one for a statement, on the session goroutine.
+type privCheck struct {
+	be         *backendConn
+	user       string // CURRENT_USER() as 'user'@'host'
+	clientHost string // host part of USER(): what MariaDB names in table-level refusals
+	db         string // the session's default database
+}
+
 // checkPrivileges runs the origin's privilege check of the classified
 // statement st, whose text to order is text, on the client's own backend
 // session. A returned *mysql.MyError refuses the write; an error means the
@@ -34,13 +46,14 @@ func (s *session) checkPrivileges(text string, st classify.Statement) (*mysql.My
 	ddl := st.Class == classify.DDL
 	if ddl {
 		t := toks(st.SQL, st.Tokens, s.be.noBackslash())
+		pc := privCheck{be: s.be, user: s.currentUser, clientHost: s.clientHost, db: s.sctx.db}
 		if st.Account {
-			return s.checkAccountPrivileges(t, st.Grant)
+			return pc.checkAccountPrivileges(t, st.Grant)
 		}
-		if me, err := s.checkDefiner(t); me != nil || err != nil {
+		if me, err := pc.checkDefiner(t); me != nil || err != nil {
 			return me, err
 		}
-		if me, err := s.checkDDLPrivileges(t); me != nil || err != nil {
+		if me, err := pc.checkDDLPrivileges(t); me != nil || err != nil {
 			return me, err
 		}
 	}
@@ -74,20 +87,20 @@ func (s *session) checkPrivileges(text string, st classify.Statement) (*mysql.My
 // account statements, GRANT OPTION somewhere (or CREATE USER) for GRANT and
 // REVOKE. Finer checks (granting only what one holds) are left to a later
 // release; see DESIGN.md.
-func (s *session) checkAccountPrivileges(t []tok, grant bool) (*mysql.MyError, error) {
+func (pc privCheck) checkAccountPrivileges(t []tok, grant bool) (*mysql.MyError, error) {
 	if len(t) >= 2 && t[0].up() == "SET" && t[1].up() == "PASSWORD" && !slices.ContainsFunc(t, func(x tok) bool { return x.up() == "FOR" }) {
 		return nil, nil // one's own password
 	}
 	if grant {
-		return s.checkGrant(t)
+		return pc.checkGrant(t)
 	}
-	g := quoteSimple(s.currentUser)
+	g := quoteSimple(pc.user)
 	q := "SELECT PRIVILEGE_TYPE, IS_GRANTABLE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = " + g +
 		" UNION ALL SELECT CONCAT('DB:', TABLE_SCHEMA, ':', PRIVILEGE_TYPE), IS_GRANTABLE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = " + g
-	if strings.ContainsRune(s.currentUser, '\\') {
+	if strings.ContainsRune(pc.user, '\\') {
 		return errAccountPriv, nil
 	}
-	r, err := s.be.query(q)
+	r, err := pc.be.query(q)
 	if err != nil {
 		if me, ok := stmtError(err); ok {
 			return me, nil
@@ -159,8 +172,8 @@ func toks(sql string, ts []classify.Token, noBackslash bool) []tok {
 // checkDDLPrivileges checks the needs of the DDL statement of tokens t
 // (ddlneeds.go) against information_schema. It returns the MariaDB-style
 // refusal, or nil when every need is held.
-func (s *session) checkDDLPrivileges(t []tok) (*mysql.MyError, error) {
-	needs, prepared, ok := ddlNeeds(t, s.sctx.db)
+func (pc privCheck) checkDDLPrivileges(t []tok) (*mysql.MyError, error) {
+	needs, prepared, ok := ddlNeeds(t, pc.db)
 	if prepared && len(needs) == 0 {
 		return nil, nil
 	}
@@ -172,21 +185,21 @@ func (s *session) checkDDLPrivileges(t []tok) (*mysql.MyError, error) {
 		}
 		needs = []privNeed{{priv: verb}}
 	}
-	u, h := splitAccount(s.currentUser)
+	u, h := splitAccount(pc.user)
 	// MariaDB names the connecting host in table-level refusals (1142) and
 	// the account's host in schema-level ones (1044).
 	th := h
-	if s.clientHost != "" {
-		th = s.clientHost
+	if pc.clientHost != "" {
+		th = pc.clientHost
 	}
-	g := quoteSimple(s.currentUser)
+	g := quoteSimple(pc.user)
 	role := "CONCAT('''', CURRENT_ROLE(), '''')"
 	for _, n := range needs {
 		if strings.ContainsAny(n.db+n.table+n.priv, "\\\x00") {
 			return tableDenied(n, u, h, th), nil
 		}
 		pred := "GRANTEE IN (" + g + ", " + role + ") AND PRIVILEGE_TYPE = " + quoteSimple(n.priv)
-		ok, me, err := s.privExists(pred, n.db, n.table)
+		ok, me, err := pc.privExists(pred, n.db, n.table)
 		if me != nil || err != nil {
 			return me, err
 		}
@@ -202,7 +215,7 @@ func (s *session) checkDDLPrivileges(t []tok) (*mysql.MyError, error) {
 // IS_GRANTABLE) globally, on db (matched as a LIKE pattern, as grants on
 // db patterns are) or on db.tbl; db and tbl may be empty. A statement error
 // is returned as me, for the client.
-func (s *session) privExists(pred, db, tbl string) (ok bool, me *mysql.MyError, err error) {
+func (pc privCheck) privExists(pred, db, tbl string) (ok bool, me *mysql.MyError, err error) {
 	q := "SELECT EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE " + pred + ")"
 	if db != "" {
 		q += " OR EXISTS(SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE " + pred +
@@ -212,7 +225,7 @@ func (s *session) privExists(pred, db, tbl string) (ok bool, me *mysql.MyError, 
 		q += " OR EXISTS(SELECT 1 FROM information_schema.TABLE_PRIVILEGES WHERE " + pred +
 			" AND TABLE_SCHEMA = " + quoteSimple(db) + " AND TABLE_NAME = " + quoteSimple(tbl) + ")"
 	}
-	r, err := s.be.query(q)
+	r, err := pc.be.query(q)
 	if err != nil {
 		if me, ok := stmtError(err); ok {
 			return false, me, nil
@@ -267,17 +280,17 @@ func definerOf(t []tok) (user, host string, found bool) {
 
 // checkDefiner: naming another account as DEFINER needs SET USER (or
 // SUPER), as in MariaDB; the applier would not check it.
-func (s *session) checkDefiner(t []tok) (*mysql.MyError, error) {
+func (pc privCheck) checkDefiner(t []tok) (*mysql.MyError, error) {
 	du, dh, found := definerOf(t)
 	if !found {
 		return nil, nil
 	}
-	cu, ch := splitAccount(s.currentUser)
+	cu, ch := splitAccount(pc.user)
 	if du == cu && dh == ch {
 		return nil, nil
 	}
 	for _, p := range []string{"SET USER", "SUPER"} {
-		me, err := s.hasGlobal(p)
+		me, err := pc.hasGlobal(p)
 		if err != nil || me == nil {
 			return nil, err
 		}
