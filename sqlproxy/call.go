@@ -2,6 +2,7 @@ package sqlproxy
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -72,22 +73,23 @@ func (s *session) localCall(st *classify.Statement, text string) bool {
 // checkCall decides whether a CALL of rt may be ordered, from what this
 // node applied when the procedure was created. A returned *mysql.MyError
 // refuses it (1305 for a procedure that does not exist, as MariaDB; 1235
-// with the reason otherwise; 1105 when the local database cannot tell).
-func (s *session) checkCall(rt *command.Routine) (*mysql.MyError, error) {
+// with the reason otherwise; 1105 when the local database cannot tell);
+// log is the calling session's.
+func (srv *Server) checkCall(rt *command.Routine, log *slog.Logger) (*mysql.MyError, error) {
 	if rt == nil {
 		return &mysql.MyError{Code: mysql.ER_NO_DB_ERROR, State: "3D000", Message: "No database selected"}, nil
 	}
 	what := "CALL of " + rt.DB + "." + rt.Name
-	r := s.srv.deps.Routines
+	r := srv.deps.Routines
 	if r == nil {
 		return toMyError(&classify.Refusal{What: "CALL", Why: "this node cannot read which procedures were checked", Advice: adviceCall, Unsupported: true}), nil
 	}
-	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.ReadTimeout)
 	defer cancel()
 	found, checked, current, why, err := r.CheckedProcedure(ctx, rt.DB, rt.Name)
 	switch {
 	case err != nil:
-		s.log.Warn("cannot read checked procedures", "err", err)
+		log.Warn("cannot read checked procedures", "err", err)
 		return toMyError(err), nil
 	case !found:
 		return errNoProcedure(rt.DB, rt.Name), nil

@@ -97,11 +97,11 @@ func lockWrites(ls *classify.LockStmt) bool {
 }
 
 // lockRefusal is the error a lock statement gets before anything runs.
-func (s *session) lockRefusal(ls *classify.LockStmt) *mysql.MyError {
+func (srv *Server) lockRefusal(ls *classify.LockStmt) *mysql.MyError {
 	if ls.Err != nil {
 		return toMyError(ls.Err)
 	}
-	if s.srv.deps.Locks == nil {
+	if srv.deps.Locks == nil {
 		return errNoNamedLocks
 	}
 	return nil
@@ -129,10 +129,10 @@ func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
 // names (the prepared text's, for a prepared statement). It reports whether
 // the statement succeeded; an error ends the session.
 func (s *session) runLockStmt(ls, cols *classify.LockStmt, binaryRows, last bool) (bool, error) {
-	if me := s.lockRefusal(ls); me != nil {
+	if me := s.srv.lockRefusal(ls); me != nil {
 		return false, s.writeErr(me)
 	}
-	if err := s.admit(lockWrites(ls)); err != nil {
+	if err := s.srv.admit(lockWrites(ls)); err != nil {
 		return false, s.sendErr(err, last)
 	}
 	// IS_FREE_LOCK, IS_USED_LOCK and RELEASE_LOCK by a non-holder answer
@@ -140,7 +140,7 @@ func (s *session) runLockStmt(ls, cols *classify.LockStmt, binaryRows, last bool
 	// the cluster first, so a lock taken or released through another node
 	// a moment ago is seen here.
 	if lockReadsTable(ls) && s.srv.deps.Reads != nil || !lockWrites(ls) && s.linearizable {
-		if err := s.readBarrier(); err != nil {
+		if err := s.srv.readBarrier(); err != nil {
 			return false, s.sendErr(err, last)
 		}
 	}
@@ -234,7 +234,7 @@ func evalLockArgs(be *backendConn, ls *classify.LockStmt) ([][]*string, error) {
 func (s *session) lockCall(c classify.LockCall, args []*string, warns *[]command.Warning) (*int64, *mysql.MyError, error) {
 	one, zero := int64(1), int64(0)
 	if c.Fn == classify.ReleaseAllLocks {
-		n, me := s.releaseAllLocks()
+		n, me := s.heldLocks().releaseAllLocks(s.currentUser)
 		return n, me, nil
 	}
 	name := args[0]
@@ -259,7 +259,7 @@ func (s *session) lockCall(c classify.LockCall, args []*string, warns *[]command
 		if me := checkLockName(*name); me != nil {
 			return nil, me, nil
 		}
-		return s.getLock(*name, timeout)
+		return s.heldLocks().getLock(s.currentUser, *name, timeout, s.cl)
 	}
 	if name == nil || *name == "" {
 		return nil, nil, nil
@@ -269,7 +269,7 @@ func (s *session) lockCall(c classify.LockCall, args []*string, warns *[]command
 	}
 	switch c.Fn {
 	case classify.ReleaseLock:
-		return s.releaseLock(*name)
+		return s.heldLocks().releaseLock(s.currentUser, *name)
 	case classify.IsFreeLock, classify.IsUsedLock:
 		h, me := s.srv.lockHolder(*name)
 		if me != nil {

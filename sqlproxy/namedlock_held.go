@@ -30,13 +30,14 @@ func (srv *Server) lockHolder(name string) (string, *mysql.MyError) {
 	return h, nil
 }
 
-// getLock takes name for the session, waiting up to timeout seconds for
-// its holder to release it. 1: taken; 0: timed out.
-func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError, error) {
+// getLock takes name for the session, as the account user, waiting up to
+// timeout seconds for its holder to release it. 1: taken; 0: timed out.
+// While it waits it watches the session's client connection cl, which
+// sends nothing meanwhile: a client that leaves takes nothing.
+func (st *heldLocks) getLock(user, name string, timeout float64, cl *pconn) (*int64, *mysql.MyError, error) {
 	one, zero := int64(1), int64(0)
-	locks := s.srv.deps.Locks
-	st := s.heldLocks()
-	owner := s.srv.lockOwner(s.connID)
+	locks := st.srv.deps.Locks
+	owner := st.owner
 	forever := timeout >= lockForever
 	var deadline time.Time
 	if !forever {
@@ -46,7 +47,7 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 	var gone <-chan struct{}
 	for {
 		changed := locks.Changed()
-		h, me := s.srv.lockHolder(name)
+		h, me := st.srv.lockHolder(name)
 		if me != nil {
 			return nil, me, nil
 		}
@@ -60,7 +61,7 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 				default:
 				}
 			}
-			res, me := st.order(s.currentUser, command.LockOp{Op: command.LockAcquire, Name: name, Owner: owner})
+			res, me := st.order(user, command.LockOp{Op: command.LockAcquire, Name: name, Owner: owner})
 			if me != nil {
 				return nil, me, nil
 			}
@@ -73,20 +74,20 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 		if !forever && !now.Before(deadline) {
 			// Before answering 0, one look at the latest committed state:
 			// this node's copy may lag behind a release.
-			if !barrier && s.srv.deps.Reads != nil {
+			if !barrier && st.srv.deps.Reads != nil {
 				barrier = true
-				if s.readBarrier() == nil {
+				if st.srv.readBarrier() == nil {
 					continue
 				}
 			}
 			return &zero, nil, nil
 		}
-		if err := s.admit(true); err != nil {
+		if err := st.srv.admit(true); err != nil {
 			return nil, toMyError(err), nil
 		}
 		if gone == nil {
 			var stop func()
-			gone, stop = s.cl.watchGone()
+			gone, stop = cl.watchGone()
 			defer stop()
 		}
 		wait := lockPoll
@@ -100,7 +101,7 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 		case <-gone:
 			t.Stop()
 			return nil, nil, errors.New("client disconnected while waiting for a named lock")
-		case <-s.srv.ctx.Done():
+		case <-st.srv.ctx.Done():
 			t.Stop()
 			return nil, toMyError(command.ErrShuttingDown), nil
 		}
@@ -108,22 +109,22 @@ func (s *session) getLock(name string, timeout float64) (*int64, *mysql.MyError,
 	}
 }
 
-// releaseLock gives back one hold of name: 1 released, 0 held by another
-// session, NULL free. Only the session's own holds need the log.
-func (s *session) releaseLock(name string) (*int64, *mysql.MyError, error) {
+// releaseLock gives back one hold of name, as the account user: 1
+// released, 0 held by another session, NULL free. Only the session's own
+// holds need the log.
+func (st *heldLocks) releaseLock(user, name string) (*int64, *mysql.MyError, error) {
 	one, zero := int64(1), int64(0)
-	st := s.heldLocks()
 	st.mu.Lock()
 	mine := st.names[name] > 0 || st.uncertain
 	st.mu.Unlock()
 	if !mine {
-		h, me := s.srv.lockHolder(name)
+		h, me := st.srv.lockHolder(name)
 		if me != nil || h == "" {
 			return nil, me, nil
 		}
 		return &zero, nil, nil
 	}
-	res, me := st.order(s.currentUser, command.LockOp{Op: command.LockRelease, Name: name, Owner: s.srv.lockOwner(s.connID)})
+	res, me := st.order(user, command.LockOp{Op: command.LockRelease, Name: name, Owner: st.owner})
 	switch {
 	case me != nil:
 		return nil, me, nil
@@ -135,9 +136,9 @@ func (s *session) releaseLock(name string) (*int64, *mysql.MyError, error) {
 	return &zero, nil, nil
 }
 
-// releaseAllLocks releases every lock of the session and counts the holds.
-func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
-	st := s.heldLocks()
+// releaseAllLocks releases every lock of the session, as the account
+// user, and counts the holds.
+func (st *heldLocks) releaseAllLocks(user string) (*int64, *mysql.MyError) {
 	st.mu.Lock()
 	held := len(st.names) > 0 || st.uncertain
 	st.mu.Unlock()
@@ -145,7 +146,7 @@ func (s *session) releaseAllLocks() (*int64, *mysql.MyError) {
 	if !held {
 		return &n, nil
 	}
-	res, me := st.order(s.currentUser, command.LockOp{Op: command.LockReleaseAll, Owner: s.srv.lockOwner(s.connID)})
+	res, me := st.order(user, command.LockOp{Op: command.LockReleaseAll, Owner: st.owner})
 	if me != nil {
 		return nil, me
 	}
@@ -219,9 +220,10 @@ func (st *heldLocks) order(user string, op command.LockOp) (command.Result, *mys
 }
 
 // heldLocks is the named locks a session holds and their liveness: it
-// orders the operations that change them (order), watches them while any
-// are held (watch, its own goroutine) and releases them when the session
-// ends (release). The session goroutine holds mu while it orders a lock
+// runs GET_LOCK, RELEASE_LOCK and RELEASE_ALL_LOCKS for the session
+// (getLock, releaseLock, releaseAllLocks), orders the operations that
+// change the holds (order), watches them while any are held (watch, its
+// own goroutine) and releases them when the session ends (release). The session goroutine holds mu while it orders a lock
 // operation and records its outcome; the watcher goroutine reads the holds
 // under mu. srv, log, owner and kill are set at creation and not changed.
 type heldLocks struct {

@@ -74,7 +74,7 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	}
 	if s.tx == nil && !s.autocommit && (st.Class == classify.Read || st.Class == classify.Write) {
 		// autocommit=0: the first statement opens a transaction.
-		if err := s.admit(st.Class == classify.Write); err != nil {
+		if err := s.srv.admit(st.Class == classify.Write); err != nil {
 			return false, s.sendErr(err, last)
 		}
 		if me, err := s.beginTx(""); err != nil {
@@ -88,11 +88,11 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	}
 	switch st.Class {
 	case classify.Read, classify.Local, classify.Session:
-		if err := s.admit(false); err != nil {
+		if err := s.srv.admit(false); err != nil {
 			return false, s.sendErr(err, last)
 		}
 		if st.Class == classify.Read && s.linearizable {
-			if err := s.readBarrier(); err != nil {
+			if err := s.srv.readBarrier(); err != nil {
 				return false, s.sendErr(err, last)
 			}
 		}
@@ -143,12 +143,12 @@ func (s *session) refusal(st classify.Statement) (*mysql.MyError, error) {
 
 // readBarrier waits until this node has applied every write acknowledged
 // before now (linearizable reads).
-func (s *session) readBarrier() error {
-	r := s.srv.deps.Reads
+func (srv *Server) readBarrier() error {
+	r := srv.deps.Reads
 	if r == nil {
 		return errNoLinearizable
 	}
-	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.ReadTimeout)
+	ctx, cancel := context.WithTimeout(srv.ctx, srv.cfg.ReadTimeout)
 	defer cancel()
 	idx, err := r.Barrier(ctx)
 	if err != nil {

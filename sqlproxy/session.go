@@ -277,7 +277,7 @@ func (s *session) dispatch(p []byte) error {
 	case mysql.COM_QUERY:
 		return s.handleQuery(string(data))
 	case mysql.COM_INIT_DB:
-		if err := s.admit(false); err != nil {
+		if err := s.srv.admit(false); err != nil {
 			return s.sendErr(err, true)
 		}
 		s.sctx.dirty = true
@@ -362,9 +362,6 @@ func (s *session) resetState() {
 	s.autocommit = true
 	s.tsPinned = false
 }
-
-// admit consults the gate.
-func (s *session) admit(write bool) error { return s.srv.admit(write) }
 
 // admit consults the gate.
 func (srv *Server) admit(write bool) error {

@@ -142,7 +142,7 @@ func (s *session) stmtPrepare(p []byte) error {
 	switch st.Class {
 	case classify.NamedLock:
 		lock = st.Locks
-		if me := s.lockRefusal(lock); me != nil {
+		if me := s.srv.lockRefusal(lock); me != nil {
 			return s.writeErr(me)
 		}
 	case classify.Refused:
@@ -205,11 +205,11 @@ func (s *session) stmtExecute(p []byte) error {
 		return s.stmtExecuteTx(ps, p)
 	}
 	if ps == nil || !ps.isWrite() {
-		if err := s.admit(false); err != nil {
+		if err := s.srv.admit(false); err != nil {
 			return s.sendErr(err, true)
 		}
 		if ps != nil && ps.st.Class == classify.Read && s.linearizable {
-			if err := s.readBarrier(); err != nil {
+			if err := s.srv.readBarrier(); err != nil {
 				return s.sendErr(err, true)
 			}
 		}
@@ -231,11 +231,11 @@ func (s *session) stmtExecute(p []byte) error {
 	if s.localCall(&st, text) {
 		// A CALL of a read-only procedure: executed as prepared, binary
 		// result sets relayed.
-		if err := s.admit(false); err != nil {
+		if err := s.srv.admit(false); err != nil {
 			return s.sendErr(err, true)
 		}
 		if s.linearizable {
-			if err := s.readBarrier(); err != nil {
+			if err := s.srv.readBarrier(); err != nil {
 				return s.sendErr(err, true)
 			}
 		}
@@ -537,7 +537,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 		return err
 	}
 	if s.tx == nil {
-		if err := s.admit(false); err != nil {
+		if err := s.srv.admit(false); err != nil {
 			return s.sendErr(err, true)
 		}
 		if me, err := s.beginTx(""); err != nil {
@@ -550,11 +550,11 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 		return s.writeErr(errAborted)
 	}
 	s.txw.noteLocks(st, s.serializable)
-	if err := s.admit(false); err != nil {
+	if err := s.srv.admit(false); err != nil {
 		return s.sendErr(err, true)
 	}
 	if s.linearizable {
-		if err := s.readBarrier(); err != nil {
+		if err := s.srv.readBarrier(); err != nil {
 			return s.sendErr(err, true)
 		}
 	}

@@ -355,7 +355,7 @@ func (s *session) commitTx() (*mysql.MyError, error) {
 	if tx.overflow {
 		return tx.tooLarge(), nil
 	}
-	if err := s.admit(true); err != nil {
+	if err := s.srv.admit(true); err != nil {
 		return toMyError(err), nil
 	}
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
@@ -421,7 +421,7 @@ func (s *session) txControl(st classify.Statement, last bool) (bool, error) {
 		default:
 			return ok()
 		}
-		if err := s.admit(false); err != nil {
+		if err := s.srv.admit(false); err != nil {
 			return false, s.sendErr(err, last)
 		}
 		if me, err := s.beginTx(begin); me != nil || err != nil {
@@ -484,11 +484,11 @@ func stmtErrorOr(err error) (*mysql.MyError, error) {
 // txRead runs a read inside the transaction: relayed to the client, and,
 // when it can be re-executed identically, recorded with a digest of its rows.
 func (s *session) txRead(st classify.Statement, last bool) (bool, error) {
-	if err := s.admit(false); err != nil {
+	if err := s.srv.admit(false); err != nil {
 		return false, s.sendErr(err, last)
 	}
 	if s.linearizable {
-		if err := s.readBarrier(); err != nil {
+		if err := s.srv.readBarrier(); err != nil {
 			return false, s.sendErr(err, last)
 		}
 	}
@@ -513,7 +513,7 @@ func (s *session) unchecked(st classify.Statement) bool {
 // txWrite runs a write inside the transaction on the backend session and
 // records it.
 func (s *session) txWrite(st classify.Statement, last bool) (bool, error) {
-	if err := s.admit(true); err != nil {
+	if err := s.srv.admit(true); err != nil {
 		return false, s.sendErr(err, last)
 	}
 	if safe, ok := utf8Safe(st.SQL, s.sctx.connCharset(), s.be.noBackslash()); ok {
@@ -552,7 +552,7 @@ func (s *session) txWrite(st classify.Statement, last bool) (bool, error) {
 // txSession runs a session statement (SET, USE) inside the transaction; it
 // is recorded when the applier must repeat it for the statements after it.
 func (s *session) txSession(st classify.Statement, last bool) (bool, error) {
-	if err := s.admit(false); err != nil {
+	if err := s.srv.admit(false); err != nil {
 		return false, s.sendErr(err, last)
 	}
 	for _, v := range st.SysVars {

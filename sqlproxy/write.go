@@ -197,7 +197,7 @@ func (c *backendConn) fetchSessionValues(names []string) (uint64, map[string]str
 
 // write orders one Write/DDL statement and answers the client.
 func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, error) {
-	if err := s.admit(true); err != nil {
+	if err := s.srv.admit(true); err != nil {
 		return false, s.sendErr(err, last)
 	}
 	if err := s.refreshContext(); err != nil {
@@ -246,7 +246,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 	rt := s.sctx.routineFor(st)
 	var call *command.Routine
 	if st.Class == classify.Write && st.Routine != nil {
-		if me, err := s.checkCall(rt); err != nil {
+		if me, err := s.srv.checkCall(rt, s.log); err != nil {
 			return false, err
 		} else if me != nil {
 			return false, s.writeErr(me)
