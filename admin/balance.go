@@ -48,11 +48,11 @@ type BalanceNode struct {
 	Weight     int     `json:"weight"`
 }
 
-// BalanceChange is the body of POST /balance; an empty policy or absent
-// weights keep the current ones.
+// BalanceChange is the body of POST /balance; an empty policy or null
+// weights keep the current ones ({} sets every weight back to 1).
 type BalanceChange struct {
 	Policy  string         `json:"policy,omitempty"`
-	Weights map[string]int `json:"weights,omitempty"`
+	Weights map[string]int `json:"weights"`
 }
 
 // BadRequestError is a request the node cannot take as given (400).

@@ -106,7 +106,12 @@ func TestNodeStates(t *testing.T) {
 		t.Errorf("status output:\n%s", out)
 	}
 
-	// Standby: applies, serves no clients.
+	// Standby: applies, serves no clients. The session open when n3
+	// leaves active is closed at its next statement with 1927
+	// (--leave-sessions close, the default); a new one gets 1047.
+	if err := db3.Ping(); err != nil {
+		t.Fatal(err)
+	}
 	if out := ctl(n1, "node", "set-state", "n3", "standby", "--reason", "e2e"); !strings.Contains(out, "node n3 is now standby") {
 		t.Errorf("set-state output: %q", out)
 	}
@@ -115,6 +120,13 @@ func TestNodeStates(t *testing.T) {
 		t.Errorf("n3 status: node_state %q state %q", st.NodeState, st.State)
 	}
 	var one int
+	e2e.Eventually(t, 5*time.Second, "n3 closes the session open when it left active", func() error {
+		err := db3.QueryRow("SELECT 1").Scan(&one)
+		if me := mysqlErr(err); me == nil || me.Number != 1927 || !strings.Contains(me.Message, "left active") {
+			return fmt.Errorf("the session open when n3 left active: %v; want 1927 saying it left active", err)
+		}
+		return nil
+	})
 	err := db3.QueryRow("SELECT 1").Scan(&one)
 	if me := mysqlErr(err); me == nil || me.Number != 1047 || !strings.Contains(me.Message, "out of service") || !strings.Contains(me.Message, "set-state") {
 		t.Errorf("a read through standby n3: %v; want 1047 saying it is out of service and how to bring it back", err)

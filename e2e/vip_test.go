@@ -2,8 +2,10 @@ package e2e_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -286,4 +288,129 @@ func TestVIPMinorityNeverHolds(t *testing.T) {
 	}
 	l.halt()
 	l.verify(t, c)
+}
+
+// clusterConns opens n connections through the cluster address and
+// returns them with the node each landed on (by its backend's port).
+func clusterConns(t *testing.T, c *e2e.Cluster, db *sql.DB, n int) ([]*sql.Conn, map[string]int) {
+	t.Helper()
+	byPort := map[int]string{}
+	for _, nd := range c.Nodes {
+		byPort[nd.Backend.Port()] = nd.ID
+	}
+	var conns []*sql.Conn
+	landed := map[string]int{}
+	for range n {
+		conn, err := db.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var port int
+		if err := conn.QueryRowContext(context.Background(), "SELECT @@port").Scan(&port); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+		landed[byPort[port]]++
+	}
+	return conns, landed
+}
+
+func closeAll(conns []*sql.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// TestClusterAddrBalancing: connections to the cluster address (loopback:
+// a port only the leader binds) are spread over the nodes; a policy
+// change through a follower's clusterctl reaches the leader's balancer; a
+// node set to standby gets no new connections and its open sessions are
+// closed with 1927.
+func TestClusterAddrBalancing(t *testing.T) {
+	c := e2e.NewCluster(t, e2e.WithClusterAddr())
+	leader := c.WaitForLeader()
+	follower := c.Other(leader)[0]
+	db := c.ClusterDB(t, "")
+	db.SetMaxIdleConns(0) // every clusterConns connection is a new one
+	e2e.Eventually(t, 10*time.Second, "the cluster address answers", func() error { return db.Ping() })
+
+	conns, landed := clusterConns(t, c, db, 30)
+	closeAll(conns)
+	for _, n := range c.Nodes {
+		if landed[n.ID] != 10 {
+			t.Fatalf("round-robin over 3 nodes, 30 connections: %v", landed)
+		}
+	}
+
+	// Weighted, set through a follower: nothing to the node of weight 0.
+	if _, stderr, err := follower.Clusterctl(t, "balance", "set", "--policy", "weighted", "--weights", leader.ID+"=0"); err != nil {
+		t.Fatalf("clusterctl balance set: %v: %s", err, stderr)
+	}
+	e2e.Eventually(t, 5*time.Second, "the leader balances by the new weights", func() error {
+		b, err := leader.Balance()
+		if err == nil && (b.Policy != "weighted" || b.Weights[leader.ID] != 0) {
+			err = fmt.Errorf("leader's settings: %s %v", b.Policy, b.Weights)
+		}
+		return err
+	})
+	conns, landed = clusterConns(t, c, db, 20)
+	if landed[leader.ID] != 0 || len(landed) != 2 {
+		t.Fatalf("weighted with %s=0: %v", leader.ID, landed)
+	}
+	out, _, err := leader.Clusterctl(t, "balance")
+	if err != nil || !strings.Contains(out, "policy weighted, weights "+leader.ID+"=0") || !strings.Contains(out, "held by this node") {
+		t.Fatalf("clusterctl balance on the leader: %v\n%s", err, out)
+	}
+	if out, _, err := leader.Clusterctl(t, "status"); err != nil || !strings.Contains(out, "cluster address "+c.ClusterAddr+" (held by this node), balancing weighted") {
+		t.Fatalf("clusterctl status: %v\n%s", err, out)
+	}
+
+	// The other follower to standby: its open sessions end with 1927, new
+	// connections avoid it.
+	other := c.Other(leader, follower)[0]
+	if _, stderr, err := leader.Clusterctl(t, "node", "set-state", other.ID, "standby"); err != nil {
+		t.Fatalf("set-state standby: %v: %s", err, stderr)
+	}
+	byPort := map[int]string{}
+	for _, nd := range c.Nodes {
+		byPort[nd.Backend.Port()] = nd.ID
+	}
+	// Within the proxy's look at its state (50 ms) a statement may still
+	// get the standby refusal (1047) first.
+	closed := 0
+	for _, conn := range conns {
+		e2e.Eventually(t, 5*time.Second, "a session on the node set to standby ends with 1927", func() error {
+			var port int
+			err := conn.QueryRowContext(context.Background(), "SELECT @@port").Scan(&port)
+			switch {
+			case err == nil && byPort[port] != other.ID:
+				return nil
+			case e2e.ErrNumber(err) == 1927 && strings.Contains(err.Error(), "left active"):
+				closed++
+				return nil
+			}
+			return fmt.Errorf("got port %d, %v", port, err)
+		})
+	}
+	closeAll(conns)
+	if closed != landed[other.ID] {
+		t.Fatalf("%d sessions closed, %d were on %s", closed, landed[other.ID], other.ID)
+	}
+	e2e.Eventually(t, 5*time.Second, "the leader takes the standby node out of rotation", func() error {
+		b, err := leader.Balance()
+		if err != nil {
+			return err
+		}
+		for _, n := range b.Nodes {
+			if n.ID == other.ID && n.Candidate {
+				return fmt.Errorf("%s still takes new connections: %+v", other.ID, n)
+			}
+		}
+		return nil
+	})
+	conns, landed = clusterConns(t, c, db, 10)
+	closeAll(conns)
+	if landed[follower.ID] != 10 {
+		t.Fatalf("with %s weight 0 and %s standby, every connection should go to %s: %v", leader.ID, other.ID, follower.ID, landed)
+	}
 }

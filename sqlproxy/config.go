@@ -44,6 +44,10 @@ type Config struct {
 	// InnoDB REPEATABLE READ's guarantees (writes and locking reads are
 	// validated; a plain read may be stale) and conflict far less.
 	NoReadValidation bool
+	// CloseOnLeave: while the node is not active (Server.SetLeft), end
+	// each session at its next command with error 1927 instead of
+	// refusing its statements one by one.
+	CloseOnLeave bool
 	// Incarnation identifies this run of the node (named lock owners are
 	// "<node>/<incarnation>/<connection id>"); a random value when empty.
 	Incarnation string

@@ -68,6 +68,14 @@ func quorumError(e *quorum.Error) *mysql.MyError {
 	return &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01", Message: msg}
 }
 
+// errLeftActive ends a session on a node that left active (--leave-sessions
+// close): MySQL's 1927 ER_CONNECTION_KILLED (70100), which drivers treat as
+// a lost connection to reconnect.
+func errLeftActive(node, why string) *mysql.MyError {
+	return &mysql.MyError{Code: 1927, State: "70100", Message: "Lockstep: node " + node + " left active (" + why +
+		"); this connection is closed and an open transaction rolled back. Reconnect through the cluster address (or to an active node)."}
+}
+
 // toMyError maps any error to the MySQL error a client should see.
 func toMyError(err error) *mysql.MyError {
 	if err == nil {

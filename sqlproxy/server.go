@@ -28,6 +28,12 @@ type Server struct {
 	ctxVariant atomic.Int32
 	// backendMaxPacket is the backend's max_allowed_packet (0: not read yet).
 	backendMaxPacket atomic.Int64
+	// left says why the node is not active (nil while it is): with
+	// Config.CloseOnLeave a session opened before the node left is ended
+	// at its next command (SetLeft). leaves counts the times the node
+	// left active; a session remembers the count it opened at.
+	left   atomic.Pointer[string]
+	leaves atomic.Uint64
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -116,6 +122,39 @@ func (s *Server) Serve(l net.Listener) error {
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// SetLeft tells the server whether the node is active: why not (its node
+// state, e.g. "node state standby"), or "" when it is. With
+// Config.CloseOnLeave, the sessions that were open when it left are ended
+// at their next command with error 1927, so their clients reconnect
+// (through the cluster address, to an active node); a session opened
+// while the node is not active gets its refusals (1047) instead.
+func (s *Server) SetLeft(why string) {
+	cur := s.left.Load()
+	switch {
+	case why == "":
+		if cur != nil {
+			s.left.Store(nil)
+		}
+	case cur == nil:
+		s.leaves.Add(1)
+		s.left.Store(&why)
+	case *cur != why:
+		s.left.Store(&why)
+	}
+}
+
+// leftSince is SetLeft's reason when a session opened at leaves count
+// opened is to be closed for it.
+func (s *Server) leftSince(opened uint64) (string, bool) {
+	if !s.cfg.CloseOnLeave {
+		return "", false
+	}
+	if p := s.left.Load(); p != nil && s.leaves.Load() != opened {
+		return *p, true
+	}
+	return "", false
 }
 
 // Sessions is how many client sessions are open.

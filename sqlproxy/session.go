@@ -73,6 +73,9 @@ type session struct {
 	// abortReported: a statement's error was replaced by 1213 because the
 	// applier aborted tx; the transaction ends after the command.
 	abortReported bool
+	// openedAt is the server's leaves count when the session opened
+	// (Server.SetLeft): a session open when the node left active is closed.
+	openedAt uint64
 }
 
 // txWatch is the part of a session's transaction state that the applier's
@@ -112,7 +115,7 @@ func newSession(s *Server, c net.Conn) *session {
 	sess := &session{
 		srv: s, log: s.log.With("client", c.RemoteAddr().String()),
 		cl: newPconn(c, s.cfg.MaxPacket), autocommit: true,
-		validateReads: !s.cfg.NoReadValidation,
+		validateReads: !s.cfg.NoReadValidation, openedAt: s.leaves.Load(),
 	}
 	sess.sctx.dirty = true
 	return sess
@@ -231,6 +234,13 @@ func (s *session) loop() error {
 		}
 		if len(p) == 0 {
 			return errors.New("empty command packet")
+		}
+		if why, ok := s.srv.leftSince(s.openedAt); ok && p[0] != mysql.COM_QUIT {
+			s.log.Info("closing a session: the node left active", "why", why)
+			s.cl.seq = 1
+			_ = s.cl.writePacket(errPacket(errLeftActive(s.srv.cfg.NodeID, why)))
+			_ = s.cl.flush()
+			return io.EOF
 		}
 		s.txw.beMu.Lock()
 		err = s.dispatch(p)

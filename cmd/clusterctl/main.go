@@ -59,7 +59,7 @@ LOCKSTEP_TOKEN (the node's --admin-token).`,
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of a table")
 	pf.StringVar(&g.cacert, "cacert", os.Getenv("LOCKSTEP_CACERT"), "PEM CA certificate to verify an https endpoint (env LOCKSTEP_CACERT)")
 	pf.DurationVar(&g.timeout, "timeout", 40*time.Second, "how long to wait for an answer")
-	root.AddCommand(newStatusCmd(g), newNodeCmd(g), newChecksumCmd(g), newLeaderCmd(g), newSnapshotCmd(g))
+	root.AddCommand(newStatusCmd(g), newNodeCmd(g), newChecksumCmd(g), newLeaderCmd(g), newSnapshotCmd(g), newBalanceCmd(g))
 	return root
 }
 

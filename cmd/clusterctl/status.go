@@ -39,6 +39,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(out, "  commit index %d, applied %d (lag %d), outcome hash %s at %d\n",
 				st.CommitIndex, st.AppliedIndex, admin.Lag(st), short(st.OutcomeHash), st.HashIndex)
 			fmt.Fprintf(out, "  raft log from index %d, latest snapshot at %d\n", st.FirstLogIndex, st.SnapshotIndex)
+			fmt.Fprint(out, clusterAddrLine(st))
 			if len(st.Unreachable) > 0 {
 				fmt.Fprintf(out, "  UNREACHABLE from the leader: %s\n", strings.Join(st.Unreachable, ", "))
 			}

@@ -170,7 +170,30 @@ func startClusterAddr(ctx context.Context, cfg Config, node *ordering.Node, guar
 		go ca.owner.Run(ctx)
 	}
 	node.StartReports(ca.cluster, reportInterval)
+	if proxy != nil {
+		go watchLeft(ctx, node, proxy)
+	}
 	return ca, nil
+}
+
+// watchLeft tells the proxy whether this node is active (it closes its
+// sessions while it is not, with --leave-sessions close).
+func watchLeft(ctx context.Context, node *ordering.Node, proxy *sqlproxy.Server) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		state, _ := node.OwnState()
+		if state == "" || state.Serves() {
+			proxy.SetLeft("")
+		} else {
+			proxy.SetLeft("node state " + string(state))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // status is the admin API's view.

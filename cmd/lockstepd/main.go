@@ -146,7 +146,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	incarnation := newIncarnation()
 	proxy, err := sqlproxy.NewServer(sqlproxy.Config{Listen: cfg.SQLAddr, Backend: backendAddr, NodeID: cfg.NodeID,
 		MaxTxStatements: cfg.MaxTxStatements, MaxTxBytes: cfg.MaxTxBytes, Incarnation: incarnation,
-		NoReadValidation: !cfg.ValidateReads},
+		NoReadValidation: !cfg.ValidateReads, CloseOnLeave: cfg.LeaveSessions == "close"},
 		sqlproxy.Deps{Orderer: node, Gate: guard, Reads: node, AutoInc: db, Locks: db, Privileges: db, Routines: db}, log)
 	if err != nil {
 		return err
