@@ -217,3 +217,45 @@ func TestBalancerProxiesAndRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A connection the balancer gives to this node goes to Local, counts as
+// open until it is closed, and Stop closes it.
+func TestBalancerHandsOwnConnectionsToLocal(t *testing.T) {
+	c := NewCluster("n1", Settings{Policy: RoundRobin}, func() Report { return Report{} }, time.Hour)
+	c.Reply("n1", report(t, Report{Node: "n1", SQLAddr: "127.0.0.1:1", Serving: true})) // never dialled
+	b := New(c, nil)
+	got := make(chan net.Conn, 2)
+	b.Local = func(conn net.Conn) { got <- conn }
+	if err := b.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	client, err := net.Dial("tcp", b.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	local := <-got
+	if st := b.Stats(); st.Open["n1"] != 1 || st.Accepted != 1 {
+		t.Fatalf("stats with one local connection: %+v", st)
+	}
+	fmt.Fprintf(local, "hello\n")
+	if line, _ := bufio.NewReader(client).ReadString('\n'); line != "hello\n" {
+		t.Fatalf("the local connection is not the client's: %q", line)
+	}
+	local.Close()
+	if st := b.Stats(); st.Open["n1"] != 0 {
+		t.Fatalf("closed local connection still counted: %+v", st)
+	}
+	client2, err := net.Dial("tcp", b.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client2.Close()
+	<-got
+	b.Stop()
+	_ = client2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client2.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a local connection survived Stop")
+	}
+}

@@ -23,11 +23,14 @@ type Balancer struct {
 	// DialTimeout bounds connecting to a node; the next candidate is
 	// tried when it passes. 0 means 1s.
 	DialTimeout time.Duration
+	// Local, when set, serves a connection given to this node itself in
+	// this process (the SQL proxy's ServeConn): no extra hop.
+	Local func(net.Conn)
 
 	mu     sync.Mutex
 	picker picker
 	ln     net.Listener
-	open   map[string]map[net.Conn]struct{} // by node: client and node sides
+	open   map[string]map[net.Conn]net.Conn // by node: client side -> node side (nil: served here)
 	wg     sync.WaitGroup
 
 	accepted, refused atomic.Uint64
@@ -38,7 +41,7 @@ func New(c *Cluster, logger *slog.Logger) *Balancer {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Balancer{cluster: c, logger: logger.With("component", "balance"), open: map[string]map[net.Conn]struct{}{}}
+	return &Balancer{cluster: c, logger: logger.With("component", "balance"), open: map[string]map[net.Conn]net.Conn{}}
 }
 
 // Stats are the balancer's counters.
@@ -66,7 +69,7 @@ func (b *Balancer) Open() map[string]int {
 func (b *Balancer) openLocked() map[string]int {
 	m := make(map[string]int, len(b.open))
 	for id, cs := range b.open {
-		m[id] = len(cs) / 2
+		m[id] = len(cs)
 	}
 	return m
 }
@@ -97,12 +100,19 @@ func (b *Balancer) Stop() {
 	b.mu.Lock()
 	ln := b.ln
 	b.ln = nil
+	var all []net.Conn
 	for _, cs := range b.open {
-		for c := range cs {
-			c.Close()
+		for c, be := range cs {
+			all = append(all, c)
+			if be != nil {
+				all = append(all, be)
+			}
 		}
 	}
 	b.mu.Unlock()
+	for _, c := range all { // outside the lock: a local one untracks itself
+		c.Close()
+	}
 	if ln != nil {
 		ln.Close()
 	}
@@ -135,12 +145,22 @@ func (b *Balancer) handle(c net.Conn) {
 		return
 	}
 	b.accepted.Add(1)
+	if be == nil { // this node: handed to the local proxy, tracked until it closes
+		lc := &localConn{Conn: c}
+		lc.untrack = func() { b.untrack(cand.ID, lc) }
+		if !b.track(cand.ID, lc, nil) {
+			c.Close()
+			return
+		}
+		b.Local(lc)
+		return
+	}
 	if !b.track(cand.ID, c, be) {
 		c.Close()
 		be.Close()
 		return
 	}
-	defer b.untrack(cand.ID, c, be)
+	defer b.untrack(cand.ID, c)
 	done := make(chan struct{}, 2)
 	go func() { _, _ = io.Copy(be, c); done <- struct{}{} }() // splice(2) between TCP sockets
 	go func() { _, _ = io.Copy(c, be); done <- struct{}{} }()
@@ -177,6 +197,10 @@ func (b *Balancer) connect() (Candidate, net.Conn, error) {
 			return Candidate{}, nil, err
 		}
 		tried[cand.ID] = true
+		if cand.ID == b.cluster.self && b.Local != nil {
+			b.cluster.handed(cand.ID)
+			return cand, nil, nil
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		var d net.Dialer
 		be, err := d.DialContext(ctx, "tcp", cand.Addr)
@@ -190,7 +214,23 @@ func (b *Balancer) connect() (Candidate, net.Conn, error) {
 	}
 }
 
-func (b *Balancer) track(id string, cs ...net.Conn) bool {
+// localConn is a client connection served by this node's own proxy; it
+// stops being counted when the session closes it.
+type localConn struct {
+	net.Conn
+	once    sync.Once
+	untrack func()
+}
+
+func (c *localConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.untrack)
+	return err
+}
+
+// track counts a connection to node id: its client side c and its node
+// side be (nil when this node serves it).
+func (b *Balancer) track(id string, c, be net.Conn) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.ln == nil {
@@ -198,21 +238,17 @@ func (b *Balancer) track(id string, cs ...net.Conn) bool {
 	}
 	m := b.open[id]
 	if m == nil {
-		m = map[net.Conn]struct{}{}
+		m = map[net.Conn]net.Conn{}
 		b.open[id] = m
 	}
-	for _, c := range cs {
-		m[c] = struct{}{}
-	}
+	m[c] = be
 	return true
 }
 
-func (b *Balancer) untrack(id string, cs ...net.Conn) {
+func (b *Balancer) untrack(id string, c net.Conn) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, c := range cs {
-		delete(b.open[id], c)
-	}
+	delete(b.open[id], c)
 	if len(b.open[id]) == 0 {
 		delete(b.open, id)
 	}

@@ -103,25 +103,33 @@ func (s *Server) Serve(l net.Listener) error {
 			return fmt.Errorf("sqlproxy: accept: %w", err)
 		}
 		delay = 0
-		sess := newSession(s, c)
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		s.sessions[sess] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			sess.run()
-			s.mu.Lock()
-			delete(s.sessions, sess)
-			s.txEndedLocked()
-			s.mu.Unlock()
-		}()
+		s.ServeConn(c)
 	}
+}
+
+// ServeConn serves one client connection accepted elsewhere (the cluster
+// address's balancer hands over the connections it gives this node, so
+// they take no extra hop). It returns at once; the session runs on its
+// own goroutine until the client leaves or Close.
+func (s *Server) ServeConn(c net.Conn) {
+	sess := newSession(s, c)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sess.run()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.txEndedLocked()
+		s.mu.Unlock()
+	}()
 }
 
 // SetLeft tells the server whether the node is active: why not (its node

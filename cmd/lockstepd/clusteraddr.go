@@ -164,6 +164,9 @@ func startClusterAddr(ctx context.Context, cfg Config, node *ordering.Node, guar
 			return nil, err
 		}
 		ca.bal = balance.New(ca.cluster, log)
+		if proxy != nil {
+			ca.bal.Local = proxy.ServeConn // this node's share takes no extra hop
+		}
 		ca.cluster.OpenConns = ca.bal.Open
 		ca.owner = &vip.Owner{Addr: addr, Want: node.IsLeader, Logger: log,
 			Serve: func() error { return ca.bal.Start(cfg.ClusterAddr) }, Stop: ca.bal.Stop}
