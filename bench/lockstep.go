@@ -32,6 +32,7 @@ type demoInfo struct {
 	User       string `json:"user"`
 	Password   string `json:"password"`
 	AdminToken string `json:"admin_token"`
+	Cluster    string `json:"cluster"` // the cluster address: the leader's balancer
 }
 
 // follower returns the index of a node of the demo that is not the leader
@@ -215,10 +216,28 @@ func benchLockstep(ctx context.Context, o options, lc lockstepCluster, dir strin
 		}
 		direct := ps
 		direct.ports = []int{backend1}
-		for _, x := range []struct {
+		runs := []struct {
 			name string
 			t    target
-		}{{"MariaDB direct (n1's backend)", direct}, {"through Lockstep n1", ps}} {
+		}{{"MariaDB direct (n1's backend)", direct}, {"through Lockstep n1", ps}}
+		if cp, err := port(info.Cluster); err == nil {
+			// The threads spread over the three nodes' own ports, and the
+			// same spread made by the leader's L4 balancer on the cluster
+			// address: the difference is the balancer's hop.
+			spread := ps
+			spread.ports = sqlPorts
+			runs = append(runs, struct {
+				name string
+				t    target
+			}{"through the 3 nodes' ports", spread})
+			ca := ps
+			ca.ports = []int{cp}
+			runs = append(runs, struct {
+				name string
+				t    target
+			}{"through the cluster address", ca})
+		}
+		for _, x := range runs {
 			logf("point select, %s, %d threads, %s...", x.name, o.psThreads, o.dur)
 			r := runSysbench(ctx, "oltp_point_select", x.t, o.psThreads, o.dur, psRows)
 			r.system = x.name

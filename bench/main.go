@@ -285,7 +285,7 @@ func (r *report) String() string {
 	if len(r.ps) > 0 {
 		w("Point select (oltp_point_select, 1 table x %d rows, %d threads, server-side prepared statements, %s)\n", psRows, r.opts.psThreads, r.opts.dur)
 		w("  %-34s %12s %9s %9s\n", "target", "QPS", "p50 ms", "p99 ms")
-		var direct float64
+		var direct, nodeP50 float64
 		for _, x := range r.ps {
 			if x.err != nil {
 				w("  %-34s failed: %v\n", x.system, x.err)
@@ -296,6 +296,11 @@ func (r *report) String() string {
 				direct = x.qps
 			} else if direct > 0 {
 				rel = fmt.Sprintf("  (%.0f%% of direct)", 100*x.qps/direct)
+			}
+			if x.system == "through the 3 nodes' ports" {
+				nodeP50 = x.p50
+			} else if x.system == "through the cluster address" && nodeP50 > 0 {
+				rel += fmt.Sprintf(", p50 %+.0f%% vs the nodes' ports", 100*(x.p50/nodeP50-1))
 			}
 			w("  %-34s %12.0f %9.2f %9.2f%s\n", x.system, x.qps, x.p50, x.p99, rel)
 		}
