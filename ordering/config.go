@@ -28,6 +28,30 @@ type Config struct {
 	// Used only to bootstrap a brand new cluster (same map on every node);
 	// an existing Raft state in DataDir is reused as it is.
 	Peers map[string]string
+	// Secondaries maps peers (keys of Peers) to their secondary address, a
+	// host:port on a second network: this node listens on its own
+	// (Secondaries[NodeID]) too, and reaches a listed peer there while the
+	// peer's primary address (Peers) does not answer its probes
+	// (paths.go). Peers not listed have only their primary address.
+	// Raft knows every peer by its primary address alone.
+	Secondaries map[string]string
+	// SecondaryListener, if non-nil, is used instead of listening on
+	// Secondaries[NodeID] (tests). The Node owns it and closes it on Close.
+	SecondaryListener net.Listener
+	// PathProbeInterval is how often each address of a peer with a
+	// secondary is probed (one byte echoed over a kept connection), and
+	// PathProbeTimeout how long a probe (with a dial when the connection
+	// is new) may take.
+	PathProbeInterval time.Duration
+	PathProbeTimeout  time.Duration
+	// PathFailures is how many probes of a peer's primary address must
+	// fail in a row (while its secondary answers) before this node uses
+	// the secondary. PathFailures × (PathProbeInterval + PathProbeTimeout),
+	// the slowest detection, must be below LeaderLeaseTimeout.
+	PathFailures int
+	// PathRecovery is how long the primary address must answer every probe
+	// before this node goes back to it.
+	PathRecovery time.Duration
 	// Join: with no Raft state in DataDir, do not bootstrap a cluster from
 	// Peers; wait to be added to an existing one (its leader contacts this
 	// node after clusterctl node add).
@@ -107,6 +131,10 @@ func DefaultConfig() Config {
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       10240,
 		MaxAppendEntries:   256,
+		PathProbeInterval:  20 * time.Millisecond,
+		PathProbeTimeout:   50 * time.Millisecond,
+		PathFailures:       2,
+		PathRecovery:       time.Second,
 	}
 }
 
@@ -182,5 +210,5 @@ func (c Config) Validate() error {
 	if c.SnapshotInterval < 5*time.Millisecond {
 		return errors.New("ordering: SnapshotInterval must be at least 5ms")
 	}
-	return nil
+	return c.validateSecondaries()
 }

@@ -3,7 +3,6 @@ package ordering
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,10 +49,12 @@ type forwardReq struct {
 	done chan proposeResult // buffered(1)
 }
 
-func newForwardClient(tlsConf *tls.Config) *http.Client {
+// newForwardClient is the client of the forwarding endpoints; dial is
+// paths.dial (the path in use to the peer).
+func newForwardClient(dial func(ctx context.Context, addr string, kind byte) (net.Conn, error)) *http.Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialKind(ctx, addr, muxForward, tlsConf)
+			return dial(ctx, addr, muxForward)
 		},
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 128,

@@ -48,6 +48,7 @@ type Node struct {
 	stored    *storedIndex          // how far the log store goes (applyAhead waits on it)
 	transport *raft.NetworkTransport
 	mux       *mux
+	paths     *paths // which address reaches each peer; every outgoing connection is dialed by it
 	srv       *http.Server
 	client    *http.Client
 
@@ -133,7 +134,8 @@ func newNode(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("component", "ordering", "node", cfg.NodeID)
-	n := &Node{
+	p := newPaths(cfg, logger)
+	n := &Node{paths: p,
 		cfg: cfg, logger: logger, applier: applier,
 		waiters: waiters{m: map[command.EntryID]chan delivery{}},
 		live:    liveness.New(),
@@ -141,7 +143,7 @@ func newNode(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		propCh:  make(chan *proposal, 4*cfg.MaxBatch),
 		fwdCh:   make(chan *forwardReq, 4*cfg.MaxBatch),
 		stop:    make(chan struct{}),
-		client:  newForwardClient(cfg.TLS),
+		client:  newForwardClient(p.dial),
 	}
 	n.seq.Store(uint64(time.Now().UnixNano())) // unique across restarts
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -156,8 +158,12 @@ func (n *Node) abort() {
 	}
 	if n.mux != nil {
 		n.mux.Close()
-	} else if n.cfg.Listener != nil {
-		n.cfg.Listener.Close()
+	} else {
+		for _, ln := range []net.Listener{n.cfg.Listener, n.cfg.SecondaryListener} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
 	}
 	if n.bolt != nil {
 		n.bolt.Close()
@@ -201,7 +207,8 @@ func (n *Node) openStorage() (raft.SnapshotStore, error) {
 	return snaps, nil
 }
 
-// listen opens the node's one port and Raft's transport on it.
+// listen opens the node's one port (and the same port on its secondary
+// address, when it has one) and Raft's transport on it.
 func (n *Node) listen() error {
 	ln := n.cfg.Listener
 	if ln == nil {
@@ -210,15 +217,31 @@ func (n *Node) listen() error {
 			return fmt.Errorf("ordering: listen on raft address: %w", err)
 		}
 	}
+	lns := []net.Listener{ln}
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}
+	if sec := n.cfg.SecondaryListener; sec != nil {
+		lns = append(lns, sec)
+	} else if addr := n.cfg.Secondaries[n.cfg.NodeID]; addr != "" {
+		sec, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("ordering: listen on secondary address: %w", err)
+		}
+		lns = append(lns, sec)
+	}
 	adv, err := net.ResolveTCPAddr("tcp", n.cfg.Peers[n.cfg.NodeID])
 	if err != nil {
-		ln.Close()
+		closeAll()
 		return fmt.Errorf("ordering: resolve advertise address %q: %w", n.cfg.Peers[n.cfg.NodeID], err)
 	}
-	n.mux = newMux(ln, n.cfg.TLS, n.logger)
-	go n.mux.serve()
+	n.mux = newMux(lns, n.cfg.TLS, n.logger)
+	n.mux.serve()
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{subListener: n.mux.sub(muxRaft), advertise: adv, tls: n.cfg.TLS},
+		Stream:  &streamLayer{subListener: n.mux.sub(muxRaft), advertise: adv, dial: n.paths.dial},
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
 		Logger:  newHclogAdapter(n.logger).Named("transport"),
@@ -337,6 +360,7 @@ func (n *Node) serve() {
 	go func() { _ = n.srv.Serve(fl) }()
 
 	n.watchPeers()
+	n.paths.run(n.stop, &n.wg)
 	n.wg.Add(6)
 	go n.fsm.proc.runApply()
 	go n.runForwarder()
@@ -714,6 +738,10 @@ func (n *Node) Status() Status {
 	}
 	return s
 }
+
+// Paths reports, for every peer of the bootstrap list but this node, which
+// of its addresses this node uses to reach it (paths.go). Cheap.
+func (n *Node) Paths() []PathStatus { return n.paths.status() }
 
 // runCheckpoints makes the leader append a checkpoint entry every
 // CheckpointInterval when statements were applied since the last one.
