@@ -43,6 +43,9 @@ type Config struct {
 	BackendDSN string
 	// Peers lists every voter as id=raft-addr,...; the same list on every node.
 	// On first start (empty data dir) the cluster is bootstrapped from it.
+	// id=raft-addr|secondary-addr gives a node a second address on another
+	// network: it listens there too, and the others use it while its
+	// raft-addr does not answer (ordering.Config.Secondaries).
 	Peers string
 	// ClusterTLSCert, ClusterTLSKey and ClusterTLSCA put Raft and write
 	// forwarding under mutual TLS (all three, or none).
@@ -162,7 +165,7 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "host:port for the admin HTTP API")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for the admin API (required)")
 	fs.StringVar(&c.BackendDSN, "backend-dsn", c.BackendDSN, "DSN of a privileged account on the local MariaDB/MySQL")
-	fs.StringVar(&c.Peers, "peers", c.Peers, "every voter as id=host:port,... (same on every node)")
+	fs.StringVar(&c.Peers, "peers", c.Peers, "every voter as id=host:port,... (same on every node); id=host:port|host:port adds a secondary address for cluster traffic, used while the primary does not answer (quote the | for the shell)")
 	fs.StringVar(&c.ClusterTLSCert, "cluster-tls-cert", c.ClusterTLSCert, "PEM certificate of this node for mutual TLS between nodes (with --cluster-tls-key and --cluster-tls-ca)")
 	fs.StringVar(&c.ClusterTLSKey, "cluster-tls-key", c.ClusterTLSKey, "PEM private key for --cluster-tls-cert")
 	fs.StringVar(&c.ClusterTLSCA, "cluster-tls-ca", c.ClusterTLSCA, "PEM CA certificate(s) every node's certificate must chain to")
@@ -234,27 +237,66 @@ func (c *Config) Resolve(fs *pflag.FlagSet) error {
 	return errors.Join(errs...)
 }
 
-// PeerMap parses Peers.
+// PeerMap parses Peers: every voter's primary (Raft) address by id.
 func (c *Config) PeerMap() (map[string]string, error) {
-	peers := map[string]string{}
+	peers, _, err := c.parsePeers()
+	return peers, err
+}
+
+// SecondaryMap parses Peers: the secondary address of every voter that
+// has one (id=primary|secondary), by id.
+func (c *Config) SecondaryMap() (map[string]string, error) {
+	_, sec, err := c.parsePeers()
+	return sec, err
+}
+
+// parsePeers parses id=host:port[|host:port],...
+func (c *Config) parsePeers() (peers, secondaries map[string]string, err error) {
+	peers, secondaries = map[string]string{}, map[string]string{}
+	owner := map[string]string{} // address → the id it belongs to
+	claim := func(p, id, addr string) error {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("--peers: %q: %v", p, err)
+		}
+		if other, dup := owner[addr]; dup {
+			return fmt.Errorf("--peers: address %s is given for both %s and %s", addr, other, id)
+		}
+		owner[addr] = id
+		return nil
+	}
 	for _, p := range strings.Split(c.Peers, ",") {
 		p = strings.TrimSpace(p)
 		if p == "" {
 			continue
 		}
-		id, addr, ok := strings.Cut(p, "=")
-		if !ok || id == "" || addr == "" {
-			return nil, fmt.Errorf("--peers: %q is not id=host:port", p)
+		id, addrs, ok := strings.Cut(p, "=")
+		if !ok || id == "" || addrs == "" {
+			return nil, nil, fmt.Errorf("--peers: %q is not id=host:port or id=host:port|secondary-host:port", p)
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("--peers: %q: %v", p, err)
+		primary, secondary, hasSecondary := strings.Cut(addrs, "|")
+		switch {
+		case primary == "":
+			return nil, nil, fmt.Errorf("--peers: %q has no primary address before |", p)
+		case hasSecondary && secondary == "":
+			return nil, nil, fmt.Errorf("--peers: %q has | but no secondary address after it", p)
+		case strings.Contains(secondary, "|"):
+			return nil, nil, fmt.Errorf("--peers: %q has more than two addresses (one primary|secondary pair per node)", p)
 		}
 		if _, dup := peers[id]; dup {
-			return nil, fmt.Errorf("--peers: node id %q appears twice", id)
+			return nil, nil, fmt.Errorf("--peers: node id %q appears twice", id)
 		}
-		peers[id] = addr
+		if err := claim(p, id, primary); err != nil {
+			return nil, nil, err
+		}
+		peers[id] = primary
+		if hasSecondary {
+			if err := claim(p, id, secondary); err != nil {
+				return nil, nil, err
+			}
+			secondaries[id] = secondary
+		}
 	}
-	return peers, nil
+	return peers, secondaries, nil
 }
 
 func countSet(vals ...string) int {

@@ -58,3 +58,36 @@ func TestConfigPrecedenceAndValidation(t *testing.T) {
 		}
 	})
 }
+
+// TestPeersSecondary: id=primary|secondary in --peers, and clear errors for
+// malformed pairs.
+func TestPeersSecondary(t *testing.T) {
+	c := Config{Peers: "n1=10.0.0.1:7000|10.1.0.1:7000, n2=10.0.0.2:7000,n3=10.0.0.3:7000|10.1.0.3:7001"}
+	peers, err := c.PeerMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := c.SecondaryMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(peers) != 3 || peers["n1"] != "10.0.0.1:7000" || peers["n2"] != "10.0.0.2:7000" || peers["n3"] != "10.0.0.3:7000" {
+		t.Errorf("primaries: %v", peers)
+	}
+	if len(sec) != 2 || sec["n1"] != "10.1.0.1:7000" || sec["n3"] != "10.1.0.3:7001" {
+		t.Errorf("secondaries: %v", sec)
+	}
+	for in, want := range map[string]string{
+		"n1=10.0.0.1:7000|":                               "no secondary address after it",
+		"n1=|10.1.0.1:7000":                               "no primary address before |",
+		"n1=10.0.0.1:7000|10.1.0.1:7000|10.2.0.1:1":       "more than two addresses",
+		"n1=10.0.0.1:7000|10.1.0.1":                       "missing port",
+		"n1=10.0.0.1:7000|10.0.0.1:7000":                  "given for both n1 and n1",
+		"n1=10.0.0.1:7000,n2=10.0.0.2:7000|10.0.0.1:7000": "given for both n1 and n2",
+	} {
+		c := Config{Peers: in}
+		if _, err := c.PeerMap(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--peers %q: error %v, want it to say %q", in, err, want)
+		}
+	}
+}
