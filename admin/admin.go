@@ -67,6 +67,25 @@ type Status struct {
 	ClusterAddr   string `json:"cluster_addr,omitempty"`
 	VIPHeld       bool   `json:"vip_held,omitempty"`
 	BalancePolicy string `json:"balance_policy,omitempty"`
+	// Paths says, per peer, which of its addresses this node uses to reach
+	// it (a peer may have a secondary address on another network).
+	Paths []Path `json:"paths,omitempty"`
+}
+
+// Path is how the answering node reaches one peer.
+type Path struct {
+	Peer      string `json:"peer"`
+	Primary   string `json:"primary"`
+	Secondary string `json:"secondary,omitempty"`
+	// Using is "primary" or "secondary"; Since is when the node started
+	// using it.
+	Using    string    `json:"using"`
+	Since    time.Time `json:"since"`
+	Switches uint64    `json:"switches"`
+	// PrimaryUp and SecondaryUp are the last probes' answers (peers with
+	// a secondary only).
+	PrimaryUp   bool `json:"primary_up"`
+	SecondaryUp bool `json:"secondary_up"`
 }
 
 // Node is one member of the cluster as this node knows it (GET /nodes).

@@ -27,7 +27,8 @@ import (
 type fakeSource struct{}
 
 func (fakeSource) AdminStatus() admin.Status {
-	return admin.Status{ID: "n1", Role: "leader", Leader: "n1", State: "serving", CommitIndex: 9, AppliedIndex: 7}
+	return admin.Status{ID: "n1", Role: "leader", Leader: "n1", State: "serving", CommitIndex: 9, AppliedIndex: 7,
+		Paths: []admin.Path{{Peer: "n2", Primary: "10.0.0.2:7401", Secondary: "10.1.0.2:7401", Using: "secondary", Switches: 1, SecondaryUp: true}}}
 }
 
 func (fakeSource) Nodes() admin.NodeList {
@@ -72,7 +73,8 @@ func TestCommands(t *testing.T) {
 	ep := s.Addr() // no scheme: clusterctl adds http://
 
 	out, err := run(t, ep, "status")
-	if err != nil || !strings.Contains(out, "node n1: leader, serving") || !strings.Contains(out, "lag 2") || !strings.Contains(out, "maintenance") {
+	if err != nil || !strings.Contains(out, "node n1: leader, serving") || !strings.Contains(out, "lag 2") || !strings.Contains(out, "maintenance") ||
+		!strings.Contains(out, "PEER  PATH") || !strings.Contains(out, "n2    SECONDARY") || !strings.Contains(out, "10.0.0.2:7401 (down)") {
 		t.Errorf("status: %v\n%s", err, out)
 	}
 	out, err = run(t, ep, "node", "list")

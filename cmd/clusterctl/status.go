@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -47,7 +48,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "  DIVERGED: %s\n", st.DivergedDetail)
 			}
 			fmt.Fprintln(out)
-			return nodeTable(out, nodes)
+			if err := nodeTable(out, nodes); err != nil {
+				return err
+			}
+			return pathTable(out, st)
 		},
 	}
 }
@@ -76,6 +80,35 @@ func nodeTable(w interface{ Write([]byte) (int, error) }, l admin.NodeList) erro
 			leader = "*"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n.ID, orDash(n.State), leader, orDash(n.RaftAddr), orDash(n.Suffrage))
+	}
+	return tw.Flush()
+}
+
+// pathTable prints, when a peer has a secondary address, which address
+// the answering node uses for each peer.
+func pathTable(w interface{ Write([]byte) (int, error) }, st admin.Status) error {
+	has := false
+	for _, p := range st.Paths {
+		has = has || p.Secondary != ""
+	}
+	if !has {
+		return nil
+	}
+	fmt.Fprintf(w, "\npaths from %s:\n", st.ID)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tPATH\tSINCE\tPRIMARY\tSECONDARY\tSWITCHES")
+	for _, p := range st.Paths {
+		mark := func(addr string, up bool) string {
+			switch {
+			case addr == "":
+				return "-"
+			case p.Secondary == "" || up:
+				return addr
+			}
+			return addr + " (down)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", p.Peer, strings.ToUpper(p.Using), p.Since.Format(time.RFC3339),
+			mark(p.Primary, p.PrimaryUp), mark(p.Secondary, p.SecondaryUp), p.Switches)
 	}
 	return tw.Flush()
 }

@@ -77,11 +77,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log = log.With("node", cfg.NodeID)
 	backendAddr, _ := cfg.BackendAddr()
 	peers, _ := cfg.PeerMap()
+	secondaries, _ := cfg.SecondaryMap()
 	ocfg := ordering.DefaultConfig()
 	ocfg.NodeID = cfg.NodeID
 	ocfg.RaftAddr = cfg.RaftAddr
 	ocfg.DataDir = cfg.DataDir
 	ocfg.Peers = peers
+	ocfg.Secondaries = secondaries
 	ocfg.Witnesses = cfg.WitnessList()
 	ocfg.HeartbeatTimeout = cfg.ElectionTimeout
 	ocfg.ElectionTimeout = cfg.ElectionTimeout
@@ -267,6 +269,7 @@ func (s statusSource) AdminStatus() admin.Status {
 		ClusterAddr:   s.cfg.ClusterAddr,
 		VIPHeld:       s.vipHeld(),
 		BalancePolicy: string(s.balancePolicy()),
+		Paths:         adminPaths(s.node.Paths()),
 	}
 }
 
@@ -280,6 +283,15 @@ func (s statusSource) balancePolicy() string {
 		return string(ca.cluster.Settings().Policy)
 	}
 	return ""
+}
+
+func adminPaths(ps []ordering.PathStatus) []admin.Path {
+	out := make([]admin.Path, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, admin.Path{Peer: p.ID, Primary: p.Primary, Secondary: p.Secondary, Using: p.Using,
+			Since: p.Since, Switches: p.Switches, PrimaryUp: p.PrimaryUp, SecondaryUp: p.SecondaryUp})
+	}
+	return out
 }
 
 func (s statusSource) Nodes() admin.NodeList {
