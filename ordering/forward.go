@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,8 @@ type forwardResponse struct {
 	// Results holds, for a submit of several entries, one answer per
 	// entry in order (Code then applies to the request as a whole).
 	Results []forwardResponse `json:"results,omitempty"`
+	// Incarnation identifies the answering process (resolve.go).
+	Incarnation uint64 `json:"incarnation,omitempty"`
 }
 
 // forwardInflight bounds the batched submit requests a follower has open to
@@ -72,6 +76,7 @@ func (n *Node) forwardHandler() http.Handler {
 	mux.HandleFunc("GET "+transfer.Path, transfer.Handler(db, n.logger))
 	mux.HandleFunc("GET "+pathHealth, n.handleHealth)
 	mux.HandleFunc("POST "+pathReport, n.handleReport)
+	mux.HandleFunc("POST "+pathResolve, n.handleResolve)
 	return mux
 }
 
@@ -106,7 +111,13 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeForward(w, forwardResponse{Code: "not_leader", Message: "not the leader"})
 		return
 	}
-	out := forwardResponse{Code: "ok", Results: make([]forwardResponse, len(entries))}
+	if nonce, _ := strconv.ParseUint(r.Header.Get(forwardNonce), 10, 64); nonce != 0 && !n.ledger.receive(nonce, time.Now()) {
+		// The origin lost this request's connection, asked, and was told
+		// it never arrived: it sends the entries again.
+		writeForward(w, forwardResponse{Code: "not_leader", Message: "request resolved as lost by its origin"})
+		return
+	}
+	out := forwardResponse{Code: "ok", Results: make([]forwardResponse, len(entries)), Incarnation: n.incarnation}
 	var wg sync.WaitGroup
 	for i, e := range entries {
 		wg.Add(1)
@@ -223,6 +234,19 @@ func (n *Node) sendForward(addr string, batch []*forwardReq) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.SubmitTimeout)
 	defer cancel()
+	nonce, inc := rand.Uint64()|1, n.knownIncarnation(addr)
+	// lost answers the batch when the exchange broke after the request was
+	// written: not handed if the leader confirms it never got it.
+	lost := func(what string, err error) {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer rcancel()
+		if n.resolveLost(rctx, addr, nonce, inc) {
+			n.logger.Info("forward lost before it reached the leader; its entries are sent again", "leader", addr, "entries", len(batch), "err", err)
+			answer(fmt.Errorf("%w: forward to leader %s lost before it arrived (%s: %v)", errNotHanded, addr, what, err))
+			return
+		}
+		answer(fmt.Errorf("%w: %s leader %s: %v", errUnknown, what, addr, err))
+	}
 	var wrote atomic.Bool
 	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
 		if i.Err == nil {
@@ -235,10 +259,11 @@ func (n *Node) sendForward(addr string, batch []*forwardReq) {
 		return
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set(forwardNonce, strconv.FormatUint(nonce, 10))
 	resp, err := n.client.Do(req)
 	if err != nil {
 		if wrote.Load() {
-			answer(fmt.Errorf("%w: forward to leader %s: %v", errUnknown, addr, err))
+			lost("forward to", err)
 		} else {
 			answer(fmt.Errorf("%w: forward to leader %s: %v", errNotHanded, addr, err))
 		}
@@ -247,8 +272,11 @@ func (n *Node) sendForward(addr string, batch []*forwardReq) {
 	defer resp.Body.Close()
 	var fr forwardResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&fr); err != nil {
-		answer(fmt.Errorf("%w: read answer of leader %s: %v", errUnknown, addr, err))
+		lost("read answer of", err)
 		return
+	}
+	if fr.Incarnation != 0 {
+		n.leaderInc.Store(addr, fr.Incarnation)
 	}
 	if fr.Code != "ok" || len(fr.Results) != len(batch) {
 		if fr.Code == "ok" {
@@ -264,6 +292,15 @@ func (n *Node) sendForward(addr string, batch []*forwardReq) {
 			r.done <- proposeResult{err: forwardErr(addr, fr.Results[i])}
 		}
 	}
+}
+
+// knownIncarnation is the incarnation of the last process at addr that
+// answered a forward, or 0.
+func (n *Node) knownIncarnation(addr string) uint64 {
+	if v, ok := n.leaderInc.Load(addr); ok {
+		return v.(uint64)
+	}
+	return 0
 }
 
 // forwardErr is the error of a leader's answer that is not "ok".

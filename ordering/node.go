@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -58,6 +59,10 @@ type Node struct {
 	reports reportHub         // periodic reports to the leader (reports.go)
 	propCh  chan *proposal
 	fwdCh   chan *forwardReq // a follower's submissions for the leader
+
+	incarnation uint64         // random per process: resolve.go
+	ledger      *forwardLedger // the forward requests this node received as leader
+	leaderInc   sync.Map       // leader address → incarnation of its last forward answer
 
 	readyTerm atomic.Uint64 // term in which this leader committed a barrier
 
@@ -144,6 +149,9 @@ func newNode(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 		fwdCh:   make(chan *forwardReq, 4*cfg.MaxBatch),
 		stop:    make(chan struct{}),
 		client:  newForwardClient(p.dial),
+
+		incarnation: rand.Uint64() | 1,
+		ledger:      newForwardLedger(2 * (cfg.SubmitTimeout + cfg.OutcomeGrace)),
 	}
 	n.seq.Store(uint64(time.Now().UnixNano())) // unique across restarts
 	n.ctx, n.cancel = context.WithCancel(context.Background())
