@@ -565,16 +565,36 @@ func (n *Node) order(ctx context.Context, e *command.Entry) (uint64, error) {
 // awaitUnknown gives the local FSM a chance to apply an entry whose commit
 // could not be confirmed: it learns a commit index from a leader (of a term
 // that committed its own entry) and waits until this node applied that far.
+// While the term has not changed, the leader the entry was handed to still
+// leads and may still commit it (its replication was held up, e.g. while a
+// path to a peer switched networks, and the barrier's read index came
+// before the entry): it looks again, with backoff, until OutcomeGrace.
 func (n *Node) awaitUnknown(ctx context.Context, ch chan delivery, cause error) ([]command.Result, error) {
 	gctx, cancel := context.WithTimeout(ctx, n.cfg.OutcomeGrace)
 	defer cancel()
+	term := n.raft.CurrentTerm()
 	learned := make(chan error, 1)
 	go func() {
-		idx, err := n.Barrier(gctx)
-		if err == nil {
-			err = n.WaitApplied(gctx, idx)
+		backoff := 20 * time.Millisecond
+		for {
+			idx, err := n.Barrier(gctx)
+			if err == nil {
+				err = n.WaitApplied(gctx, idx)
+			}
+			if err != nil || n.raft.CurrentTerm() != term {
+				learned <- err
+				return
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-gctx.Done():
+				t.Stop()
+				learned <- gctx.Err()
+				return
+			}
+			backoff = min(2*backoff, 250*time.Millisecond)
 		}
-		learned <- err
 	}()
 	select {
 	case d := <-ch:
