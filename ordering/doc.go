@@ -28,6 +28,13 @@
 // their named locks to be released (WatchLocks submits the releases
 // package quorum decides).
 //
+// Secondary network: a peer may have a second address (Config.Secondaries).
+// Every outgoing connection is dialed on the path in use to its peer; the
+// node probes each peer's two addresses and switches a peer to its
+// secondary when the primary fails, and back when it heals (paths.go,
+// Node.Paths). Forwards cut by a switch are resolved with the leader and
+// sent again when it never got them (resolve.go).
+//
 // Barrier and WaitApplied give linearizable reads. See DESIGN.md for the
 // request path, failure stories and trade-offs.
 package ordering
