@@ -48,6 +48,7 @@ type config struct {
 	args        []string
 	backendArgs []string
 	netns       bool
+	secondary   bool
 	witness     bool
 	clusterAddr bool
 }
@@ -60,6 +61,13 @@ func WithWitness() Option { return func(c *config) { c.witness = true } }
 // Node.Partition can cut it off from the other nodes. The test is skipped
 // where namespaces cannot be made (not root).
 func WithNetns() Option { return func(c *config) { c.netns = true } }
+
+// WithSecondaryNet is WithNetns with a second cluster network (netns.go):
+// every node gets a secondary address on it (--peers id=primary|secondary,
+// Node.SecondaryAddr), and Node.PrimaryDown cuts only the primary.
+func WithSecondaryNet() Option {
+	return func(c *config) { c.netns, c.secondary = true, true }
+}
 
 // WithNodes sets the number of nodes (default 3).
 func WithNodes(n int) Option { return func(c *config) { c.nodes = n } }
@@ -97,9 +105,12 @@ type Node struct {
 	SQLAddr   string
 	AdminAddr string
 	RaftAddr  string
-	Backend   *mysqld.Server
-	LogPath   string
-	argv      []string
+	// SecondaryAddr is the node's secondary cluster address
+	// (WithSecondaryNet), or "".
+	SecondaryAddr string
+	Backend       *mysqld.Server
+	LogPath       string
+	argv          []string
 
 	backendPort int
 	netns       string // network namespace (WithNetns), or ""
@@ -230,7 +241,7 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	var nn *netns
 	if cfg.netns {
 		SkipUnlessNetns(t)
-		nn = newNetns(t, cfg.nodes)
+		nn = newNetns(t, cfg.nodes, cfg.secondary)
 		c.nn = nn
 	}
 	if cfg.clusterAddr {
@@ -245,10 +256,17 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 			n.SQLAddr = fmt.Sprintf("%s:%d", nn.serviceIP(i), p[0])
 			n.AdminAddr = fmt.Sprintf("%s:%d", nn.serviceIP(i), p[1])
 			n.RaftAddr = fmt.Sprintf("%s:%d", nn.clusterIP(i), p[2])
+			if cfg.secondary {
+				n.SecondaryAddr = fmt.Sprintf("%s:%d", nn.secondaryIP(i), p[2])
+			}
 		}
 		n.LogPath = filepath.Join(n.Dir, "lockstepd.log")
 		c.Nodes = append(c.Nodes, n)
-		peers = append(peers, n.ID+"="+n.RaftAddr)
+		if n.SecondaryAddr != "" {
+			peers = append(peers, n.ID+"="+n.RaftAddr+"|"+n.SecondaryAddr)
+		} else {
+			peers = append(peers, n.ID+"="+n.RaftAddr)
+		}
 	}
 	if cfg.witness {
 		p := ports[4*cfg.nodes:]

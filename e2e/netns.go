@@ -20,15 +20,21 @@ import (
 //
 // So a partitioned node keeps its database and still answers clients (with
 // the errors the test checks) but cannot reach the other nodes.
+//
+// WithSecondaryNet adds a third link, c1, on a second cluster bridge
+// (10.203.<net>.0/24): each node's secondary address for cluster traffic
+// (--peers id=primary|secondary). PrimaryDown takes only c0 down (the
+// nodes then talk over c1); Partition takes both down.
 
 // netnsSeq numbers the clusters of one test binary (the third octet).
 var netnsSeq atomic.Uint32
 
 type netns struct {
-	prefix   string // interface/namespace name prefix, unique per cluster
-	net      int    // third octet of both subnets
-	names    []string
-	commands [][]string // teardown, in order
+	prefix    string // interface/namespace name prefix, unique per cluster
+	net       int    // third octet of the subnets
+	secondary bool   // the c1 links and their bridge exist
+	names     []string
+	commands  [][]string // teardown, in order
 }
 
 // SkipUnlessNetns skips the test unless network namespaces can be made here
@@ -56,11 +62,12 @@ func ipRun(args ...string) error {
 	return nil
 }
 
-// newNetns builds the bridges and one namespace per node.
-func newNetns(t testing.TB, nodes int) *netns {
+// newNetns builds the bridges and one namespace per node (with the c1
+// links when secondary is set).
+func newNetns(t testing.TB, nodes int, secondary bool) *netns {
 	t.Helper()
 	seq := netnsSeq.Add(1)
-	n := &netns{prefix: fmt.Sprintf("ls%x%d", os.Getpid()%0xffff, seq), net: int((uint32(os.Getpid())+seq*7)%200) + 20}
+	n := &netns{prefix: fmt.Sprintf("ls%x%d", os.Getpid()%0xffff, seq), net: int((uint32(os.Getpid())+seq*7)%200) + 20, secondary: secondary}
 	t.Cleanup(n.teardown)
 	brC, brS := n.prefix+"c", n.prefix+"s"
 	steps := [][]string{
@@ -71,6 +78,11 @@ func newNetns(t testing.TB, nodes int) *netns {
 		{"link", "set", brS, "up"},
 	}
 	n.commands = append(n.commands, []string{"link", "del", brC}, []string{"link", "del", brS})
+	brD := n.prefix + "d"
+	if secondary {
+		steps = append(steps, []string{"link", "add", brD, "type", "bridge"}, []string{"link", "set", brD, "up"})
+		n.commands = append(n.commands, []string{"link", "del", brD})
+	}
 	for _, s := range steps {
 		if err := ipRun(s...); err != nil {
 			t.Fatal(err)
@@ -99,6 +111,21 @@ func newNetns(t testing.TB, nodes int) *netns {
 				t.Fatal(err)
 			}
 		}
+		if !secondary {
+			continue
+		}
+		hd := fmt.Sprintf("%sd%d", n.prefix, i)
+		for _, s := range [][]string{
+			{"link", "add", hd, "type", "veth", "peer", "name", "c1", "netns", ns},
+			{"link", "set", hd, "master", brD},
+			{"link", "set", hd, "up"},
+			{"-n", ns, "addr", "add", fmt.Sprintf("10.203.%d.%d/24", n.net, i), "dev", "c1"},
+			{"-n", ns, "link", "set", "c1", "up"},
+		} {
+			if err := ipRun(s...); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	return n
 }
@@ -109,27 +136,61 @@ func (n *netns) teardown() {
 	}
 }
 
-func (n *netns) clusterIP(i int) string { return fmt.Sprintf("10.201.%d.%d", n.net, i) }
-func (n *netns) serviceIP(i int) string { return fmt.Sprintf("10.202.%d.%d", n.net, i) }
-func (n *netns) gateway() string        { return fmt.Sprintf("10.202.%d.254", n.net) }
-func (n *netns) clientHost() string     { return fmt.Sprintf("10.202.%d.%%", n.net) }
+func (n *netns) clusterIP(i int) string   { return fmt.Sprintf("10.201.%d.%d", n.net, i) }
+func (n *netns) serviceIP(i int) string   { return fmt.Sprintf("10.202.%d.%d", n.net, i) }
+func (n *netns) secondaryIP(i int) string { return fmt.Sprintf("10.203.%d.%d", n.net, i) }
+func (n *netns) gateway() string          { return fmt.Sprintf("10.202.%d.254", n.net) }
+func (n *netns) clientHost() string       { return fmt.Sprintf("10.202.%d.%%", n.net) }
 
-// Partition cuts this node off from the other nodes (its cluster link goes
-// down); clients still reach it. Only for clusters made WithNetns.
+// Partition cuts this node off from the other nodes (its cluster links go
+// down: c0, and c1 WithSecondaryNet); clients still reach it. Only for
+// clusters made WithNetns.
 func (nd *Node) Partition(t testing.TB) {
 	t.Helper()
-	if nd.netns == "" {
-		t.Fatal("Partition needs a cluster started WithNetns()")
-	}
-	if err := ipRun("-n", nd.netns, "link", "set", "c0", "down"); err != nil {
-		t.Fatal(err)
+	for _, link := range nd.clusterLinks(t) {
+		nd.setLink(t, link, "down")
 	}
 }
 
 // Heal reconnects a partitioned node.
 func (nd *Node) Heal(t testing.TB) {
 	t.Helper()
-	if err := ipRun("-n", nd.netns, "link", "set", "c0", "up"); err != nil {
+	for _, link := range nd.clusterLinks(t) {
+		nd.setLink(t, link, "up")
+	}
+}
+
+// PrimaryDown takes only this node's primary cluster link (c0) down: the
+// other nodes still reach it on its secondary address. Only for clusters
+// made WithSecondaryNet.
+func (nd *Node) PrimaryDown(t testing.TB) {
+	t.Helper()
+	if len(nd.clusterLinks(t)) < 2 {
+		t.Fatal("PrimaryDown needs a cluster started WithSecondaryNet()")
+	}
+	nd.setLink(t, "c0", "down")
+}
+
+// PrimaryUp brings the primary cluster link back.
+func (nd *Node) PrimaryUp(t testing.TB) {
+	t.Helper()
+	nd.setLink(t, "c0", "up")
+}
+
+func (nd *Node) clusterLinks(t testing.TB) []string {
+	t.Helper()
+	switch {
+	case nd.netns == "":
+		t.Fatal("partitions need a cluster started WithNetns()")
+	case nd.c.cfg.secondary:
+		return []string{"c0", "c1"}
+	}
+	return []string{"c0"}
+}
+
+func (nd *Node) setLink(t testing.TB, link, state string) {
+	t.Helper()
+	if err := ipRun("-n", nd.netns, "link", "set", link, state); err != nil {
 		t.Fatal(err)
 	}
 }
