@@ -321,6 +321,8 @@ type pathConn struct {
 	closed  atomic.Bool
 }
 
+var _ net.Conn = (*pathConn)(nil)
+
 func (c *pathConn) Write(b []byte) (int, error) {
 	if c.retired.Load() {
 		c.Close()
