@@ -18,7 +18,7 @@ func TestForwardLedger(t *testing.T) {
 	l := newForwardLedger(time.Minute)
 	t0 := time.Unix(1000, 0)
 	if !l.receive(1, t0) || !l.receive(1, t0) {
-		t.Fatal("a new request is received, also when retried by the transport")
+		t.Fatal("a new request is received (and receive is idempotent)")
 	}
 	if !l.resolve(1, t0) {
 		t.Error("a received request resolves as received")
