@@ -234,13 +234,13 @@ func (n *Node) sendForward(addr string, batch []*forwardReq) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.SubmitTimeout)
 	defer cancel()
-	nonce, inc := rand.Uint64()|1, n.knownIncarnation(addr)
+	nonce, inc, term := rand.Uint64()|1, n.knownIncarnation(addr), n.raft.CurrentTerm()
 	// lost answers the batch when the exchange broke after the request was
 	// written: not handed if the leader confirms it never got it.
 	lost := func(what string, err error) {
 		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 		defer rcancel()
-		if n.resolveLost(rctx, addr, nonce, inc) {
+		if n.resolveLost(rctx, addr, nonce, inc, term) {
 			n.logger.Info("forward lost before it reached the leader; its entries are sent again", "leader", addr, "entries", len(batch), "err", err)
 			answer(fmt.Errorf("%w: forward to leader %s lost before it arrived (%s: %v)", errNotHanded, addr, what, err))
 			return

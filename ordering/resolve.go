@@ -3,11 +3,13 @@ package ordering
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -109,8 +111,9 @@ func (n *Node) handleResolve(w http.ResponseWriter, r *http.Request) {
 // request nonce, sent after that process (incarnation inc) answered an
 // earlier one. It reports true only when the request certainly was not
 // and will not be received; it keeps asking (the path may be switching)
-// until ctx ends.
-func (n *Node) resolveLost(ctx context.Context, addr string, nonce, inc uint64) bool {
+// until ctx ends, but gives up at once when that process is gone (the
+// connection is refused, or the term moved on from term).
+func (n *Node) resolveLost(ctx context.Context, addr string, nonce, inc, term uint64) bool {
 	if inc == 0 {
 		return false // no answer from this process before the request
 	}
@@ -123,6 +126,9 @@ func (n *Node) resolveLost(ctx context.Context, addr string, nonce, inc uint64) 
 				return false
 			}
 			return !a.Received
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) || n.raft.CurrentTerm() != term {
+			return false // the leader is down or was replaced: the usual unknown-outcome wait
 		}
 		t := time.NewTimer(backoff)
 		select {

@@ -76,10 +76,20 @@ func TestResolveRefusesLateRequest(t *testing.T) {
 	if a, err := f.askResolve(context.Background(), addr, 78); err != nil || !a.Received {
 		t.Errorf("resolve of a received nonce: %+v, %v", a, err)
 	}
-	if !f.resolveLost(context.Background(), addr, 79, tc.nodes[leader].incarnation) {
+	term := f.raft.CurrentTerm()
+	if !f.resolveLost(context.Background(), addr, 79, tc.nodes[leader].incarnation, term) {
 		t.Error("resolveLost of an unseen nonce from the same incarnation")
 	}
-	if f.resolveLost(context.Background(), addr, 80, 12345) {
+	if f.resolveLost(context.Background(), addr, 80, 12345, term) {
 		t.Error("resolveLost trusted another incarnation")
+	}
+	// A leader that is gone (its port refuses) is not waited for.
+	tc.stop(leader)
+	start := time.Now()
+	if f.resolveLost(context.Background(), addr, 81, tc.nodes[leader].incarnation, term) {
+		t.Error("resolveLost of a stopped leader")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("resolveLost waited %s for a stopped leader", d)
 	}
 }
