@@ -158,11 +158,16 @@ func (a *Netlink) Del(context.Context) error {
 	return nil
 }
 
-// announceAt are the delays after Add at which gratuitous ARP is sent.
-var announceAt = []time.Duration{0, 100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
+// announceAt are the delays after Add at which gratuitous ARP is sent
+// (repeated, so a lost frame does not strand clients on the old holder).
+var announceAt = []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond, time.Second, 2 * time.Second}
 
-// announce sends gratuitous ARP replies (sender and target the cluster
-// address, to broadcast) so neighbours update their caches at once.
+// announce sends gratuitous ARP (sender and target the cluster address,
+// to broadcast) so neighbours update their caches at once: a request with
+// an empty target MAC and a reply whose target MAC is the sender's, the
+// two forms Linux takes as gratuitous and so applies even within its
+// locktime (net/ipv4/arp.c arp_is_garp); a reply to broadcast would be
+// held back by it.
 func (a *Netlink) announce(ctx context.Context) {
 	c, err := arp.Dial(a.ifi)
 	if err != nil {
@@ -170,10 +175,13 @@ func (a *Netlink) announce(ctx context.Context) {
 	}
 	defer c.Close()
 	ip := a.prefix.Addr()
-	p, err := arp.NewPacket(arp.OperationReply, a.ifi.HardwareAddr, ip, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, ip)
-	if err != nil {
+	mac := a.ifi.HardwareAddr
+	req, err1 := arp.NewPacket(arp.OperationRequest, mac, ip, net.HardwareAddr{0, 0, 0, 0, 0, 0}, ip)
+	rep, err2 := arp.NewPacket(arp.OperationReply, mac, ip, mac, ip)
+	if err1 != nil || err2 != nil {
 		return
 	}
+	broadcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	start := time.Now()
 	for _, at := range announceAt {
 		select {
@@ -184,7 +192,8 @@ func (a *Netlink) announce(ctx context.Context) {
 		if !a.present() {
 			return // released meanwhile
 		}
-		_ = c.WriteTo(p, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		_ = c.WriteTo(req, broadcast)
+		_ = c.WriteTo(rep, broadcast)
 	}
 }
 
