@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstepdb/lockstep/admin"
 	"github.com/lockstepdb/lockstep/e2e"
 	"github.com/lockstepdb/lockstep/internal/testutil"
 )
@@ -127,6 +129,7 @@ type demoInfo struct {
 	User       string `json:"user"`
 	Password   string `json:"password"`
 	AdminToken string `json:"admin_token"`
+	Cluster    string `json:"cluster"`
 }
 
 func alive(pid int) bool {
@@ -264,16 +267,43 @@ func TestDemoJSON(t *testing.T) {
 		}
 	}
 
-	// argv restarts a killed node.
-	n3 := info.Nodes[2]
-	syscall.Kill(n3.PID, syscall.SIGKILL)
-	e2e.Eventually(t, 10*time.Second, "n3 lockstepd gone after kill -9", func() error {
-		if alive(n3.PID) {
+	// The one cluster DSN keeps working when the leader is killed.
+	if info.Cluster == "" {
+		t.Fatalf("no cluster address in the JSON: %s", line)
+	}
+	cluster := open(info.Cluster)
+	mustExec(t, cluster, "INSERT INTO demo.t VALUES (10, 'cluster')")
+	st, err := (&admin.Client{Endpoint: "http://" + info.Nodes[0].Admin, Token: info.AdminToken}).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := -1
+	for i, n := range info.Nodes {
+		if n.ID == st.Leader {
+			leader = i
+			syscall.Kill(n.PID, syscall.SIGKILL)
+			t.Logf("killed the leader %s (pid %d)", n.ID, n.PID)
+		}
+	}
+	if leader < 0 {
+		t.Fatalf("no leader in %+v", st)
+	}
+	killed := time.Now()
+	e2e.Eventually(t, 30*time.Second, "a write through the cluster address after the leader's kill", func() error {
+		_, err := cluster.Exec("INSERT INTO demo.t VALUES (11, 'after')")
+		return err
+	})
+	t.Logf("the cluster address took a write %s after the leader's kill -9", time.Since(killed).Round(time.Millisecond))
+
+	// argv restarts the killed node.
+	killedNode := info.Nodes[leader]
+	e2e.Eventually(t, 10*time.Second, "the killed leader's lockstepd is gone", func() error {
+		if alive(killedNode.PID) {
 			return errors.New("still running")
 		}
 		return nil
 	})
-	if err := restartFromArgv(t, n3.Argv, n3.SQL, info.User, info.Password, filepath.Join(dir, "n3-restart.log"), &pids); err != nil {
+	if err := restartFromArgv(t, killedNode.Argv, killedNode.SQL, info.User, info.Password, filepath.Join(dir, killedNode.ID+"-restart.log"), &pids); err != nil {
 		t.Errorf("the JSON line's argv does not restart a killed node: %v", err)
 	}
 
