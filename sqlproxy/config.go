@@ -2,6 +2,7 @@ package sqlproxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"time"
 
@@ -22,6 +23,14 @@ type Config struct {
 	NodeID string
 	// MaxPacket is the largest logical client packet accepted (bytes).
 	MaxPacket int
+	// TLS, when set, offers TLS to clients (CLIENT_SSL; the proxy
+	// terminates it). TLSRequired refuses logins without it (1045, as
+	// MariaDB's require_secure_transport). BackendTLS is the client
+	// configuration for the backend connection of a TLS session (nil:
+	// encrypted without verifying the local backend's certificate).
+	TLS         *tls.Config
+	TLSRequired bool
+	BackendTLS  *tls.Config
 	// DialTimeout bounds connecting to the backend.
 	DialTimeout time.Duration
 	// HandshakeTimeout bounds the whole authentication exchange.

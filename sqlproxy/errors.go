@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -66,6 +67,17 @@ func quorumError(e *quorum.Error) *mysql.MyError {
 		msg = "Lockstep: this node serves no clients now (" + string(e.State) + ": " + e.Detail + "). Connect to another node."
 	}
 	return &mysql.MyError{Code: mysql.ER_UNKNOWN_COM_ERROR, State: "08S01", Message: msg}
+}
+
+// errInsecureTransport refuses a plain login on a node that requires TLS:
+// MariaDB's answer under require_secure_transport (1045, 28000), saying why.
+func errInsecureTransport(user string, addr net.Addr) *mysql.MyError {
+	host := addr.String()
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return &mysql.MyError{Code: 1045, State: "28000", Message: fmt.Sprintf(
+		"Access denied for user '%s'@'%s': connections using insecure transport are prohibited on this node (lockstepd --sql-tls-required); connect with TLS", user, host)}
 }
 
 // errLeftActive ends a session on a node that left active (--leave-sessions
@@ -191,7 +203,7 @@ var (
 		Message: "Lockstep: the write was ordered but no result came back"}
 	// Handshake and protocol.
 	errNoTLS = &mysql.MyError{Code: 1045, State: "28000",
-		Message: "Lockstep: TLS is not supported on this port yet; connect without TLS (e.g. --ssl=0 / tls=false)"}
+		Message: "Lockstep: this node has no TLS certificate (lockstepd --sql-tls-cert/--sql-tls-key); connect without TLS or configure it"}
 	errProtocol41 = &mysql.MyError{Code: 1045, State: "28000", Message: "Lockstep: clients must speak protocol 4.1"}
 	// errClientPacketTooLarge is MariaDB's answer to a client packet over
 	// max_allowed_packet.

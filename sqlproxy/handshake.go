@@ -1,14 +1,19 @@
 package sqlproxy
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
+	"net"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
-// Capabilities the proxy never offers: it does not terminate TLS or
+// Capabilities the proxy never offers (CLIENT_SSL is offered again when
+// the server has a TLS certificate: the proxy terminates the client's TLS
+// and speaks TLS to its backend for that session): it does not do
 // compression, always wants EOF-terminated result sets (its own result sets
 // use EOF), and does not parse session-tracking or query attributes.
 // CLIENT_LOCAL_FILES stays: the proxy itself asks the client for the file
@@ -54,6 +59,11 @@ func (s *session) handshake() error {
 	// (bulk operations, metadata cache, ...): offer none of them.
 	ext := pos + 2 + 1 + 2 + 2 + 1 + 6
 	copy(hs[ext:ext+4], []byte{0, 0, 0, 0})
+	backendTLS := uint32(capLo)&mysql.CLIENT_SSL != 0
+	if s.srv.cfg.TLS != nil {
+		caps |= mysql.CLIENT_SSL
+		binary.LittleEndian.PutUint16(hs[pos:], uint16(caps))
+	}
 	s.offered = caps
 	s.cl.seq = 0
 	if err := s.cl.writePacket(hs); err != nil {
@@ -69,10 +79,23 @@ func (s *session) handshake() error {
 		return fmt.Errorf("read client handshake response: %w", err)
 	}
 	resp := bytes.Clone(p)
-	if len(resp) < 32 {
-		if len(resp) >= 4 && binary.LittleEndian.Uint32(resp)&mysql.CLIENT_SSL != 0 {
+	clientTLS := false
+	if len(resp) >= 4 && binary.LittleEndian.Uint32(resp)&mysql.CLIENT_SSL != 0 {
+		if s.srv.cfg.TLS == nil {
 			return s.cl.refuseAuth(errNoTLS)
 		}
+		if len(resp) == 32 { // SSLRequest: TLS, then the real response
+			if err := s.startTLS(); err != nil {
+				return err
+			}
+			clientTLS = true
+			if p, err = s.cl.readPacket(); err != nil {
+				return fmt.Errorf("read client handshake response over TLS: %w", err)
+			}
+			resp = bytes.Clone(p)
+		}
+	}
+	if len(resp) < 32 {
 		return fmt.Errorf("short client handshake response")
 	}
 	ccaps := binary.LittleEndian.Uint32(resp) & s.offered
@@ -109,14 +132,88 @@ func (s *session) handshake() error {
 			}
 		}
 	}
-	s.be.seq = s.cl.seq - 1
+	if !clientTLS && s.srv.cfg.TLSRequired {
+		return s.cl.refuseAuth(errInsecureTransport(s.user, s.cl.c.RemoteAddr()))
+	}
+	// To the backend: TLS exactly when the client used it, so accounts
+	// that REQUIRE SSL (and require_secure_transport) hold as on the
+	// backend itself; the backend answers a plain login of such an
+	// account with its own error.
+	s.be.seq = 1
+	if clientTLS && backendTLS {
+		if err := s.backendStartTLS(resp); err != nil {
+			return err
+		}
+	} else {
+		binary.LittleEndian.PutUint32(resp, ccaps&^mysql.CLIENT_SSL)
+	}
 	if err := s.be.writePacket(resp); err != nil {
+		return err
+	}
+	s.seqShift = s.cl.seq - s.be.seq
+	if err := s.be.flush(); err != nil {
+		return err
+	}
+	return s.relayAuth()
+}
+
+// startTLS answers the client's SSLRequest: a TLS handshake as the
+// server on the client connection, which then carries the session.
+func (s *session) startTLS() error {
+	// The client may have sent its ClientHello right behind the
+	// SSLRequest: TLS reads what the packet reader buffered first.
+	tc := tls.Server(&bufferedConn{Conn: s.cl.c, r: s.cl.r}, s.srv.cfg.TLS)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("TLS handshake with the client: %w", err)
+	}
+	s.killMu.Lock()
+	s.cl.upgrade(tc)
+	s.killMu.Unlock()
+	return nil
+}
+
+// backendStartTLS sends the backend an SSLRequest (the first 32 bytes of
+// the client's response), upgrades the connection, and leaves the
+// sequence for the full response.
+func (s *session) backendStartTLS(resp []byte) error {
+	req := bytes.Clone(resp[:32])
+	if err := s.be.writePacket(req); err != nil {
 		return err
 	}
 	if err := s.be.flush(); err != nil {
 		return err
 	}
-	return s.relayAuth()
+	conf := s.srv.cfg.BackendTLS
+	if conf == nil {
+		// The local backend, on this host: encrypted, not verified
+		// unless lockstepd is given its CA (--backend-tls-ca).
+		conf = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+	}
+	tc := tls.Client(&bufferedConn{Conn: s.be.c, r: s.be.r}, conf)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("TLS handshake with the backend: %w", err)
+	}
+	s.killMu.Lock()
+	s.be.upgrade(tc)
+	s.killMu.Unlock()
+	return nil
+}
+
+// bufferedConn reads through r, the packet reader that may hold bytes
+// already read from Conn.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// upgrade makes c (a TLS connection over the old one) carry the packets;
+// the sequence counter goes on.
+func (p *pconn) upgrade(c net.Conn) {
+	p.c = c
+	p.r = bufio.NewReaderSize(c, 64<<10)
+	p.w = bufio.NewWriterSize(c, 64<<10)
 }
 
 // relayAuth relays auth-switch / more-data packets until the backend
@@ -127,7 +224,7 @@ func (s *session) relayAuth() error {
 		if err != nil {
 			return fmt.Errorf("backend during authentication: %w", err)
 		}
-		s.cl.seq = s.be.seq - 1
+		s.cl.seq = s.be.seq - 1 + s.seqShift
 		if err := s.cl.writePacket(p); err != nil {
 			return err
 		}
@@ -149,7 +246,7 @@ func (s *session) relayAuth() error {
 		if err != nil {
 			return fmt.Errorf("client during authentication: %w", err)
 		}
-		s.be.seq = s.cl.seq - 1
+		s.be.seq = s.cl.seq - 1 - s.seqShift
 		if err := s.be.writePacket(c); err != nil {
 			return err
 		}

@@ -73,6 +73,9 @@ type session struct {
 	// abortReported: a statement's error was replaced by 1213 because the
 	// applier aborted tx; the transaction ends after the command.
 	abortReported bool
+	// seqShift is how far the client's sequence ids run ahead of the
+	// backend's during authentication (an SSLRequest on one side only).
+	seqShift uint8
 	// openedAt is the server's leaves count when the session opened
 	// (Server.SetLeft): a session open when the node left active is closed.
 	openedAt uint64

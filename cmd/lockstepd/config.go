@@ -50,6 +50,14 @@ type Config struct {
 	// ClusterTLSCert, ClusterTLSKey and ClusterTLSCA put Raft and write
 	// forwarding under mutual TLS (all three, or none).
 	ClusterTLSCert, ClusterTLSKey, ClusterTLSCA string
+	// SQLTLSCert and SQLTLSKey offer TLS on the SQL port; SQLTLSCA, when
+	// set, requires client certificates that chain to it (mutual TLS);
+	// SQLTLSRequired refuses plain logins. BackendTLSCA verifies the
+	// local backend's certificate on TLS sessions (default: encrypted,
+	// not verified).
+	SQLTLSCert, SQLTLSKey, SQLTLSCA string
+	SQLTLSRequired                  bool
+	BackendTLSCA                    string
 	// AdminTLSCert and AdminTLSKey serve the admin API over HTTPS.
 	AdminTLSCert, AdminTLSKey string
 	// Join: on first start (empty data dir) wait to be added to an existing
@@ -169,6 +177,11 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ClusterTLSCert, "cluster-tls-cert", c.ClusterTLSCert, "PEM certificate of this node for mutual TLS between nodes (with --cluster-tls-key and --cluster-tls-ca)")
 	fs.StringVar(&c.ClusterTLSKey, "cluster-tls-key", c.ClusterTLSKey, "PEM private key for --cluster-tls-cert")
 	fs.StringVar(&c.ClusterTLSCA, "cluster-tls-ca", c.ClusterTLSCA, "PEM CA certificate(s) every node's certificate must chain to")
+	fs.StringVar(&c.SQLTLSCert, "sql-tls-cert", c.SQLTLSCert, "PEM certificate for TLS on the SQL port (with --sql-tls-key); clients that ask for TLS get it, and their backend session uses TLS too")
+	fs.StringVar(&c.SQLTLSKey, "sql-tls-key", c.SQLTLSKey, "PEM private key for --sql-tls-cert")
+	fs.StringVar(&c.SQLTLSCA, "sql-tls-ca", c.SQLTLSCA, "PEM CA certificate(s): SQL clients must present a certificate that chains to it (mutual TLS)")
+	fs.BoolVar(&c.SQLTLSRequired, "sql-tls-required", c.SQLTLSRequired, "refuse SQL logins without TLS (1045, as MariaDB's require_secure_transport)")
+	fs.StringVar(&c.BackendTLSCA, "backend-tls-ca", c.BackendTLSCA, "PEM CA certificate that the local backend's certificate must chain to on TLS sessions (default: encrypted, not verified)")
 	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", c.AdminTLSCert, "PEM certificate to serve the admin API over HTTPS (with --admin-tls-key)")
 	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", c.AdminTLSKey, "PEM private key for --admin-tls-cert")
 	fs.BoolVar(&c.Join, "join", c.Join, "join an existing cluster: on first start wait to be added (clusterctl node add <id> <raft-addr>) instead of bootstrapping; the local database must hold the cluster's initial data")
@@ -309,6 +322,46 @@ func countSet(vals ...string) int {
 	return n
 }
 
+// SQLTLS is the SQL port's server TLS configuration (nil without
+// --sql-tls-cert) and the backend client configuration of TLS sessions.
+func (c *Config) SQLTLS() (server, backend *tls.Config, err error) {
+	if c.BackendTLSCA != "" {
+		pool, err := loadPool(c.BackendTLSCA, "--backend-tls-ca")
+		if err != nil {
+			return nil, nil, err
+		}
+		backend = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if c.SQLTLSCert == "" || c.SQLTLSKey == "" {
+		return nil, backend, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.SQLTLSCert, c.SQLTLSKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--sql-tls-cert/--sql-tls-key: %w", err)
+	}
+	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.SQLTLSCA != "" {
+		pool, err := loadPool(c.SQLTLSCA, "--sql-tls-ca")
+		if err != nil {
+			return nil, nil, err
+		}
+		server.ClientCAs, server.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return server, backend, nil
+}
+
+func loadPool(path, flag string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate in it", flag, path)
+	}
+	return pool, nil
+}
+
 // ClusterTLS builds the mutual-TLS config for the Raft port, or nil when
 // not configured.
 func (c *Config) ClusterTLS() (*tls.Config, error) {
@@ -386,6 +439,14 @@ func (c *Config) Validate() error {
 		if _, err := c.ClusterTLS(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if countSet(c.SQLTLSCert, c.SQLTLSKey) == 1 {
+		errs = append(errs, errors.New("TLS on the SQL port needs both --sql-tls-cert and --sql-tls-key"))
+	} else if _, _, err := c.SQLTLS(); err != nil {
+		errs = append(errs, err)
+	}
+	if (c.SQLTLSRequired || c.SQLTLSCA != "") && c.SQLTLSCert == "" {
+		errs = append(errs, errors.New("--sql-tls-required and --sql-tls-ca need --sql-tls-cert and --sql-tls-key"))
 	}
 	if countSet(c.AdminTLSCert, c.AdminTLSKey) == 1 {
 		errs = append(errs, errors.New("HTTPS for the admin API needs both --admin-tls-cert and --admin-tls-key"))

@@ -146,7 +146,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// 5. SQL listener. Named locks belong to this run of the node (its
 	// incarnation): locks of earlier runs are released once it serves.
 	incarnation := newIncarnation()
+	sqlTLS, backendTLS, err := cfg.SQLTLS()
+	if err != nil {
+		return err
+	}
 	proxy, err := sqlproxy.NewServer(sqlproxy.Config{Listen: cfg.SQLAddr, Backend: backendAddr, NodeID: cfg.NodeID,
+		TLS: sqlTLS, TLSRequired: cfg.SQLTLSRequired, BackendTLS: backendTLS,
 		MaxTxStatements: cfg.MaxTxStatements, MaxTxBytes: cfg.MaxTxBytes, Incarnation: incarnation,
 		NoReadValidation: !cfg.ValidateReads, CloseOnLeave: cfg.LeaveSessions == "close"},
 		sqlproxy.Deps{Orderer: node, Gate: guard, Reads: node, AutoInc: db, Locks: db, Privileges: db, Routines: db}, log)
