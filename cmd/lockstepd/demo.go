@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,9 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/spf13/cobra"
 
 	"github.com/lockstepdb/lockstep/admin"
+	"github.com/lockstepdb/lockstep/internal/certs"
 	"github.com/lockstepdb/lockstep/internal/mysqld"
 )
 
@@ -57,12 +61,14 @@ type DemoInfo struct {
 	Password   string     `json:"password"`
 	AdminToken string     `json:"admin_token"`
 	Cluster    string     `json:"cluster"` // the cluster address (host:port)
+	// CA is the demo CA's certificate file (--tls), "" without TLS.
+	CA string `json:"ca,omitempty"`
 }
 
 func demoCmd() *cobra.Command {
 	var nodes int
 	var dir string
-	var asJSON bool
+	var asJSON, withTLS bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start a local cluster: N MariaDB servers and N lockstepd nodes on loopback",
@@ -78,13 +84,25 @@ the same --dir restarts the same cluster with its data.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runDemo(ctx, nodes, dir, asJSON)
+			return runDemo(ctx, nodes, dir, asJSON, withTLS)
 		},
 	}
 	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
 	cmd.Flags().StringVar(&dir, "dir", ".demo", "directory for the nodes' data and logs")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON line describing the cluster once it is ready")
+	cmd.Flags().BoolVar(&withTLS, "tls", false, "TLS on every port: a demo CA in DIR/tls signs each node's certificate for the SQL port (and its MariaDB), the admin API (HTTPS) and the cluster port (mutual TLS); the CA to use is printed")
 	return cmd
+}
+
+// demoAdmin is an admin API client for a demo node (HTTPS with the demo CA
+// under --tls).
+func demoAdmin(info DemoInfo, addr string) *admin.Client {
+	if info.CA == "" {
+		return &admin.Client{Endpoint: "http://" + addr, Token: info.AdminToken}
+	}
+	pool, _ := loadPool(info.CA, "the demo CA")
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	return &admin.Client{Endpoint: "https://" + addr, Token: info.AdminToken, HTTP: &http.Client{Transport: tr}}
 }
 
 func randomHex(n int) string {
@@ -139,7 +157,7 @@ func loadOrCreateState(dir string, n int) (*demoState, error) {
 	return st, os.WriteFile(path, b, 0o600)
 }
 
-func runDemo(ctx context.Context, n int, dir string, asJSON bool) (err error) {
+func runDemo(ctx context.Context, n int, dir string, asJSON, withTLS bool) (err error) {
 	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return err
@@ -178,9 +196,25 @@ func runDemo(ctx context.Context, n int, dir string, asJSON bool) (err error) {
 		peers = append(peers, nd.ID+"="+nd.Raft)
 	}
 	info := DemoInfo{User: st.User, Password: st.Password, AdminToken: st.AdminToken, Cluster: st.Cluster}
+	var tlsArgs, backendTLS []string
+	if withTLS {
+		ca, err := certs.NewCA(filepath.Join(dir, "tls"), "Lockstep demo CA")
+		if err != nil {
+			return err
+		}
+		cert, key, err := ca.Issue("node", "127.0.0.1", "localhost")
+		if err != nil {
+			return err
+		}
+		info.CA = ca.CAFile()
+		tlsArgs = []string{"--sql-tls-cert", cert, "--sql-tls-key", key,
+			"--admin-tls-cert", cert, "--admin-tls-key", key,
+			"--cluster-tls-cert", cert, "--cluster-tls-key", key, "--cluster-tls-ca", ca.CAFile()}
+		backendTLS = []string{"--ssl-cert=" + cert, "--ssl-key=" + key, "--ssl-ca=" + ca.CAFile()}
+	}
 	for _, nd := range st.Nodes {
 		say("starting MariaDB for %s on 127.0.0.1:%d...", nd.ID, nd.Backend)
-		b, err := mysqld.Start(ctx, mysqld.Options{Dir: filepath.Join(dir, nd.ID, "mariadb"), Port: nd.Backend})
+		b, err := mysqld.Start(ctx, mysqld.Options{Dir: filepath.Join(dir, nd.ID, "mariadb"), Port: nd.Backend, Args: backendTLS})
 		if err != nil {
 			return fmt.Errorf("%s: %w", nd.ID, err)
 		}
@@ -208,6 +242,7 @@ func runDemo(ctx context.Context, n int, dir string, asJSON bool) (err error) {
 			"--peers", strings.Join(peers, ","),
 			"--cluster-addr", st.Cluster,
 		}
+		argv = append(argv, tlsArgs...)
 		logPath := filepath.Join(dir, nd.ID, "lockstepd.log")
 		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
@@ -261,7 +296,7 @@ func createAppUser(ctx context.Context, rootDSN, user, pw string) error {
 func waitReady(ctx context.Context, info DemoInfo, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for _, nd := range info.Nodes {
-		c := &admin.Client{Endpoint: "http://" + nd.Admin, Token: info.AdminToken}
+		c := demoAdmin(info, nd.Admin)
 		for {
 			ok, err := c.Ready(ctx)
 			if ok {
@@ -278,7 +313,18 @@ func waitReady(ctx context.Context, info DemoInfo, limit time.Duration) error {
 	}
 	// The cluster address answers once the leader holds it and has heard
 	// from an active node.
-	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/?timeout=2s", info.User, info.Password, info.Cluster))
+	tlsParam := ""
+	if info.CA != "" {
+		pool, err := loadPool(info.CA, "the demo CA")
+		if err != nil {
+			return err
+		}
+		if err := mysql.RegisterTLSConfig("demo", &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}); err != nil {
+			return err
+		}
+		tlsParam = "&tls=demo"
+	}
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/?timeout=2s%s", info.User, info.Password, info.Cluster, tlsParam))
 	if err != nil {
 		return err
 	}
@@ -316,15 +362,25 @@ func stopProcess(p *exec.Cmd, wait time.Duration) {
 func printDemo(info DemoInfo, dir string) {
 	fmt.Printf("\nLockstep demo cluster is ready (%d nodes, data in %s).\n\n", len(info.Nodes), dir)
 	for _, nd := range info.Nodes {
-		fmt.Printf("  %s  sql %-21s admin http://%-21s backend %s\n", nd.ID, nd.SQL, nd.Admin, nd.Backend)
+		fmt.Printf("  %s  sql %-21s admin %-21s backend %s\n", nd.ID, nd.SQL, nd.Admin, nd.Backend)
 	}
 	n1 := info.Nodes[0]
 	host, port, _ := strings.Cut(info.Cluster, ":")
 	fmt.Printf("\nThe cluster address (held by the leader, balanced over the active nodes;\nit keeps working when the leader is killed):\n  %s\n", info.Cluster)
-	fmt.Printf("\nConnect with the mariadb client:\n  mariadb -h %s -P %s -u %s -p%s\n", host, port, info.User, info.Password)
-	fmt.Printf("\nThe cluster DSN for applications (go-sql-driver):\n  %s:%s@tcp(%s)/?parseTime=true\n", info.User, info.Password, info.Cluster)
+	if info.CA != "" {
+		fmt.Printf("\nTLS on every port; the CA to verify the nodes with:\n  %s\n", info.CA)
+		fmt.Printf("\nConnect with the mariadb client:\n  mariadb --ssl --ssl-ca=%s --ssl-verify-server-cert -h %s -P %s -u %s -p%s\n", info.CA, host, port, info.User, info.Password)
+		fmt.Printf("\nThe cluster DSN for applications (go-sql-driver, with the CA registered as \"lockstep\" by mysql.RegisterTLSConfig):\n  %s:%s@tcp(%s)/?parseTime=true&tls=lockstep\n", info.User, info.Password, info.Cluster)
+	} else {
+		fmt.Printf("\nConnect with the mariadb client:\n  mariadb -h %s -P %s -u %s -p%s\n", host, port, info.User, info.Password)
+		fmt.Printf("\nThe cluster DSN for applications (go-sql-driver):\n  %s:%s@tcp(%s)/?parseTime=true\n", info.User, info.Password, info.Cluster)
+	}
 	fmt.Printf("\nEach node's own SQL port (above) stays open for debugging.\n")
-	fmt.Printf("\nAdmin API (status of a node):\n  curl -H 'Authorization: Bearer %s' http://%s/status\n", info.AdminToken, n1.Admin)
-	fmt.Printf("\nOperate the cluster with clusterctl (make build puts it in bin/):\n  export LOCKSTEP_ENDPOINT=http://%s LOCKSTEP_TOKEN=%s\n  bin/clusterctl status\n  bin/clusterctl node set-state n3 standby\n", n1.Admin, info.AdminToken)
+	scheme, curlCA, ctlCA := "http", "", ""
+	if info.CA != "" {
+		scheme, curlCA, ctlCA = "https", " --cacert "+info.CA, " LOCKSTEP_CACERT="+info.CA
+	}
+	fmt.Printf("\nAdmin API (status of a node):\n  curl%s -H 'Authorization: Bearer %s' %s://%s/status\n", curlCA, info.AdminToken, scheme, n1.Admin)
+	fmt.Printf("\nOperate the cluster with clusterctl (make build puts it in bin/):\n  export LOCKSTEP_ENDPOINT=%s://%s LOCKSTEP_TOKEN=%s%s\n  bin/clusterctl status\n  bin/clusterctl node set-state n3 standby\n", scheme, n1.Admin, info.AdminToken, ctlCA)
 	fmt.Printf("\nPress Ctrl-C to stop the cluster.\n")
 }
