@@ -295,6 +295,17 @@ func TestDemoJSON(t *testing.T) {
 	})
 	t.Logf("the cluster address took a write %s after the leader's kill -9", time.Since(killed).Round(time.Millisecond))
 
+	// lockstepd healthcheck (the container health check) with a node's
+	// configuration: ready on a live node, not on the killed one.
+	healthy := func(addr string) error {
+		return exec.Command(bin, "healthcheck", "--admin-addr", addr, "--admin-token", info.AdminToken).Run()
+	}
+	live := info.Nodes[(leader+1)%len(info.Nodes)]
+	e2e.Eventually(t, 30*time.Second, "lockstepd healthcheck passes on a live node", func() error { return healthy(live.Admin) })
+	if err := healthy(info.Nodes[leader].Admin); err == nil {
+		t.Error("lockstepd healthcheck passed for the killed node")
+	}
+
 	// argv restarts the killed node.
 	killedNode := info.Nodes[leader]
 	e2e.Eventually(t, 10*time.Second, "the killed leader's lockstepd is gone", func() error {

@@ -59,7 +59,7 @@ ordered through Raft and executed in that order on every node's database.`,
 		},
 	}
 	cfg.Bind(cmd.Flags())
-	cmd.AddCommand(demoCmd())
+	cmd.AddCommand(demoCmd(), healthcheckCmd())
 	return cmd
 }
 
