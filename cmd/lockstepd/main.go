@@ -33,9 +33,20 @@ import (
 
 func main() {
 	if err := rootCmd().Execute(); err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			os.Exit(2) // a restart does not help (the systemd unit's RestartPreventExitStatus)
+		}
 		os.Exit(1)
 	}
 }
+
+// configError is a configuration the node cannot run with: its flags, or
+// its backend's settings. lockstepd exits with status 2 for it.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
 
 func rootCmd() *cobra.Command {
 	cfg := DefaultConfig()
@@ -51,7 +62,7 @@ ordered through Raft and executed in that order on every node's database.`,
 				return err
 			}
 			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("invalid configuration:\n%w", err)
+				return &configError{fmt.Errorf("invalid configuration:\n%w", err)}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -119,7 +130,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer db.Close()
 	if err := db.CheckSettings(ctx); err != nil {
-		return fmt.Errorf("local database at %s is not safe for Lockstep: %w", backendAddr, err)
+		return &configError{fmt.Errorf("local database at %s is not safe for Lockstep: %w", backendAddr, err)}
 	}
 
 	// 2. Ordering: Raft log, FSM applying to the local database.
