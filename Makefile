@@ -4,7 +4,7 @@ GO ?= go
 # Packages with concurrency run under the race detector.
 RACE_PKGS := ./ordering/... ./sqlproxy/... ./quorum/... ./admin/... ./internal/localdb/... ./balance/... ./vip/...
 
-.PHONY: all build deps demo test lint unit e2e bench clean
+.PHONY: all build deps demo test lint unit e2e bench clean deploy-check
 
 all: build
 
@@ -29,7 +29,11 @@ unit:
 e2e:
 	$(GO) test -count=1 -timeout 40m ./e2e/...
 
-test: deps lint unit e2e
+# The Dockerfile's static build, docker-compose.yml and the systemd unit.
+deploy-check:
+	bash scripts/deploy-check.sh
+
+test: deps lint deploy-check unit e2e
 
 # Options for the benchmark, e.g. make bench BENCH_ARGS="-only tx" (see bench/README.md).
 BENCH_ARGS ?=

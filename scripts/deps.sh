@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Lockstep's demo and tests need, if missing (idempotent).
 #   scripts/deps.sh          MariaDB server and client, iproute2 (partition tests),
-#                            sysbench (the TLS test runs it with --mysql-ssl=on)
+#                            sysbench (the TLS test runs it with --mysql-ssl=on),
+#                            docker-compose (make deploy-check validates the compose file)
 #   scripts/deps.sh bench    also galera-4 and rsync (for make bench)
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
 # The partition tests put nodes in network namespaces (ip netns).
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
 command -v sysbench >/dev/null 2>&1 || need+=(sysbench)
+# make deploy-check validates docker-compose.yml without a Docker engine.
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ "${1:-}" = bench ]; then
   [ -e /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
   command -v rsync >/dev/null 2>&1 || need+=(rsync)
