@@ -23,11 +23,14 @@ import (
 	"github.com/lockstepdb/lockstep/internal/certs"
 )
 
-// TestDemoTLS: `lockstepd demo --tls` puts TLS on every port and names the
-// CA. Through the cluster address a client verifying the server by that CA
-// gets TLS; the admin API refuses plain HTTP and a client that does not
-// trust the CA; the cluster port refuses a plain connection and a client
-// certificate from another CA.
+// TestDemoTLS: `lockstepd demo --tls` puts TLS on every port of a 3-node
+// cluster and names the CA. Through the cluster address a client verifying
+// the server by that CA gets TLS; on every node the mariadb client verifies
+// the server and an account that REQUIRE SSL logs in over TLS and is
+// refused over plain TCP (1045); the admin API refuses plain HTTP and a
+// client that does not trust the CA; the cluster port refuses a plain
+// connection and a client certificate from another CA. (TestSQLTLS runs
+// sysbench --mysql-ssl=on.)
 func TestDemoTLS(t *testing.T) {
 	e2e.SkipIfNoMariaDB(t)
 	dir := t.TempDir()
@@ -98,6 +101,30 @@ func TestDemoTLS(t *testing.T) {
 	var name, version string
 	if err := db.QueryRow("SHOW SESSION STATUS LIKE 'Ssl_version'").Scan(&name, &version); err != nil || !strings.HasPrefix(version, "TLS") {
 		t.Fatalf("through the cluster address with the demo CA: %q, %v", version, err)
+	}
+
+	// Every node's SQL port: an account that REQUIRE SSL over verified
+	// TLS (mariadb --ssl-verify-server-cert), refused over plain TCP.
+	if _, err := db.Exec("CREATE USER 'sec'@'%' IDENTIFIED BY 'secpw' REQUIRE SSL"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("GRANT SELECT ON *.* TO 'sec'@'%'"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range info.Nodes {
+		host, port, _ := strings.Cut(n.SQL, ":")
+		e2e.Eventually(t, 30*time.Second, n.ID+": mariadb --ssl-verify-server-cert as the REQUIRE SSL account", func() error {
+			out, err := exec.Command("mariadb", "--ssl", "--ssl-ca="+info.CA, "--ssl-verify-server-cert",
+				"-h", host, "-P", port, "-u", "sec", "-psecpw", "-N", "-e", "SHOW SESSION STATUS LIKE 'Ssl_version'").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "TLS") {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
+		plain := e2e.OpenDB(t, fmt.Sprintf("sec:secpw@tcp(%s)/", n.SQL))
+		if err := plain.Ping(); e2e.ErrNumber(err) != 1045 {
+			t.Errorf("%s: the REQUIRE SSL account over plain TCP: %v, want 1045", n.ID, err)
+		}
 	}
 
 	admin := info.Nodes[0].Admin
