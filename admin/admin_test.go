@@ -216,3 +216,15 @@ func TestReadyUnderApplyLag(t *testing.T) {
 		}
 	}
 }
+
+func TestParseWeights(t *testing.T) {
+	w, err := ParseWeights("n1=3, n2=0")
+	if err != nil || w["n1"] != 3 || w["n2"] != 0 || FormatWeights(w) != "n1=3,n2=0" {
+		t.Fatalf("ParseWeights: %v %v", w, err)
+	}
+	for _, bad := range []string{"n1", "n1=-1", "=2", "n1=x"} {
+		if _, err := ParseWeights(bad); err == nil {
+			t.Fatalf("ParseWeights(%q) accepted", bad)
+		}
+	}
+}

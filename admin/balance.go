@@ -3,7 +3,12 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -111,4 +116,33 @@ func (c *Client) SetBalance(ctx context.Context, ch BalanceChange) (Balance, err
 	var b Balance
 	err := c.do(ctx, http.MethodPost, "/balance", ch, &b)
 	return b, err
+}
+
+// ParseWeights reads node weights as "n1=3,n2=1" (lockstepd
+// --balance-weights, clusterctl balance set --weights).
+func ParseWeights(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, v, ok := strings.Cut(part, "=")
+		w, err := strconv.Atoi(strings.TrimSpace(v))
+		if !ok || strings.TrimSpace(id) == "" || err != nil || w < 0 {
+			return nil, fmt.Errorf("weight %q: want node=weight with a weight of 0 or more, e.g. n1=3,n2=1", part)
+		}
+		out[strings.TrimSpace(id)] = w
+	}
+	return out, nil
+}
+
+// FormatWeights writes weights as ParseWeights reads them, sorted by node.
+func FormatWeights(w map[string]int) string {
+	ids := slices.Sorted(maps.Keys(w))
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = id + "=" + strconv.Itoa(w[id])
+	}
+	return strings.Join(parts, ",")
 }

@@ -3,10 +3,8 @@ package balance
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -59,34 +57,6 @@ func (s Settings) Weight(id string) int {
 		return w
 	}
 	return 1
-}
-
-// ParseWeights reads "n1=3,n2=1".
-func ParseWeights(s string) (map[string]int, error) {
-	out := map[string]int{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		id, v, ok := strings.Cut(part, "=")
-		w, err := strconv.Atoi(strings.TrimSpace(v))
-		if !ok || strings.TrimSpace(id) == "" || err != nil || w < 0 {
-			return nil, fmt.Errorf("weight %q: want node=weight with a weight of 0 or more, e.g. n1=3,n2=1", part)
-		}
-		out[strings.TrimSpace(id)] = w
-	}
-	return out, nil
-}
-
-// FormatWeights writes weights as ParseWeights reads them, sorted by node.
-func FormatWeights(w map[string]int) string {
-	ids := slices.Sorted(maps.Keys(w))
-	parts := make([]string, len(ids))
-	for i, id := range ids {
-		parts[i] = id + "=" + strconv.Itoa(w[id])
-	}
-	return strings.Join(parts, ",")
 }
 
 // Candidate is a node a connection may go to, with what the policy looks at.

@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -58,7 +54,7 @@ node's next report (within a quarter second); existing connections stay.`,
 			}
 			ch := admin.BalanceChange{Policy: policy}
 			if cmd.Flags().Changed("weights") {
-				w, err := parseWeights(weights)
+				w, err := admin.ParseWeights(weights)
 				if err != nil {
 					return err
 				}
@@ -86,34 +82,11 @@ node's next report (within a quarter second); existing connections stay.`,
 	return c
 }
 
-// parseWeights reads n1=3,n2=1 (clusterctl talks only to the admin API, so
-// it does not import the balance package).
-func parseWeights(s string) (map[string]int, error) {
-	out := map[string]int{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		id, v, ok := strings.Cut(part, "=")
-		w, err := strconv.Atoi(strings.TrimSpace(v))
-		if !ok || strings.TrimSpace(id) == "" || err != nil || w < 0 {
-			return nil, fmt.Errorf("--weights %q: want node=weight with a weight of 0 or more, e.g. n1=3,n2=1", part)
-		}
-		out[strings.TrimSpace(id)] = w
-	}
-	return out, nil
-}
-
 func weightsText(w map[string]int) string {
 	if len(w) == 0 {
 		return ""
 	}
-	var parts []string
-	for _, id := range slices.Sorted(maps.Keys(w)) {
-		parts = append(parts, fmt.Sprintf("%s=%d", id, w[id]))
-	}
-	return ", weights " + strings.Join(parts, ",")
+	return ", weights " + admin.FormatWeights(w)
 }
 
 // clusterAddrLine is status's line about the cluster address.

@@ -37,7 +37,7 @@ func (c *Config) validateClusterAddr() []error {
 	if _, err := balance.ParsePolicy(c.BalancePolicy); err != nil {
 		errs = append(errs, fmt.Errorf("--balance-policy: %w", err))
 	}
-	if _, err := balance.ParseWeights(c.BalanceWeights); err != nil {
+	if _, err := admin.ParseWeights(c.BalanceWeights); err != nil {
 		errs = append(errs, fmt.Errorf("--balance-weights: %w", err))
 	}
 	if c.LeaveSessions != "close" && c.LeaveSessions != "keep" {
@@ -144,7 +144,7 @@ type clusterAddr struct {
 // owner and the balancer.
 func startClusterAddr(ctx context.Context, cfg Config, node *ordering.Node, guard *quorum.Guard, proxy *sqlproxy.Server, log *slog.Logger) (*clusterAddr, error) {
 	policy, _ := balance.ParsePolicy(cfg.BalancePolicy)
-	weights, _ := balance.ParseWeights(cfg.BalanceWeights)
+	weights, _ := admin.ParseWeights(cfg.BalanceWeights)
 	cpu := &cpuSampler{}
 	local := func() balance.Report {
 		st, _ := guard.State()
