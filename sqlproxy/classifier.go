@@ -2,12 +2,22 @@ package sqlproxy
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
+// now is the wall clock statement times are pinned with (Config.Clock).
+func (srv *Server) now() time.Time {
+	if srv.cfg.Clock != nil {
+		return srv.cfg.Clock()
+	}
+	return time.Now()
+}
+
 // classify classifies one statement of a session (package classify does
 // the work; the count is a test hook, CountClassify).
+
 func (srv *Server) classify(sql string, p classify.Pins) classify.Statement {
 	if n := srv.classified; n != nil {
 		n.Add(1)

@@ -31,6 +31,10 @@ type Config struct {
 	TLS         *tls.Config
 	TLSRequired bool
 	BackendTLS  *tls.Config
+	// Clock is the wall clock the proxy pins statement times with (NOW(),
+	// CURRENT_TIMESTAMP of writes). Default time.Now; lockstepd's
+	// --clock-offset-file skews it for fault tests.
+	Clock func() time.Time
 	// DialTimeout bounds connecting to the backend.
 	DialTimeout time.Duration
 	// HandshakeTimeout bounds the whole authentication exchange.

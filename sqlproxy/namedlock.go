@@ -116,7 +116,7 @@ func (s *session) stmtExecuteLock(ps *prepared, p []byte) error {
 	if me != nil {
 		return s.writeErr(me)
 	}
-	st := s.srv.classify(text, s.newPins(time.Now()))
+	st := s.srv.classify(text, s.newPins(s.srv.now()))
 	ls := st.Locks
 	if st.Class != classify.NamedLock || (ls.Err == nil && len(ls.Calls) != len(ps.lock.Calls)) {
 		return s.writeErr(errLockChangedShape)

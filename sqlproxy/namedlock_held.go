@@ -161,7 +161,7 @@ func (srv *Server) orderLock(ctx context.Context, timeout time.Duration, user st
 		Kind:   command.KindLock,
 		User:   user,
 		Lock:   &op,
-		Pinned: command.Pinned{TimestampMicros: time.Now().UnixMicro()},
+		Pinned: command.Pinned{TimestampMicros: srv.now().UnixMicro()},
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -55,7 +54,7 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	if handled, ok, err := s.sessionSwitch(sql, last); handled {
 		return ok, err
 	}
-	now := time.Now()
+	now := s.srv.now()
 	pins := s.newPins(now)
 	pins.InTx = s.tx != nil || !s.autocommit
 	st := s.srv.classify(sql, pins)

@@ -8,7 +8,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -137,7 +136,7 @@ func (c *stmtCache) longData(p []byte) (relay bool) {
 
 func (s *session) stmtPrepare(p []byte) error {
 	text := string(p[1:])
-	st := s.srv.classify(text, s.newPins(time.Now()))
+	st := s.srv.classify(text, s.newPins(s.srv.now()))
 	var lock *classify.LockStmt
 	switch st.Class {
 	case classify.NamedLock:
@@ -226,7 +225,7 @@ func (s *session) stmtExecute(p []byte) error {
 	if me != nil {
 		return s.writeErr(me)
 	}
-	now := time.Now()
+	now := s.srv.now()
 	st := s.srv.classify(text, s.newPins(now))
 	if s.localCall(&st, text) {
 		// A CALL of a read-only procedure: executed as prepared, binary
@@ -527,7 +526,7 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 	if me != nil {
 		return s.writeErr(me)
 	}
-	now := time.Now()
+	now := s.srv.now()
 	pins := s.newPins(now)
 	pins.InTx = true
 	st := s.srv.classify(text, pins)

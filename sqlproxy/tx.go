@@ -52,15 +52,15 @@ type optimisticTx struct {
 
 // newOptimisticTx starts the record of a transaction of the account user in
 // the session context c (LastInsertID included), with its statement time
-// and RAND() seeds pinned now, and the given size limits.
-func newOptimisticTx(user string, c command.Context, maxStmts, maxBytes int) *optimisticTx {
+// (now) and RAND() seeds pinned, and the given size limits.
+func newOptimisticTx(user string, c command.Context, now time.Time, maxStmts, maxBytes int) *optimisticTx {
 	var seeds [8]byte
 	_, _ = rand.Read(seeds[:])
 	e := &command.Entry{
 		Kind: command.KindTransaction,
 		User: user,
 		Ctx:  c,
-		Pinned: command.Pinned{TimestampMicros: time.Now().UnixMicro(),
+		Pinned: command.Pinned{TimestampMicros: now.UnixMicro(),
 			RandSeed1: binary.LittleEndian.Uint32(seeds[:4]) & 0x3fffffff,
 			RandSeed2: binary.LittleEndian.Uint32(seeds[4:]) & 0x3fffffff},
 	}
@@ -290,7 +290,7 @@ func (s *session) beginTx(begin string) (*mysql.MyError, error) {
 		lastID = id
 	}
 	tx := newOptimisticTx(s.currentUser, command.Context{DB: s.sctx.db, Vars: s.sctx.vars, LastInsertID: lastID},
-		s.srv.cfg.MaxTxStatements, s.srv.cfg.MaxTxBytes)
+		s.srv.now(), s.srv.cfg.MaxTxStatements, s.srv.cfg.MaxTxBytes)
 	s.sctx.lastIDPending = false
 	if err := s.be.exec(tx.pinning()); err != nil {
 		return split(err)

@@ -135,6 +135,10 @@ type Config struct {
 	// next statement, so its client reconnects through the cluster
 	// address) or keep (they stay and are refused until it is active).
 	LeaveSessions string
+	// ClockOffsetFile, for fault tests: a file holding a Go duration
+	// ("-1h", "90s") added to the wall clock this node pins statement
+	// times with; re-read when it changes.
+	ClockOffsetFile string
 }
 
 // DefaultConfig returns the defaults.
@@ -208,6 +212,7 @@ func (c *Config) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.SQLAdvertise, "sql-advertise", c.SQLAdvertise, "host:port the cluster address's balancer connects to for this node (default --sql-addr)")
 	fs.StringVar(&c.BalancePolicy, "balance-policy", c.BalancePolicy, "balancing of cluster-address connections at start: round-robin, weighted, least-connections or least-load (clusterctl balance set changes it)")
 	fs.StringVar(&c.BalanceWeights, "balance-weights", c.BalanceWeights, "weights for --balance-policy weighted, as n1=3,n2=1 (default 1 each; 0 = no new connections)")
+	fs.StringVar(&c.ClockOffsetFile, "clock-offset-file", "", "for fault tests: a file holding a duration (e.g. -1h) added to the clock this node pins NOW() with; re-read when it changes")
 	fs.StringVar(&c.LeaveSessions, "leave-sessions", c.LeaveSessions, "when this node stops being active: close its client sessions (error 1927 at their next statement) or keep them (refused until active again)")
 }
 

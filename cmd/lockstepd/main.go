@@ -164,7 +164,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	proxy, err := sqlproxy.NewServer(sqlproxy.Config{Listen: cfg.SQLAddr, Backend: backendAddr, NodeID: cfg.NodeID,
 		TLS: sqlTLS, TLSRequired: cfg.SQLTLSRequired, BackendTLS: backendTLS,
 		MaxTxStatements: cfg.MaxTxStatements, MaxTxBytes: cfg.MaxTxBytes, Incarnation: incarnation,
-		NoReadValidation: !cfg.ValidateReads, CloseOnLeave: cfg.LeaveSessions == "close"},
+		NoReadValidation: !cfg.ValidateReads, CloseOnLeave: cfg.LeaveSessions == "close",
+		Clock: newClock(cfg.ClockOffsetFile, log)},
 		sqlproxy.Deps{Orderer: node, Gate: guard, Reads: node, AutoInc: db, Locks: db, Privileges: db, Routines: db}, log)
 	if err != nil {
 		return err
