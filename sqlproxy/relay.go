@@ -199,7 +199,15 @@ func (s *session) captureErr(p []byte) []byte {
 		if c != nil {
 			c.killed = true
 		}
-		s.abortReported = true
+		if c != nil && c.discard {
+			// A run the client does not see (a prepared read's digest):
+			// it already has its answer and has not heard of the abort.
+			// The transaction stays open, aborted: its next statement
+			// or COMMIT gets 1213 (session.aborted).
+			s.txw.abortReq.Store(true)
+		} else {
+			s.abortReported = true
+		}
 		return errPacket(errAborted)
 	}
 	return p

@@ -316,6 +316,19 @@ func (w *txWatch) noteLocks(st classify.Statement, serializable bool) {
 	}
 }
 
+// doomTx ends a transaction the applier aborted during a run the client
+// does not see (captureErr): the backend's is rolled back and the applier
+// no longer waits for it, but the session keeps it, marked aborted, until
+// the client hears of it: its next statement or COMMIT gets 1213
+// (session.aborted, commitTx).
+func (s *session) doomTx() {
+	_ = s.be.exec("ROLLBACK")
+	s.txw.abortReq.Store(true)
+	s.txw.rowLocks.Store(false)
+	s.txw.optimistic.Store(false)
+	s.srv.txEnd()
+}
+
 // endTx forgets the transaction (the backend's is already over).
 func (s *session) endTx() {
 	s.tx = nil
@@ -634,6 +647,10 @@ func (s *session) txRecordResponse(rec command.Stmt, last, discard bool) (bool, 
 	}
 	out := c.outcome
 	out.CheckAffected = s.caps&mysql.CLIENT_FOUND_ROWS == 0
+	if c.killed && discard {
+		s.doomTx()
+		return ok, nil
+	}
 	s.txRecord(rec, out, c.killed)
 	return ok, nil
 }
@@ -643,7 +660,8 @@ func (s *session) txRecordResponse(rec command.Stmt, last, discard bool) (bool, 
 func (s *session) txRecord(rec command.Stmt, out command.Outcome, killed bool) {
 	switch s.tx.record(rec, out, killed) {
 	case txKilled:
-		// The applier aborted the transaction while this statement ran.
+		// The applier aborted the transaction while this statement ran;
+		// the client got 1213 for it (captureErr).
 		_ = s.be.exec("ROLLBACK")
 		s.endTx()
 	case txRolledBack:

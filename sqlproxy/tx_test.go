@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -567,5 +568,66 @@ func TestTxWaitAborted(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("%s: WaitAborted still waiting 30s after the transaction ended", end)
 		}
+	}
+}
+
+// TestTxAbortDuringDigest: the applier aborts a transaction while the
+// second run of a prepared read (as text, for the commit's digest) runs,
+// after the client already has its rows. The client must hear of it at
+// its next statement or COMMIT (1213): the transaction must not carry on
+// in autocommit mode with its COMMIT answered OK and its write gone (the
+// list-append torture test found this: an acknowledged append lost).
+func TestTxAbortDuringDigest(t *testing.T) {
+	srv, _, name := newTxProxy(t, nil)
+	db := open(t, srv.DSN("app", "apppw", name, ""))
+	root := open(t, backend.RootDSN()+name)
+	mustExec(t, db, "CREATE TABLE d (id INT PRIMARY KEY, v INT)")
+	mustExec(t, db, "INSERT INTO d VALUES (1, 0), (2, 0)")
+	ctx := context.Background()
+	for _, next := range []string{"COMMIT", "SELECT"} {
+		t.Run(next, func(t *testing.T) {
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var id uint64
+			if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			tx, err := conn.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.Exec("UPDATE d SET v = v + 1 WHERE id = 1"); err != nil {
+				t.Fatal(err)
+			}
+			// A prepared read (arguments, no interpolation) that takes a
+			// while: the client's run answers, then the digest run takes
+			// as long, and the abort lands in it.
+			var n int
+			if err := tx.QueryRow("SELECT COUNT(*) FROM seq_1_to_40000000 WHERE seq > ?", 1).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			aborted, busy := srv.Proxy.AbortBlockers([]uint64{id}, false, true)
+			if aborted != 1 || len(busy) != 1 {
+				t.Fatalf("AbortBlockers: %d aborted, busy %v; want the session, busy in its digest run", aborted, busy)
+			}
+			mustExec(t, root, fmt.Sprintf("KILL QUERY %d", id))
+			if next == "SELECT" {
+				var got int
+				err := tx.QueryRow("SELECT v FROM d WHERE id = 2").Scan(&got)
+				if !isCode(err, 1213) {
+					t.Fatalf("the next statement after an abort the client was not told of: %v, want 1213", err)
+				}
+			}
+			if err := tx.Commit(); !isCode(err, 1213) && next == "COMMIT" {
+				t.Fatalf("COMMIT after an abort the client was not told of: %v, want 1213", err)
+			}
+			if got := count(t, root, "SELECT v FROM d WHERE id = 1"); got != 0 {
+				t.Fatalf("the aborted transaction's write is in the table (v = %d)", got)
+			}
+		})
 	}
 }
