@@ -234,11 +234,16 @@ func (n *Node) sendForward(addr string, batch []*forwardReq) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.SubmitTimeout)
 	defer cancel()
+	// A leader that stops leading (paused, cut off, deposed) does not hold
+	// the exchange until the submit timeout: it ends when this node sees
+	// the leader change.
+	ctx, stop := n.whileLeads(ctx)
+	defer stop()
 	nonce, inc, term := rand.Uint64()|1, n.knownIncarnation(addr), n.raft.CurrentTerm()
 	// lost answers the batch when the exchange broke after the request was
 	// written: not handed if the leader confirms it never got it.
 	lost := func(what string, err error) {
-		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		rctx, rcancel := context.WithTimeout(n.ctx, 2*time.Second)
 		defer rcancel()
 		if n.resolveLost(rctx, addr, nonce, inc, term) {
 			n.logger.Info("forward lost before it reached the leader; its entries are sent again", "leader", addr, "entries", len(batch), "err", err)
@@ -317,6 +322,8 @@ func forwardErr(addr string, fr forwardResponse) error {
 
 // forwardBarrier asks the leader at addr for its read index.
 func (n *Node) forwardBarrier(ctx context.Context, addr string) (uint64, error) {
+	ctx, stop := n.whileLeads(ctx)
+	defer stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+pathBarrier, nil)
 	if err != nil {
 		return 0, err

@@ -55,6 +55,7 @@ func (n *Node) watchPeers() {
 					n.live.Resumed(string(d.PeerID))
 				case raft.LeaderObservation:
 					n.live.Reset() // a new leader's own view starts afresh
+					n.leaderChanged()
 					n.reports.leaderChanged()
 				}
 			}

@@ -64,6 +64,9 @@ type Node struct {
 	ledger      *forwardLedger // the forward requests this node received as leader
 	leaderInc   sync.Map       // leader address → incarnation of its last forward answer
 
+	leaderMu  sync.Mutex
+	leaderChg chan struct{} // closed (and replaced) when the leader changes: leaderwatch.go
+
 	readyTerm atomic.Uint64 // term in which this leader committed a barrier
 
 	batchRecords atomic.Uint64
@@ -142,13 +145,14 @@ func newNode(cfg Config, applier Applier, logger *slog.Logger) (*Node, error) {
 	p := newPaths(cfg, logger)
 	n := &Node{paths: p,
 		cfg: cfg, logger: logger, applier: applier,
-		waiters: waiters{m: map[command.EntryID]chan delivery{}},
-		live:    liveness.New(),
-		reports: reportHub{kick: make(chan struct{}, 1)},
-		propCh:  make(chan *proposal, 4*cfg.MaxBatch),
-		fwdCh:   make(chan *forwardReq, 4*cfg.MaxBatch),
-		stop:    make(chan struct{}),
-		client:  newForwardClient(p.dial),
+		waiters:   waiters{m: map[command.EntryID]chan delivery{}},
+		live:      liveness.New(),
+		reports:   reportHub{kick: make(chan struct{}, 1)},
+		propCh:    make(chan *proposal, 4*cfg.MaxBatch),
+		fwdCh:     make(chan *forwardReq, 4*cfg.MaxBatch),
+		leaderChg: make(chan struct{}),
+		stop:      make(chan struct{}),
+		client:    newForwardClient(p.dial),
 
 		incarnation: rand.Uint64() | 1,
 		ledger:      newForwardLedger(2 * (cfg.SubmitTimeout + cfg.OutcomeGrace)),
