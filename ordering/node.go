@@ -256,7 +256,15 @@ func (n *Node) listen() error {
 		Stream:  &streamLayer{subListener: n.mux.sub(muxRaft), advertise: adv, dial: n.paths.dial},
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
-		Logger:  newHclogAdapter(n.logger).Named("transport"),
+		// No pipelined replication: in hashicorp/raft v1.7.2 a follower's
+		// Success=false answer (a log mismatch after it restarted) can
+		// leave the pipeline's send blocked for ever, so that follower
+		// gets heartbeats but no more entries, and Shutdown hangs
+		// (found by the torture runs; grafana/pyroscope#5518 saw the
+		// same). 1 replicates synchronously; the batcher already puts
+		// concurrent entries into one record.
+		MaxRPCsInFlight: 1,
+		Logger:          newHclogAdapter(n.logger).Named("transport"),
 	})
 	return nil
 }
