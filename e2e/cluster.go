@@ -51,6 +51,8 @@ type config struct {
 	secondary   bool
 	witness     bool
 	clusterAddr bool
+	clockFile   bool // faults.go: WithClockOffset
+	tmpfsMB     int  // faults.go: WithBackendTmpfs
 }
 
 // WithWitness adds a witness, "w1": a lockstepd --witness (a Raft voter
@@ -261,6 +263,9 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 			}
 		}
 		n.LogPath = filepath.Join(n.Dir, "lockstepd.log")
+		if cfg.tmpfsMB > 0 {
+			mountTmpfs(t, filepath.Join(n.Dir, "mariadb"), cfg.tmpfsMB)
+		}
 		c.Nodes = append(c.Nodes, n)
 		if n.SecondaryAddr != "" {
 			peers = append(peers, n.ID+"="+n.RaftAddr+"|"+n.SecondaryAddr)
@@ -320,6 +325,9 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 			"--peers", strings.Join(peers, ","),
 			"--admin-token", c.Token,
 		), cfg.args...)
+		if cfg.clockFile {
+			n.argv = append(n.argv, "--clock-offset-file", n.clockFile())
+		}
 		if err := n.start(); err != nil {
 			t.Fatal(err)
 		}
@@ -461,6 +469,16 @@ func (c *Cluster) shutdown() {
 		go func() {
 			defer wg.Done()
 			if err := n.Stop(); err != nil {
+				// The stacks are in the log, which goes with the
+				// temporary dir: keep a copy.
+				keep := os.Getenv("LOCKSTEP_E2E_KEEP_LOGS")
+				if keep == "" {
+					keep = os.TempDir()
+				}
+				name := filepath.Join(keep, "lockstep-stop-"+strings.NewReplacer("/", "_", " ", "_").Replace(c.t.Name())+"-"+n.ID+".log")
+				if b, rerr := os.ReadFile(n.LogPath); rerr == nil && os.MkdirAll(keep, 0o755) == nil && os.WriteFile(name, b, 0o644) == nil {
+					err = fmt.Errorf("%w; log kept in %s", err, name)
+				}
 				c.t.Logf("%s: %v", n.ID, err)
 			}
 			if n.backendDB != nil {
