@@ -4,7 +4,7 @@ GO ?= go
 # Packages with concurrency run under the race detector.
 RACE_PKGS := ./ordering/... ./sqlproxy/... ./quorum/... ./admin/... ./internal/localdb/... ./balance/... ./vip/...
 
-.PHONY: all build deps demo test lint unit e2e bench clean deploy-check
+.PHONY: all build deps demo test lint unit e2e bench clean deploy-check torture
 
 all: build
 
@@ -34,6 +34,11 @@ deploy-check:
 	bash scripts/deploy-check.sh
 
 test: deps lint deploy-check unit e2e
+
+# The long torture runs: each workload TORTURE_TIME (default 15m) under random
+# faults (scripts/torture.sh; docs/GUARANTEES.md). make test runs the short one.
+torture: deps
+	bash scripts/torture.sh
 
 # Options for the benchmark, e.g. make bench BENCH_ARGS="-only tx" (see bench/README.md).
 BENCH_ARGS ?=
