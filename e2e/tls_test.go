@@ -98,4 +98,35 @@ func TestSQLTLS(t *testing.T) {
 			t.Fatalf("sysbench run output:\n%s", out)
 		}
 	}
+	// It verifies the server's certificate chain against cacert.pem
+	// (MariaDB Connector/C does when a CA is given; sysbench 1.0 has no
+	// option for the host name check): with another CA's certificate there
+	// it cannot connect (2026, unable to get local issuer certificate).
+	other, err := certs.NewCA(filepath.Join(dir, "other"), "not the cluster's CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(other.CAFile())
+	os.WriteFile(filepath.Join(work, "cacert.pem"), b, 0o600)
+	cmd := exec.Command(sb, "oltp_point_select", "--db-driver=mysql", "--mysql-ssl=on", "--mysql-host="+host, "--mysql-port="+port,
+		"--mysql-user=sec", "--mysql-password=secpw", "--mysql-db=sbtls", "--tables=1", "--table-size=100", "--time=1", "--threads=1", "run")
+	cmd.Dir = work
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Fatalf("sysbench connected with a CA that did not sign the node's certificate:\n%s", out)
+	} else if !strings.Contains(string(out), "error 2026") || !strings.Contains(string(out), "certificate") {
+		t.Fatalf("sysbench with a foreign CA failed, but not on the certificate: %v\n%s", err, out)
+	} else {
+		t.Logf("sysbench with a foreign CA: %s", lastLine(string(out), "error 2026"))
+	}
+}
+
+// lastLine is the last line of s that contains sub.
+func lastLine(s, sub string) string {
+	lines := strings.Split(s, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], sub) {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	return ""
 }
