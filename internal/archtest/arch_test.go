@@ -32,6 +32,7 @@ var only = map[string][]string{
 	"command":           {},
 	"sqlproxy/classify": {},
 	"internal/testutil": {},
+	"internal/elle":     {},
 	"liveness":          {},
 	"quorum":            {"command"},
 	"membership":        {"command"},
