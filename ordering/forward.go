@@ -237,7 +237,7 @@ func (n *Node) sendForward(addr string, batch []*forwardReq) {
 	// A leader that stops leading (paused, cut off, deposed) does not hold
 	// the exchange until the submit timeout: it ends when this node sees
 	// the leader change.
-	ctx, stop := n.whileLeads(ctx)
+	ctx, stop := n.whileLeads(ctx, addr)
 	defer stop()
 	nonce, inc, term := rand.Uint64()|1, n.knownIncarnation(addr), n.raft.CurrentTerm()
 	// lost answers the batch when the exchange broke after the request was
@@ -322,7 +322,7 @@ func forwardErr(addr string, fr forwardResponse) error {
 
 // forwardBarrier asks the leader at addr for its read index.
 func (n *Node) forwardBarrier(ctx context.Context, addr string) (uint64, error) {
-	ctx, stop := n.whileLeads(ctx)
+	ctx, stop := n.whileLeads(ctx, addr)
 	defer stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+pathBarrier, nil)
 	if err != nil {

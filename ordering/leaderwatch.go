@@ -25,16 +25,16 @@ func (n *Node) leaderChange() <-chan struct{} {
 }
 
 // whileLeads returns a context that ends, with errLeaderChanged as its
-// cause, as soon as the leader this node follows now is no longer its
-// leader (another node, or none while an election runs), or when parent
-// ends. stop releases it.
-func (n *Node) whileLeads(parent context.Context) (ctx context.Context, stop func()) {
-	_, id := n.raft.LeaderWithID()
+// cause, as soon as the node at addr is not the leader this node follows
+// (another node, or none while an election runs; at once when it already
+// is not: a request queued for an old leader), or when parent ends. stop
+// releases it.
+func (n *Node) whileLeads(parent context.Context, addr string) (ctx context.Context, stop func()) {
 	c, cancel := context.WithCancelCause(parent)
 	go func() {
 		for {
 			ch := n.leaderChange() // before the check: no change is missed
-			if _, now := n.raft.LeaderWithID(); now != id {
+			if now, _ := n.raft.LeaderWithID(); string(now) != addr {
 				cancel(errLeaderChanged)
 				return
 			}
