@@ -70,6 +70,29 @@ type Status struct {
 	// Paths says, per peer, which of its addresses this node uses to reach
 	// it (a peer may have a secondary address on another network).
 	Paths []Path `json:"paths,omitempty"`
+	// Witness: this node is a witness (a Raft voter without a database;
+	// it serves no clients).
+	Witness bool `json:"witness,omitempty"`
+	// Clients are this node's client counters, cumulative since it
+	// started (the console charts their rates).
+	Clients ClientStats `json:"clients"`
+}
+
+// ClientStats counts a node's client traffic: Connections now, the rest
+// cumulative since the node started.
+type ClientStats struct {
+	// Connections is the client sessions open now.
+	Connections int `json:"connections"`
+	// Reads and Writes count client statements classified as reads, and
+	// as writes or DDL (text and prepared).
+	Reads  uint64 `json:"reads"`
+	Writes uint64 `json:"writes"`
+	// Commits counts the client writes this node ordered that committed
+	// (autocommit writes and transactions that wrote).
+	Commits uint64 `json:"commits"`
+	// Conflicts counts the 1213 errors sent to clients (deadlocks and
+	// optimistic transactions lost to a conflict).
+	Conflicts uint64 `json:"conflicts"`
 }
 
 // Path is how the answering node reaches one peer.

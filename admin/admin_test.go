@@ -143,7 +143,8 @@ func TestCompareChecksums(t *testing.T) {
 }
 
 func TestMetricsAndStream(t *testing.T) {
-	s, err := New(Config{Listen: "127.0.0.1:0", Token: "tok"}, &src{st: Status{ID: "n1", Role: "leader", State: "serving", CommitIndex: 10, AppliedIndex: 7, BatchedRecords: 3}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(Config{Listen: "127.0.0.1:0", Token: "tok"}, &src{st: Status{ID: "n1", Role: "leader", State: "serving", CommitIndex: 10, AppliedIndex: 7, BatchedRecords: 3,
+		Clients: ClientStats{Connections: 2, Reads: 40, Writes: 5, Commits: 4, Conflicts: 1}}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,8 @@ func TestMetricsAndStream(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"lockstep_applied_index 7", "lockstep_apply_lag 3", "lockstep_is_leader 1", "lockstep_serving 1",
-		"lockstep_batched_records_total 3", `lockstep_node_state{node="n2",state="standby"} 1`, "go_goroutines", "tok"} {
+		"lockstep_batched_records_total 3", "lockstep_client_connections 2", "lockstep_client_reads_total 40",
+		"lockstep_client_writes_total 5", "lockstep_client_commits_total 4", "lockstep_client_conflicts_total 1", `lockstep_node_state{node="n2",state="standby"} 1`, "go_goroutines", "tok"} {
 		if want == "tok" {
 			if strings.Contains(string(b), want) {
 				t.Errorf("/metrics shows the token")

@@ -16,7 +16,7 @@ import (
 type statusCollector struct {
 	src Source
 
-	up, term, commit, applied, lag, leader, serving, diverged, records, entries, clientEntries, nodeState *prometheus.Desc
+	up, term, commit, applied, lag, leader, serving, diverged, records, entries, clientEntries, nodeState, conns, reads, writes, commits, conflicts *prometheus.Desc
 }
 
 func newStatusCollector(src Source) *statusCollector {
@@ -36,11 +36,16 @@ func newStatusCollector(src Source) *statusCollector {
 		entries:       d("batched_entries_total", "Entries in the log records this node proposed while leader."),
 		clientEntries: d("client_entries_total", "Client entries (statements, transactions, named-lock operations) committed since this node started."),
 		nodeState:     d("node_state", "1 for each node's current operational state, as this node knows it.", "node", "state"),
+		conns:         d("client_connections", "Client sessions open on this node."),
+		reads:         d("client_reads_total", "Client statements classified as reads since this node started."),
+		writes:        d("client_writes_total", "Client statements classified as writes or DDL since this node started."),
+		commits:       d("client_commits_total", "Client writes this node ordered that committed (autocommit writes and transactions that wrote)."),
+		conflicts:     d("client_conflicts_total", "Errors 1213 (deadlock, conflict) sent to this node's clients."),
 	}
 }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.term, c.commit, c.applied, c.lag, c.leader, c.serving, c.diverged, c.records, c.entries, c.clientEntries, c.nodeState} {
+	for _, d := range []*prometheus.Desc{c.up, c.term, c.commit, c.applied, c.lag, c.leader, c.serving, c.diverged, c.records, c.entries, c.clientEntries, c.nodeState, c.conns, c.reads, c.writes, c.commits, c.conflicts} {
 		ch <- d
 	}
 }
@@ -66,6 +71,11 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.records, prometheus.CounterValue, float64(st.BatchedRecords))
 	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.CounterValue, float64(st.BatchedEntries))
 	ch <- prometheus.MustNewConstMetric(c.clientEntries, prometheus.CounterValue, float64(st.ClientEntries))
+	g(c.conns, float64(st.Clients.Connections))
+	ch <- prometheus.MustNewConstMetric(c.reads, prometheus.CounterValue, float64(st.Clients.Reads))
+	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(st.Clients.Writes))
+	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(st.Clients.Commits))
+	ch <- prometheus.MustNewConstMetric(c.conflicts, prometheus.CounterValue, float64(st.Clients.Conflicts))
 	for _, n := range c.src.Nodes().Nodes {
 		ch <- prometheus.MustNewConstMetric(c.nodeState, prometheus.GaugeValue, 1, n.ID, n.State)
 	}

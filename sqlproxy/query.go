@@ -59,6 +59,7 @@ func (s *session) runStatement(sql string, last bool) (bool, error) {
 	pins.InTx = s.tx != nil || !s.autocommit
 	st := s.srv.classify(sql, pins)
 	s.localCall(&st, sql) // a CALL of a read-only procedure is a read
+	s.srv.countClass(st.Class)
 	if st.Class == classify.NamedLock {
 		// Answered by the proxy, inside a transaction too (locks are
 		// not transactional; the statement is not recorded).

@@ -207,6 +207,7 @@ func (s *session) captureErr(p []byte) []byte {
 			s.txw.abortReq.Store(true)
 		} else {
 			s.abortReported = true
+			s.srv.conflicts.Add(1)
 		}
 		return errPacket(errAborted)
 	}

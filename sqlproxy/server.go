@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lockstepdb/lockstep/sqlproxy/classify"
 )
 
 // Server accepts MySQL client connections and runs one session goroutine
@@ -34,6 +36,8 @@ type Server struct {
 	// left active; a session remembers the count it opened at.
 	left   atomic.Pointer[string]
 	leaves atomic.Uint64
+	// reads, writes, commits and conflicts are the counters of Stats.
+	reads, writes, commits, conflicts atomic.Uint64
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -170,6 +174,38 @@ func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// Stats are a node's cumulative client counters since it started, for the
+// admin API's charts (rates come from the differences of two readings).
+type Stats struct {
+	// Reads and Writes count the client statements (text and prepared
+	// executions) classified as reads, and as writes or DDL.
+	Reads, Writes uint64
+	// Commits counts the client writes this node ordered that committed:
+	// autocommit writes and transactions that wrote.
+	Commits uint64
+	// Conflicts counts the 1213 errors (deadlock, or an optimistic
+	// transaction rolled back by a conflict) sent to clients.
+	Conflicts uint64
+	// Sessions is the client sessions open now.
+	Sessions int
+}
+
+// Stats reads the counters.
+func (s *Server) Stats() Stats {
+	return Stats{Reads: s.reads.Load(), Writes: s.writes.Load(), Commits: s.commits.Load(),
+		Conflicts: s.conflicts.Load(), Sessions: s.Sessions()}
+}
+
+// countClass counts a classified client statement for Stats.
+func (s *Server) countClass(c classify.Class) {
+	switch c {
+	case classify.Read:
+		s.reads.Add(1)
+	case classify.Write, classify.DDL:
+		s.writes.Add(1)
+	}
 }
 
 // Addr is the listening address, or nil before Serve.

@@ -438,6 +438,9 @@ func (s *session) beforeBackend() error {
 // writeErr writes an ERR packet to the client and records it as the
 // diagnostics of the statement.
 func (s *session) writeErr(e *mysql.MyError) error {
+	if e.Code == mysql.ER_LOCK_DEADLOCK {
+		s.srv.conflicts.Add(1)
+	}
 	s.diag = &diagnostics{warnings: []command.Warning{{Level: "Error", Code: e.Code, Message: e.Message}}, errors: 1, rowCount: -1}
 	return s.cl.writePacket(errPacket(e))
 }

@@ -197,6 +197,9 @@ func (s *session) stmtExecute(p []byte) error {
 		return s.writeErr(errMalformedPacket)
 	}
 	ps := s.stmts.of(p)
+	if ps != nil {
+		s.srv.countClass(ps.st.Class)
+	}
 	if ps != nil && ps.lock != nil {
 		return s.stmtExecuteLock(ps, p)
 	}

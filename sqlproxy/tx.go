@@ -373,7 +373,11 @@ func (s *session) commitTx() (*mysql.MyError, error) {
 	}
 	ctx, cancel := context.WithTimeout(s.srv.ctx, s.srv.cfg.WriteTimeout)
 	defer cancel()
-	return tx.order(ctx, s.srv.deps.Orderer, s.log), nil
+	me := tx.order(ctx, s.srv.deps.Orderer, s.log)
+	if me == nil {
+		s.srv.commits.Add(1)
+	}
+	return me, nil
 }
 
 // txControl runs BEGIN, COMMIT, ROLLBACK, savepoints and autocommit

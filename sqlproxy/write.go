@@ -317,6 +317,7 @@ func (s *session) write(st classify.Statement, now time.Time, last bool) (bool, 
 		s.diag.warnings = append(s.diag.warnings, r.Warnings...)
 		return false, err
 	}
+	s.srv.commits.Add(1)
 	affected := r.AffectedRows
 	if s.caps&mysql.CLIENT_FOUND_ROWS != 0 {
 		affected = foundRows(st, r)

@@ -144,7 +144,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	guard := quorum.NewGuard(quorumView{node}, cfg.FenceGrace)
 
 	// 4. Admin API.
-	src := statusSource{cfg: cfg, node: node, guard: guard, db: db, ca: &atomic.Pointer[clusterAddr]{}}
+	src := statusSource{cfg: cfg, node: node, guard: guard, db: db, ca: &atomic.Pointer[clusterAddr]{}, proxy: &atomic.Pointer[sqlproxy.Server]{}}
 	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, src, log)
 	if err != nil {
 		return err
@@ -173,6 +173,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// The applier always wins: client transactions that hold locks it
 	// needs are aborted.
 	db.SetBlockers(proxy)
+	src.proxy.Store(proxy)
 	l, err := net.Listen("tcp", cfg.SQLAddr)
 	if err != nil {
 		return fmt.Errorf("SQL listener on %s: %w", cfg.SQLAddr, err)
@@ -245,6 +246,9 @@ type statusSource struct {
 	// ca is the cluster address, set once it runs (nil before, and on a
 	// witness).
 	ca *atomic.Pointer[clusterAddr]
+	// proxy is the SQL listener, set once it is built (nil before, and
+	// on a witness): the client counters of the status.
+	proxy *atomic.Pointer[sqlproxy.Server]
 }
 
 func (s statusSource) Balance() admin.Balance {
@@ -287,7 +291,23 @@ func (s statusSource) AdminStatus() admin.Status {
 		VIPHeld:       s.vipHeld(),
 		BalancePolicy: string(s.balancePolicy()),
 		Paths:         adminPaths(s.node.Paths()),
+		Witness:       s.cfg.Witness,
+		Clients:       s.clientStats(),
 	}
+}
+
+// clientStats are the SQL listener's counters (zero before it is built and
+// on a witness).
+func (s statusSource) clientStats() admin.ClientStats {
+	if s.proxy == nil {
+		return admin.ClientStats{}
+	}
+	p := s.proxy.Load()
+	if p == nil {
+		return admin.ClientStats{}
+	}
+	st := p.Stats()
+	return admin.ClientStats{Connections: st.Sessions, Reads: st.Reads, Writes: st.Writes, Commits: st.Commits, Conflicts: st.Conflicts}
 }
 
 func (s statusSource) vipHeld() bool {

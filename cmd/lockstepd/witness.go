@@ -9,6 +9,7 @@ import (
 	"github.com/lockstepdb/lockstep/admin"
 	"github.com/lockstepdb/lockstep/ordering"
 	"github.com/lockstepdb/lockstep/quorum"
+	"github.com/lockstepdb/lockstep/sqlproxy"
 )
 
 // runWitness runs a witness: Raft (a full voter that stores the log) and the
@@ -21,7 +22,7 @@ func runWitness(ctx context.Context, cfg Config, log *slog.Logger, ocfg ordering
 	}
 	defer node.Close()
 	guard := quorum.NewGuard(quorumView{node}, cfg.FenceGrace)
-	src := statusSource{cfg: cfg, node: node, guard: guard, ca: &atomic.Pointer[clusterAddr]{}}
+	src := statusSource{cfg: cfg, node: node, guard: guard, ca: &atomic.Pointer[clusterAddr]{}, proxy: &atomic.Pointer[sqlproxy.Server]{}}
 	adm, err := admin.New(admin.Config{Listen: cfg.AdminAddr, Token: cfg.AdminToken, TLSCert: cfg.AdminTLSCert, TLSKey: cfg.AdminTLSKey}, src, log)
 	if err != nil {
 		return err
