@@ -75,7 +75,9 @@ func TestGlyphPerState(t *testing.T) {
 		{func(st *admin.Status) { st.NodeState, st.State = "joining", "catching-up" }, view.Transitional},
 		{func(st *admin.Status) { st.NodeState, st.State = "active", "catching-up" }, view.Transitional},
 		{func(st *admin.Status) { st.State, st.StateDetail = "no-quorum", "leader unreachable for 2s" }, view.Fenced},
-		{func(st *admin.Status) { st.State, st.Diverged, st.DivergedDetail = "diverged", true, "hash differs at 90" }, view.Diverged},
+		{func(st *admin.Status) {
+			st.State, st.Diverged, st.DivergedDetail = "diverged", true, "hash differs at 90"
+		}, view.Diverged},
 		{func(st *admin.Status) { st.Witness = true }, view.Witness},
 	}
 	for _, tc := range cases {
