@@ -112,6 +112,16 @@ type Model struct {
 	// BurstRate is the conflicts per second on one node that make a burst
 	// worth an event (default 5).
 	BurstRate float64
+	// HideEndpoints leaves the endpoints' URLs out of the banner and the
+	// events (the rendering tests' servers have random ports).
+	HideEndpoints bool
+}
+
+func (m *Model) endpoint(ep string) string {
+	if m.HideEndpoints {
+		return ""
+	}
+	return " (" + ep + ")"
 }
 
 type reading struct {
@@ -184,9 +194,12 @@ func (m *Model) Update(s Snapshot) View {
 	wasConnected := prev != nil && prev.Connected
 	switch {
 	case !s.Connected:
-		v.Banner = "NO CONNECTION to the cluster — retrying every second. " + s.Err
+		v.Banner = "NO CONNECTION to the cluster — retrying every second"
+		if !m.HideEndpoints {
+			v.Banner += ". " + s.Err
+		}
 		if wasConnected || prev == nil {
-			m.event(s.At, "connection", "", "lost the connection to the cluster: %s", s.Err)
+			m.event(s.At, "connection", "", "lost the connection to the cluster%s", m.endpoint(s.Err))
 		}
 		for _, id := range m.nodes {
 			v.Nodes = append(v.Nodes, NodeView{ID: id, Kind: Unknown, Label: "unknown", Detail: "no connection"})
@@ -195,11 +208,11 @@ func (m *Model) Update(s Snapshot) View {
 		v.Events = m.Events()
 		return v
 	case s.Moved && s.MovedOff != "":
-		m.event(s.At, "connection", s.Via, "%s stopped answering: now following the cluster through %s (%s)", s.MovedOff, s.Via, s.ViaEndpoint)
+		m.event(s.At, "connection", s.Via, "%s stopped answering: now following the cluster through %s%s", s.MovedOff, s.Via, m.endpoint(s.ViaEndpoint))
 	case !wasConnected:
-		m.event(s.At, "connection", s.Via, "connected to the cluster through %s (%s)", s.Via, s.ViaEndpoint)
+		m.event(s.At, "connection", s.Via, "connected to the cluster through %s%s", s.Via, m.endpoint(s.ViaEndpoint))
 	}
-	v.Banner = fmt.Sprintf("connected through %s (%s)", s.Via, s.ViaEndpoint)
+	v.Banner = fmt.Sprintf("connected through %s%s · %d of %d members answer", s.Via, m.endpoint(s.ViaEndpoint), len(s.Status), len(s.Nodes))
 	if s.Balance != nil {
 		v.Policy = s.Balance.Policy
 	} else if st, ok := s.Status[s.Via]; ok {
