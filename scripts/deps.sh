@@ -3,6 +3,9 @@
 #   scripts/deps.sh          MariaDB server and client, iproute2 (partition tests),
 #                            sysbench (the TLS test runs it with --mysql-ssl=on),
 #                            docker-compose (make deploy-check validates the compose file)
+#                            the console's build (a C toolchain, OpenGL and X11
+#                            headers: fyne uses cgo) and Xvfb + ImageMagick (its
+#                            real-window screenshot, scripts/console-shot.sh)
 #   scripts/deps.sh bench    also galera-4 and rsync (for make bench)
 set -euo pipefail
 
@@ -15,6 +18,12 @@ command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+
 command -v sysbench >/dev/null 2>&1 || need+=(sysbench)
 # make deploy-check validates docker-compose.yml without a Docker engine.
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# lockstep-console (fyne: cgo, GLFW on X11) builds in make test.
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+for p in libgl1-mesa-dev xorg-dev xvfb imagemagick; do
+  installed "$p" || need+=("$p")
+done
 if [ "${1:-}" = bench ]; then
   [ -e /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
   command -v rsync >/dev/null 2>&1 || need+=(rsync)

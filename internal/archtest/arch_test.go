@@ -43,6 +43,26 @@ var only = map[string][]string{
 	// (ordering carries the reports as bytes) or the proxy.
 	"balance": {},
 	"vip":     {},
+	// The console is a client of the admin API only; its view logic
+	// knows no GUI (TestViewWithoutGUI).
+	"console/view":           {"admin", "internal/snapstream"},
+	"console/view/fakeadmin": {"admin", "internal/snapstream"},
+	"console/ui":             {"admin", "internal/snapstream", "console/view"},
+	"cmd/lockstep-console":   {"admin", "internal/snapstream", "console/view", "console/ui"},
+}
+
+// TestViewWithoutGUI keeps fyne out of the console's view logic, so it is
+// tested directly, without a display.
+func TestViewWithoutGUI(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", mod+"console/view").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps console/view: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasPrefix(dep, "fyne.io/") {
+			t.Errorf("console/view depends on %s: keep the GUI in console/ui", dep)
+		}
+	}
 }
 
 func TestOnlyImports(t *testing.T) {
