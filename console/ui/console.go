@@ -49,11 +49,13 @@ type Console struct {
 	events   *widget.List
 	evs      []view.Event
 	settingP bool
+	body     *fyne.Container
+	glyphMin fyne.Size
 }
 
-// Samples is how many points each chart keeps: five minutes at one poll a
+// Samples is how many points each chart keeps: two minutes at one poll a
 // second.
-const Samples = 300
+const Samples = 120
 
 // chartColours are the charts' line colours, in view.Metrics order.
 var chartColours = []color.Color{
@@ -106,7 +108,7 @@ func New(a fyne.App, f *view.Follower, m *view.Model) *Console {
 	for _, ch := range c.charts {
 		chartGrid.Add(ch)
 	}
-	charts := container.NewBorder(container.NewHBox(widget.NewLabel("Charts, last 5 minutes, for"), c.scopeSel), nil, nil, nil, chartGrid)
+	charts := container.NewBorder(container.NewHBox(widget.NewLabel("Charts, last 2 minutes, for"), c.scopeSel), nil, nil, nil, chartGrid)
 
 	c.events = widget.NewList(func() int { return len(c.evs) },
 		func() fyne.CanvasObject { return widget.NewLabel("00:00:00  event") },
@@ -120,6 +122,7 @@ func New(a fyne.App, f *view.Follower, m *view.Model) *Console {
 	top := container.NewVBox(header, c.glyphs, container.NewHBox(legend), hint, charts)
 	body := container.NewBorder(top, nil, nil, nil,
 		container.NewBorder(widget.NewLabelWithStyle("Events", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), nil, nil, nil, c.events))
+	c.body = body
 	c.win.SetContent(body)
 	c.win.Resize(fyne.NewSize(1180, 860))
 	return c
@@ -191,6 +194,11 @@ func (c *Console) Show(v view.View) {
 	}
 	for _, nv := range v.Nodes {
 		c.byID[nv.ID].set(nv)
+	}
+	if ms := c.glyphs.MinSize(); ms != c.glyphMin {
+		// The glyph row changed size: lay the whole window out again.
+		c.glyphMin = ms
+		c.body.Refresh()
 	}
 	c.glyphs.Refresh()
 	c.drawCharts()

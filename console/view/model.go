@@ -383,6 +383,12 @@ func (m *Model) diff(prev, cur *Snapshot, views []NodeView) {
 			m.event(at, "reach", id, "%s stopped answering", id)
 		}
 	}
+	// Transfer progress is measured against the cluster's commit index
+	// (the newest any member reports), not the joining node's own.
+	var commit uint64
+	for _, nv := range views {
+		commit = max(commit, nv.CommitIndex)
+	}
 	for _, nv := range views {
 		joining := nv.NodeState == "joining" || (nv.Kind == Transitional && nv.Answered)
 		if !joining {
@@ -393,13 +399,13 @@ func (m *Model) diff(prev, cur *Snapshot, views []NodeView) {
 			continue
 		}
 		pct := 0
-		if nv.CommitIndex > 0 {
-			pct = int(nv.AppliedIndex * 100 / nv.CommitIndex)
+		if commit > 0 {
+			pct = int(min(nv.AppliedIndex, commit) * 100 / commit)
 		}
 		last, ok := m.joinPct[nv.ID]
 		if !ok || pct/10 != last/10 {
 			m.joinPct[nv.ID] = pct
-			m.event(at, "join", nv.ID, "%s transfer: %d%% (applied %d of %d)", nv.ID, pct, nv.AppliedIndex, nv.CommitIndex)
+			m.event(at, "join", nv.ID, "%s transfer: %d%% (applied %d of %d)", nv.ID, pct, nv.AppliedIndex, commit)
 		}
 	}
 }
