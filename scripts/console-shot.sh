@@ -19,7 +19,7 @@ cleanup() {
 		kill "${pids[i]}" 2>/dev/null || true
 		wait "${pids[i]}" 2>/dev/null || true
 	done
-	rm -rf "$DIR"
+	[ -n "${SHOT_KEEP:-}" ] && echo "console-shot: kept $DIR" >&2 || rm -rf "$DIR"
 }
 trap cleanup EXIT
 
@@ -36,12 +36,16 @@ done
 
 # A little load through the cluster address, so the charts move.
 read -r HOST PORT USER PASS < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); h,p=d["cluster"].rsplit(":",1); print(h,p,d["user"],d["password"])' "$DIR/info.json")
-sql() { mariadb --skip-ssl -h "$HOST" -P "$PORT" -u "$USER" -p"$PASS" -N -e "$1" >/dev/null 2>&1; }
-sql "CREATE DATABASE IF NOT EXISTS shop; CREATE TABLE IF NOT EXISTS shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, qty INT)" || true
+sql() { mariadb --skip-ssl -h "$HOST" -P "$PORT" -u "$USER" -p"$PASS" -N -e "$1" >/dev/null 2>>"$DIR/load.log"; }
+for _ in $(seq 1 30); do
+	sql "CREATE DATABASE IF NOT EXISTS shop; CREATE TABLE IF NOT EXISTS shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, qty INT)" && break
+	sleep 1
+done
+echo "console-shot: schema: $(head -3 "$DIR/load.log" 2>/dev/null)"
 (
 	while :; do
-		sql "INSERT INTO shop.orders (qty) VALUES (1); SELECT COUNT(*) FROM shop.orders; SELECT MAX(id) FROM shop.orders; SELECT 1"
-		sleep 0.05
+		sql "INSERT INTO shop.orders (qty) VALUES (1); INSERT INTO shop.orders (qty) VALUES (2); SELECT COUNT(*) FROM shop.orders; SELECT MAX(id) FROM shop.orders; SELECT SUM(qty) FROM shop.orders; SELECT 1" || true
+		sleep 0.1
 	done
 ) &
 pids+=($!)
@@ -56,16 +60,17 @@ mkdir -p "$(dirname "$OUT")"
 # The console drives the action itself; the display is captured from X
 # once it reports the glyph changed (and the charts drew a few seconds more).
 DISPLAY=":$d" LANG=en_US.UTF-8 ./bin/lockstep-console --from-demo "$DIR/info.json" \
-	--demo-action standby:n2 >"$DIR/console.log" 2>&1 &
+	--demo-action standby:n2 --demo-wait "${SHOT_WAIT:-45s}" >"$DIR/console.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 120); do
+for _ in $(seq 1 240); do
 	grep -q "n2 shows standby" "$DIR/console.log" && break
 	kill -0 "${pids[-1]}" 2>/dev/null || break
 	sleep 1
 done
 cat "$DIR/console.log"
 grep -q "n2 shows standby" "$DIR/console.log" || { echo "console-shot: n2's glyph did not change to standby" >&2; exit 1; }
-sleep 4
-DISPLAY=":$d" import -window root "$OUT"
+sleep 8
+DISPLAY=":$d" import -window root -crop 1180x860+0+0 +repage "$OUT"
+echo "console-shot: client load errors: $(wc -l <"$DIR/load.log")"; tail -3 "$DIR/load.log"
 [ -s "$OUT" ] || { echo "console-shot: no screenshot" >&2; exit 1; }
 echo "console-shot: wrote $OUT"

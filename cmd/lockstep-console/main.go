@@ -44,6 +44,7 @@ type config struct {
 	// write a PNG of the window once the node's glyph shows the new state
 	// (then the console quits when exitAfterShot).
 	demoAction    string
+	demoWait      time.Duration
 	screenshot    string
 	exitAfterShot bool
 }
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&cfg.fromDemo, "from-demo", "", "read endpoints, token and CA from the JSON line of `lockstepd demo --json` in this file")
 	flag.DurationVar(&cfg.interval, "interval", time.Second, "how often to poll the cluster")
 	flag.StringVar(&cfg.demoAction, "demo-action", "", "run ACTION:NODE (e.g. standby:n2) through the context menu's path once the node shows")
+	flag.DurationVar(&cfg.demoWait, "demo-wait", 3*time.Second, "how long --demo-action waits after the start (so the charts fill)")
 	flag.StringVar(&cfg.screenshot, "screenshot", "", "write a PNG of the window here once --demo-action's change shows (or after 10s)")
 	flag.BoolVar(&cfg.exitAfterShot, "exit-after-screenshot", false, "quit after writing --screenshot")
 	flag.Parse()
@@ -151,7 +153,7 @@ func driveDemo(a fyne.App, c *ui.Console, cfg config) error {
 			return
 		}
 		for _, n := range v.Nodes {
-			if act != "" && n.ID == node && !acted && n.Answered && time.Since(start) > 3*time.Second {
+			if act != "" && n.ID == node && !acted && n.Answered && time.Since(start) > cfg.demoWait {
 				acted = true
 				fmt.Fprintf(os.Stderr, "lockstep-console: %s on %s (was %s)\n", act.Label(), node, n.Label)
 				c.Act(node, act)

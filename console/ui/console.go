@@ -53,6 +53,9 @@ type Console struct {
 	glyphMin fyne.Size
 }
 
+// PollBudget is the least time one poll of the cluster may take.
+const PollBudget = 5 * time.Second
+
 // Samples is how many points each chart keeps: two minutes at one poll a
 // second.
 const Samples = 120
@@ -141,12 +144,14 @@ func (c *Console) Poll(ctx context.Context, now time.Time) view.View {
 }
 
 // Run polls every interval until ctx ends, drawing each view through
-// fyne.Do.
+// fyne.Do. A slow poll (a loaded machine, a member timing out) delays the
+// next one rather than counting as no connection: each may take up to
+// PollBudget.
 func (c *Console) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, interval)
+		pctx, cancel := context.WithTimeout(ctx, max(3*interval, PollBudget))
 		v := c.Poll(pctx, time.Now())
 		cancel()
 		fyne.Do(func() { c.Show(v) })

@@ -47,7 +47,7 @@ type Config struct {
 	Endpoints []string
 	Token     string
 	CAFile    string
-	// Timeout bounds each request of a poll (default 800ms).
+	// Timeout bounds each request of a poll (default 2s).
 	Timeout time.Duration
 }
 
@@ -85,12 +85,13 @@ func SplitEndpoints(s string) []string {
 // answering it moves to another that answers. Poll and Client may be
 // called from different goroutines.
 type Follower struct {
-	cfg  Config
-	hc   *http.Client
-	mu   sync.Mutex
-	cur  string            // endpoint talked to
-	ids  map[string]string // endpoint -> node id, as learned
-	last string            // node id talked to
+	cfg    Config
+	hc     *http.Client
+	mu     sync.Mutex
+	pollMu sync.Mutex
+	cur    string            // endpoint talked to
+	ids    map[string]string // endpoint -> node id, as learned
+	last   string            // node id talked to
 }
 
 // NewFollower checks the configuration and builds a Follower.
@@ -102,7 +103,7 @@ func NewFollower(cfg Config) (*Follower, error) {
 		return nil, errors.New("no admin token: pass --token or set LOCKSTEP_TOKEN (the --admin-token the nodes run with)")
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 800 * time.Millisecond
+		cfg.Timeout = 2 * time.Second
 	}
 	hc := &http.Client{Timeout: cfg.Timeout}
 	if cfg.CAFile != "" {
@@ -159,8 +160,9 @@ func (f *Follower) Poll(ctx context.Context, now time.Time) Snapshot {
 	}
 	wg.Wait()
 
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	// Polls run one at a time; mu guards only cur, which Client reads.
+	f.pollMu.Lock()
+	defer f.pollMu.Unlock()
 	snap := Snapshot{At: now, Status: map[string]admin.Status{}, Silent: map[string]bool{}}
 	var errs []string
 	for i, a := range answers {
@@ -174,30 +176,43 @@ func (f *Follower) Poll(ctx context.Context, now time.Time) Snapshot {
 		f.ids[eps[i]] = a.st.ID
 		snap.Status[a.st.ID] = a.st
 	}
-	// Keep the member talked to while it answers; else the first that does.
-	cur := slices.Index(eps, f.cur)
-	if cur < 0 || answers[cur].err != nil {
-		cur = slices.IndexFunc(answers, func(a answer) bool { return a.err == nil })
+	// Keep the member talked to while it answers; else the first that
+	// does and also answers for the membership.
+	order := []int{}
+	if cur := slices.Index(eps, f.cur); cur >= 0 && answers[cur].err == nil {
+		order = append(order, cur)
 	}
-	for id := range snap.Silent {
-		if _, ok := snap.Status[id]; ok {
-			delete(snap.Silent, id)
+	for i, a := range answers {
+		if a.err == nil && eps[i] != f.cur {
+			order = append(order, i)
 		}
 	}
-	if cur < 0 {
+	if len(order) == 0 {
 		snap.Err = "no member answers: " + strings.Join(errs, "; ")
+		return snap
+	}
+	var c *admin.Client
+	var nodes admin.NodeList
+	cur := -1
+	for _, i := range order {
+		c = f.client(eps[i])
+		var err error
+		if nodes, err = c.Nodes(ctx); err == nil {
+			cur = i
+			break
+		}
+		errs = append(errs, eps[i]+": "+err.Error())
+	}
+	if cur < 0 {
+		snap.Err = "no member answers for the membership: " + strings.Join(errs, "; ")
 		return snap
 	}
 	ep := eps[cur]
 	if ep != f.cur || f.last == "" {
 		snap.Moved, snap.MovedOff = true, f.last
+		f.mu.Lock()
 		f.cur = ep
-	}
-	c := f.client(ep)
-	nodes, err := c.Nodes(ctx)
-	if err != nil {
-		snap.Err = ep + ": " + err.Error()
-		return snap
+		f.mu.Unlock()
 	}
 	snap.Connected, snap.Via, snap.ViaEndpoint, snap.Nodes = true, answers[cur].st.ID, ep, nodes.Nodes
 	f.last = snap.Via
