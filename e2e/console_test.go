@@ -134,6 +134,28 @@ func TestConsoleView(t *testing.T) {
 	}
 	t.Logf("%s: %+v", n3.ID, viewNode(v, n3.ID))
 
+	// A transaction whose read row changed before it committed gets 1213:
+	// the console counts it as a conflict on its node.
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var val int
+	if err := tx.QueryRow("SELECT v FROM con.t WHERE id = 0").Scan(&val); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("UPDATE con.t SET v = v + 1 WHERE id = 0"); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, leader.Open(t, ""), "UPDATE con.t SET v = 100 WHERE id = 0")
+	if err := tx.Commit(); err == nil || !strings.Contains(err.Error(), "1213") {
+		t.Fatalf("commit after a conflicting write: want 1213, got %v", err)
+	}
+	r.until(n3.ID+"'s conflict counted", 20*time.Second, func(v view.View) bool {
+		s := r.m.Series(n3.ID, view.Conflicts)
+		return s != nil && s.Max() > 0
+	})
+
 	// Standby through the action path, as the context menu does it.
 	choice := func(n view.NodeView, a view.Action) view.Choice {
 		for _, ch := range view.Allowed(n) {
