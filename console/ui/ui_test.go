@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/test"
 
 	"github.com/lockstepdb/lockstep/admin"
@@ -169,5 +171,47 @@ func TestActionPath(t *testing.T) {
 	c.Act("n1", view.SetActive)
 	if len(reports) != 2 || !strings.Contains(reports[1], "already active") {
 		t.Fatalf("reports: %v", reports)
+	}
+}
+
+// TestGlyphMouse: right-click on a glyph opens its action menu (disabled
+// items say why); ctrl-click on a standby node brings it active.
+func TestGlyphMouse(t *testing.T) {
+	c, fc := newConsole(t)
+	fc.Update("n2", func(st *admin.Status) { st.NodeState, st.State = "standby", "not-serving" })
+	c.Show(c.Poll(context.Background(), t0))
+	var glyphs []fyne.CanvasObject
+	for _, o := range test.LaidOutObjects(c.Window().Canvas().Content()) {
+		if _, ok := o.(desktop.Mouseable); ok {
+			if _, ok := o.(fyne.SecondaryTappable); ok {
+				glyphs = append(glyphs, o)
+			}
+		}
+	}
+	if len(glyphs) != 3 {
+		t.Fatalf("%d glyphs", len(glyphs))
+	}
+	test.TapSecondary(glyphs[0].(fyne.SecondaryTappable))
+	top := c.Window().Canvas().Overlays().Top()
+	if top == nil {
+		t.Fatal("no menu")
+	}
+	menu := test.RenderObjectToMarkup(top)
+	for _, want := range []string{"Move to standby", "Bring active (already active)", "Make leader (already the leader)", "Remove from cluster"} {
+		if !strings.Contains(menu, want) {
+			t.Errorf("n1's menu lacks %q:\n%s", want, menu)
+		}
+	}
+	c.Window().Canvas().Overlays().Remove(top)
+	glyphs[1].(desktop.Mouseable).MouseDown(&desktop.MouseEvent{Button: desktop.MouseButtonPrimary, Modifier: fyne.KeyModifierControl})
+	c.WaitActions()
+	if got := fc.Changes(); len(got) != 1 || got[0] != "n2=active" {
+		t.Fatalf("ctrl-click on standby n2: changes %v", got)
+	}
+	// ctrl-click on an active node does nothing.
+	glyphs[0].(desktop.Mouseable).MouseDown(&desktop.MouseEvent{Button: desktop.MouseButtonPrimary, Modifier: fyne.KeyModifierControl})
+	c.WaitActions()
+	if got := fc.Changes(); len(got) != 1 {
+		t.Fatalf("ctrl-click on active n1: changes %v", got)
 	}
 }
