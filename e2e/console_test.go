@@ -228,3 +228,45 @@ func TestConsoleView(t *testing.T) {
 	}
 	t.Logf("banner: %s; events: %v", v.Banner, v.Events)
 }
+
+// TestConsoleJoin: a node added through the console's add-node call shows
+// as a new glyph, transitional while it joins, then active; the events
+// tell its join and transfer.
+func TestConsoleJoin(t *testing.T) {
+	e2e.SkipIfNoMariaDB(t)
+	c := e2e.NewCluster(t, e2e.WithNodes(3))
+	c.WaitForLeader()
+	db := c.Nodes[0].Open(t, "")
+	mustExec(t, db, "CREATE DATABASE cj")
+	mustExec(t, db, "CREATE TABLE cj.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	for range 50 {
+		mustExec(t, db, "INSERT INTO cj.t (v) VALUES (1)")
+	}
+	n4 := c.StartJoiner(t)
+	var eps []string
+	for _, n := range c.Nodes {
+		eps = append(eps, "http://"+n.AdminAddr)
+	}
+	f, err := view.NewFollower(view.Config{Endpoints: eps, Token: c.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &consoleRig{t: t, f: f, m: view.NewModel(120)}
+	r.until("three nodes", 30*time.Second, func(v view.View) bool { return v.Connected && len(v.Nodes) == 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// What the Add node dialog calls.
+	if _, err := f.Client().AddNode(ctx, n4.ID, n4.RaftAddr); err != nil {
+		t.Fatalf("add %s: %v", n4.ID, err)
+	}
+	kinds := map[view.Kind]bool{}
+	v := r.until(n4.ID+" active", 3*time.Minute, func(v view.View) bool {
+		n := viewNode(v, n4.ID)
+		kinds[n.Kind] = true
+		return n.Kind == view.Active && n.Answered
+	})
+	if !viewEvent(v, "member", n4.ID+" joined the membership") {
+		t.Errorf("no join event: %v", v.Events)
+	}
+	t.Logf("%s shown as %v on the way; events: %v", n4.ID, kinds, v.Events)
+}
