@@ -125,9 +125,15 @@ func (m *Model) endpoint(ep string) string {
 }
 
 type reading struct {
-	at time.Time
-	c  admin.ClientStats
+	at    time.Time
+	c     admin.ClientStats
+	rates [numMetrics]float64 // the rates computed at this reading
 }
+
+// minRateInterval is the shortest interval a rate is computed over: a poll
+// sooner after the last (an operator's refresh, a test) repeats the last
+// rates instead of dividing one event by a few milliseconds.
+const minRateInterval = 500 * time.Millisecond
 
 // NewModel keeps samples points per series (at one poll a second, 300 is
 // five minutes).
@@ -259,15 +265,21 @@ func (m *Model) Update(s Snapshot) View {
 // earlier reading to compare with).
 func (m *Model) rates(id string, at time.Time, st *admin.Status) [numMetrics]float64 {
 	var r [numMetrics]float64
-	r[ApplyLag] = float64(st.ApplyLagMS)
-	if old, ok := m.last[id]; ok {
+	old, ok := m.last[id]
+	switch {
+	case ok && at.Sub(old.at) < minRateInterval:
+		r = old.rates
+	case ok:
 		dt := at.Sub(old.at)
 		r[Reads], _ = Rate(old.c.Reads, st.Clients.Reads, dt)
 		r[Writes], _ = Rate(old.c.Writes, st.Clients.Writes, dt)
 		r[Commits], _ = Rate(old.c.Commits, st.Clients.Commits, dt)
 		r[Conflicts], _ = Rate(old.c.Conflicts, st.Clients.Conflicts, dt)
+		fallthrough
+	default:
+		m.last[id] = reading{at, st.Clients, r}
 	}
-	m.last[id] = reading{at, st.Clients}
+	r[ApplyLag] = float64(st.ApplyLagMS)
 	for _, metric := range Metrics {
 		m.add(id, metric, at, r[metric])
 	}

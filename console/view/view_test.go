@@ -250,3 +250,24 @@ func TestActions(t *testing.T) {
 		t.Errorf("checksum rows: %v", rows)
 	}
 }
+
+// TestShortIntervalRate: a poll soon after the last repeats the last rate
+// instead of dividing one conflict by a few milliseconds.
+func TestShortIntervalRate(t *testing.T) {
+	m := view.NewModel(10)
+	snap := func(at time.Time, conflicts uint64) view.Snapshot {
+		return view.Snapshot{At: at, Connected: true, Via: "n1", Nodes: []admin.Node{{ID: "n1", State: "active", Leader: true}},
+			Status: map[string]admin.Status{"n1": {ID: "n1", State: "serving", NodeState: "active", Clients: admin.ClientStats{Conflicts: conflicts}}}}
+	}
+	m.Update(snap(t0, 0))
+	m.Update(snap(t0.Add(time.Second), 2))
+	m.Update(snap(t0.Add(time.Second+50*time.Millisecond), 3))
+	p := m.Series("n1", view.Conflicts).Points()
+	if len(p) != 3 || p[1].V != 2 || p[2].V != 2 {
+		t.Fatalf("conflicts/s: %v", p)
+	}
+	m.Update(snap(t0.Add(2*time.Second), 5))
+	if got := m.Series("n1", view.Conflicts).Last().V; got != 3 {
+		t.Fatalf("after a second: %v", got)
+	}
+}
