@@ -4,7 +4,7 @@ GO ?= go
 # Packages with concurrency run under the race detector.
 RACE_PKGS := ./ordering/... ./sqlproxy/... ./quorum/... ./admin/... ./internal/localdb/... ./balance/... ./vip/... ./console/view/...
 
-.PHONY: all build deps demo console console-shot test lint unit e2e bench clean deploy-check torture
+.PHONY: all build build-server deps demo console console-shot test lint unit e2e bench clean deploy-check torture
 
 all: build
 
@@ -14,8 +14,12 @@ deps:
 build:
 	$(GO) build -o bin/ ./cmd/...
 
+# The node and the CLI only (the demo and the benchmark need no console).
+build-server:
+	$(GO) build -o bin/ ./cmd/lockstepd ./cmd/clusterctl
+
 # Starts a local 3-node cluster (MariaDB installed via apt when missing and run as root).
-demo: deps build
+demo: deps build-server
 	./bin/lockstepd demo --nodes 3 --dir .demo
 
 # The desktop console against a fresh 3-node demo cluster (needs a display).
@@ -52,7 +56,7 @@ torture: deps
 
 # Options for the benchmark, e.g. make bench BENCH_ARGS="-only tx" (see bench/README.md).
 BENCH_ARGS ?=
-bench: build
+bench: build-server
 	@bash scripts/deps.sh bench
 	bash bench/run.sh $(BENCH_ARGS)
 
