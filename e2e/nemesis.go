@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -45,6 +46,10 @@ type NemesisOptions struct {
 	// context ends.
 	Once bool
 }
+
+// errNoNode: every node a fault could take is taken by the other fault in
+// force.
+var errNoNode = errors.New("no node left to fault")
 
 // Window is the time one fault (or combination) was in force, from its
 // start until the cluster had recovered from it.
@@ -160,23 +165,32 @@ func (nm *Nemesis) one(ctx context.Context, names []string) error {
 	var heals []func() error
 	var details []string
 	w := Window{Fault: names[0], From: time.Now()}
-	if len(names) > 1 {
-		w.Fault = names[0] + "+" + names[1]
-	}
 	nm.mu.Lock()
 	nm.windows = append(nm.windows, w)
 	idx := len(nm.windows) - 1
 	nm.mu.Unlock()
 	var startErr error
-	for _, name := range names {
+	started := []string{names[0]}
+	for i, name := range names {
 		heal, detail, err := nm.start(name, leader, &used)
+		if i > 0 && errors.Is(err, errNoNode) {
+			// The first fault took the node the second needs (both
+			// want the leader): the first runs alone.
+			continue
+		}
 		details = append(details, detail)
 		if err != nil {
 			startErr = fmt.Errorf("nemesis: %s: %w", name, err)
 			break
 		}
 		heals = append(heals, heal)
+		if i > 0 {
+			started = append(started, name)
+		}
 	}
+	nm.mu.Lock()
+	nm.windows[idx].Fault = strings.Join(started, "+")
+	nm.mu.Unlock()
 	c.t.Logf("nemesis: %s", joinDetails(details))
 	if startErr == nil {
 		sleepCtx(ctx, nm.between(nm.opts.Hold)) // how long the fault lasts: the schedule
@@ -250,13 +264,13 @@ func (nm *Nemesis) start(name string, leader *Node, used *[]*Node) (func() error
 		}
 		n := nm.pick(used, leader, wantLeader, follower)
 		if n == nil {
-			return nil, errors.New("no node left to fault")
+			return nil, errNoNode
 		}
 		return n, nil
 	}
 	switch name {
 	case "kill-lockstepd":
-		n, err := pick(nm.rng.IntN(2) == 0 && leader != nil, false)
+		n, err := pick(nm.rng.IntN(2) == 0 && leader != nil && !slices.Contains(*used, leader), false)
 		if err != nil {
 			return nil, name, err
 		}
