@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 )
@@ -35,6 +36,9 @@ func newPconn(c net.Conn, max int) *pconn {
 
 var errPacketTooLarge = errors.New("packet exceeds the configured maximum")
 
+// readChunk is how far ahead of the received bytes readPacket allocates.
+const readChunk = 1 << 20
+
 // readPacket returns the next logical packet (split packets joined). The
 // slice is valid until the next read. The sequence counter follows the peer.
 func (p *pconn) readPacket() ([]byte, error) {
@@ -49,15 +53,19 @@ func (p *pconn) readPacket() ([]byte, error) {
 		if p.max > 0 && len(p.buf)+n > p.max {
 			return nil, errPacketTooLarge
 		}
-		start := len(p.buf)
-		if cap(p.buf)-start < n {
-			nb := make([]byte, start, start+n)
-			copy(nb, p.buf)
-			p.buf = nb
-		}
-		p.buf = p.buf[:start+n]
-		if _, err := io.ReadFull(p.r, p.buf[start:]); err != nil {
-			return nil, err
+		// The buffer grows by at most readChunk ahead of the bytes
+		// that arrived: a header may announce 16 MB that never come.
+		for left := n; left > 0; {
+			m := min(left, readChunk)
+			start := len(p.buf)
+			if cap(p.buf)-start < m {
+				p.buf = slices.Grow(p.buf, m)
+			}
+			p.buf = p.buf[:start+m]
+			if _, err := io.ReadFull(p.r, p.buf[start:]); err != nil {
+				return nil, err
+			}
+			left -= m
 		}
 		if n < 0xffffff {
 			break
