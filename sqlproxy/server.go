@@ -38,6 +38,8 @@ type Server struct {
 	leaves atomic.Uint64
 	// reads, writes, commits and conflicts are the counters of Stats.
 	reads, writes, commits, conflicts atomic.Uint64
+	// panics counts the sessions ended by a panic (session.guard).
+	panics atomic.Uint64
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -207,6 +209,9 @@ func (s *Server) countClass(c classify.Class) {
 		s.writes.Add(1)
 	}
 }
+// Panics is how many sessions a panic ended (each is logged with its
+// stack; the node goes on serving the others).
+func (s *Server) Panics() uint64 { return s.panics.Load() }
 
 // Addr is the listening address, or nil before Serve.
 func (s *Server) Addr() net.Addr {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -137,7 +138,7 @@ func (s *session) kill() {
 
 func (s *session) run() {
 	defer s.kill()
-	if err := s.open(); err != nil {
+	if err := s.guard(s.open); err != nil {
 		var ae *authError
 		if errors.As(err, &ae) {
 			s.log.Info("authentication refused", "user", s.user, "code", ae.my.Code)
@@ -147,11 +148,25 @@ func (s *session) run() {
 		return
 	}
 	s.log.Debug("session open", "user", s.currentUser, "backend_conn", s.connID)
-	err := s.loop()
+	err := s.guard(s.loop)
 	s.releaseNamedLocks()
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		s.log.Info("session ended", "err", err)
 	}
+}
+
+// guard runs f and turns a panic into an error that ends the session: one
+// client's malformed input must not take the node down. The panic is
+// counted (Server.Panics) and logged with its stack; it is still a bug.
+func (s *session) guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.srv.panics.Add(1)
+			s.log.Error("session panic: closing the session", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("session panic: %v", r)
+		}
+	}()
+	return f()
 }
 
 // open dials the backend, relays authentication and loads the identity.
@@ -245,26 +260,32 @@ func (s *session) loop() error {
 			_ = s.cl.flush()
 			return io.EOF
 		}
-		s.txw.beMu.Lock()
-		err = s.dispatch(p)
-		if s.sctx.idleDirty && err == nil {
-			err = s.readIdleLimit()
-		}
-		if s.abortReported && err == nil {
-			s.abortReported = false
-			if s.tx != nil {
-				err = s.be.exec("ROLLBACK")
-				if _, ok := stmtError(err); ok {
-					err = nil
-				}
-				s.endTx()
-			}
-		}
-		s.txw.beMu.Unlock()
-		if err != nil {
+		if err := s.command(p); err != nil {
 			return err
 		}
 	}
+}
+
+// command handles one client command under txw.beMu (released on a panic
+// too).
+func (s *session) command(p []byte) error {
+	s.txw.beMu.Lock()
+	defer s.txw.beMu.Unlock()
+	err := s.dispatch(p)
+	if s.sctx.idleDirty && err == nil {
+		err = s.readIdleLimit()
+	}
+	if s.abortReported && err == nil {
+		s.abortReported = false
+		if s.tx != nil {
+			err = s.be.exec("ROLLBACK")
+			if _, ok := stmtError(err); ok {
+				err = nil
+			}
+			s.endTx()
+		}
+	}
+	return err
 }
 
 // readIdleLimit reads the session's wait_timeout into sctx.idleLimit.
