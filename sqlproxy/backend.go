@@ -88,7 +88,10 @@ func (c *pconn) readTextResult() (_ *rows, more bool, status uint16, err error) 
 		}
 		return &rows{ok: o}, o.status&mysql.SERVER_MORE_RESULTS_EXISTS != 0, o.status, nil
 	}
-	n, _, _ := mysql.LengthEncodedInt(p)
+	n, _, ok := lenencInt(p)
+	if !ok {
+		return nil, false, 0, fmt.Errorf("backend protocol: malformed column count %x", p)
+	}
 	r := &rows{}
 	for i := uint64(0); i < n; i++ {
 		p, err := c.readPacket()
@@ -127,9 +130,9 @@ func (c *pconn) readTextResult() (_ *rows, more bool, status uint16, err error) 
 				pos++
 				continue
 			}
-			v, _, m, err := mysql.LengthEncodedString(p[pos:])
-			if err != nil {
-				return nil, false, 0, err
+			v, _, m, ok := lenencString(p[pos:])
+			if !ok {
+				return nil, false, 0, fmt.Errorf("backend protocol: malformed row")
 			}
 			str := string(v)
 			row = append(row, &str)

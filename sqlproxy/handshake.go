@@ -42,7 +42,7 @@ func (s *session) handshake() error {
 	}
 	hs := bytes.Clone(p)
 	if len(hs) < 1 || hs[0] != 10 {
-		return fmt.Errorf("unsupported backend handshake protocol %d", hs[0])
+		return fmt.Errorf("unsupported backend handshake %q", hs[:min(len(hs), 8)])
 	}
 	pos := 1 + bytes.IndexByte(hs[1:], 0) + 1 // server version
 	pos += 4 + 8 + 1                          // connection id, scramble part 1, filler
@@ -112,8 +112,11 @@ func (s *session) handshake() error {
 		var alen, skip int
 		switch {
 		case ccaps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0:
-			v, _, n := mysql.LengthEncodedInt(rest)
-			alen, skip = int(v), n
+			if v, n, ok := lenencInt(rest); ok && v <= uint64(len(rest)) {
+				alen, skip = int(v), n
+			} else {
+				alen = -1 // malformed: the backend refuses it
+			}
 		case ccaps&mysql.CLIENT_SECURE_CONNECTION != 0 && len(rest) > 0:
 			alen, skip = int(rest[0]), 1
 		default:

@@ -94,11 +94,17 @@ func (s *session) relayResponse(kind respKind, last bool) (bool, error) {
 				return true, nil
 			}
 			continue
+		case isEOF(p): // the whole answer to COM_SET_OPTION and COM_DEBUG
+			s.be.terminal(p, last)
+			return true, s.out(p)
 		case p[0] == 0xfb:
 			return false, fmt.Errorf("backend asked for LOCAL INFILE, which was not offered")
 		}
 		// Result set: column count, definitions, EOF, rows, EOF.
-		n, _, _ := mysql.LengthEncodedInt(p)
+		n, _, ok := lenencInt(p)
+		if !ok {
+			return false, fmt.Errorf("backend protocol: malformed column count %x", p)
+		}
 		if err := s.out(p); err != nil {
 			return false, err
 		}

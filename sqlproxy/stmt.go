@@ -416,9 +416,9 @@ func binaryLiteral(b []byte, typ byte, unsigned bool, charset string) (string, i
 		return "", 0, fmt.Errorf("bad time length %d", l)
 	}
 	// Length-encoded: strings, blobs, decimals, JSON, BIT, ENUM, SET, GEOMETRY.
-	v, isNull, m, err := mysql.LengthEncodedString(b)
-	if err != nil {
-		return "", 0, err
+	v, isNull, m, ok := lenencString(b)
+	if !ok {
+		return "", 0, errors.New("short value")
 	}
 	if isNull {
 		return "NULL", m, nil

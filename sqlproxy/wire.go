@@ -136,6 +136,48 @@ func (p *pconn) packetBuffered() bool {
 
 func (p *pconn) close() error { return p.c.Close() }
 
+// --- length-encoded values --------------------------------------------------
+
+// lenencInt decodes the length-encoded integer at the start of b (NULL,
+// 0xfb, reads as 0) and its size; ok is false when b is too short for it.
+// go-mysql's LengthEncodedInt reads past the end of a short b (a panic on
+// a client's malformed packet).
+func lenencInt(b []byte) (v uint64, n int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	switch b[0] {
+	case 0xfc:
+		n = 3
+	case 0xfd:
+		n = 4
+	case 0xfe:
+		n = 9
+	default:
+		v, _, n = mysql.LengthEncodedInt(b[:1])
+		return v, n, true
+	}
+	if len(b) < n {
+		return 0, 0, false
+	}
+	v, _, n = mysql.LengthEncodedInt(b[:n])
+	return v, n, true
+}
+
+// lenencString decodes the length-encoded string at the start of b and
+// its encoded size; ok is false when b is too short for it (go-mysql's
+// LengthEncodedString panics on a short or huge length).
+func lenencString(b []byte) (s []byte, isNull bool, n int, ok bool) {
+	if len(b) > 0 && b[0] == 0xfb {
+		return nil, true, 1, true
+	}
+	l, m, ok := lenencInt(b)
+	if !ok || l > uint64(len(b)-m) {
+		return nil, false, 0, false
+	}
+	return b[m : m+int(l) : m+int(l)], false, m + int(l), true
+}
+
 // --- packet builders -------------------------------------------------------
 
 func okPacket(affected, insertID uint64, status, warnings uint16, info string) []byte {
@@ -218,14 +260,14 @@ type okInfo struct {
 func parseOK(p []byte) (okInfo, error) {
 	var o okInfo
 	pos := 1
-	v, _, n := mysql.LengthEncodedInt(p[pos:])
-	if n == 0 {
+	v, n, ok := lenencInt(p[pos:])
+	if !ok {
 		return o, fmt.Errorf("malformed OK packet")
 	}
 	o.affected = v
 	pos += n
-	v, _, n = mysql.LengthEncodedInt(p[pos:])
-	if n == 0 {
+	v, n, ok = lenencInt(p[pos:])
+	if !ok {
 		return o, fmt.Errorf("malformed OK packet")
 	}
 	o.insertID = v
@@ -237,8 +279,8 @@ func parseOK(p []byte) (okInfo, error) {
 	o.status = binary.LittleEndian.Uint16(p[pos:])
 	o.warnings = binary.LittleEndian.Uint16(p[pos+2:])
 	if rest := p[pos+4:]; len(rest) > 0 {
-		if l, _, n := mysql.LengthEncodedInt(rest); n > 0 && uint64(len(rest)-n) >= l {
-			o.info = string(rest[n : n+int(l)])
+		if info, _, _, ok := lenencString(rest); ok {
+			o.info = string(info)
 		}
 	}
 	return o, nil
