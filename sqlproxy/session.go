@@ -169,6 +169,11 @@ func (s *session) guard(f func() error) (err error) {
 	return f()
 }
 
+// maxAuthPacket bounds a client packet before it has logged in (handshake
+// response, auth-switch data): ample for the 64 kB of connection
+// attributes clients may send.
+const maxAuthPacket = 256 << 10
+
 // open dials the backend, relays authentication and loads the identity.
 func (s *session) open() error {
 	deadline := time.Now().Add(s.srv.cfg.HandshakeTimeout)
@@ -188,9 +193,17 @@ func (s *session) open() error {
 	}
 	_ = s.cl.c.SetDeadline(deadline)
 	_ = bc.SetDeadline(deadline)
+	// Until the client has logged in, its packets are small: an
+	// unauthenticated client must not make the node buffer MaxPacket.
+	s.cl.max = min(maxAuthPacket, s.srv.cfg.MaxPacket)
 	if err := s.handshake(); err != nil {
+		if errors.Is(err, errPacketTooLarge) {
+			_ = s.cl.writePacket(errPacket(errClientPacketTooLarge))
+			_ = s.cl.flush()
+		}
 		return err
 	}
+	s.cl.max = s.srv.cfg.MaxPacket
 	if err := s.loadIdentity(); err != nil {
 		return err
 	}

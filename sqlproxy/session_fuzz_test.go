@@ -295,3 +295,29 @@ func TestSetServerOption(t *testing.T) {
 		t.Fatalf("%d session panics", n)
 	}
 }
+
+// TestHandshakeOversizedResponse: a handshake response larger than any
+// real one ends the connection at once; the proxy does not wait for (and
+// buffer) the 1 MB the header announces.
+func TestHandshakeOversizedResponse(t *testing.T) {
+	srv, _ := newProxy(t)
+	c, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := greeting(c); err != nil {
+		t.Fatal(err)
+	}
+	hdr := []byte{0, 0, 0x10, 1} // 1 MB
+	if _, err := c.Write(append(hdr, make([]byte, 300<<10)...)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the proxy waited for the rest of a 1 MB handshake response")
+	}
+	waitNoSessions(t, srv)
+}
