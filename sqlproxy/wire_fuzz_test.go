@@ -94,7 +94,7 @@ func TestReadPacketAllocBoundedByInput(t *testing.T) {
 		}
 	}
 	runtime.ReadMemStats(&after)
-	if got := after.TotalAlloc - before.TotalAlloc; got > 8*(2<<20) {
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8*(4<<20) {
 		t.Fatalf("8 truncated 16 MB packets allocated %d MB", got>>20)
 	}
 }
