@@ -192,7 +192,7 @@ func (s *session) backendStartTLS(resp []byte) error {
 		// unless lockstepd is given its CA (--backend-tls-ca).
 		conf = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
 	}
-	tc := tls.Client(&bufferedConn{Conn: s.be.c, r: s.be.r}, conf)
+	tc := tls.Client(&bufferedConn{Conn: s.be.c, r: s.be.reader()}, conf)
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("TLS handshake with the backend: %w", err)
 	}
@@ -212,11 +212,18 @@ type bufferedConn struct {
 func (c *bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 // upgrade makes c (a TLS connection over the old one) carry the packets;
-// the sequence counter goes on.
+// the sequence counter goes on. The old reader stays under c
+// (bufferedConn) and leaves the pool; the writer, flushed, goes back.
 func (p *pconn) upgrade(c net.Conn) {
 	p.c = c
-	p.r = bufio.NewReaderSize(c, 64<<10)
-	p.w = bufio.NewWriterSize(c, 64<<10)
+	p.rw = c
+	if p.poolR {
+		p.r = nil
+	} else {
+		p.r = bufio.NewReaderSize(c, clientReadSize)
+	}
+	p.idle()
+	p.w = nil
 }
 
 // relayAuth relays auth-switch / more-data packets until the backend

@@ -118,7 +118,7 @@ type diagnostics struct {
 func newSession(s *Server, c net.Conn) *session {
 	sess := &session{
 		srv: s, log: s.log.With("client", c.RemoteAddr().String()),
-		cl: newPconn(c, s.cfg.MaxPacket), autocommit: true,
+		cl: newClientPconn(c, s.cfg.MaxPacket), autocommit: true,
 		validateReads: !s.cfg.NoReadValidation, openedAt: s.leaves.Load(),
 	}
 	sess.sctx.dirty = true
@@ -244,6 +244,7 @@ func (s *session) loop() error {
 		if err := s.cl.flush(); err != nil {
 			return err
 		}
+		s.cl.idle() // the backend's buffers went back at the end of command
 		if s.sctx.idleLimit > 0 {
 			_ = s.cl.c.SetReadDeadline(time.Now().Add(s.sctx.idleLimit))
 		}
@@ -284,6 +285,7 @@ func (s *session) loop() error {
 func (s *session) command(p []byte) error {
 	s.txw.beMu.Lock()
 	defer s.txw.beMu.Unlock()
+	defer s.be.idle()
 	err := s.dispatch(p)
 	if s.sctx.idleDirty && err == nil {
 		err = s.readIdleLimit()

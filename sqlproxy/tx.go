@@ -919,6 +919,7 @@ func (srv *Server) AbortBlockers(ids []uint64, all, rowLocks bool) (aborted int,
 			if err := sess.be.exec("ROLLBACK"); err != nil {
 				srv.log.Warn("could not roll back a blocking transaction", "backend_conn", sess.connID, "err", err)
 			}
+			sess.be.idle()
 		}
 		sess.txw.beMu.Unlock()
 	}
