@@ -626,9 +626,10 @@ func TestIdleConnections(t *testing.T) {
 			t.Fatalf("LOCKSTEP_IDLE_CONNS: %v", err)
 		}
 	}
-	// This process, lockstepd (a client and a backend socket per session)
-	// and mariadbd (which inherit the limit) need the descriptors.
-	need := uint64(2*count + 4096)
+	// lockstepd needs two descriptors per session (client and backend
+	// socket), this process and mariadbd one per connection; the children
+	// inherit the limit.
+	need := uint64(2*count + 1024)
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
@@ -636,7 +637,7 @@ func TestIdleConnections(t *testing.T) {
 	if lim.Cur < need {
 		lim.Cur, lim.Max = need, max(lim.Max, need)
 		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			t.Skipf("cannot raise RLIMIT_NOFILE to %d: %v", need, err)
+			t.Skipf("%d idle connections need RLIMIT_NOFILE %d for lockstepd: %v", count, need, err)
 		}
 	}
 	c := e2e.NewCluster(t, e2e.WithNodes(1), e2e.WithBackendArgs("--max-connections="+strconv.Itoa(count+500)))
