@@ -366,3 +366,77 @@ func TestIdleSessionMemory(t *testing.T) {
 		t.Errorf("%d kB per idle session", per>>10)
 	}
 }
+
+// TestLongDataBounded: the long data of a prepared write is kept by the
+// proxy (it is bound into the ordered text), so a client sending it
+// without end made the node's memory grow without end. Beyond MaxPacket
+// in all (no statement that large could be ordered) it is dropped and
+// the execute is refused with 1153; the session goes on.
+func TestLongDataBounded(t *testing.T) {
+	const limit = 4 << 20
+	srv := sqlproxytest.NewServer(t, sqlproxytest.WithBackend(backend), sqlproxytest.WithConfig(func(c *sqlproxy.Config) {
+		c.MaxPacket = limit
+	}))
+	root := openB(t, backend.RootDSN())
+	if _, err := root.Exec("CREATE TABLE IF NOT EXISTS app.longdata (id INT AUTO_INCREMENT PRIMARY KEY, v LONGBLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := login(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := c.Write(commands(append([]byte{mysql.COM_STMT_PREPARE}, "INSERT INTO longdata (v) VALUES (?)"...))); err != nil {
+		t.Fatal(err)
+	}
+	p, err := readClientPacket(c)
+	if err != nil || len(p) < 12 || p[0] != 0 {
+		t.Fatalf("prepare: %x %v", p, err)
+	}
+	id := binary.LittleEndian.Uint32(p[1:])
+	for k := 0; k < 2; k++ { // the parameter definition and its EOF
+		if _, err := readClientPacket(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	before := heap()
+	chunk := append([]byte{mysql.COM_STMT_SEND_LONG_DATA}, binary.LittleEndian.AppendUint32(nil, id)...)
+	chunk = append(chunk, 0, 0)
+	chunk = append(chunk, bytes.Repeat([]byte{'L'}, 256<<10)...)
+	for i := 0; i < 64; i++ { // 16 MB, four times the limit
+		if _, err := c.Write(commands(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A ping answered means every chunk has been read.
+	if _, err := c.Write(commands([]byte{mysql.COM_PING})); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readClientPacket(c); err != nil || len(p) == 0 || p[0] != 0 {
+		t.Fatalf("ping: %x %v", p, err)
+	}
+	grew := int64(heap()) - int64(before)
+	t.Logf("heap grew %d MB with 16 MB of long data", grew>>20)
+	if grew > 2*limit {
+		t.Errorf("the proxy kept %d MB of long data for one statement (limit %d MB)", grew>>20, limit>>20)
+	}
+	if _, err := c.Write(commands(execute(id, mysql.MYSQL_TYPE_BLOB, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readClientPacket(c); err != nil || len(p) < 3 || p[0] != mysql.ERR_HEADER || binary.LittleEndian.Uint16(p[1:]) != 1153 {
+		t.Fatalf("execute with 16 MB of long data: got %.40q, %v; want error 1153", p, err)
+	}
+	if _, err := c.Write(commands([]byte{mysql.COM_PING})); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readClientPacket(c); err != nil || len(p) == 0 || p[0] != 0 {
+		t.Fatalf("ping after the refusal: %x %v", p, err)
+	}
+}
