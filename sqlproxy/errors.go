@@ -296,6 +296,13 @@ func errTextTooLarge(size int, limit, margin int64) *mysql.MyError {
 		Message: fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (Lockstep: this statement is %d bytes as text with its parameters bound, and every node's MariaDB must take it in one packet of at most %d bytes less %d for replication; send smaller values, or raise max_allowed_packet on every node's MariaDB)", size, limit, margin)}
 }
 
+// errLongDataTooLarge: more long data was sent for a prepared statement's
+// parameters than any packet may hold.
+func errLongDataTooLarge(size int) *mysql.MyError {
+	return &mysql.MyError{Code: mysql.ER_NET_PACKET_TOO_LARGE, State: "08S01",
+		Message: fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (Lockstep: %d bytes of long data were sent for this statement's parameters)", size)}
+}
+
 // errLockTable: this node's named-lock table cannot be read.
 func errLockTable(err error) *mysql.MyError {
 	return &mysql.MyError{Code: mysql.ER_UNKNOWN_ERROR, State: "HY000",

@@ -379,7 +379,7 @@ func (s *session) dispatch(p []byte) error {
 	case mysql.COM_STMT_EXECUTE:
 		return s.stmtExecute(p)
 	case mysql.COM_STMT_SEND_LONG_DATA:
-		if s.stmts.longData(p) {
+		if s.stmts.longData(p, s.srv.cfg.MaxPacket) {
 			return s.sendBackend(p)
 		}
 		return nil // no response is defined for this command

@@ -24,9 +24,14 @@ type prepared struct {
 	sql     string
 	st      classify.Statement
 	nparams int
-	types   []byte             // 2 bytes per parameter, from the last execute that sent them
-	long    map[int][]byte     // COM_STMT_SEND_LONG_DATA chunks, per parameter
-	lock    *classify.LockStmt // a named-lock statement, answered by the proxy (namedlock.go)
+	types   []byte         // 2 bytes per parameter, from the last execute that sent them
+	long    map[int][]byte // COM_STMT_SEND_LONG_DATA chunks, per parameter
+	// longSize is the long data received since the last execute or
+	// reset; longOver: it passed Config.MaxPacket and was dropped (no
+	// statement that large can be bound, ordered or replayed).
+	longSize int
+	longOver bool
+	lock     *classify.LockStmt // a named-lock statement, answered by the proxy (namedlock.go)
 }
 
 // newPrepared reads the backend's PREPARE_OK packet first (at least 12
@@ -48,7 +53,7 @@ func (ps *prepared) isWrite() bool {
 
 // dropLong forgets the long data kept for the statement: an execute
 // consumes it, as COM_STMT_RESET does.
-func (ps *prepared) dropLong() { ps.long = nil }
+func (ps *prepared) dropLong() { ps.long, ps.longSize, ps.longOver = nil, 0, false }
 
 // sendLongData sends, with send, the long data kept for a prepared write
 // (which the backend did not get) before the statement is executed as
@@ -118,13 +123,17 @@ func (c *stmtCache) reset(p []byte) {
 // for reads, and for statements the proxy does not know. A packet too
 // short to name its parameter is dropped (no response is defined for this
 // command).
-func (c *stmtCache) longData(p []byte) (relay bool) {
+func (c *stmtCache) longData(p []byte, limit int) (relay bool) {
 	if len(p) < 7 {
 		return false
 	}
 	ps := c.of(p)
 	if ps == nil {
 		return true
+	}
+	if ps.longSize += len(p) - 7; ps.longSize > limit || ps.longOver {
+		ps.long, ps.longOver = nil, true
+		return !ps.isWrite()
 	}
 	i := int(binary.LittleEndian.Uint16(p[5:]))
 	if ps.long == nil {
@@ -599,6 +608,9 @@ func (s *session) stmtExecuteTx(ps *prepared, p []byte) error {
 // COM_STMT_EXECUTE packet bound into it as literals; me is the error for
 // the client when they cannot be decoded.
 func (ps *prepared) boundText(p []byte, charset string, noBackslash bool) (string, *mysql.MyError) {
+	if ps.longOver {
+		return "", errLongDataTooLarge(ps.longSize)
+	}
 	if ps.nparams == 0 {
 		return ps.sql, nil
 	}
