@@ -209,6 +209,10 @@ func (s *session) open() error {
 	}
 	_ = s.cl.c.SetDeadline(time.Time{})
 	_ = bc.SetDeadline(time.Time{})
+	// A client may log in and then send nothing for hours.
+	s.txw.beMu.Lock()
+	s.be.idle()
+	s.txw.beMu.Unlock()
 	return nil
 }
 
