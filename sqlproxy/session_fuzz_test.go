@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -444,5 +446,26 @@ func TestLongDataBounded(t *testing.T) {
 	}
 	if p, err := readClientPacket(c); err != nil || len(p) == 0 || p[0] != 0 {
 		t.Fatalf("ping after the refusal: %x %v", p, err)
+	}
+}
+
+// TestQueryPastMaxAllowedPacket: a COM_QUERY larger than the backend's
+// max_allowed_packet made the backend close the session while the proxy
+// was still sending it; the proxy ended the client's session without a
+// word ("invalid connection"). The client now gets MariaDB's 1153 and
+// the session goes on.
+func TestQueryPastMaxAllowedPacket(t *testing.T) {
+	srv, name := newProxy(t)
+	db := open(t, srv.DSN("app", "apppw", name, "maxAllowedPacket="+strconv.Itoa(256<<20)))
+	db.SetMaxOpenConns(1)
+	var max int
+	if err := db.QueryRow("SELECT @@max_allowed_packet").Scan(&max); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err := db.QueryRow("SELECT LENGTH('" + strings.Repeat("a", max) + "')").Scan(&n)
+	wantCode(t, err, 1153)
+	if err := db.QueryRow("SELECT CONNECTION_ID()").Scan(&n); err != nil {
+		t.Fatalf("after the refusal: %v", err)
 	}
 }
