@@ -13,6 +13,14 @@ import (
 // handleQuery runs a COM_QUERY: split, then each statement in order,
 // stopping at the first error as MySQL does.
 func (s *session) handleQuery(q string) error {
+	if len(q) >= 1<<20 {
+		// A packet the backend would refuse: it answers 1153 and closes
+		// the connection while the proxy is still sending. The client
+		// gets the 1153 here and keeps its session.
+		if limit := s.backendMaxPacket(); limit > 0 && int64(len(q)+1) > limit {
+			return s.writeErr(errClientPacketTooLarge)
+		}
+	}
 	parts, err := splitQuery(q, s.be.noBackslash())
 	if err != nil {
 		return s.writeErr(errSyntax(err.Error()))

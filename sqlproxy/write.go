@@ -403,23 +403,29 @@ func (s *session) checkTextSize(text string) *mysql.MyError {
 	if len(text) < 1<<20 {
 		return nil // below any max_allowed_packet worth running with (MariaDB's default: 16 MB)
 	}
-	limit := s.srv.backendMaxPacket.Load()
-	if limit == 0 {
-		r, err := s.be.query("SELECT @@global.max_allowed_packet")
-		if err != nil || len(r.vals) != 1 || len(r.vals[0]) != 1 || r.vals[0][0] == nil {
-			return nil // unknown: the backend will say
-		}
-		n, err := strconv.ParseInt(*r.vals[0][0], 10, 64)
-		if err != nil || n <= 0 {
-			return nil
-		}
-		s.srv.backendMaxPacket.Store(n)
-		limit = n
-	}
-	if int64(len(text))+textMargin <= limit {
-		return nil
+	limit := s.backendMaxPacket()
+	if limit == 0 || int64(len(text))+textMargin <= limit {
+		return nil // fits, or unknown: the backend will say
 	}
 	return errTextTooLarge(len(text), limit, textMargin)
+}
+
+// backendMaxPacket is the backends' max_allowed_packet, read once per
+// server; 0 when it cannot be read.
+func (s *session) backendMaxPacket() int64 {
+	if limit := s.srv.backendMaxPacket.Load(); limit != 0 {
+		return limit
+	}
+	r, err := s.be.query("SELECT @@global.max_allowed_packet")
+	if err != nil || len(r.vals) != 1 || len(r.vals[0]) != 1 || r.vals[0][0] == nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(*r.vals[0][0], 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	s.srv.backendMaxPacket.Store(n)
+	return n
 }
 
 // foundRows is the affected-rows count a client that connected with
