@@ -280,13 +280,25 @@ func TestHostileClients(t *testing.T) {
 	base := holdingsOf(t, n)
 	t.Logf("baseline: %v", base)
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("random seed %d", seed)
+	if v := os.Getenv("LOCKSTEP_HOSTILE_SEED"); v != "" {
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
+	t.Logf("random seed %d (LOCKSTEP_HOSTILE_SEED)", seed)
 
-	t.Run("garbage", func(t *testing.T) { hostileGarbage(t, c, n, seed, 420) })
+	// LOCKSTEP_HOSTILE_SCALE=k runs k times the garbage and the storm.
+	scale := 1
+	if v := os.Getenv("LOCKSTEP_HOSTILE_SCALE"); v != "" {
+		var err error
+		if scale, err = strconv.Atoi(v); err != nil || scale < 1 {
+			t.Fatalf("LOCKSTEP_HOSTILE_SCALE=%q", v)
+		}
+	}
+
+	t.Run("garbage", func(t *testing.T) { hostileGarbage(t, c, n, seed, 420*scale) })
 	waitBack(t, n, base, "garbage")
 	good.waitOps(t, 20, "after the garbage")
 
-	t.Run("storm", func(t *testing.T) { hostileStorm(t, c, n, 2000) })
+	t.Run("storm", func(t *testing.T) { hostileStorm(t, c, n, 2000*scale) })
 	waitBack(t, n, base, "the storm")
 	good.waitOps(t, 20, "after the storm")
 
