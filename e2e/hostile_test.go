@@ -733,3 +733,69 @@ func TestIdleConnections(t *testing.T) {
 	good.waitOps(t, 20, "after the idle connections")
 	good.finish(t)
 }
+
+// TestBackendConnectionsExhausted: clients that fill the backend's
+// max_connections get MariaDB's 1040 through the node, as they would
+// directly; the node's own connections and a client connected before
+// must go on working: DDL, an auto-increment insert into the new table
+// (the applier's auto-increment lookup), reads.
+func TestBackendConnectionsExhausted(t *testing.T) {
+	const maxConns = 40
+	c := e2e.NewCluster(t, e2e.WithNodes(1), e2e.WithBackendArgs("--max-connections="+strconv.Itoa(maxConns)))
+	n := c.Nodes[0]
+	db := n.Open(t, "")
+	mustExec(t, db, "CREATE DATABASE hz")
+	db.Close()
+	good := n.Open(t, "hz")
+	good.SetMaxOpenConns(1)
+	mustExec(t, good, "CREATE TABLE t0 (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	mustExec(t, good, "INSERT INTO t0 (v) VALUES (1)")
+
+	var conns []*net.TCPConn
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}()
+	var refusal error
+	for i := 0; i < 2*maxConns && refusal == nil; i++ {
+		conn, err := rawLogin(c, n.SQLAddr, "hz")
+		if err != nil {
+			refusal = err
+			break
+		}
+		conns = append(conns, conn)
+	}
+	if refusal == nil || !strings.Contains(refusal.Error(), "Too many connections") {
+		t.Fatalf("after %d clients: %v, want MariaDB's 1040 Too many connections", len(conns), refusal)
+	}
+	t.Logf("%d clients filled the backend; the next got: %v", len(conns), refusal)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, q := range []string{
+		"CREATE TABLE t1 (id INT AUTO_INCREMENT PRIMARY KEY, v INT)",
+		"INSERT INTO t1 (v) VALUES (1)",
+		"INSERT INTO t1 (v) VALUES (2)",
+		"INSERT INTO t0 (v) VALUES (2)",
+	} {
+		if _, err := good.ExecContext(ctx, q); err != nil {
+			t.Errorf("with the backend full, %s: %v", q, err)
+		}
+	}
+	var k int
+	if err := good.QueryRowContext(ctx, "SELECT COUNT(*) FROM t1").Scan(&k); err != nil || k != 2 {
+		t.Errorf("with the backend full: %d rows in t1, %v", k, err)
+	}
+	for _, conn := range conns {
+		conn.Close()
+	}
+	conns = nil
+	if !n.Running() {
+		t.Fatalf("lockstepd exited; log:\n%s", n.Tail(40))
+	}
+	fresh := n.Open(t, "hz")
+	e2e.Eventually(t, 30*time.Second, "a new client served after the others left", func() error {
+		return fresh.QueryRowContext(ctx, "SELECT COUNT(*) FROM t0").Scan(&k)
+	})
+}
