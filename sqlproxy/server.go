@@ -209,6 +209,7 @@ func (s *Server) countClass(c classify.Class) {
 		s.writes.Add(1)
 	}
 }
+
 // Panics is how many sessions a panic ended (each is logged with its
 // stack; the node goes on serving the others).
 func (s *Server) Panics() uint64 { return s.panics.Load() }
