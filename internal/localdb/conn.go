@@ -109,7 +109,7 @@ func (cn *conn) run(ctx context.Context, call func() (*mysql.Result, error)) (*m
 		return nil, fmt.Errorf("%w: %v", ctx.Err(), err)
 	}
 	if err != nil {
-		if me := asMyError(err); me != nil && !fatalCode(me.Code) {
+		if me := asMyError(err); me != nil && !fatalCode(me.Code) && !cn.environmental(me) {
 			return nil, me
 		}
 		cn.broken = true
@@ -188,7 +188,7 @@ func (cn *conn) multi(ctx context.Context, qs []string, each bool) ([]*mysql.Res
 		err = stmtErr
 	}
 	if err != nil {
-		if me := asMyError(err); me != nil && !fatalCode(me.Code) {
+		if me := asMyError(err); me != nil && !fatalCode(me.Code) && !cn.environmental(me) {
 			return results, me
 		}
 		cn.broken = true
@@ -234,6 +234,53 @@ func fatalCode(code uint16) bool {
 		return true
 	}
 	return false
+}
+
+// environmental reports a server error that comes from this node's
+// environment rather than from the statement and the data: its disk is
+// full. Another node, with space, gets no error, so it is not an outcome
+// to record (that would make this node diverge): the statement's session
+// is given up and the applier retries, as when the server is down, until
+// there is space again. A MEMORY table at max_heap_table_size is full on
+// every node alike: that 1114 is the statement's outcome.
+func (cn *conn) environmental(me *mysql.MyError) bool {
+	switch me.Code {
+	case 1021: // ER_DISK_FULL
+		return true
+	case 3, 1030: // ER_ERROR_ON_WRITE, ER_GET_ERRNO: errno 28 is ENOSPC
+		return strings.Contains(me.Message, "No space left on device") ||
+			strings.Contains(me.Message, "Errcode: 28") || strings.Contains(me.Message, "error 28 ")
+	case 1114: // ER_RECORD_FILE_FULL
+		return !cn.memoryTable(fullTable(me.Message))
+	}
+	return false
+}
+
+// fullTable is the table named by a 1114 message ("The table 't' is full").
+func fullTable(msg string) string {
+	i := strings.IndexByte(msg, '\'')
+	j := strings.LastIndexByte(msg, '\'')
+	if i < 0 || j <= i {
+		return ""
+	}
+	return msg[i+1 : j]
+}
+
+// memoryTable reports whether a table of that name uses the MEMORY engine
+// (in any database: the message does not say which). When the server
+// cannot say, the answer is no: a wait for space is visible and heals by
+// itself, a wrong outcome makes the node diverge.
+func (cn *conn) memoryTable(name string) bool {
+	if name == "" || strings.ContainsAny(name, "/#") { // an internal temporary table
+		return false
+	}
+	r, err := cn.c.Execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = " +
+		quoteString(name) + " AND ENGINE = 'MEMORY'")
+	if err != nil || r.Resultset == nil || len(r.Values) == 0 {
+		return false
+	}
+	n, _ := r.GetInt(0, 0)
+	return n > 0
 }
 
 // unavailableError wraps a failure of the local database (not of a statement).
