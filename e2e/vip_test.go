@@ -333,6 +333,24 @@ func TestClusterAddrBalancing(t *testing.T) {
 	db := c.ClusterDB(t, "")
 	db.SetMaxIdleConns(0) // every clusterConns connection is a new one
 	e2e.Eventually(t, 10*time.Second, "the cluster address answers", func() error { return db.Ping() })
+	// Round-robin counts only over nodes the balancer takes: wait until
+	// every node's first report reached the leader.
+	e2e.Eventually(t, 10*time.Second, "every node a candidate of the leader's balancer", func() error {
+		b, err := leader.Balance()
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, bn := range b.Nodes {
+			if bn.Candidate {
+				n++
+			}
+		}
+		if n != len(c.Nodes) {
+			return fmt.Errorf("%d of %d nodes are candidates: %+v", n, len(c.Nodes), b.Nodes)
+		}
+		return nil
+	})
 
 	conns, landed := clusterConns(t, c, db, 30)
 	closeAll(conns)
