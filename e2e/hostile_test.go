@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/lockstepdb/lockstep/e2e"
+	"github.com/lockstepdb/lockstep/internal/testutil/rawmysql"
 )
 
 // Hostile and careless clients through the SQL port (issue 13): garbage,
@@ -33,59 +33,6 @@ import (
 
 // --- a raw MySQL client -----------------------------------------------------
 
-func rawPackets(seq byte, payloads ...[]byte) []byte {
-	var b []byte
-	for _, p := range payloads {
-		b = append(b, byte(len(p)), byte(len(p)>>8), byte(len(p)>>16), seq)
-		b = append(b, p...)
-		seq++
-	}
-	return b
-}
-
-func rawRead(c net.Conn) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		return nil, err
-	}
-	p := make([]byte, int(hdr[0])|int(hdr[1])<<8|int(hdr[2])<<16)
-	_, err := io.ReadFull(c, p)
-	return p, err
-}
-
-// rawGreeting reads the initial handshake and returns its scramble.
-func rawGreeting(c net.Conn) ([]byte, error) {
-	p, err := rawRead(c)
-	if err != nil {
-		return nil, fmt.Errorf("greeting: %w", err)
-	}
-	if len(p) == 0 || p[0] != 10 {
-		return nil, fmt.Errorf("greeting: %q", p)
-	}
-	pos := 1 + bytes.IndexByte(p[1:], 0) + 1 + 4
-	if len(p) < pos+8+1+2+1+2+2+1+10+12 {
-		return nil, errors.New("greeting: short")
-	}
-	s := bytes.Clone(p[pos : pos+8])
-	pos += 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10
-	return append(s, p[pos:pos+12]...), nil
-}
-
-func rawLoginResponse(scramble []byte, user, password, db string) []byte {
-	caps := uint32(gomysql.CLIENT_PROTOCOL_41 | gomysql.CLIENT_SECURE_CONNECTION | gomysql.CLIENT_PLUGIN_AUTH |
-		gomysql.CLIENT_LONG_PASSWORD | gomysql.CLIENT_TRANSACTIONS | gomysql.CLIENT_MULTI_RESULTS |
-		gomysql.CLIENT_MULTI_STATEMENTS | gomysql.CLIENT_CONNECT_WITH_DB)
-	b := binary.LittleEndian.AppendUint32(nil, caps)
-	b = binary.LittleEndian.AppendUint32(b, 16<<20)
-	b = append(b, 45)
-	b = append(b, make([]byte, 23)...)
-	b = append(append(b, user...), 0)
-	auth := gomysql.CalcNativePassword(scramble, []byte(password))
-	b = append(append(b, byte(len(auth))), auth...)
-	b = append(append(b, db...), 0)
-	return append(b, "mysql_native_password\x00"...)
-}
-
 // rawLogin opens a logged-in raw connection as the app user.
 func rawLogin(c *e2e.Cluster, addr, db string) (*net.TCPConn, error) {
 	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
@@ -93,13 +40,13 @@ func rawLogin(c *e2e.Cluster, addr, db string) (*net.TCPConn, error) {
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	s, err := rawGreeting(conn)
+	s, err := rawmysql.Greeting(conn)
 	if err == nil {
-		_, err = conn.Write(rawPackets(1, rawLoginResponse(s, e2e.AppUser, c.Password, db)))
+		_, err = conn.Write(rawmysql.Packets(1, rawmysql.LoginResponse(s, e2e.AppUser, c.Password, db)))
 	}
 	var p []byte
 	if err == nil {
-		p, err = rawRead(conn)
+		p, err = rawmysql.Read(conn)
 	}
 	if err == nil && (len(p) == 0 || p[0] != 0) {
 		err = fmt.Errorf("login: %q", p)
@@ -388,10 +335,10 @@ func garbageOne(c *e2e.Cluster, n *e2e.Node, kind int, rnd *rand.Rand) error {
 			for k := 0; k < 1+rnd.IntN(8); k++ {
 				cmd := byte(rnd.IntN(0x20))
 				if cmd == gomysql.COM_QUERY && rnd.IntN(2) == 0 {
-					_, _ = conn.Write(rawPackets(0, append([]byte{cmd}, "SELECT 1 FROM DUAL WHERE 1 = "+strconv.Itoa(rnd.IntN(3))...)))
+					_, _ = conn.Write(rawmysql.Packets(0, append([]byte{cmd}, "SELECT 1 FROM DUAL WHERE 1 = "+strconv.Itoa(rnd.IntN(3))...)))
 					continue
 				}
-				_, _ = conn.Write(rawPackets(byte(rnd.IntN(3)), append([]byte{cmd}, randomBytes(rnd, rnd.IntN(300))...)))
+				_, _ = conn.Write(rawmysql.Packets(byte(rnd.IntN(3)), append([]byte{cmd}, randomBytes(rnd, rnd.IntN(300))...)))
 			}
 		}
 		return hangUpAndDrain(conn, bound)
@@ -407,7 +354,7 @@ func garbageOne(c *e2e.Cluster, n *e2e.Node, kind int, rnd *rand.Rand) error {
 		_, _ = conn.Write(randomBytes(rnd, 1+rnd.IntN(4096)))
 		return nil
 	}
-	if _, err := rawGreeting(conn); err != nil {
+	if _, err := rawmysql.Greeting(conn); err != nil {
 		return err
 	}
 	switch kind {
@@ -433,7 +380,7 @@ func hostileStorm(t *testing.T, c *e2e.Cluster, n *e2e.Node, count int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rawGreeting(conn); err != nil {
+		if _, err := rawmysql.Greeting(conn); err != nil {
 			t.Fatal(err)
 		}
 		hangers = append(hangers, conn)
@@ -485,7 +432,7 @@ func stormOne(c *e2e.Cluster, n *e2e.Node, kind int) error {
 			return err
 		}
 		if kind == 0 {
-			_, _ = conn.Write(rawPackets(0, []byte{gomysql.COM_QUIT}))
+			_, _ = conn.Write(rawmysql.Packets(0, []byte{gomysql.COM_QUIT}))
 		}
 		return conn.Close()
 	}
@@ -496,7 +443,7 @@ func stormOne(c *e2e.Cluster, n *e2e.Node, kind int) error {
 	defer conn.Close()
 	if kind == 2 {
 		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		_, err = rawGreeting(conn)
+		_, err = rawmysql.Greeting(conn)
 	}
 	return err
 }
@@ -514,7 +461,7 @@ func hostileSlowReaders(t *testing.T, c *e2e.Cluster, n *e2e.Node, good *goodCli
 			t.Fatal(err)
 		}
 		_ = conn.SetReadBuffer(4 << 10)
-		if _, err := conn.Write(rawPackets(0, append([]byte{gomysql.COM_QUERY}, "SELECT REPEAT('x', 1000) FROM seq_1_to_200000"...))); err != nil {
+		if _, err := conn.Write(rawmysql.Packets(0, append([]byte{gomysql.COM_QUERY}, "SELECT REPEAT('x', 1000) FROM seq_1_to_200000"...))); err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, conn)

@@ -16,6 +16,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/lockstepdb/lockstep/internal/testutil"
+	"github.com/lockstepdb/lockstep/internal/testutil/rawmysql"
 	"github.com/lockstepdb/lockstep/sqlproxy"
 	"github.com/lockstepdb/lockstep/sqlproxy/sqlproxytest"
 )
@@ -46,22 +47,11 @@ func fuzzProxy(f *testing.F) *sqlproxytest.Server {
 	return srv
 }
 
-// packets frames payloads as one client's stream, sequence ids from seq.
-func packets(seq byte, payloads ...[]byte) []byte {
-	var b []byte
-	for _, p := range payloads {
-		b = append(b, byte(len(p)), byte(len(p)>>8), byte(len(p)>>16), seq)
-		b = append(b, p...)
-		seq++
-	}
-	return b
-}
-
 // command frames each payload as a new command (sequence 0).
 func commands(payloads ...[]byte) []byte {
 	var b []byte
 	for _, p := range payloads {
-		b = append(b, packets(0, p)...)
+		b = append(b, rawmysql.Packets(0, p)...)
 	}
 	return b
 }
@@ -78,59 +68,6 @@ func execute(id uint32, typ byte, v []byte) []byte {
 	return append(b, v...)
 }
 
-// greeting reads the server's initial handshake and returns its scramble.
-func greeting(c net.Conn) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		return nil, fmt.Errorf("greeting: %w", err)
-	}
-	p := make([]byte, int(hdr[0])|int(hdr[1])<<8|int(hdr[2])<<16)
-	if _, err := io.ReadFull(c, p); err != nil {
-		return nil, fmt.Errorf("greeting: %w", err)
-	}
-	if len(p) == 0 || p[0] != 10 {
-		return nil, fmt.Errorf("greeting: not a handshake: %q", p)
-	}
-	pos := 1 + bytes.IndexByte(p[1:], 0) + 1 + 4
-	if len(p) < pos+8+1+2+1+2+2+1+10+12 {
-		return nil, fmt.Errorf("greeting: short")
-	}
-	scramble := bytes.Clone(p[pos : pos+8])
-	pos += 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10
-	return append(scramble, p[pos:pos+12]...), nil
-}
-
-// loginResponse is a protocol-41 handshake response for user/password
-// (mysql_native_password) with database db.
-func loginResponse(scramble []byte, user, password, db string) []byte {
-	caps := uint32(mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_SECURE_CONNECTION | mysql.CLIENT_PLUGIN_AUTH |
-		mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_TRANSACTIONS | mysql.CLIENT_MULTI_RESULTS |
-		mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_CONNECT_WITH_DB)
-	b := binary.LittleEndian.AppendUint32(nil, caps)
-	b = binary.LittleEndian.AppendUint32(b, 16<<20)
-	b = append(b, 45)
-	b = append(b, make([]byte, 23)...)
-	b = append(b, user...)
-	b = append(b, 0)
-	auth := mysql.CalcNativePassword(scramble, []byte(password))
-	b = append(b, byte(len(auth)))
-	b = append(b, auth...)
-	b = append(b, db...)
-	b = append(b, 0)
-	return append(b, "mysql_native_password\x00"...)
-}
-
-// readPacket reads one packet from c.
-func readClientPacket(c net.Conn) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		return nil, err
-	}
-	p := make([]byte, int(hdr[0])|int(hdr[1])<<8|int(hdr[2])<<16)
-	_, err := io.ReadFull(c, p)
-	return p, err
-}
-
 // login opens an authenticated raw connection to addr as app.
 func login(addr string) (*net.TCPConn, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -138,13 +75,13 @@ func login(addr string) (*net.TCPConn, error) {
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	scramble, err := greeting(c)
+	scramble, err := rawmysql.Greeting(c)
 	if err == nil {
-		_, err = c.Write(packets(1, loginResponse(scramble, "app", "apppw", "app")))
+		_, err = c.Write(rawmysql.Packets(1, rawmysql.LoginResponse(scramble, "app", "apppw", "app")))
 	}
 	var p []byte
 	if err == nil {
-		p, err = readClientPacket(c)
+		p, err = rawmysql.Read(c)
 	}
 	if err == nil && (len(p) == 0 || p[0] != mysql.OK_HEADER) {
 		err = fmt.Errorf("login: %q", p)
@@ -199,35 +136,35 @@ func FuzzHandshake(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	scramble, err := greeting(c)
+	scramble, err := rawmysql.Greeting(c)
 	c.Close()
 	if err != nil {
 		f.Fatal(err)
 	}
-	good := loginResponse(scramble, "app", "apppw", "app")
-	f.Add(packets(1, good))
-	f.Add(packets(1, good[:40]))
-	f.Add(packets(1, loginResponse(scramble, "app", "wrong", "")))
-	f.Add(packets(1, loginResponse(scramble, "nobody", "", "")))
-	f.Add(packets(1, append(bytes.Clone(good[:32]), 'r', 'o', 0, 0xfc)))
+	good := rawmysql.LoginResponse(scramble, "app", "apppw", "app")
+	f.Add(rawmysql.Packets(1, good))
+	f.Add(rawmysql.Packets(1, good[:40]))
+	f.Add(rawmysql.Packets(1, rawmysql.LoginResponse(scramble, "app", "wrong", "")))
+	f.Add(rawmysql.Packets(1, rawmysql.LoginResponse(scramble, "nobody", "", "")))
+	f.Add(rawmysql.Packets(1, append(bytes.Clone(good[:32]), 'r', 'o', 0, 0xfc)))
 	lenenc := bytes.Clone(good)
 	binary.LittleEndian.PutUint32(lenenc, binary.LittleEndian.Uint32(lenenc)|mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA)
-	f.Add(packets(1, lenenc))
-	f.Add(packets(1, append(bytes.Clone(lenenc[:32]), 'r', 'o', 0, 0xfc)))
-	f.Add(packets(1, append(bytes.Clone(lenenc[:32]), 'r', 'o', 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)))
+	f.Add(rawmysql.Packets(1, lenenc))
+	f.Add(rawmysql.Packets(1, append(bytes.Clone(lenenc[:32]), 'r', 'o', 0, 0xfc)))
+	f.Add(rawmysql.Packets(1, append(bytes.Clone(lenenc[:32]), 'r', 'o', 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)))
 	ssl := bytes.Clone(good[:32])
 	binary.LittleEndian.PutUint32(ssl, binary.LittleEndian.Uint32(ssl)|mysql.CLIENT_SSL)
-	f.Add(packets(1, ssl))
+	f.Add(rawmysql.Packets(1, ssl))
 	f.Add([]byte{0xff, 0xff, 0xff, 1, 0})
 	f.Add([]byte{})
-	f.Add(append(packets(1, good), commands(query("SELECT 1"), []byte{mysql.COM_QUIT})...))
+	f.Add(append(rawmysql.Packets(1, good), commands(query("SELECT 1"), []byte{mysql.COM_QUIT})...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := net.DialTimeout("tcp", srv.Addr(), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_ = c.SetDeadline(time.Now().Add(fuzzSessionBound))
-		if _, err := greeting(c); err != nil {
+		if _, err := rawmysql.Greeting(c); err != nil {
 			c.Close()
 			t.Fatal(err)
 		}
@@ -283,7 +220,7 @@ func TestSetServerOption(t *testing.T) {
 		if _, err := c.Write(commands([]byte{mysql.COM_SET_OPTION, opt, 0})); err != nil {
 			t.Fatal(err)
 		}
-		p, err := readClientPacket(c)
+		p, err := rawmysql.Read(c)
 		if err != nil || len(p) != 5 || p[0] != mysql.EOF_HEADER {
 			t.Fatalf("COM_SET_OPTION %d: got %x, %v; want an EOF packet", opt, p, err)
 		}
@@ -291,7 +228,7 @@ func TestSetServerOption(t *testing.T) {
 	if _, err := c.Write(commands(query("SELECT 1"))); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := readClientPacket(c); err != nil || len(p) != 1 || p[0] != 1 {
+	if p, err := rawmysql.Read(c); err != nil || len(p) != 1 || p[0] != 1 {
 		t.Fatalf("SELECT 1 after COM_SET_OPTION: got %x, %v; want a one-column result", p, err)
 	}
 	if n := srv.Proxy.Panics(); n != 0 {
@@ -310,7 +247,7 @@ func TestHandshakeOversizedResponse(t *testing.T) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := greeting(c); err != nil {
+	if _, err := rawmysql.Greeting(c); err != nil {
 		t.Fatal(err)
 	}
 	hdr := []byte{0, 0, 0x10, 1} // 1 MB
@@ -361,7 +298,7 @@ func TestIdleSessionMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k := 0; k < 5; k++ { // column count, column, EOF, row, EOF
-			if _, err := readClientPacket(c); err != nil {
+			if _, err := rawmysql.Read(c); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -398,13 +335,13 @@ func TestLongDataBounded(t *testing.T) {
 	if _, err := c.Write(commands(append([]byte{mysql.COM_STMT_PREPARE}, "INSERT INTO longdata (v) VALUES (?)"...))); err != nil {
 		t.Fatal(err)
 	}
-	p, err := readClientPacket(c)
+	p, err := rawmysql.Read(c)
 	if err != nil || len(p) < 12 || p[0] != 0 {
 		t.Fatalf("prepare: %x %v", p, err)
 	}
 	id := binary.LittleEndian.Uint32(p[1:])
 	for k := 0; k < 2; k++ { // the parameter definition and its EOF
-		if _, err := readClientPacket(c); err != nil {
+		if _, err := rawmysql.Read(c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -427,7 +364,7 @@ func TestLongDataBounded(t *testing.T) {
 	if _, err := c.Write(commands([]byte{mysql.COM_PING})); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := readClientPacket(c); err != nil || len(p) == 0 || p[0] != 0 {
+	if p, err := rawmysql.Read(c); err != nil || len(p) == 0 || p[0] != 0 {
 		t.Fatalf("ping: %x %v", p, err)
 	}
 	grew := int64(heap()) - int64(before)
@@ -438,13 +375,13 @@ func TestLongDataBounded(t *testing.T) {
 	if _, err := c.Write(commands(execute(id, mysql.MYSQL_TYPE_BLOB, nil))); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := readClientPacket(c); err != nil || len(p) < 3 || p[0] != mysql.ERR_HEADER || binary.LittleEndian.Uint16(p[1:]) != 1153 {
+	if p, err := rawmysql.Read(c); err != nil || len(p) < 3 || p[0] != mysql.ERR_HEADER || binary.LittleEndian.Uint16(p[1:]) != 1153 {
 		t.Fatalf("execute with 16 MB of long data: got %.40q, %v; want error 1153", p, err)
 	}
 	if _, err := c.Write(commands([]byte{mysql.COM_PING})); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := readClientPacket(c); err != nil || len(p) == 0 || p[0] != 0 {
+	if p, err := rawmysql.Read(c); err != nil || len(p) == 0 || p[0] != 0 {
 		t.Fatalf("ping after the refusal: %x %v", p, err)
 	}
 }
